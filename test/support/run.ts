@@ -14,7 +14,8 @@ export function runProgram(file: string, args: readonly string[], options: { tim
   return new Promise((resolve, reject) => {
     execFile(file, [...args], { timeout: options.timeoutMs ?? 60_000, env: options.env ?? process.env, encoding: 'utf8' }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') {
-        reject(new Error(`${file} ${args.join(' ')}: ${error.message}${error.killed ? ' (killed: timeout)' : ''}\n${stderr}`));
+        const hint = error.code === 'ENOENT' ? ` (is ${file} installed? e.g. apt-get install ${file})` : error.killed ? ' (killed: timeout)' : '';
+        reject(new Error(`${file} ${args.join(' ')}: ${error.message}${hint}\n${stderr}`));
         return;
       }
       resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
