@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import AjvModule, { type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
@@ -38,10 +39,11 @@ const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd
 const NUMBER_KEYS = ['key-size', 'cert-days'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
-export function loadConfigFile(path: string): RawInput {
+/** Reads `--config`; `path` is as the user wrote it, resolved against `cwd`. */
+export function loadConfigFile(path: string, cwd: string): RawInput {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(resolve(cwd, path), 'utf8');
   } catch (error) {
     throw usageError('parse', `config: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }

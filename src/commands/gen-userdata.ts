@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import type { CommandContext } from '../context.js';
 import { usageError } from '../errors.js';
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
@@ -42,7 +41,7 @@ export interface GeneratedCluster {
 
 /** validate: flags and the config file into a checked input; warnings go to stderr. */
 export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
-  const fileInput = typeof flags.config === 'string' ? loadConfigFile(resolve(context.cwd, flags.config)) : {};
+  const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, context.cwd) : {};
   const { input, warnings } = resolveClusterInput(fileInput, flagsToRawInput(flags));
   for (const warning of warnings) context.stderr.write(`warning: ${warning}\n`);
   return input;
