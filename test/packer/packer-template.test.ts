@@ -1,9 +1,11 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
 import { renderUnit } from '../../src/render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../../src/versions.js';
+import { bakeCommand, bakeFiles, GUEST_UPLOAD_DIR } from '../support/bake.js';
 import { runProgram } from '../support/run.js';
 
 const PACKER_DIR = fileURLToPath(new URL('../../packer/', import.meta.url));
@@ -59,6 +61,28 @@ describe('packer/etcd.pkr.hcl', () => {
     expect(template).toContain('source      = "${path.root}/../cloud-init/install-etcd.sh"');
     const packerFiles = await readdir(PACKER_DIR, { recursive: true });
     expect(packerFiles.filter((file) => file.endsWith('install-etcd.sh'))).toEqual([]);
+  });
+
+  it('runs the same bake command as the e2e image (test/support/bake.ts)', async () => {
+    const template = await readFile(TEMPLATE, 'utf8');
+    expect(/^\s*upload_dir\s*=\s*"([^"]+)"/m.exec(template)?.[1]).toBe(GUEST_UPLOAD_DIR);
+    const inline = /"(sh \$\{local\.upload_dir\}\/bake-etcd\.sh [^"]*)"/.exec(template)?.[1];
+    const packerCommand = inline!
+      .replaceAll('${local.upload_dir}', GUEST_UPLOAD_DIR)
+      .replace('${var.etcd_version}', 'VERSION')
+      .replace('${var.release_url}', 'URL')
+      .replace(' ${local.sha256_arg}', '');
+    const e2eCommand = bakeCommand({ root: '', version: 'VERSION', tarball: '', sha256: '' })
+      .join(' ')
+      .replace(`file://${GUEST_UPLOAD_DIR}/mirror`, 'URL');
+    expect(packerCommand).toBe(e2eCommand);
+    // And the same uploads: guest path -> repository file.
+    const uploads = [...template.matchAll(/source\s*=\s*"\$\{path\.root\}\/([^"]+)"\s*destination\s*=\s*"\$\{local\.upload_dir\}\/([^"]+)"/g)].map(
+      ([, source, destination]) => [`${GUEST_UPLOAD_DIR}/${destination}`, resolve(PACKER_DIR, source!)],
+    );
+    const e2eUploads = Object.entries(bakeFiles({ root: '', version: 'VERSION', tarball: '', sha256: '' })).filter(([guestPath]) => !guestPath.includes('/mirror/'));
+    expect(uploads).toHaveLength(3);
+    expect(Object.fromEntries(uploads)).toEqual(Object.fromEntries(e2eUploads));
   });
 
   it('keeps the required_plugins block out of the template Debian packer reads', async () => {
