@@ -143,4 +143,10 @@ build {
       "rm -f /root/.ssh/authorized_keys",
     ]
   }
+
+  # The snapshot's id for scripts: artifact_id is "<region>:<snapshot id>" (docs/packer.md).
+  post-processor "manifest" {
+    output     = "${path.root}/build/manifest.json"
+    strip_path = true
+  }
 }
