@@ -33,6 +33,8 @@ const FAILURE_SIGNATURES: FailureSignature[] = [
   { pattern: /certificate signed by unknown authority/, meaning: 'a certificate is not signed by the cluster CA', fatal: true },
   { pattern: /Running module \S+ \(.*\) failed/, meaning: 'a cloud-init module failed', fatal: false },
   { pattern: /sha256sum: WARNING|: FAILED$/m, meaning: 'the etcd release failed its checksum', fatal: true },
+  // The product's install script prefixes its errors so; runcmd runs once, so etcd never gets installed.
+  { pattern: /etcd-cloudinit: install-etcd: /, meaning: 'the etcd install script failed', fatal: true },
   { pattern: /curl: \(\d+\)/, meaning: 'a download with curl failed', fatal: false },
   { pattern: /Unknown user or group/, meaning: 'a write_files entry names a user that does not exist yet', fatal: false },
   { pattern: /couldn't find local name/, meaning: "the member's name is missing from initial-cluster", fatal: true },
