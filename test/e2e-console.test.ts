@@ -21,12 +21,22 @@ describe('readCloudInitVerdict', () => {
       status: 'error',
       errors: ["('locale', ProcessExecutionError())"],
       failedModules: ['locale'],
+      schemaWarning: undefined,
     });
   });
 
   it('reads a clean run as done', () => {
     const console = 'x E2E-CLOUD-INIT status: done\ny E2E-CLOUD-INIT-RESULT {"v1": {"datasource": "NoCloud", "errors": []}}\n';
-    expect(readCloudInitVerdict(console)).toEqual({ status: 'done', errors: [], failedModules: [] });
+    expect(readCloudInitVerdict(console)).toEqual({ status: 'done', errors: [], failedModules: [], schemaWarning: undefined });
+  });
+
+  it('reports the schema warning cloud-init only logs', () => {
+    const console = [
+      "[  224.561953] cloud-init[376]: 2026-11-22 02:25:52,287 - schema.py[WARNING]: Invalid cloud-config provided: Please run 'sudo cloud-init schema --system' to see the schema errors.",
+      'x E2E-CLOUD-INIT status: done',
+      'y E2E-CLOUD-INIT-RESULT {"v1": {"datasource": "NoCloud", "errors": []}}',
+    ].join('\n');
+    expect(readCloudInitVerdict(console)?.schemaWarning).toMatch(/^Invalid cloud-config provided/);
   });
 });
 

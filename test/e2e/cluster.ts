@@ -4,7 +4,7 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, waitFor } from './exec.js';
 import type { ClientIdentity } from './certificates.js';
-import { etcdctl } from './etcd-client.js';
+import { etcdctl, startedMembers } from './etcd-client.js';
 import { diagnoseConsole, type ConsoleFinding } from './guest-console.js';
 import { buildGuestImage, type BakeStep } from './guest-image.js';
 import { buildEtcdMirror, DEBIAN_ETCD_RELEASE, serveMirror, type MirrorServer } from './mirror.js';
@@ -198,8 +198,10 @@ async function waitHealthy(cluster: TestCluster, timeoutMs: number, log: (line: 
         for (const member of cluster.members) {
           if (!member.vm.running) throw new Error(`qemu for ${member.name} exited; see ${member.vm.consoleLog}`);
         }
-        const health = await cluster.etcdctl(['endpoint', 'health', '--cluster']);
-        if (health.code === 0) return true;
+        // `endpoint health --cluster` silently skips members that have not published client URLs yet.
+        const list = await cluster.etcdctl(['member', 'list', '--write-out=json']);
+        const allStarted = list.code === 0 && startedMembers(list.stdout).length === cluster.members.length;
+        if (allStarted && (await cluster.etcdctl(['endpoint', 'health', '--cluster'])).code === 0) return true;
         if (cluster.findings().some((entry) => entry.findings.some((finding) => finding.fatal))) {
           fatalSeenAt ??= Date.now();
           if (Date.now() - fatalSeenAt > FATAL_GRACE_MS) throw new Error('guests report a fatal error and the cluster is still unhealthy');

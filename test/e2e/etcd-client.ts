@@ -1,4 +1,4 @@
-import { runAllowingFailure, type RunResult } from './exec.js';
+import { runAllowingFailure, waitFor, type RunResult } from './exec.js';
 import type { ClientIdentity } from './certificates.js';
 import type { TestNetwork } from './netns.js';
 
@@ -11,6 +11,17 @@ export function etcdctl(network: TestNetwork, identity: ClientIdentity, endpoint
     network.inside(['etcdctl', `--endpoints=${endpoints.join(',')}`, ...tls, '--dial-timeout=5s', '--command-timeout=15s', ...args]),
     { timeoutMs: 60_000 },
   );
+}
+
+export interface ListedMember {
+  name: string;
+  clientURLs?: string[];
+}
+
+// `member list -w json`: a member that has not published yet has no name and no client URLs.
+export function startedMembers(memberListJson: string): ListedMember[] {
+  const { members } = JSON.parse(memberListJson) as { members: ListedMember[] };
+  return members.filter((member) => member.name !== '' && (member.clientURLs?.length ?? 0) > 0);
 }
 
 export interface TlsAttempt {
@@ -29,4 +40,37 @@ export async function attemptTls(network: TestNetwork, url: string, identity: Cl
   if (identity.key !== undefined) args.push('--key', identity.key);
   const result = await runAllowingFailure(network.inside([...args, `${url}/version`]), { timeoutMs: 30_000 });
   return { accepted: result.code === 0, curlExitCode: result.code, message: result.stderr.trim() };
+}
+
+// Under TCG on a busy host a leader election can stall a request for a while; checks retry, bounded.
+export const SETTLE_MS = 3 * 60_000;
+
+export async function untilSucceeds<T>(
+  what: string,
+  attempt: () => Promise<T>,
+  succeeded: (result: T) => boolean,
+  describe: (result: T) => string,
+): Promise<T> {
+  let last: T | undefined;
+  try {
+    return await waitFor(
+      what,
+      async () => {
+        last = await attempt();
+        return succeeded(last) ? last : undefined;
+      },
+      { timeoutMs: SETTLE_MS, intervalMs: 5_000 },
+    );
+  } catch (error) {
+    const detail = last === undefined ? 'none' : describe(last).trim().slice(-600);
+    throw new Error(`${(error as Error).message}; last attempt: ${detail}`);
+  }
+}
+
+export function etcdctlSucceeded(result: RunResult): boolean {
+  return result.code === 0;
+}
+
+export function etcdctlOutput(result: RunResult): string {
+  return `exit ${result.code}: ${result.stderr}`;
 }

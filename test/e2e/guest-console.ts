@@ -5,6 +5,8 @@ export interface CloudInitVerdict {
   status: string;
   errors: string[];
   failedModules: string[];
+  // cloud-init validates the merged config and only warns; the generated user-data must not trip it.
+  schemaWarning: string | undefined;
 }
 
 export function readCloudInitVerdict(consoleText: string): CloudInitVerdict | undefined {
@@ -13,7 +15,8 @@ export function readCloudInitVerdict(consoleText: string): CloudInitVerdict | un
   if (status === undefined || resultJson === undefined) return undefined;
   const result = JSON.parse(resultJson) as { v1?: { errors?: string[] } };
   const failedModules = [...consoleText.matchAll(/Running module (\S+) \(.*\) failed/g)].map((match) => match[1] ?? '');
-  return { status, errors: result.v1?.errors ?? [], failedModules: [...new Set(failedModules)] };
+  const schemaWarning = /Invalid cloud-config provided.*/.exec(consoleText)?.[0];
+  return { status, errors: result.v1?.errors ?? [], failedModules: [...new Set(failedModules)], schemaWarning };
 }
 
 interface FailureSignature {
@@ -32,6 +35,7 @@ const FAILURE_SIGNATURES: FailureSignature[] = [
   { pattern: /tls: bad certificate/, meaning: "a TLS peer rejected a certificate (e.g. no IP SAN for the member's address)", fatal: true },
   { pattern: /certificate signed by unknown authority/, meaning: 'a certificate is not signed by the cluster CA', fatal: true },
   { pattern: /Running module \S+ \(.*\) failed/, meaning: 'a cloud-init module failed', fatal: false },
+  { pattern: /Invalid cloud-config provided/, meaning: 'cloud-init found the merged cloud-config invalid against its schema', fatal: false },
   { pattern: /sha256sum: WARNING|: FAILED$/m, meaning: 'the etcd release failed its checksum', fatal: true },
   // The product's install script prefixes its errors so; runcmd runs once, so etcd never gets installed.
   { pattern: /etcd-cloudinit: install-etcd: /, meaning: 'the etcd install script failed', fatal: true },

@@ -52,8 +52,7 @@ const PACKAGES = [
 const INITRAMFS_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'];
 
 const GUEST_FILES: Record<string, string> = {
-  // No sshd in this guest: host keys would only cost boot time.
-  'etc/cloud/cloud.cfg.d/90-e2e.cfg': 'datasource_list: [ NoCloud, None ]\nssh_genkeytypes: []\n',
+  'etc/cloud/cloud.cfg.d/90-e2e.cfg': 'datasource_list: [ NoCloud, None ]\n',
   'etc/locale.gen': 'en_US.UTF-8 UTF-8\n',
   'etc/default/locale': 'LANG=en_US.UTF-8\n',
   // Guest errors (cloud-init, etcd) land in the serial console log that the test reads.
