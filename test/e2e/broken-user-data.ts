@@ -26,7 +26,8 @@ export async function swapInServerOnlyMemberCerts(generated: GeneratedCluster, s
       swapped += 1;
     }
     if (swapped !== 1) throw new Error(`${userDataFile}: expected the member certificate once in write_files, found it ${swapped} times`);
-    const rendered = String(document);
+    // lineWidth 0: no refolding, so the only change is the certificate.
+    const rendered = document.toString({ lineWidth: 0 });
     if (!rendered.startsWith('#cloud-config')) throw new Error(`${userDataFile}: lost its #cloud-config header`);
     await writeFile(userDataFile, rendered);
   }
