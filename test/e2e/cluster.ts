@@ -41,7 +41,9 @@ export interface TestClusterOptions {
   log: (line: string) => void;
   // The negative test breaks the generated output here, before any VM boots.
   alterGenerated?: (generated: GeneratedCluster, scratchDir: string) => Promise<void>;
+  // Issue 5's baked mode: a bake step for the image and e.g. ['--install', 'baked'] for gen-userdata.
   bake?: BakeStep;
+  extraGenUserDataArgs?: string[];
   memoryMiB?: number;
 }
 
@@ -73,7 +75,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   await buildEtcdMirror(mirrorRoot, DEBIAN_ETCD_RELEASE);
   const releaseUrl = `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`;
 
-  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl);
+  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, options.extraGenUserDataArgs ?? []);
   if (options.alterGenerated !== undefined) await options.alterGenerated(generated, join(runDir, 'altered'));
 
   const namespace = `e2e-etcd-${process.pid}`;
@@ -165,7 +167,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   }
 }
 
-async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string): Promise<GeneratedCluster> {
+async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string, extraArgs: string[]): Promise<GeneratedCluster> {
   const cli = join(repoRoot, 'bin', 'etcd-cloudinit.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm ci` (or `npm run build`) first');
   // Exactly as a user would run it; only the release URL points at the local mirror.
@@ -178,6 +180,7 @@ async function generateUserData(repoRoot: string, outDir: string, releaseUrl: st
       '--etcd-version', DEBIAN_ETCD_RELEASE.version,
       '--release-url', releaseUrl,
       '--key-size', '2048',
+      ...extraArgs,
     ],
     { cwd: repoRoot, timeoutMs: 5 * 60_000 },
   );
