@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js';
+import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -26,6 +27,18 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
     ],
     run: runGenUserdata,
+  },
+  {
+    name: 'health',
+    summary: "Ask every member of a cluster for its health, status and certificate expiry (exit 1 on any problem)",
+    usage: 'etcd-cloudinit health [--cluster-name <name>] [--out <dir>] [--warn-days <days>] [--json]',
+    options: HEALTH_OPTIONS,
+    examples: [
+      'etcd-cloudinit health',
+      'etcd-cloudinit health --cluster-name prod --warn-days 60',
+      'etcd-cloudinit health --json | jq -r \'.members[] | select(.healthy | not) | .name\'',
+    ],
+    run: runHealth,
   },
 ];
 
