@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js';
+import { ADD_MEMBER_OPTIONS, runAddMember } from './commands/add-member.js';
 import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
+import { REMOVE_MEMBER_OPTIONS, runRemoveMember } from './commands/remove-member.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -39,6 +41,25 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit health --json | jq -r \'.members[] | select(.healthy | not) | .name\'',
     ],
     run: runHealth,
+  },
+  {
+    name: 'add-member',
+    summary: 'Mint a new member\'s certificate with the existing CA, add it to the running cluster and write its user-data',
+    usage: 'etcd-cloudinit add-member --ip <address> [--name <name>] [--cluster-name <name>] [--out <dir>]',
+    options: ADD_MEMBER_OPTIONS,
+    examples: [
+      'etcd-cloudinit add-member --ip 10.10.0.14',
+      'etcd-cloudinit add-member --cluster-name prod --ip 10.10.0.14 --name delta',
+    ],
+    run: runAddMember,
+  },
+  {
+    name: 'remove-member',
+    summary: 'Remove a member from the running cluster and from cluster.json',
+    usage: 'etcd-cloudinit remove-member --name <name> [--cluster-name <name>] [--out <dir>]',
+    options: REMOVE_MEMBER_OPTIONS,
+    examples: ['etcd-cloudinit remove-member --name etcd4', 'etcd-cloudinit remove-member --cluster-name prod --name delta'],
+    run: runRemoveMember,
   },
 ];
 
