@@ -3,6 +3,7 @@ import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js
 import { ADD_MEMBER_OPTIONS, runAddMember } from './commands/add-member.js';
 import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
 import { REMOVE_MEMBER_OPTIONS, runRemoveMember } from './commands/remove-member.js';
+import { RENEW_CERTS_OPTIONS, runRenewCerts } from './commands/renew-certs.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -60,6 +61,18 @@ export const COMMANDS: Command[] = [
     options: REMOVE_MEMBER_OPTIONS,
     examples: ['etcd-cloudinit remove-member --name etcd4', 'etcd-cloudinit remove-member --cluster-name prod --name delta'],
     run: runRemoveMember,
+  },
+  {
+    name: 'renew-certs',
+    summary: 'Re-issue member and admin certificates with the same CA and write a script per member that installs them',
+    usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--cert-days <days>]',
+    options: RENEW_CERTS_OPTIONS,
+    examples: [
+      'etcd-cloudinit renew-certs',
+      'etcd-cloudinit renew-certs --member etcd2 --cert-days 365',
+      'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
+    ],
+    run: runRenewCerts,
   },
 ];
 
