@@ -1,7 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { usageError } from '../errors.js';
 import type { EtcdMember } from '../etcd/client.js';
-import { clusterSchema } from '../input.js';
+import { RESERVED_MEMBER_NAMES, clusterSchema } from '../input.js';
 import { isUnicastIPv4 } from '../ipv4.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
 import type { ClusterRecord } from './cluster-folder.js';
@@ -28,6 +28,7 @@ export function validateNewMember(ip: unknown, name: unknown, record: ClusterRec
     memberName = `etcd${index}`;
   } else {
     if (typeof name !== 'string' || !MEMBER_NAME.test(name)) throw usageError('validate', `name: ${JSON.stringify(name)} ${MEMBER_NAME_RULE}`);
+    if (RESERVED_MEMBER_NAMES.includes(name)) throw usageError('validate', `name: ${JSON.stringify(name)} is reserved for pki/${name}.crt; choose another member name`);
     if (record.members.some((member) => member.name === name)) throw usageError('validate', `name: ${JSON.stringify(name)} is already a member`);
     memberName = name;
   }

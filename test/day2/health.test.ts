@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../support/local-cluster.js';
+import { Day2Cluster } from '../support/day2-cluster.js';
 
 const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 describe('health against a real 3-member cluster', () => {
-  let cluster: LocalCluster;
+  let cluster: Day2Cluster;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.generate({ subnet: '127.0.61', size: 3 });
+    cluster = await Day2Cluster.generate(3);
     await cluster.startAll(MEMBERS);
   });
 
@@ -37,7 +38,7 @@ describe('health against a real 3-member cluster', () => {
     const table = await cluster.cli(['health']);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^MEMBER\s+ENDPOINT\s+HEALTHY\s+LEADER\s+VERSION\s+DB SIZE\s+RAFT INDEX\s+CERT EXPIRES$/m);
-    expect(table.stdout).toMatch(/^etcd2\s+https:\/\/127\.0\.61\.2:2379\s+yes\s+/m);
+    expect(table.stdout).toMatch(new RegExp(`^etcd2\\s+${escape(cluster.endpoint(2))}\\s+yes\\s+`, 'm'));
     expect(table.stdout).toContain('Cluster etcd: 3 member(s) healthy.');
   });
 
@@ -52,8 +53,8 @@ describe('health against a real 3-member cluster', () => {
     await cluster.stop('etcd3');
     const result = await cluster.cli(['health', '--timeout', '2']);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^etcd3\s+https:\/\/127\.0\.61\.3:2379\s+NO\s/m);
-    expect(result.stdout).toMatch(/member etcd3 \(https:\/\/127\.0\.61\.3:2379\) is unhealthy: ECONNREFUSED/);
+    expect(result.stdout).toMatch(new RegExp(`^etcd3\\s+${escape(cluster.endpoint(3))}\\s+NO\\s`, 'm'));
+    expect(result.stdout).toContain(`member etcd3 (${cluster.endpoint(3)}) is unhealthy: ECONNREFUSED`);
     expect(result.stdout).toMatch(/^etcd1\s+\S+\s+yes\s/m);
   });
 });

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memberHealth } from '../../src/etcd/client.js';
 import { NODE_PATHS } from '../../src/plan.js';
-import { LocalCluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
+import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
 
-const SUBNET = '127.0.66';
 const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
 
 function sha256(path: string): string {
@@ -14,15 +13,15 @@ function sha256(path: string): string {
 }
 
 describe('renew-certs against a real running cluster', () => {
-  let cluster: LocalCluster;
+  let cluster: Day2Cluster;
   const before = new Map<string, string>();
 
   beforeAll(async () => {
     // Certificates that are about to expire: health must complain until they are renewed.
-    cluster = await LocalCluster.generate({ subnet: SUBNET, size: 3, genArgs: ['--cert-days', '20'] });
+    cluster = await Day2Cluster.generate(3, ['--cert-days', '20']);
     await cluster.startAll(MEMBERS);
     for (const file of ['ca.crt', 'ca.key', 'etcd1.crt', 'etcd1.key', 'etcd2.key', 'admin.crt', 'admin.key']) before.set(file, sha256(cluster.pkiFile(file)));
-    const put = await cluster.etcdctl([`https://${SUBNET}.1:2379`], ['put', '/day2/renew', 'survives']);
+    const put = await cluster.etcdctl([cluster.endpoint(1)], ['put', '/day2/renew', 'survives']);
     expect(put.code, put.stderr).toBe(0);
   });
 
@@ -58,7 +57,7 @@ describe('renew-certs against a real running cluster', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Renewed 3 member certificate(s) and the admin certificate of cluster etcd with the existing CA (keys kept):');
-    expect(result.stdout).toContain(`ssh root@${SUBNET}.2 sh -s < out/etcd/renew/etcd2.sh`);
+    expect(result.stdout).toContain(`ssh root@${cluster.ip(2)} sh -s < out/etcd/renew/etcd2.sh`);
 
     for (const file of ['ca.crt', 'ca.key', 'etcd1.key', 'etcd2.key', 'admin.key']) expect(sha256(cluster.pkiFile(file)), file).toBe(before.get(file));
     for (const file of ['etcd1.crt', 'admin.crt']) expect(sha256(cluster.pkiFile(file)), file).not.toBe(before.get(file));
@@ -104,7 +103,7 @@ describe('renew-certs against a real running cluster', () => {
     cluster.start('etcd1');
     await cluster.waitHealthy(['etcd1']);
     expect(await servedSerial('etcd1')).toBe(newSerial);
-    const get = await cluster.etcdctl([`https://${SUBNET}.1:2379`], ['get', '/day2/renew', '--print-value-only']);
+    const get = await cluster.etcdctl([cluster.endpoint(1)], ['get', '/day2/renew', '--print-value-only']);
     expect(get.stdout.trim()).toBe('survives');
   });
 
@@ -145,7 +144,7 @@ describe('renew-certs against a real running cluster', () => {
     await cluster.waitHealthy(['etcd2']);
     const health = await cluster.cli(['health']);
     expect(health.code, health.stdout).toBe(0);
-    const get = await cluster.etcdctl([`https://${SUBNET}.2:2379`], ['get', '/day2/renew', '--print-value-only']);
+    const get = await cluster.etcdctl([cluster.endpoint(2)], ['get', '/day2/renew', '--print-value-only']);
     expect(get.stdout.trim()).toBe('survives');
   });
 });

@@ -1,17 +1,18 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { NODE_PATHS } from '../../src/plan.js';
-import { LocalCluster, rewriteNodePaths, runCli, runProcess, writeFilesOf } from '../support/local-cluster.js';
+import { runCli } from '../support/cli.js';
+import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
 
 const EXEC_START = /^ExecStart=(.+)$/m;
 
 describe('snapshot timer in gen-userdata', () => {
-  let cluster: LocalCluster;
+  let cluster: Day2Cluster;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.generate({ subnet: '127.0.63', size: 1, genArgs: ['--snapshot-retain', '2', '--snapshot-schedule', '*-*-* 00/6:00:00'] });
+    cluster = await Day2Cluster.generate(1, ['--snapshot-retain', '2', '--snapshot-schedule', '*-*-* 00/6:00:00']);
     await cluster.startAll(['etcd1']);
   });
 
@@ -25,7 +26,7 @@ describe('snapshot timer in gen-userdata', () => {
     expect(files.get(NODE_PATHS.snapshotScript)?.permissions).toBe('0755');
     expect(files.get(NODE_PATHS.snapshotTimer)?.content).toContain('OnCalendar=*-*-* 00/6:00:00\n');
     expect(files.get(NODE_PATHS.snapshotService)?.content).toContain(
-      'ExecStart=/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh --etcdctl /usr/local/bin/etcdctl --endpoint https://127.0.63.1:2379 --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key --dir /var/backups/etcd --member etcd1 --retain 2\n',
+      `ExecStart=/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh --etcdctl /usr/local/bin/etcdctl --endpoint ${cluster.endpoint(1)} --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key --dir /var/backups/etcd --member etcd1 --retain 2\n`,
     );
     const runcmd = (parseYaml(userData) as { runcmd: string[][] }).runcmd[0]!.at(-1)!;
     expect(runcmd.split('\n').at(-1)).toBe('systemctl enable --now etcd-snapshot.timer');
@@ -33,7 +34,16 @@ describe('snapshot timer in gen-userdata', () => {
 
   it('the service and timer pass systemd-analyze verify (script path moved to a temp root)', async () => {
     const root = cluster.member('etcd1').root;
-    const units = [NODE_PATHS.snapshotService, NODE_PATHS.snapshotTimer, NODE_PATHS.unitFile].map((path) => `${root}${path}`);
+    // The units as written, with node paths moved under the member's root (where the script is) and Debian's etcd.
+    const files = writeFilesOf(cluster.userData('etcd1'));
+    const unitDir = join(root, 'verify');
+    mkdirSync(unitDir, { recursive: true });
+    const units = [NODE_PATHS.snapshotService, NODE_PATHS.snapshotTimer, NODE_PATHS.unitFile].map((path) => {
+      const target = join(unitDir, basename(path));
+      writeFileSync(target, rewriteNodePaths(files.get(path)!.content, root));
+      return target;
+    });
+    expect(readFileSync(units[0]!, 'utf8')).toContain(`ExecStart=${root}/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh `);
     const result = await runProcess('systemd-analyze', ['verify', ...units]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -59,7 +69,7 @@ describe('snapshot timer in gen-userdata', () => {
 
     const service = writeFilesOf(cluster.userData('etcd1')).get(NODE_PATHS.snapshotService)!.content;
     const [program, ...args] = rewriteNodePaths(EXEC_START.exec(service)![1]!, member.root).split(' ');
-    const saved = await runProcess(program!, args, { timeoutMs: 60_000 });
+    const saved = await runProcess(program!, args);
     expect(saved.stderr).not.toMatch(/error/i);
     expect(saved.code).toBe(0);
     const snapshots = readdirSync(backupDir).sort();
@@ -76,7 +86,7 @@ describe('snapshot timer in gen-userdata', () => {
     // Restore as docs/day2.md says, into the member's data dir, then start the member on it.
     const dataDir = `${member.root}${NODE_PATHS.dataDir}`;
     rmSync(dataDir, { recursive: true, force: true });
-    const plan = JSON.parse((await import('node:fs')).readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { initialCluster: string; initialClusterToken: string };
+    const plan = JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { initialCluster: string; initialClusterToken: string };
     const restored = await runProcess('/usr/bin/etcdctl', [
       'snapshot',
       'restore',
@@ -85,7 +95,7 @@ describe('snapshot timer in gen-userdata', () => {
       'etcd1',
       `--initial-cluster=${plan.initialCluster}`,
       `--initial-cluster-token=${plan.initialClusterToken}`,
-      '--initial-advertise-peer-urls=https://127.0.63.1:2380',
+      `--initial-advertise-peer-urls=https://${cluster.ip(1)}:2380`,
       `--data-dir=${dataDir}`,
     ]);
     expect(restored.code, restored.stderr).toBe(0);
@@ -99,11 +109,11 @@ describe('snapshot timer in gen-userdata', () => {
 
 describe('snapshot options of gen-userdata', () => {
   it('--no-snapshots leaves the timer out and says so in cluster.json', async () => {
-    const cluster = await LocalCluster.generate({ subnet: '127.0.64', size: 1, genArgs: ['--no-snapshots'] });
+    const cluster = await Day2Cluster.generate(1, ['--no-snapshots']);
     try {
       const userData = cluster.userData('etcd1');
       expect(userData).not.toContain('etcd-snapshot');
-      expect(JSON.parse((await import('node:fs')).readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')).snapshots).toBe(false);
+      expect(JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')).snapshots).toBe(false);
       expect(existsSync(cluster.outDir)).toBe(true);
     } finally {
       await cluster.cleanup();
@@ -112,7 +122,7 @@ describe('snapshot options of gen-userdata', () => {
 
   it.each([
     [['--snapshot-retain', '0'], '[validate] snapshot-retain: 0 is not a whole number of snapshots from 1 to 1000'],
-    [['--snapshot-retain', 'many'], '[validate] snapshot-retain: "many" must be integer'],
+    [['--snapshot-retain', 'many'], '[validate] snapshot-retain: "many" is not a whole number of snapshots from 1 to 1000'],
     [['--snapshot-schedule', 'hourly; rm -rf /'], '[validate] snapshot-schedule: "hourly; rm -rf /" is not a systemd calendar expression'],
     [['--snapshot-schedule', ''], '[validate] snapshot-schedule: "" is not a systemd calendar expression'],
   ])('gen-userdata %j is a usage error: %s', async (args, message) => {

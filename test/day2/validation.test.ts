@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli.js';
-import { LocalCluster, runCli } from '../support/local-cluster.js';
+import { runCli } from '../support/cli.js';
+import { Day2Cluster } from '../support/day2-cluster.js';
 
 /** Usage errors need no running cluster: a generated folder is enough. */
 describe('day-2 usage errors (exit 2, one line naming the field and value)', () => {
-  let cluster: LocalCluster;
+  let cluster: Day2Cluster;
 
   beforeAll(async () => {
-    cluster = await LocalCluster.generate({ subnet: '127.0.65', size: 3 });
+    cluster = await Day2Cluster.generate(3);
   });
 
   afterAll(async () => {
@@ -19,9 +20,9 @@ describe('day-2 usage errors (exit 2, one line naming the field and value)', () 
     [['add-member', '--ip', '10.0.0.256'], '[validate] ip: "10.0.0.256" is not an IPv4 address'],
     [['add-member', '--ip', '10.0.0'], '[validate] ip: "10.0.0" is not an IPv4 address'],
     [['add-member', '--ip', '224.0.0.9'], '[validate] ip: "224.0.0.9" is not a unicast host address'],
-    [['add-member', '--ip', '127.0.65.2'], '[validate] ip: "127.0.65.2" is already used by member etcd2'],
     [['add-member', '--ip', '10.0.0.9', '--name', 'Delta'], `[validate] name: "Delta" is not a lowercase DNS label`],
     [['add-member', '--ip', '10.0.0.9', '--name', 'etcd3'], '[validate] name: "etcd3" is already a member'],
+    [['add-member', '--ip', '10.0.0.9', '--name', 'admin'], '[validate] name: "admin" is reserved for pki/admin.crt; choose another member name'],
     [['add-member', '--ip', '10.0.0.9', '--timeout', '0'], '[validate] timeout: "0" is not a number of seconds from 0 to 600'],
     [['add-member', '--ip', '10.0.0.9', '--cluster-name', 'prod'], '[parse] cluster-name: no cluster.json in'],
     [['add-member', '--ips', '10.0.0.9'], "[parse] Unknown option '--ips'"],
@@ -36,6 +37,12 @@ describe('day-2 usage errors (exit 2, one line naming the field and value)', () 
     expect(result.stdout).toBe('');
     const [first] = result.stderr.split('\n');
     expect(first).toContain(`etcd-cloudinit ${args[0]}: ${message}`);
+  });
+
+  it('add-member refuses an address a member already has', async () => {
+    const result = await cluster.cli(['add-member', '--ip', cluster.ip(2)]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`etcd-cloudinit add-member: [validate] ip: "${cluster.ip(2)}" is already used by member etcd2`);
   });
 
   it('a missing cluster folder names the folder and the way out', async () => {

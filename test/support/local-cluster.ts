@@ -1,43 +1,14 @@
-/**
- * Real etcd members on loopback addresses, started from the user-data etcd-cloudinit generates.
- *
- * A member whose IP is in 127/8 listens only on that address, so several members fit on one
- * host: give each test file its own 127.0.N.0/24. Each member gets a root folder; the
- * `write_files` of its user-data land under it with only the file paths rewritten
- * (`/etc/etcd/...` -> `<root>/etc/etcd/...`), and `etcd --config-file` runs on the result.
- */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { main } from '../../src/cli.js';
-import { memberHealth } from '../../src/etcd/client.js';
-import { NODE_PATHS } from '../../src/plan.js';
 
-export const ETCD_BINARY = '/usr/bin/etcd';
-export const ETCDCTL_BINARY = '/usr/bin/etcdctl';
-/** The etcd release the Debian binaries are; generated configs must match it. */
-export const LOCAL_ETCD_VERSION = 'v3.4.23';
+const execFileAsync = promisify(execFile);
 
-export interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI in-process, as `etcd-cloudinit <args>` would in `cwd`, with an empty environment. */
-export async function runCli(args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    env,
-    cwd,
-    stdout: { write: (text: string) => (stdout += text) },
-    stderr: { write: (text: string) => (stderr += text) },
-  });
-  return { code, stdout, stderr };
-}
+/** Debian's etcd-server and etcd-client packages. */
+export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';
+export const ETCDCTL_BIN = process.env.ETCDCTL_BIN ?? '/usr/bin/etcdctl';
 
 interface WriteFile {
   path: string;
@@ -45,218 +16,204 @@ interface WriteFile {
   permissions?: string;
 }
 
-/** Node paths as they are on a member's root folder; etcd binaries are Debian's, not /usr/local/bin's. */
-export function rewriteNodePaths(text: string, root: string): string {
-  return text
-    .replaceAll(`${NODE_PATHS.binDir}/`, '/usr/bin/')
-    .replaceAll('/usr/local/lib/etcd-cloudinit/', `${root}/usr/local/lib/etcd-cloudinit/`)
-    .replaceAll('/etc/systemd/system/', `${root}/etc/systemd/system/`)
-    .replaceAll('/etc/etcd/', `${root}/etc/etcd/`)
-    .replaceAll(NODE_PATHS.dataDir, `${root}${NODE_PATHS.dataDir}`)
-    .replaceAll(NODE_PATHS.backupDir, `${root}${NODE_PATHS.backupDir}`);
+/** The parts of a generated user-data a local run needs. */
+export interface MemberFiles {
+  readonly name: string;
+  /** Node path -> content, straight from write_files. */
+  readonly files: ReadonlyMap<string, WriteFile>;
+  /** The unit's ExecStart, split into words. */
+  readonly execStart: readonly string[];
 }
 
-/** The write_files of a cloud-config, by node path. */
-export function writeFilesOf(userData: string): Map<string, WriteFile> {
-  const document = parseYaml(userData) as { write_files: WriteFile[] };
-  return new Map(document.write_files.map((file) => [file.path, file]));
-}
-
-/** Lays the member's write_files out under `root`; keys and certificates are copied as they are. */
-export function installNodeFiles(userData: string, root: string): void {
-  for (const file of writeFilesOf(userData).values()) {
-    const target = `${root}${file.path}`;
-    mkdirSync(dirname(target), { recursive: true });
-    const isPem = /\.(crt|key)$/.test(file.path);
-    writeFileSync(target, isPem ? file.content : rewriteNodePaths(file.content, root));
-    chmodSync(target, Number.parseInt(file.permissions ?? '0644', 8));
-  }
-  mkdirSync(`${root}${NODE_PATHS.dataDir}`, { recursive: true, mode: 0o700 });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+export function readMemberUserData(userDataPath: string): MemberFiles {
+  const document = parseYaml(readFileSync(userDataPath, 'utf8')) as { write_files: WriteFile[] };
+  const files = new Map(document.write_files.map((file) => [file.path, file]));
+  const unit = files.get('/etc/systemd/system/etcd.service');
+  const execLine = unit?.content.split('\n').find((line) => line.startsWith('ExecStart='));
+  if (!execLine) throw new Error(`${userDataPath}: no etcd unit with ExecStart in write_files`);
+  const name = /^([a-z0-9-]+)\.yaml$/.exec(userDataPath.split('/').pop() ?? '')?.[1] ?? 'member';
+  return { name, files, execStart: execLine.slice('ExecStart='.length).trim().split(/\s+/) };
 }
 
 export interface LocalMember {
   readonly name: string;
-  readonly ip: string;
   readonly root: string;
-  readonly clientUrl: string;
+  readonly configFile: string;
+  readonly logFile: string;
   process: ChildProcess | undefined;
 }
 
-export interface LocalClusterOptions {
-  /** First three octets, e.g. `127.0.61`; member i gets `.i`. */
-  readonly subnet: string;
-  readonly size: number;
-  /** More gen-userdata flags. */
-  readonly genArgs?: readonly string[];
+/**
+ * Lays out one member's files under `root` exactly as write_files would on a node, changing only
+ * file paths (node path -> root + node path, the etcd binary -> Debian's), and returns how to run it.
+ */
+export function materializeMember(member: MemberFiles, root: string): { configFile: string; command: string[] } {
+  const relocate = (text: string) => text.replace(/(["\s:=])(\/(?:etc|var)\/[^\s",]+)/g, (_all, lead: string, path: string) => `${lead}${root}${path}`);
+  for (const file of member.files.values()) {
+    const target = join(root, file.path);
+    mkdirSync(join(target, '..'), { recursive: true });
+    const content = file.path.endsWith('.yaml') ? relocate(file.content) : file.content;
+    writeFileSync(target, content, { mode: Number.parseInt(file.permissions ?? '0644', 8) });
+  }
+  const configNodePath = member.execStart[member.execStart.indexOf('--config-file') + 1];
+  if (!configNodePath) throw new Error('ExecStart has no --config-file');
+  // systemd's StateDirectory=etcd with mode 0700 would create this.
+  const config = parseYaml(readFileSync(join(root, configNodePath), 'utf8')) as { 'data-dir': string };
+  mkdirSync(config['data-dir'], { recursive: true, mode: 0o700 });
+  const command = member.execStart.map((word, index) => {
+    if (index === 0) return ETCD_BIN;
+    return word.startsWith('/') ? join(root, word) : word;
+  });
+  return { configFile: join(root, configNodePath), command };
 }
 
-/** A temp workspace holding an `out/` folder and member roots; `cleanup()` stops what it started and deletes it. */
-export class LocalCluster {
-  readonly workDir: string;
-  readonly members = new Map<string, LocalMember>();
-  readonly clusterName = 'etcd';
+export function startMember(member: MemberFiles, root: string): LocalMember {
+  const { configFile, command } = materializeMember(member, root);
+  const logFile = join(root, 'etcd.log');
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const [binary, ...args] = command as [string, ...string[]];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  return { name: member.name, root, configFile, logFile, process: child };
+}
 
-  private constructor(workDir: string) {
-    this.workDir = workDir;
+/** Restart a member on the same files and data dir. */
+export function restartMember(member: LocalMember, files: MemberFiles): LocalMember {
+  return startMember(files, member.root);
+}
+
+export async function stopMember(member: LocalMember, timeoutMs = 15_000): Promise<void> {
+  const child = member.process;
+  member.process = undefined;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+export interface AdminTls {
+  readonly cacert: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export function adminTls(pkiDir: string): AdminTls {
+  return { cacert: join(pkiDir, 'ca.crt'), cert: join(pkiDir, 'admin.crt'), key: join(pkiDir, 'admin.key') };
+}
+
+export interface EtcdctlResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the real etcdctl (API v3) against the given endpoints; never throws for a non-zero exit. */
+export async function etcdctl(endpoints: readonly string[], tls: Partial<AdminTls>, args: readonly string[], timeoutMs = 20_000): Promise<EtcdctlResult> {
+  const tlsArgs = [
+    ...(tls.cacert ? [`--cacert=${tls.cacert}`] : []),
+    ...(tls.cert ? [`--cert=${tls.cert}`] : []),
+    ...(tls.key ? [`--key=${tls.key}`] : []),
+  ];
+  try {
+    const { stdout, stderr } = await execFileAsync(ETCDCTL_BIN, [`--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', ...tlsArgs, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ETCDCTL_API: '3' },
+      timeout: timeoutMs,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failure.code === 'number' ? failure.code : 1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? String(error) };
   }
+}
 
-  get outDir(): string {
-    return join(this.workDir, 'out', this.clusterName);
+/** Polls until `check` passes or the deadline; returns the last result for the failure message. */
+export async function waitFor<T>(what: string, check: () => Promise<{ ok: boolean; value: T }>, timeoutMs: number, intervalMs = 500): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: { ok: boolean; value: T } | undefined;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last.ok) return last.value;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last result: ${JSON.stringify(last?.value)}`);
+}
 
-  /** gen-userdata for `size` members on the subnet (2048-bit keys: fast), into a new temp workspace. */
-  static async generate(options: LocalClusterOptions): Promise<LocalCluster> {
-    const cluster = new LocalCluster(mkdtempSync(join(tmpdir(), 'etcd-cloudinit-day2-')));
-    const ips = Array.from({ length: options.size }, (_, index) => `${options.subnet}.${index + 1}`);
-    const result = await runCli(
-      ['gen-userdata', '--ips', ips.join(','), '--etcd-version', LOCAL_ETCD_VERSION, '--key-size', '2048', '--out', 'out', ...(options.genArgs ?? [])],
-      cluster.workDir,
+/** A random 127.x.y.0/24 block, so concurrent test files do not collide on ports 2379/2380. */
+export function loopbackBlock(count: number): string[] {
+  const second = 1 + Math.floor(Math.random() * 250);
+  const third = 1 + Math.floor(Math.random() * 250);
+  return Array.from({ length: count }, (_unused, index) => `127.${second}.${third}.${index + 1}`);
+}
+
+export interface LocalCluster {
+  readonly members: LocalMember[];
+  readonly files: MemberFiles[];
+  readonly endpoints: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts every member of a generated cluster folder and waits until `endpoint health --cluster` passes. */
+export async function startLocalCluster(clusterDir: string, runRoot: string, memberNames: readonly string[], endpoints: readonly string[], timeoutMs = 60_000): Promise<LocalCluster> {
+  const files = memberNames.map((name) => readMemberUserData(join(clusterDir, 'user-data', `${name}.yaml`)));
+  const members = files.map((member) => startMember(member, join(runRoot, member.name)));
+  const cluster: LocalCluster = {
+    members,
+    files,
+    endpoints: [...endpoints],
+    stop: async () => {
+      await Promise.all(members.map((member) => stopMember(member)));
+    },
+  };
+  try {
+    const tls = adminTls(join(clusterDir, 'pki'));
+    await waitFor(
+      'a healthy cluster',
+      async () => {
+        const result = await etcdctl(endpoints, tls, ['endpoint', 'health', '--cluster']);
+        return { ok: result.code === 0, value: result.stderr || result.stdout };
+      },
+      timeoutMs,
     );
-    if (result.code !== 0) {
-      await cluster.cleanup();
-      throw new Error(`gen-userdata failed (${result.code}): ${result.stderr}`);
-    }
-    return cluster;
+  } catch (error) {
+    await cluster.stop();
+    const logs = members.map((member) => `--- ${member.name}\n${tailOf(member.logFile)}`).join('\n');
+    throw new Error(`${(error as Error).message}\n${logs}`);
   }
+  return cluster;
+}
 
-  /** The CLI, run in the workspace. */
-  cli(args: readonly string[]): Promise<CliResult> {
-    return runCli(args, this.workDir);
-  }
-
-  userData(name: string): string {
-    return readFileSync(join(this.outDir, 'user-data', `${name}.yaml`), 'utf8');
-  }
-
-  pkiFile(file: string): string {
-    return join(this.outDir, 'pki', file);
-  }
-
-  /** Installs the member's current user-data into a fresh root (any earlier root of that name is replaced). */
-  provision(name: string): LocalMember {
-    const userData = this.userData(name);
-    const config = writeFilesOf(userData).get(NODE_PATHS.configFile)?.content ?? '';
-    const ip = /^advertise-client-urls: "https:\/\/([\d.]+):2379"$/m.exec(config)?.[1];
-    if (!ip) throw new Error(`no advertise-client-urls in the config of ${name}`);
-    const root = join(this.workDir, 'nodes', name);
-    rmSync(root, { recursive: true, force: true });
-    installNodeFiles(userData, root);
-    const member: LocalMember = { name, ip, root, clientUrl: `https://${ip}:2379`, process: undefined };
-    this.members.set(name, member);
-    return member;
-  }
-
-  member(name: string): LocalMember {
-    const member = this.members.get(name);
-    if (!member) throw new Error(`member ${name} was not provisioned`);
-    return member;
-  }
-
-  /** Starts etcd on the member's root; logs go to <root>/etcd.log. Does not wait. */
-  start(name: string): void {
-    const member = this.member(name);
-    if (member.process && member.process.exitCode === null) throw new Error(`${name} is already running`);
-    const log = openSync(join(member.root, 'etcd.log'), 'a');
-    try {
-      member.process = spawn(ETCD_BINARY, ['--config-file', `${member.root}${NODE_PATHS.configFile}`], { stdio: ['ignore', log, log] });
-    } finally {
-      closeSync(log);
-    }
-  }
-
-  /** SIGTERM, then SIGKILL after 10 s; resolves once the process has exited. */
-  async stop(name: string): Promise<void> {
-    const member = this.member(name);
-    const child = member.process;
-    member.process = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  log(name: string): string {
-    try {
-      return readFileSync(join(this.member(name).root, 'etcd.log'), 'utf8');
-    } catch {
-      return '';
-    }
-  }
-
-  /** Waits until each named member answers /health with true; throws with the tail of its log otherwise. */
-  async waitHealthy(names: readonly string[], timeoutMs = 60_000): Promise<void> {
-    const tls = {
-      caPem: readFileSync(this.pkiFile('ca.crt'), 'utf8'),
-      certPem: readFileSync(this.pkiFile('admin.crt'), 'utf8'),
-      keyPem: readFileSync(this.pkiFile('admin.key'), 'utf8'),
-    };
-    const deadline = Date.now() + timeoutMs;
-    for (const name of names) {
-      let last = '';
-      for (;;) {
-        const child = this.member(name).process;
-        if (!child || child.exitCode !== null) throw new Error(`${name} is not running:\n${this.log(name).slice(-3000)}`);
-        try {
-          const answer = await memberHealth(this.member(name).clientUrl, { tls, timeoutMs: 2000 });
-          if (answer.healthy) break;
-          last = answer.reason ?? '';
-        } catch (error) {
-          last = (error as Error).message;
-        }
-        if (Date.now() > deadline) throw new Error(`${name} not healthy after ${timeoutMs} ms (${last}):\n${this.log(name).slice(-3000)}`);
-        await sleep(250);
-      }
-    }
-  }
-
-  /** Provisions and starts every member of the generated cluster and waits for all to be healthy. */
-  async startAll(names: readonly string[]): Promise<void> {
-    for (const name of names) this.provision(name);
-    for (const name of names) this.start(name);
-    await this.waitHealthy(names);
-  }
-
-  /** etcdctl as the admin, against the given endpoints. */
-  etcdctl(endpoints: readonly string[], args: readonly string[]): Promise<CliResult> {
-    return runProcess(ETCDCTL_BINARY, [
-      `--endpoints=${endpoints.join(',')}`,
-      `--cacert=${this.pkiFile('ca.crt')}`,
-      `--cert=${this.pkiFile('admin.crt')}`,
-      `--key=${this.pkiFile('admin.key')}`,
-      '--command-timeout=10s',
-      ...args,
-    ]);
-  }
-
-  /** Stops every member this cluster started and deletes the workspace. Safe to call twice. */
-  async cleanup(): Promise<void> {
-    await Promise.all([...this.members.keys()].map((name) => this.stop(name)));
-    rmSync(this.workDir, { recursive: true, force: true });
+export function tailOf(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
   }
 }
 
-/** Runs a program to completion (killed after `timeoutMs`), collecting its output. */
-export function runProcess(command: string, args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...(options.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }), ETCDCTL_API: '3' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
+/** GET https://host:port/version with the given TLS material: 'accepted' or the TLS/socket error code. */
+export async function probeVersion(host: string, port: number, tls: Partial<AdminTls>, timeoutMs = 5_000): Promise<string> {
+  const { request } = await import('node:https');
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host,
+        port,
+        path: '/version',
+        ca: tls.cacert ? readFileSync(tls.cacert) : undefined,
+        cert: tls.cert ? readFileSync(tls.cert) : undefined,
+        key: tls.key ? readFileSync(tls.key) : undefined,
+        timeout: timeoutMs,
+      },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode === 200 ? 'accepted' : `HTTP ${response.statusCode}`);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    req.end();
   });
 }
