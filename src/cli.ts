@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js';
+import { ADD_MEMBER_OPTIONS, runAddMember } from './commands/add-member.js';
+import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
+import { REMOVE_MEMBER_OPTIONS, runRemoveMember } from './commands/remove-member.js';
+import { RENEW_CERTS_OPTIONS, runRenewCerts } from './commands/renew-certs.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -26,6 +30,49 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
     ],
     run: runGenUserdata,
+  },
+  {
+    name: 'health',
+    summary: "Ask every member of a cluster for its health, status and certificate expiry (exit 1 on any problem)",
+    usage: 'etcd-cloudinit health [--cluster-name <name>] [--out <dir>] [--warn-days <days>] [--json]',
+    options: HEALTH_OPTIONS,
+    examples: [
+      'etcd-cloudinit health',
+      'etcd-cloudinit health --cluster-name prod --warn-days 60',
+      'etcd-cloudinit health --json | jq -r \'.members[] | select(.healthy | not) | .name\'',
+    ],
+    run: runHealth,
+  },
+  {
+    name: 'add-member',
+    summary: 'Mint a new member\'s certificate with the existing CA, add it to the running cluster and write its user-data',
+    usage: 'etcd-cloudinit add-member --ip <address> [--name <name>] [--cluster-name <name>] [--out <dir>]',
+    options: ADD_MEMBER_OPTIONS,
+    examples: [
+      'etcd-cloudinit add-member --ip 10.10.0.14',
+      'etcd-cloudinit add-member --cluster-name prod --ip 10.10.0.14 --name delta',
+    ],
+    run: runAddMember,
+  },
+  {
+    name: 'remove-member',
+    summary: 'Remove a member from the running cluster and from cluster.json',
+    usage: 'etcd-cloudinit remove-member --name <name> [--cluster-name <name>] [--out <dir>]',
+    options: REMOVE_MEMBER_OPTIONS,
+    examples: ['etcd-cloudinit remove-member --name etcd4', 'etcd-cloudinit remove-member --cluster-name prod --name delta'],
+    run: runRemoveMember,
+  },
+  {
+    name: 'renew-certs',
+    summary: 'Re-issue member and admin certificates with the same CA and write a script per member that installs them',
+    usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--cert-days <days>]',
+    options: RENEW_CERTS_OPTIONS,
+    examples: [
+      'etcd-cloudinit renew-certs',
+      'etcd-cloudinit renew-certs --member etcd2 --cert-days 365',
+      'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
+    ],
+    run: runRenewCerts,
   },
 ];
 

@@ -32,15 +32,22 @@ export interface ClusterInput {
   readonly keySize: 2048 | 3072 | 4096;
   readonly certDays: number;
   readonly allowEven: boolean;
+  /** Scheduled snapshots on every node (opt out with --no-snapshots). */
+  readonly snapshots: boolean;
+  readonly snapshotSchedule: string;
+  readonly snapshotRetain: number;
 }
+
+export const DEFAULT_SNAPSHOT_SCHEDULE = 'hourly';
+export const DEFAULT_SNAPSHOT_RETAIN = 24;
 
 /** The raw document, keyed as in cluster.yaml and the flags. */
 type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names'] as const;
-const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install'] as const;
-const NUMBER_KEYS = ['key-size', 'cert-days'] as const;
+const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule'] as const;
+const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
 /** Reads `--config`; `path` is as the user wrote it, resolved against `cwd`. */
@@ -81,6 +88,8 @@ export function flagsToRawInput(flags: ParsedOptions): RawInput {
   for (const key of BOOLEAN_KEYS) {
     if (flags[key] === true) raw[key] = true;
   }
+  // A negative flag for a key whose default is true.
+  if (flags['no-snapshots'] === true) raw.snapshots = false;
   return raw;
 }
 
@@ -182,12 +191,15 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     keySize: (raw['key-size'] as 2048 | 3072 | 4096 | undefined) ?? 4096,
     certDays: (raw['cert-days'] as number | undefined) ?? 825,
     allowEven,
+    snapshots: (raw.snapshots as boolean | undefined) ?? true,
+    snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
+    snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
   };
   return { input, warnings };
 }
 
 /** Member certificates are pki/<name>.crt: these names belong to the CA and the admin certificate. */
-const RESERVED_MEMBER_NAMES = ['ca', 'admin'];
+export const RESERVED_MEMBER_NAMES = ['ca', 'admin'];
 
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;

@@ -19,6 +19,10 @@ export const NODE_PATHS = {
   unitFile: '/etc/systemd/system/etcd.service',
   installScript: '/usr/local/lib/etcd-cloudinit/install-etcd.sh',
   profileScript: '/etc/profile.d/etcdctl.sh',
+  snapshotScript: '/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh',
+  snapshotService: '/etc/systemd/system/etcd-snapshot.service',
+  snapshotTimer: '/etc/systemd/system/etcd-snapshot.timer',
+  backupDir: '/var/backups/etcd',
   user: 'etcd',
 } as const;
 
@@ -36,6 +40,16 @@ export interface MemberPlan {
   /** The URL etcdctl on the node itself uses. */
   readonly localClientUrl: string;
   readonly listenPeerUrls: readonly string[];
+  /** `new` for the members that bootstrap the cluster; `existing` for one that add-member joins to it. */
+  readonly initialClusterState: 'new' | 'existing';
+}
+
+/** Scheduled `etcdctl snapshot save` on every node (a systemd timer); undefined when opted out. */
+export interface SnapshotPlan {
+  /** systemd OnCalendar expression. */
+  readonly schedule: string;
+  /** Snapshots kept per node; older ones are deleted after each successful save. */
+  readonly retain: number;
 }
 
 /** Download mode: the node fetches the release at first boot and verifies it before installing. */
@@ -75,6 +89,7 @@ export interface ClusterPlan {
   /** Absolute folder the cluster is written to: `<out>/<cluster-name>`. */
   readonly outDir: string;
   readonly node: NodePaths;
+  readonly snapshots: SnapshotPlan | undefined;
 }
 
 export const CA_DAYS = 3650;
@@ -98,6 +113,7 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
       listenClientUrls: [...new Set([clientUrl, localClientUrl])],
       localClientUrl,
       listenPeerUrls: [`https://${ip}:${PEER_PORT}`],
+      initialClusterState: 'new',
     };
   });
   const initialCluster = members.map((member) => `${member.name}=${member.peerUrl}`).join(',');
@@ -126,6 +142,7 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
     caDays: CA_DAYS,
     outDir: resolve(cwd, input.out, input.clusterName),
     node: NODE_PATHS,
+    snapshots: input.snapshots ? { schedule: input.snapshotSchedule, retain: input.snapshotRetain } : undefined,
   };
 }
 

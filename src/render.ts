@@ -1,7 +1,7 @@
 import { Document, parse as parseYaml } from 'yaml';
 import { CliError } from './errors.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
-import type { ClusterPlan, MemberPlan, NodePaths } from './plan.js';
+import type { ClusterPlan, MemberPlan, NodePaths, SnapshotPlan } from './plan.js';
 import { nodeFile, renderTemplate, shellWord } from './templates.js';
 
 /** DigitalOcean's user_data limit, and a sane bound for any cloud. */
@@ -48,11 +48,52 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
       etcdVersion: plan.etcdVersion,
       node,
       initialCluster: plan.initialCluster,
-      initialClusterState: 'new',
+      initialClusterState: member.initialClusterState,
       initialClusterToken: plan.initialClusterToken,
       features: plan.features,
     }),
     profile: renderTemplate('etcdctl-profile.sh.ejs', { member, node }),
+    snapshot: plan.snapshots ? renderSnapshotUnits(plan, member, plan.snapshots) : undefined,
+  };
+}
+
+/** The command line of etcd-snapshot.service: the script and every input it needs, explicit. */
+export function snapshotCommand(plan: ClusterPlan, member: MemberPlan, snapshots: SnapshotPlan): string {
+  const { node } = plan;
+  const words = [
+    node.snapshotScript,
+    '--etcdctl', `${node.binDir}/etcdctl`,
+    '--endpoint', member.localClientUrl,
+    '--cacert', node.caCert,
+    '--cert', node.memberCert,
+    '--key', node.memberKey,
+    '--dir', node.backupDir,
+    '--member', member.name,
+    '--retain', String(snapshots.retain),
+  ];
+  // systemd splits ExecStart= like a shell but expands % and $: only plain words go there.
+  for (const word of words) {
+    if (!/^[A-Za-z0-9_@+=:,./-]+$/.test(word)) throw new CliError('render', `snapshot command: ${JSON.stringify(word)} is not a plain word`);
+  }
+  return words.join(' ');
+}
+
+export function renderSnapshotUnits(plan: ClusterPlan, member: MemberPlan, snapshots: SnapshotPlan) {
+  const { node } = plan;
+  return {
+    service: renderTemplate('etcd-snapshot.service.ejs', {
+      memberName: member.name,
+      clusterName: plan.clusterName,
+      user: node.user,
+      backupDir: node.backupDir,
+      execStart: snapshotCommand(plan, member, snapshots),
+    }),
+    timer: renderTemplate('etcd-snapshot.timer.ejs', {
+      memberName: member.name,
+      clusterName: plan.clusterName,
+      schedule: snapshots.schedule,
+      retain: snapshots.retain,
+    }),
   };
 }
 
@@ -91,6 +132,13 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
       // Owned by the etcd user, which cloud-init creates after the first write_files pass: defer it.
       { path: node.memberKey, content: memberCert.keyPem, owner: etcdOwner, permissions: '0600', defer: true },
       { path: node.profileScript, content: files.profile, owner: 'root:root', permissions: '0644' },
+      ...(files.snapshot
+        ? [
+            { path: node.snapshotScript, content: nodeFile('etcd-snapshot.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.snapshotService, content: files.snapshot.service, owner: 'root:root', permissions: '0644' },
+            { path: node.snapshotTimer, content: files.snapshot.timer, owner: 'root:root', permissions: '0644' },
+          ]
+        : []),
     ],
     runcmd: [
       [
@@ -103,6 +151,7 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'systemctl enable etcd.service',
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',
+          ...(files.snapshot ? ['systemctl enable --now etcd-snapshot.timer'] : []),
         ].join('\n'),
       ],
     ],

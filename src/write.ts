@@ -65,3 +65,38 @@ export function writeOutputFolder(outDir: string, files: readonly OutputFile[]):
     if (staging) rmSync(staging, { recursive: true, force: true });
   }
 }
+
+/** Some files of an existing folder to replace or add, and some to delete (paths relative to it). */
+export interface FolderUpdate {
+  readonly files: readonly OutputFile[];
+  readonly remove?: readonly string[];
+}
+
+/**
+ * Day-2 changes to an existing folder, atomically like writeOutputFolder: a copy of the folder
+ * (modes kept) is changed and then replaces it by rename.
+ */
+export function updateOutputFolder(outDir: string, update: FolderUpdate): void {
+  const parent = dirname(outDir);
+  let staging: string | undefined;
+  try {
+    staging = mkdtempSync(join(parent, `.${basename(outDir)}.staging-`));
+    cpSync(outDir, staging, { recursive: true, preserveTimestamps: true });
+    for (const path of update.remove ?? []) rmSync(join(staging, path), { force: true });
+    for (const file of update.files) {
+      const target = join(staging, file.path);
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      rmSync(target, { force: true });
+      writeFileSync(target, file.content, { mode: file.mode, flag: 'wx' });
+    }
+    const previous = `${staging}.previous`;
+    renameSync(outDir, previous);
+    renameSync(staging, outDir);
+    staging = undefined;
+    rmSync(previous, { recursive: true, force: true });
+  } catch (error) {
+    throw new CliError('write', `cannot update ${outDir}: ${(error as Error).message}`);
+  } finally {
+    if (staging) rmSync(staging, { recursive: true, force: true });
+  }
+}

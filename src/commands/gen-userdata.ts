@@ -28,6 +28,9 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
   { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member and admin certificate validity in days (default 825; the CA gets 10 years)' },
   { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
+  { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
+  { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
+  { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
   { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match (the CA is always kept)' },
 ];
 

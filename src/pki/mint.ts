@@ -226,3 +226,42 @@ export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now:
   cert.signature = sign('sha256', Buffer.from(tbsDer, 'binary'), issuer.key).toString('binary');
   return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
+
+/** The certificates on disk, described as mintPki describes them; nothing is minted. */
+export function readClusterPki(plan: ClusterPlan, existing: ReadonlyMap<string, Partial<KeyPairPem>>): ClusterPki {
+  const described = certRequests(plan).map((request) => {
+    const pair = existing.get(request.fileBase);
+    if (!pair?.certPem || !pair.keyPem) {
+      throw new CliError('parse', `pki/${request.fileBase}.${pair?.certPem ? 'key' : 'crt'}: missing in ${plan.outDir}/pki`);
+    }
+    return describe(request, pair as KeyPairPem, true);
+  });
+  const [ca, ...leaves] = described;
+  const admin = leaves.find((cert) => cert.profileId === 'admin');
+  if (!ca || !admin) throw new Error('the profiles lack a CA or admin certificate');
+  return { ca, admin, members: new Map(leaves.filter((cert) => cert.member !== undefined).map((cert) => [cert.member!, cert])), all: described };
+}
+
+export interface IssueLeafOptions {
+  readonly now: Date;
+  readonly keySource?: KeySource;
+  readonly serialSource?: () => string;
+  /** Certify this key instead of generating one (a renewal that keeps the key). */
+  readonly keyPem?: string;
+}
+
+/**
+ * Issues one leaf of the plan (`etcd4`, `admin`) with the existing CA, from the same profile
+ * table as mintPki: same key usages, SANs and validity. The CA itself is only read.
+ */
+export async function issueLeaf(plan: ClusterPlan, fileBase: string, ca: KeyPairPem, options: IssueLeafOptions): Promise<IssuedCert> {
+  const request = certRequests(plan).find((candidate) => candidate.fileBase === fileBase);
+  if (!request || request.profile.issuer === null) throw new Error(`no leaf certificate ${fileBase} in the plan`);
+  const caKey = createPrivateKey(ca.keyPem);
+  if (!new X509Certificate(ca.certPem).checkPrivateKey(caKey)) {
+    throw new CliError('mint', `pki/ca.key does not belong to pki/ca.crt in ${plan.outDir}; restore the matching pair (the CA is never replaced automatically)`);
+  }
+  const keyPem = options.keyPem ?? (await (options.keySource ?? nativeKeySource)(plan.keySize, fileBase));
+  const certPem = issue(request, keyPem, { certPem: ca.certPem, key: caKey }, options.now, (options.serialSource ?? randomSerial)());
+  return describe(request, { certPem, keyPem }, false);
+}

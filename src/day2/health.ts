@@ -1,0 +1,140 @@
+import { X509Certificate } from 'node:crypto';
+import { memberHealth, memberStatus, type ClientOptions } from '../etcd/client.js';
+import type { ClusterPlan } from '../plan.js';
+
+const DAY_MS = 86_400_000;
+
+/** What one member said (or that it said nothing). */
+export interface MemberHealth {
+  readonly name: string;
+  readonly endpoint: string;
+  readonly healthy: boolean;
+  readonly leader: boolean;
+  readonly version: string | undefined;
+  readonly dbSizeBytes: number | undefined;
+  readonly raftIndex: number | undefined;
+  readonly memberId: string | undefined;
+  /** Days left on the certificate the member serves (from the TLS handshake, not from pki/). */
+  readonly certExpiresInDays: number | undefined;
+  readonly certNotAfter: string | undefined;
+  readonly error: string | undefined;
+}
+
+/** A certificate on this workstation the operator depends on. */
+export interface LocalCertificate {
+  readonly file: string;
+  readonly notAfter: string;
+  readonly expiresInDays: number;
+}
+
+export interface HealthReport {
+  readonly clusterName: string;
+  readonly checkedAt: string;
+  readonly warnDays: number;
+  readonly members: readonly MemberHealth[];
+  readonly certificates: readonly LocalCertificate[];
+  /** One line per reason for a non-zero exit; empty when all is well. */
+  readonly problems: readonly string[];
+  readonly healthy: boolean;
+}
+
+export function daysUntil(notAfter: Date, now: Date): number {
+  return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
+}
+
+/** Asks one member for /health and its status; never throws. */
+export async function checkMember(name: string, endpoint: string, client: ClientOptions, now: Date): Promise<MemberHealth> {
+  const [health, status] = await Promise.allSettled([memberHealth(endpoint, client), memberStatus(endpoint, client)]);
+  const served = health.status === 'fulfilled' ? health.value.servedCertificate : undefined;
+  const errors: string[] = [];
+  if (health.status === 'rejected') errors.push((health.reason as Error).message);
+  else if (!health.value.healthy) errors.push(`unhealthy: ${health.value.reason}`);
+  if (status.status === 'rejected') {
+    if (health.status !== 'rejected') errors.push(`status: ${(status.reason as Error).message}`);
+  } else if (status.value.errors?.length) {
+    errors.push(...status.value.errors);
+  }
+  const value = status.status === 'fulfilled' ? status.value : undefined;
+  const memberId = value?.header?.member_id;
+  const toNumber = (text: string | undefined) => (text === undefined ? undefined : Number(text));
+  return {
+    name,
+    endpoint,
+    healthy: errors.length === 0,
+    leader: memberId !== undefined && value?.leader === memberId,
+    version: value?.version,
+    dbSizeBytes: toNumber(value?.dbSize),
+    raftIndex: toNumber(value?.raftIndex),
+    memberId,
+    certExpiresInDays: served ? daysUntil(served.validTo, now) : undefined,
+    certNotAfter: served?.validTo.toISOString(),
+    error: errors.length > 0 ? errors.join('; ') : undefined,
+  };
+}
+
+/** Every member of the plan, in parallel. */
+export function checkMembers(plan: ClusterPlan, client: ClientOptions, now: Date): Promise<MemberHealth[]> {
+  return Promise.all(plan.members.map((member) => checkMember(member.name, member.clientUrl, client, now)));
+}
+
+export function describeLocalCertificate(file: string, certPem: string, now: Date): LocalCertificate {
+  const notAfter = new Date(new X509Certificate(certPem).validTo);
+  return { file, notAfter: notAfter.toISOString(), expiresInDays: daysUntil(notAfter, now) };
+}
+
+/** Pure: the verdict from what the members said and the local certificates. */
+export function assessHealth(
+  clusterName: string,
+  members: readonly MemberHealth[],
+  certificates: readonly LocalCertificate[],
+  warnDays: number,
+  now: Date,
+): HealthReport {
+  const problems: string[] = [];
+  for (const member of members) {
+    if (!member.healthy) problems.push(`member ${member.name} (${member.endpoint}) is unhealthy: ${member.error ?? 'no answer'}`);
+    if (member.certExpiresInDays !== undefined && member.certExpiresInDays < warnDays) {
+      problems.push(`member ${member.name} serves a certificate that expires in ${member.certExpiresInDays} day(s) (< --warn-days ${warnDays}); run renew-certs`);
+    }
+  }
+  const leaders = new Set(members.filter((member) => member.leader).map((member) => member.memberId));
+  if (members.some((member) => member.healthy) && leaders.size === 0) problems.push('no member reports itself as leader');
+  for (const certificate of certificates) {
+    if (certificate.expiresInDays < warnDays) {
+      problems.push(`${certificate.file} expires in ${certificate.expiresInDays} day(s) (< --warn-days ${warnDays})`);
+    }
+  }
+  return { clusterName, checkedAt: now.toISOString(), warnDays, members, certificates, problems, healthy: problems.length === 0 };
+}
+
+function formatBytes(bytes: number | undefined): string {
+  if (bytes === undefined) return '-';
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Pure: the table `health` prints. */
+export function renderHealthTable(report: HealthReport): string {
+  const header = ['MEMBER', 'ENDPOINT', 'HEALTHY', 'LEADER', 'VERSION', 'DB SIZE', 'RAFT INDEX', 'CERT EXPIRES'];
+  const rows = report.members.map((member) => [
+    member.name,
+    member.endpoint,
+    member.healthy ? 'yes' : 'NO',
+    member.leader ? '*' : '',
+    member.version ?? '-',
+    formatBytes(member.dbSizeBytes),
+    member.raftIndex === undefined ? '-' : String(member.raftIndex),
+    member.certExpiresInDays === undefined ? '-' : `${member.certExpiresInDays}d`,
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: readonly string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
+  const lines = [line(header), ...rows.map(line)];
+  for (const certificate of report.certificates) lines.push(`${certificate.file} expires in ${certificate.expiresInDays}d (${certificate.notAfter.slice(0, 10)})`);
+  if (report.healthy) {
+    lines.push(`Cluster ${report.clusterName}: ${report.members.length} member(s) healthy.`);
+  } else {
+    lines.push(`Cluster ${report.clusterName}: ${report.problems.length} problem(s):`, ...report.problems.map((problem) => `  - ${problem}`));
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,180 @@
+import { request } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+
+/**
+ * The etcd client of the day-2 commands: etcd's JSON gateway (`/v3/...`, the same gRPC services
+ * as etcdctl) and `/health`, over mutual TLS with the admin certificate. No dependency beyond
+ * node:https; 64-bit integers arrive as JSON strings and stay strings (member IDs exceed 2^53).
+ */
+
+export interface ClientTls {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface ClientOptions {
+  readonly tls: ClientTls;
+  readonly timeoutMs: number;
+}
+
+/** The certificate the member presented in the TLS handshake. */
+export interface ServedCertificate {
+  readonly subject: string;
+  readonly serialNumber: string;
+  readonly validTo: Date;
+}
+
+export interface ResponseHeader {
+  readonly cluster_id?: string;
+  readonly member_id?: string;
+  readonly revision?: string;
+  readonly raft_term?: string;
+}
+
+export interface StatusResponse {
+  readonly header?: ResponseHeader;
+  readonly version?: string;
+  readonly dbSize?: string;
+  readonly leader?: string;
+  readonly raftIndex?: string;
+  readonly raftTerm?: string;
+  readonly errors?: readonly string[];
+}
+
+export interface EtcdMember {
+  readonly ID: string;
+  /** Empty until the member has started and joined (an "unstarted" member). */
+  readonly name?: string;
+  readonly peerURLs?: readonly string[];
+  readonly clientURLs?: readonly string[];
+  readonly isLearner?: boolean;
+}
+
+export interface MemberListResponse {
+  readonly header?: ResponseHeader;
+  readonly members?: readonly EtcdMember[];
+}
+
+export interface MemberAddResponse {
+  readonly header?: ResponseHeader;
+  readonly member?: EtcdMember;
+  readonly members?: readonly EtcdMember[];
+}
+
+/** A failed call: the endpoint, and what went wrong as etcd or the network said it. */
+export class EtcdCallError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly path: string,
+    message: string,
+    readonly statusCode?: number,
+  ) {
+    super(message);
+    this.name = 'EtcdCallError';
+  }
+}
+
+interface CallResult<T> {
+  readonly body: T;
+  readonly servedCertificate: ServedCertificate | undefined;
+}
+
+function describeServed(socket: TLSSocket): ServedCertificate | undefined {
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.valid_to) return undefined;
+  const commonName = peer.subject?.CN;
+  return { subject: Array.isArray(commonName) ? commonName.join(',') : (commonName ?? ''), serialNumber: peer.serialNumber, validTo: new Date(peer.valid_to) };
+}
+
+/** One HTTPS call on a fresh connection (so every call shows the certificate etcd serves now). */
+function call<T>(endpoint: string, path: string, body: unknown, options: ClientOptions): Promise<CallResult<T>> {
+  const url = new URL(path, endpoint);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: payload === undefined ? 'GET' : 'POST',
+        ca: options.tls.caPem,
+        cert: options.tls.certPem,
+        key: options.tls.keyPem,
+        agent: false,
+        timeout: options.timeoutMs,
+        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        const served = describeServed(res.socket as TLSSocket);
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          if (res.statusCode !== 200) {
+            // The gateway reports gRPC errors as {"error": ...} (3.4) or {"message": ...} (3.5+).
+            const reported = parsed as { error?: string; message?: string } | undefined;
+            const reason = reported?.message ?? reported?.error ?? text.trim().slice(0, 200);
+            reject(new EtcdCallError(endpoint, path, `HTTP ${res.statusCode}: ${reason}`, res.statusCode));
+            return;
+          }
+          if (parsed === undefined) {
+            reject(new EtcdCallError(endpoint, path, `not JSON: ${text.trim().slice(0, 200)}`));
+            return;
+          }
+          resolve({ body: parsed as T, servedCertificate: served });
+        });
+        res.on('error', (error) => reject(new EtcdCallError(endpoint, path, error.message)));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
+    req.on('error', (error: NodeJS.ErrnoException) => reject(new EtcdCallError(endpoint, path, error.code ? `${error.code}: ${error.message}` : error.message)));
+    req.end(payload);
+  });
+}
+
+export interface HealthAnswer {
+  readonly healthy: boolean;
+  readonly reason: string | undefined;
+  readonly servedCertificate: ServedCertificate | undefined;
+}
+
+/** `/health`: true when the member has a leader, no alarms and serves a linearizable read. */
+export async function memberHealth(endpoint: string, options: ClientOptions): Promise<HealthAnswer> {
+  const { body, servedCertificate } = await call<{ health?: string | boolean; reason?: string }>(endpoint, '/health', undefined, options);
+  const healthy = body.health === true || body.health === 'true';
+  return { healthy, reason: healthy ? undefined : body.reason || `health is ${JSON.stringify(body.health)}`, servedCertificate };
+}
+
+export async function memberStatus(endpoint: string, options: ClientOptions): Promise<StatusResponse> {
+  return (await call<StatusResponse>(endpoint, '/v3/maintenance/status', {}, options)).body;
+}
+
+export async function memberList(endpoint: string, options: ClientOptions): Promise<readonly EtcdMember[]> {
+  return (await call<MemberListResponse>(endpoint, '/v3/cluster/member/list', {}, options)).body.members ?? [];
+}
+
+export async function memberAdd(endpoint: string, peerUrls: readonly string[], options: ClientOptions): Promise<MemberAddResponse> {
+  return (await call<MemberAddResponse>(endpoint, '/v3/cluster/member/add', { peerURLs: peerUrls }, options)).body;
+}
+
+export async function memberRemove(endpoint: string, memberId: string, options: ClientOptions): Promise<void> {
+  await call<unknown>(endpoint, '/v3/cluster/member/remove', { ID: memberId }, options);
+}
+
+/** The first endpoint that answers `call`, trying them in order; all failures when none does. */
+export async function firstAnswer<T>(endpoints: readonly string[], attempt: (endpoint: string) => Promise<T>): Promise<{ endpoint: string; value: T }> {
+  const failures: string[] = [];
+  for (const endpoint of endpoints) {
+    try {
+      return { endpoint, value: await attempt(endpoint) };
+    } catch (error) {
+      failures.push(`${endpoint}: ${(error as Error).message}`);
+    }
+  }
+  throw new EtcdCallError(endpoints.join(','), '', `no member answered (${failures.join('; ')})`);
+}

@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_PATHS } from '../../src/plan.js';
+import { Day2Cluster, writeFilesOf } from '../support/day2-cluster.js';
+
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+describe('add-member and remove-member against a real running cluster', () => {
+  let cluster: Day2Cluster;
+  let caFingerprint: string;
+
+  beforeAll(async () => {
+    cluster = await Day2Cluster.generate(3);
+    await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
+    caFingerprint = sha256(cluster.pkiFile('ca.key')) + sha256(cluster.pkiFile('ca.crt'));
+    const put = await cluster.etcdctl([cluster.endpoint(1)], ['put', '/day2/before', 'kept']);
+    expect(put.code, put.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    await cluster?.cleanup();
+  });
+
+  const memberNames = async () => {
+    const list = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'list', '-w', 'json']);
+    expect(list.code, list.stderr).toBe(0);
+    return (JSON.parse(list.stdout) as { members: { name?: string }[] }).members.map((member) => member.name ?? '').sort();
+  };
+
+  it('refuses to add a member while one is down, and changes nothing', async () => {
+    await cluster.stop('etcd3');
+    try {
+      const before = readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8');
+      const result = await cluster.cli(['add-member', '--ip', cluster.ip(4), '--timeout', '2']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^etcd-cloudinit add-member: \[preflight\] refusing to add a member to an unhealthy cluster: etcd3 \(ECONNREFUSED/);
+      expect(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')).toBe(before);
+      expect(existsSync(cluster.pkiFile('etcd4.crt'))).toBe(false);
+      expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    } finally {
+      cluster.start('etcd3');
+      await cluster.waitHealthy(['etcd3']);
+    }
+  });
+
+  it('add-member grows the cluster to 4; the new member starts from its user-data and has the data', async () => {
+    const result = await cluster.cli(['add-member', '--ip', cluster.ip(4)]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^Added member etcd4 \\(${escape(cluster.ip(4))}, ID [0-9a-f]+\\) to cluster etcd: now 4 members\\.`));
+    expect(result.stdout).toContain('Note: 4 members tolerate no more failures than 3');
+
+    // Written: its certificate and key (0600), its user-data joining the existing cluster, cluster.json; the CA untouched.
+    expect(sha256(cluster.pkiFile('ca.key')) + sha256(cluster.pkiFile('ca.crt'))).toBe(caFingerprint);
+    expect(statSync(cluster.pkiFile('etcd4.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(cluster.pkiFile('etcd1.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(cluster.outDir, 'user-data', 'etcd4.yaml')).mode & 0o777).toBe(0o600);
+    const config = writeFilesOf(cluster.userData('etcd4')).get(NODE_PATHS.configFile)!.content;
+    expect(config).toContain('initial-cluster-state: "existing"');
+    expect(config).toContain(
+      `initial-cluster: "etcd1=https://${cluster.prefix}.1:2380,etcd2=https://${cluster.prefix}.2:2380,etcd3=https://${cluster.prefix}.3:2380,etcd4=https://${cluster.prefix}.4:2380"`,
+    );
+    const record = JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { members: { name: string }[]; endpoints: string[] };
+    expect(record.members.map((member) => member.name)).toEqual(['etcd1', 'etcd2', 'etcd3', 'etcd4']);
+    expect(readFileSync(join(cluster.outDir, 'etcdctl.env'), 'utf8')).toContain(cluster.endpoint(4));
+    // Unstarted until the machine boots: etcd lists it without a name.
+    expect(await memberNames()).toEqual(['', 'etcd1', 'etcd2', 'etcd3']);
+
+    cluster.provision('etcd4');
+    cluster.start('etcd4');
+    await cluster.waitHealthy(['etcd4']);
+    expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3', 'etcd4']);
+
+    const health = await cluster.cli(['health', '--json']);
+    expect(health.code, health.stdout).toBe(0);
+    expect((JSON.parse(health.stdout) as { members: { name: string; healthy: boolean }[] }).members.map((member) => member.healthy)).toEqual([true, true, true, true]);
+
+    const fromNew = await cluster.etcdctl([cluster.endpoint(4)], ['get', '/day2/before', '--print-value-only']);
+    expect(fromNew.stdout.trim()).toBe('kept');
+    const put = await cluster.etcdctl([cluster.endpoint(4)], ['put', '/day2/while-four', 'written-via-etcd4']);
+    expect(put.code, put.stderr).toBe(0);
+  });
+
+  it('remove-member shrinks it back to 3 with the data intact', async () => {
+    const result = await cluster.cli(['remove-member', '--name', 'etcd4']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^Removed member etcd4 \\(${escape(cluster.ip(4))}, ID [0-9a-f]+\\) from cluster etcd: now 3 members\\.`));
+    await cluster.stop('etcd4');
+
+    expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    const record = JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { members: { name: string }[] };
+    expect(record.members.map((member) => member.name)).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    expect(existsSync(cluster.pkiFile('etcd4.key'))).toBe(false);
+    expect(existsSync(join(cluster.outDir, 'user-data', 'etcd4.yaml'))).toBe(false);
+    expect(sha256(cluster.pkiFile('ca.key')) + sha256(cluster.pkiFile('ca.crt'))).toBe(caFingerprint);
+
+    const health = await cluster.cli(['health']);
+    expect(health.code, health.stdout).toBe(0);
+    for (const [key, value] of [
+      ['/day2/before', 'kept'],
+      ['/day2/while-four', 'written-via-etcd4'],
+    ]) {
+      const get = await cluster.etcdctl([cluster.endpoint(2)], ['get', key!, '--print-value-only']);
+      expect(get.stdout.trim()).toBe(value);
+    }
+  });
+
+  it('remove-member of a member the cluster no longer has only updates the folder', async () => {
+    // A member removed out of band (etcdctl member remove) leaves cluster.json stale.
+    const added = await cluster.cli(['add-member', '--ip', cluster.ip(5), '--name', 'epsilon']);
+    expect(added.code, added.stderr).toBe(0);
+    // The table form prints IDs in hex (etcdctl's JSON gives decimals beyond 2^53).
+    const table = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'list']);
+    const id = table.stdout.split('\n').find((line) => line.includes(`${cluster.ip(5)}:2380`))!.split(',')[0]!.trim();
+    expect(id).toMatch(/^[0-9a-f]+$/);
+    const removed = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'remove', id]);
+    expect(removed.code, removed.stderr).toBe(0);
+
+    const result = await cluster.cli(['remove-member', '--name', 'epsilon']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`Member epsilon (${cluster.ip(5)}) was no longer in cluster etcd; removed it from the folder: now 3 members.`);
+    expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+  });
+});

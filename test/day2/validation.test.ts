@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../src/cli.js';
+import { runCli } from '../support/cli.js';
+import { Day2Cluster } from '../support/day2-cluster.js';
+
+/** Usage errors need no running cluster: a generated folder is enough. */
+describe('day-2 usage errors (exit 2, one line naming the field and value)', () => {
+  let cluster: Day2Cluster;
+
+  beforeAll(async () => {
+    cluster = await Day2Cluster.generate(3);
+  });
+
+  afterAll(async () => {
+    await cluster?.cleanup();
+  });
+
+  it.each([
+    [['add-member'], '[validate] ip: is required (for example --ip 10.10.0.14)'],
+    [['add-member', '--ip', '10.0.0.256'], '[validate] ip: "10.0.0.256" is not an IPv4 address'],
+    [['add-member', '--ip', '10.0.0'], '[validate] ip: "10.0.0" is not an IPv4 address'],
+    [['add-member', '--ip', '224.0.0.9'], '[validate] ip: "224.0.0.9" is not a unicast host address'],
+    [['add-member', '--ip', '10.0.0.9', '--name', 'Delta'], `[validate] name: "Delta" is not a lowercase DNS label`],
+    [['add-member', '--ip', '10.0.0.9', '--name', 'etcd3'], '[validate] name: "etcd3" is already a member'],
+    [['add-member', '--ip', '10.0.0.9', '--name', 'admin'], '[validate] name: "admin" is reserved for pki/admin.crt; choose another member name'],
+    [['add-member', '--ip', '10.0.0.9', '--timeout', '0'], '[validate] timeout: "0" is not a number of seconds from 0 to 600'],
+    [['add-member', '--ip', '10.0.0.9', '--cluster-name', 'prod'], '[parse] cluster-name: no cluster.json in'],
+    [['add-member', '--ips', '10.0.0.9'], "[parse] Unknown option '--ips'"],
+    [['remove-member'], '[validate] name: is required (for example --name etcd3)'],
+    [['remove-member', '--name', 'etcd9'], '[validate] name: "etcd9" is not a member (members: etcd1, etcd2, etcd3)'],
+    [['health', '--warn-days', 'soon'], '[validate] warn-days: "soon" is not a whole number of days from 0 to 3650'],
+    [['renew-certs', '--member', 'etcd9'], '[validate] member: "etcd9" is not a member (members: etcd1, etcd2, etcd3)'],
+    [['renew-certs', '--cert-days', '0'], '[validate] cert-days: "0" is not a whole number of days from 1 to 3650'],
+  ])('%j -> %s', async (args, message) => {
+    const result = await cluster.cli(args);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    const [first] = result.stderr.split('\n');
+    expect(first).toContain(`etcd-cloudinit ${args[0]}: ${message}`);
+  });
+
+  it('add-member refuses an address a member already has', async () => {
+    const result = await cluster.cli(['add-member', '--ip', cluster.ip(2)]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`etcd-cloudinit add-member: [validate] ip: "${cluster.ip(2)}" is already used by member etcd2`);
+  });
+
+  it('a missing cluster folder names the folder and the way out', async () => {
+    const result = await runCli(['health', '--out', 'elsewhere'], cluster.workDir);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`[parse] cluster-name: no cluster.json in "${cluster.workDir}/elsewhere/etcd"; run gen-userdata first`);
+  });
+});
+
+describe('day-2 commands in the CLI table', () => {
+  it.each(['health', 'add-member', 'remove-member', 'renew-certs'])('%s has --help with options and examples', async (name) => {
+    const command = COMMANDS.find((candidate) => candidate.name === name);
+    expect(command).toBeDefined();
+    const result = await runCli([name, '--help'], '/');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`Usage: etcd-cloudinit ${name}`);
+    expect(result.stdout).toMatch(/Examples:\n {2}etcd-cloudinit /);
+    const main = await runCli(['--help'], '/');
+    expect(main.stdout).toMatch(new RegExp(`^ {2}${name} +\\S`, 'm'));
+  });
+});
