@@ -9,7 +9,6 @@ import {
   type Page_links,
 } from '@digitalocean/dots';
 import {
-  CustomFetchHandler,
   FetchRequestAdapter,
   HttpClient,
   ParametersNameDecodingHandler,
@@ -375,7 +374,7 @@ function buildClient(config: DigitalOceanConfig, options: ClientOptions): Digita
     new RateLimitRetryHandler(options),
     new RedirectHandler(),
     new ParametersNameDecodingHandler(),
-    new CustomFetchHandler(fetchWithTimeout),
+    // HttpClient appends a CustomFetchHandler(fetchWithTimeout) as the last link.
   ];
   const httpClient = new HttpClient(fetchWithTimeout, ...middlewares);
   const adapter = new FetchRequestAdapter(
