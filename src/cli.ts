@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js';
+import type { CommandContext, Writable } from './context.js';
+import { CliError, EXIT_USAGE } from './errors.js';
+import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
+
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: readonly OptionSpec[];
+  readonly examples: readonly string[];
+  readonly run: (flags: ParsedOptions, context: CommandContext) => Promise<number>;
+}
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'gen-userdata',
+    summary: 'Mint the cluster PKI offline and write one #cloud-config per member',
+    usage: 'etcd-cloudinit gen-userdata --ips <a,b,c> [options]',
+    options: GEN_USERDATA_OPTIONS,
+    examples: [
+      'etcd-cloudinit gen-userdata --ips 10.10.0.11,10.10.0.12,10.10.0.13',
+      'etcd-cloudinit gen-userdata --cluster-name prod --ips 10.10.0.11,10.10.0.12,10.10.0.13 --names alpha,beta,gamma',
+      'etcd-cloudinit gen-userdata --config cluster.yaml --print etcd1 > etcd1.yaml',
+      'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
+    ],
+    run: runGenUserdata,
+  },
+];
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function renderMainHelp(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length)) + 2;
+  return [
+    'etcd-cloudinit: a secure (mutual TLS) etcd cluster from cloud-init user-data alone.',
+    '',
+    'Usage: etcd-cloudinit <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}${command.summary}`),
+    '',
+    "Run 'etcd-cloudinit <command> --help' for a command's options.",
+    '',
+  ].join('\n');
+}
+
+export function renderCommandHelp(command: Command): string {
+  return [
+    `${command.summary}.`,
+    '',
+    `Usage: ${command.usage}`,
+    '',
+    'Options:',
+    renderOptionsHelp(command.options),
+    '',
+    'Examples:',
+    ...command.examples.map((example) => `  ${example}`),
+    '',
+  ].join('\n');
+}
+
+export interface MainIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  readonly cwd?: string;
+  readonly now?: () => Date;
+}
+
+/** The CLI: returns the exit code. User errors print one line; anything else is a bug and prints its stack. */
+export async function main(argv: readonly string[], io: MainIo, overrides: Partial<CommandContext> = {}): Promise<number> {
+  const context: CommandContext = {
+    env: io.env,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    cwd: io.cwd ?? process.cwd(),
+    now: io.now ?? (() => new Date()),
+    ...overrides,
+  };
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const command = COMMANDS.find((candidate) => candidate.name === rest[0]);
+    context.stdout.write(command ? renderCommandHelp(command) : renderMainHelp());
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    context.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((candidate) => candidate.name === name);
+  if (!command) {
+    context.stderr.write(`etcd-cloudinit: unknown command ${JSON.stringify(name)}\n\n${renderMainHelp()}`);
+    return EXIT_USAGE;
+  }
+  try {
+    const flags = parseOptions(rest, command.options);
+    if (flags.help === true) {
+      context.stdout.write(renderCommandHelp(command));
+      return 0;
+    }
+    return await command.run(flags, context);
+  } catch (error) {
+    if (error instanceof CliError) {
+      context.stderr.write(`etcd-cloudinit ${command.name}: ${error.message}\n`);
+      if (error.exitCode === EXIT_USAGE) context.stderr.write(`Run 'etcd-cloudinit ${command.name} --help' for usage.\n`);
+      return error.exitCode;
+    }
+    context.stderr.write(`etcd-cloudinit ${command.name}: internal error (a bug; please report it):\n${(error as Error).stack ?? String(error)}\n`);
+    return 70;
+  }
+}

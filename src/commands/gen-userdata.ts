@@ -1,0 +1,103 @@
+import type { CommandContext } from '../context.js';
+import { usageError } from '../errors.js';
+import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
+import type { OptionSpec, ParsedOptions } from '../options.js';
+import { outputFiles } from '../output.js';
+import { mintPki, type ClusterPki } from '../pki/mint.js';
+import { planCluster, type ClusterPlan } from '../plan.js';
+import { renderUserData } from '../render.js';
+import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
+import { readExistingPki, writeOutputFolder } from '../write.js';
+
+/** The cluster options shared by every command that generates a cluster's files. */
+export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'ips', type: 'string', valueName: 'a,b,c', description: 'Member IPv4 addresses, comma-separated (required unless --config gives members)' },
+  { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names, one per address (default etcd1..etcdN)' },
+  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster name: output folder and initial-cluster-token seed (default etcd)' },
+  { name: 'config', type: 'string', valueName: 'file', description: 'Read options from a YAML file (keys as the flags, see schema/cluster.schema.json); flags override it' },
+  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder; files go to <dir>/<cluster-name>/ (default out)' },
+  { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: `etcd release to install, v3.4.x to v3.7.x (default ${DEFAULT_ETCD_VERSION})` },
+  { name: 'release-url', type: 'string', valueName: 'url', description: `Base URL of etcd releases, e.g. a mirror (default ${DEFAULT_RELEASE_URL})` },
+  { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
+  { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
+  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member and admin certificate validity in days (default 825; the CA gets 10 years)' },
+  { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
+  { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match (the CA is always kept)' },
+];
+
+export const GEN_USERDATA_OPTIONS: readonly OptionSpec[] = [
+  ...CLUSTER_OPTIONS,
+  { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export interface GeneratedCluster {
+  readonly input: ClusterInput;
+  readonly plan: ClusterPlan;
+  readonly pki: ClusterPki;
+  /** By member name. */
+  readonly userData: ReadonlyMap<string, string>;
+}
+
+/** validate: flags and the config file into a checked input; warnings go to stderr. */
+export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
+  const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config) : {};
+  const { input, warnings } = resolveClusterInput(fileInput, flagsToRawInput(flags));
+  for (const warning of warnings) context.stderr.write(`warning: ${warning}\n`);
+  return input;
+}
+
+/** plan -> mint -> render -> check -> write, for a validated input. */
+export async function generateCluster(input: ClusterInput, context: CommandContext, force: boolean): Promise<GeneratedCluster> {
+  const plan = planCluster(input, context.cwd);
+  const now = context.now();
+  const pki = await mintPki(plan, {
+    now,
+    existing: readExistingPki(plan.outDir),
+    force,
+    ...(context.keySource ? { keySource: context.keySource } : {}),
+    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
+  });
+  const userData = new Map(plan.members.map((member) => [member.name, renderUserData(plan, pki, member.name)]));
+  writeOutputFolder(plan.outDir, outputFiles(plan, pki, userData, now));
+  return { input, plan, pki, userData };
+}
+
+export function renderSummary(generated: GeneratedCluster, cwd: string): string {
+  const { plan, pki, userData } = generated;
+  const relative = plan.outDir.startsWith(`${cwd}/`) ? plan.outDir.slice(cwd.length + 1) : plan.outDir;
+  const state = (reused: boolean) => (reused ? 'kept' : 'minted');
+  const lines = [
+    `Cluster ${plan.clusterName}: ${plan.members.length} member(s), etcd ${plan.etcdVersion} from ${plan.install.releaseUrl}`,
+    `  ca      ${state(pki.ca.reused).padEnd(7)}pki/ca.crt (expires ${pki.ca.notAfter.slice(0, 10)}; pki/ca.key stays here)`,
+    ...plan.members.map((member) => {
+      const cert = pki.members.get(member.name)!;
+      const bytes = Buffer.byteLength(userData.get(member.name)!);
+      return `  ${member.name.padEnd(8)}${state(cert.reused).padEnd(7)}pki/${member.name}.crt  user-data/${member.name}.yaml (${(bytes / 1024).toFixed(1)} KiB)  ${member.clientUrl}`;
+    }),
+    `  admin   ${state(pki.admin.reused).padEnd(7)}pki/admin.crt (expires ${pki.admin.notAfter.slice(0, 10)})`,
+    `Wrote ${relative}/`,
+    '',
+    'Next: give each machine its user-data (the droplet console\'s "User data" box, or your cloud\'s equivalent),',
+    'boot them, then from this workstation:',
+    `  . ${relative}/etcdctl.env && etcdctl endpoint health --cluster`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export async function runGenUserdata(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  const input = validateClusterFlags(flags, context);
+  const printMember = typeof flags.print === 'string' ? flags.print : undefined;
+  if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
+    throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
+  }
+  const generated = await generateCluster(input, context, flags.force === true);
+  if (printMember !== undefined) {
+    context.stderr.write(renderSummary(generated, context.cwd));
+    context.stdout.write(generated.userData.get(printMember)!);
+  } else {
+    context.stdout.write(renderSummary(generated, context.cwd));
+  }
+  return 0;
+}

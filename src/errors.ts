@@ -1,0 +1,26 @@
+/** The phase of a command that failed; printed as a prefix so a user knows where to look. */
+export type Phase = 'parse' | 'validate' | 'plan' | 'mint' | 'render' | 'check' | 'write' | 'api' | 'preflight';
+
+/** Exit code for a user error in how the command was called (bad flag, bad value). */
+export const EXIT_USAGE = 2;
+/** Exit code for every other failure. */
+export const EXIT_FAILURE = 1;
+
+/**
+ * An error meant for the user: one line naming the phase, the field and the value.
+ * Anything else that escapes a command is a bug and is printed with its stack.
+ */
+export class CliError extends Error {
+  constructor(
+    readonly phase: Phase,
+    message: string,
+    readonly exitCode: number = EXIT_FAILURE,
+  ) {
+    super(`[${phase}] ${message}`);
+    this.name = 'CliError';
+  }
+}
+
+export function usageError(phase: Phase, message: string): CliError {
+  return new CliError(phase, message, EXIT_USAGE);
+}

@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import AjvModule, { type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { parse as parseYaml } from 'yaml';
+import { usageError } from './errors.js';
+import { isPrivateOrLoopback, isUnicastIPv4 } from './ipv4.js';
+import type { ParsedOptions } from './options.js';
+import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
+
+// ajv and ajv-formats are CommonJS with a default export object.
+const Ajv = AjvModule.default ?? AjvModule;
+const addFormats = addFormatsModule.default ?? addFormatsModule;
+
+const require = createRequire(import.meta.url);
+/** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
+export const clusterSchema = require('../schema/cluster.schema.json') as Record<string, unknown>;
+
+/** The validated input of gen-userdata, with defaults applied. */
+export interface ClusterInput {
+  readonly clusterName: string;
+  readonly members: readonly { readonly name: string; readonly ip: string }[];
+  readonly out: string;
+  readonly etcdVersion: string;
+  readonly releaseUrl: string;
+  readonly etcdSha256: string | undefined;
+  readonly keySize: 2048 | 3072 | 4096;
+  readonly certDays: number;
+  readonly allowEven: boolean;
+}
+
+/** The raw document, keyed as in cluster.yaml and the flags. */
+type RawInput = Record<string, unknown>;
+
+/** Flags that map one-to-one onto schema keys. */
+const LIST_KEYS = ['ips', 'names'] as const;
+const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd-sha256'] as const;
+const NUMBER_KEYS = ['key-size', 'cert-days'] as const;
+const BOOLEAN_KEYS = ['allow-even'] as const;
+
+export function loadConfigFile(path: string): RawInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw usageError('parse', `config: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw usageError('parse', `config: ${JSON.stringify(path)} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (document === null || document === undefined) return {};
+  if (typeof document !== 'object' || Array.isArray(document)) {
+    throw usageError('validate', `config: ${JSON.stringify(path)} must be a mapping of option names to values`);
+  }
+  return document as RawInput;
+}
+
+/** Flags as schema-shaped values; a number flag that is not a number stays a string so the error shows it. */
+export function flagsToRawInput(flags: ParsedOptions): RawInput {
+  const raw: RawInput = {};
+  for (const key of LIST_KEYS) {
+    const value = flags[key];
+    if (typeof value === 'string') raw[key] = value.split(',').map((item) => item.trim());
+  }
+  for (const key of SCALAR_KEYS) {
+    if (typeof flags[key] === 'string') raw[key] = flags[key];
+  }
+  for (const key of NUMBER_KEYS) {
+    const value = flags[key];
+    if (typeof value === 'string') raw[key] = /^\d+$/.test(value) ? Number(value) : value;
+  }
+  for (const key of BOOLEAN_KEYS) {
+    if (flags[key] === true) raw[key] = true;
+  }
+  return raw;
+}
+
+let compiledValidator: ReturnType<InstanceType<typeof Ajv>['compile']> | undefined;
+
+function schemaValidator() {
+  if (!compiledValidator) {
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, useDefaults: false });
+    addFormats(ajv, ['ipv4']);
+    ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
+    compiledValidator = ajv.compile(clusterSchema);
+  }
+  return compiledValidator;
+}
+
+/** `/members/2/ip` -> `members[2].ip`: the field as the user wrote it. */
+function fieldName(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((part, index) => (/^\d+$/.test(part) ? `[${part}]` : `${index === 0 ? '' : '.'}${part}`))
+    .join('');
+}
+
+function describeSchemaError(error: ErrorObject): string {
+  if (error.keyword === 'additionalProperties') {
+    const extra = (error.params as { additionalProperty: string }).additionalProperty;
+    const where = fieldName(error.instancePath);
+    return `${where ? `${where}.` : ''}${extra}: unknown option`;
+  }
+  if (error.keyword === 'required') {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    return `${fieldName(error.instancePath)}.${missing}: is required`;
+  }
+  const field = fieldName(error.instancePath) || 'config';
+  const value = JSON.stringify(error.data);
+  if (error.keyword === 'minItems') return `${field}: at least ${(error.params as { limit: number }).limit} member is required`;
+  if (error.keyword === 'maxItems') {
+    return `${field}: ${(error.data as unknown[]).length} members given; a cluster has 1 to 9 members (more slows every write and adds no useful fault tolerance)`;
+  }
+  const custom = (error.parentSchema as { errorMessage?: string } | undefined)?.errorMessage;
+  if (custom && error.keyword !== 'type') return `${field}: ${value} ${custom}`;
+  return `${field}: ${value} ${error.message ?? 'is invalid'}`;
+}
+
+export interface ResolvedInput {
+  readonly input: ClusterInput;
+  /** Non-fatal findings, printed before the work starts. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Merges the config file with the flags (flags win), validates against the schema and then the
+ * rules a schema cannot say (counts, uniqueness, address kinds). Throws a usage error on the first problem.
+ */
+export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): ResolvedInput {
+  const raw: RawInput = { ...fileInput, ...flagInput };
+  // Flags --ips/--names replace a config's members list entirely.
+  if (flagInput.ips !== undefined || flagInput.names !== undefined) delete raw.members;
+  const validate = schemaValidator();
+  if (!validate(raw)) {
+    const first = validate.errors?.[0];
+    throw usageError('validate', first ? describeSchemaError(first) : 'input is invalid');
+  }
+  const members = resolveMembers(raw);
+  const allowEven = raw['allow-even'] === true;
+  if (members.length % 2 === 0 && !allowEven) {
+    const count = members.length;
+    throw usageError(
+      'validate',
+      `ips: ${count} members is an even count: it tolerates ${count / 2 - 1} failed member(s), the same as ${count - 1} members, while needing one more for quorum; use ${count - 1} or ${count + 1} members, or pass --allow-even`,
+    );
+  }
+  const warnings: string[] = [];
+  for (const [index, member] of members.entries()) {
+    if (!isPrivateOrLoopback(member.ip)) {
+      warnings.push(
+        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses`,
+      );
+    }
+  }
+  const input: ClusterInput = {
+    clusterName: (raw['cluster-name'] as string | undefined) ?? 'etcd',
+    members,
+    out: (raw.out as string | undefined) ?? 'out',
+    etcdVersion: (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION,
+    releaseUrl: ((raw['release-url'] as string | undefined) ?? DEFAULT_RELEASE_URL).replace(/\/+$/, ''),
+    etcdSha256: raw['etcd-sha256'] as string | undefined,
+    keySize: (raw['key-size'] as 2048 | 3072 | 4096 | undefined) ?? 4096,
+    certDays: (raw['cert-days'] as number | undefined) ?? 825,
+    allowEven,
+  };
+  return { input, warnings };
+}
+
+function resolveMembers(raw: RawInput): { name: string; ip: string }[] {
+  let members: { name: string; ip: string }[];
+  let source: string;
+  if (raw.ips !== undefined) {
+    const ips = raw.ips as string[];
+    const names = raw.names as string[] | undefined;
+    if (names !== undefined && names.length !== ips.length) {
+      throw usageError('validate', `names: ${names.length} names given for ${ips.length} addresses in ips; give one name per address`);
+    }
+    members = ips.map((ip, index) => ({ ip, name: names?.[index] ?? `etcd${index + 1}` }));
+    source = 'ips';
+  } else if (raw.members !== undefined) {
+    if (raw.names !== undefined) throw usageError('validate', 'names: only valid with ips; set name on each entry of members instead');
+    members = (raw.members as { name?: string; ip: string }[]).map((member, index) => ({
+      ip: member.ip,
+      name: member.name ?? `etcd${index + 1}`,
+    }));
+    source = 'members';
+  } else {
+    throw usageError('validate', 'ips: is required (for example --ips 10.10.0.11,10.10.0.12,10.10.0.13), or give members in --config');
+  }
+  const ipField = (index: number) => (source === 'ips' ? `ips[${index}]` : `members[${index}].ip`);
+  const nameField = (index: number) => (source === 'ips' ? `names[${index}]` : `members[${index}].name`);
+  for (const [index, member] of members.entries()) {
+    if (!isUnicastIPv4(member.ip)) {
+      throw usageError('validate', `${ipField(index)}: ${JSON.stringify(member.ip)} is not a unicast host address`);
+    }
+    const earlier = members.findIndex((other) => other.ip === member.ip);
+    if (earlier < index) throw usageError('validate', `${ipField(index)}: ${JSON.stringify(member.ip)} is already used by ${ipField(earlier)}`);
+    const earlierName = members.findIndex((other) => other.name === member.name);
+    if (earlierName < index) {
+      throw usageError('validate', `${nameField(index)}: ${JSON.stringify(member.name)} is already used by ${nameField(earlierName)}`);
+    }
+  }
+  return members;
+}

@@ -1,0 +1,228 @@
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import forge from 'node-forge';
+import { CliError } from '../errors.js';
+import type { ClusterPlan } from '../plan.js';
+import { certRequests, type CertRequest, type SubjectAltName } from './profiles.js';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** A private key as PKCS#8 PEM. Generation is injectable so golden tests use fixed keys. */
+export type KeySource = (bits: number, fileBase: string) => Promise<string>;
+
+/** Node's native generator runs in the libuv pool, so keys for all members are made in parallel. */
+export const nativeKeySource: KeySource = async (bits) => {
+  const { privateKey } = await generateKeyPairAsync('rsa', {
+    modulusLength: bits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return privateKey;
+};
+
+/** 16 random bytes with the top bit clear: a positive serial, unique per certificate. */
+export const randomSerial = (): string => {
+  const bytes = randomBytes(16);
+  bytes[0] = bytes[0]! & 0x7f;
+  return bytes.toString('hex');
+};
+
+export interface KeyPairPem {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface IssuedCert extends KeyPairPem {
+  readonly fileBase: string;
+  readonly profileId: string;
+  readonly member: string | undefined;
+  readonly sha256Fingerprint: string;
+  readonly notAfter: string;
+  /** True when an existing, still-matching certificate was kept. */
+  readonly reused: boolean;
+}
+
+export interface ClusterPki {
+  readonly ca: IssuedCert;
+  readonly admin: IssuedCert;
+  readonly members: ReadonlyMap<string, IssuedCert>;
+  /** In the order of certRequests(): CA, members, admin. */
+  readonly all: readonly IssuedCert[];
+}
+
+export interface MintOptions {
+  readonly now: Date;
+  readonly keySource?: KeySource;
+  readonly serialSource?: () => string;
+  /** Certificates and keys already on disk, by file base (`ca`, `etcd1`, `admin`). */
+  readonly existing?: ReadonlyMap<string, Partial<KeyPairPem>>;
+  /** Re-mint every member and admin certificate even if the existing one still matches. The CA is always kept. */
+  readonly force?: boolean;
+  /** A leaf expiring within this many days is re-minted on a re-run. */
+  readonly renewWithinDays?: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Mints (or keeps) every certificate of the plan. Keys are generated concurrently; signing uses
+ * Node's native RSA, node-forge only assembles the X.509 structures.
+ */
+export async function mintPki(plan: ClusterPlan, options: MintOptions): Promise<ClusterPki> {
+  const keySource = options.keySource ?? nativeKeySource;
+  const serialSource = options.serialSource ?? randomSerial;
+  const [caRequest, ...leafRequests] = certRequests(plan);
+  if (!caRequest || caRequest.profile.issuer !== null) throw new Error('the CA profile must come first');
+
+  const existingCa = loadExistingCa(caRequest, plan, options);
+  const kept = new Map<string, KeyPairPem>();
+  if (existingCa && !options.force) {
+    for (const request of leafRequests) {
+      const existing = options.existing?.get(request.fileBase);
+      if (existing?.certPem && existing.keyPem && leafStillMatches(request, existing as KeyPairPem, existingCa, plan, options)) {
+        kept.set(request.fileBase, existing as KeyPairPem);
+      }
+    }
+  }
+  // Every missing key is generated at once: key generation is the slow part and runs in parallel.
+  const toMint = [...(existingCa ? [] : [caRequest]), ...leafRequests.filter((request) => !kept.has(request.fileBase))];
+  const keys = new Map(await Promise.all(toMint.map(async (request) => [request.fileBase, await keySource(plan.keySize, request.fileBase)] as const)));
+
+  const ca = existingCa ?? mintCa(caRequest, keys.get(caRequest.fileBase)!, options.now, serialSource());
+  const caKey = createPrivateKey(ca.keyPem);
+  const leaves = leafRequests.map((request) => {
+    const keptPair = kept.get(request.fileBase);
+    if (keptPair) return describe(request, keptPair, true);
+    const keyPem = keys.get(request.fileBase)!;
+    const certPem = issue(request, keyPem, { certPem: ca.certPem, key: caKey }, options.now, serialSource());
+    return describe(request, { certPem, keyPem }, false);
+  });
+
+  const all = [ca, ...leaves];
+  const admin = all.find((cert) => cert.profileId === 'admin');
+  if (!admin) throw new Error('no admin profile');
+  const members = new Map(all.filter((cert) => cert.member !== undefined).map((cert) => [cert.member!, cert]));
+  return { ca, admin, members, all };
+}
+
+/** The CA on disk, if any. It is never replaced: a broken pair is an error for the operator to fix. */
+function loadExistingCa(request: CertRequest, plan: ClusterPlan, options: MintOptions): IssuedCert | undefined {
+  const existing = options.existing?.get(request.fileBase);
+  if (existing?.keyPem && existing.certPem) {
+    const cert = new X509Certificate(existing.certPem);
+    if (!cert.checkPrivateKey(createPrivateKey(existing.keyPem))) {
+      throw new CliError('mint', `pki/ca.key does not belong to pki/ca.crt in ${plan.outDir}; restore the matching pair (the CA is never replaced automatically)`);
+    }
+    return describe(request, existing as KeyPairPem, true);
+  }
+  if (existing?.certPem || existing?.keyPem) {
+    throw new CliError(
+      'mint',
+      `${plan.outDir}/pki has ${existing.certPem ? 'ca.crt without ca.key' : 'ca.key without ca.crt'}; restore the pair or remove the folder to start a new cluster`,
+    );
+  }
+  return undefined;
+}
+
+function mintCa(request: CertRequest, keyPem: string, now: Date, serialHex: string): IssuedCert {
+  const certPem = issue(request, keyPem, { certPem: undefined, key: createPrivateKey(keyPem) }, now, serialHex);
+  return describe(request, { certPem, keyPem }, false);
+}
+
+function describe(request: CertRequest, pair: KeyPairPem, reused: boolean): IssuedCert {
+  const cert = new X509Certificate(pair.certPem);
+  return {
+    ...pair,
+    fileBase: request.fileBase,
+    profileId: request.profile.id,
+    member: request.member?.name,
+    sha256Fingerprint: cert.fingerprint256,
+    notAfter: new Date(cert.validTo).toISOString(),
+    reused,
+  };
+}
+
+/** Subject alternative names as Node prints them (`IP Address:10.0.0.1, DNS:localhost`). */
+export function formatSubjectAltNames(names: readonly SubjectAltName[]): string {
+  return names.map((san) => (san.type === 'ip' ? `IP Address:${san.value}` : `DNS:${san.value}`)).join(', ');
+}
+
+const EXT_KEY_USAGE_OIDS = { serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' } as const;
+
+/** A kept certificate must still be exactly what the profile asks for, from this CA, with time left. */
+function leafStillMatches(request: CertRequest, pair: KeyPairPem, ca: IssuedCert, plan: ClusterPlan, options: MintOptions): boolean {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pair.certPem);
+    if (!cert.checkPrivateKey(createPrivateKey(pair.keyPem))) return false;
+  } catch {
+    return false;
+  }
+  const caCert = new X509Certificate(ca.certPem);
+  const renewBefore = options.now.getTime() + (options.renewWithinDays ?? 30) * DAY_MS;
+  const keyBits = createPublicKey(pair.certPem).asymmetricKeyDetails?.modulusLength;
+  const wantedUsages = request.profile.extKeyUsage.map((usage) => EXT_KEY_USAGE_OIDS[usage]).sort();
+  return (
+    cert.verify(caCert.publicKey) &&
+    cert.issuer === caCert.subject &&
+    cert.subject.split('\n').includes(`CN=${request.commonName}`) &&
+    (cert.subjectAltName ?? '') === formatSubjectAltNames(request.subjectAltNames) &&
+    JSON.stringify([...(cert.keyUsage ?? [])].sort()) === JSON.stringify(wantedUsages) &&
+    new Date(cert.validTo).getTime() > renewBefore &&
+    keyBits === plan.keySize
+  );
+}
+
+/** Exported by node-forge at runtime but missing from its type definitions. */
+const forgeTbs = forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 };
+
+interface Issuer {
+  /** undefined when the certificate signs itself (the CA). */
+  readonly certPem: string | undefined;
+  readonly key: KeyObject;
+}
+
+function toForgeAltName(san: SubjectAltName): { type: number; ip?: string; value?: string } {
+  return san.type === 'ip' ? { type: 7, ip: san.value } : { type: 2, value: san.value };
+}
+
+/** Builds the X.509 structure with node-forge and signs its TBSCertificate with Node's native RSA. */
+export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now: Date, serialHex: string): string {
+  const publicKeyPem = createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }) as string;
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  cert.serialNumber = serialHex;
+  // Backdated a little so a node whose clock lags the workstation's still accepts it.
+  cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
+  cert.validity.notAfter = new Date(now.getTime() + request.validityDays * DAY_MS);
+  const subject = [
+    { name: 'commonName', value: request.commonName },
+    { name: 'organizationName', value: 'etcd-cloudinit' },
+  ];
+  cert.setSubject(subject);
+  const issuerCert = issuer.certPem ? forge.pki.certificateFromPem(issuer.certPem) : undefined;
+  cert.setIssuer(issuerCert ? issuerCert.subject.attributes : subject);
+
+  const keyUsage = Object.fromEntries(request.profile.keyUsage.map((usage) => [usage, true]));
+  const extensions: Record<string, unknown>[] = [
+    { name: 'basicConstraints', cA: request.profile.isCa, critical: true, ...(request.profile.isCa ? { pathLenConstraint: 0 } : {}) },
+    { name: 'keyUsage', critical: true, ...keyUsage },
+  ];
+  if (request.profile.extKeyUsage.length > 0) {
+    extensions.push({ name: 'extKeyUsage', ...Object.fromEntries(request.profile.extKeyUsage.map((usage) => [usage, true])) });
+  }
+  if (request.subjectAltNames.length > 0) {
+    extensions.push({ name: 'subjectAltName', altNames: request.subjectAltNames.map(toForgeAltName) });
+  }
+  extensions.push({ name: 'subjectKeyIdentifier' });
+  const authorityKeyId = (issuerCert ?? cert).generateSubjectKeyIdentifier().getBytes();
+  extensions.push({ name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId });
+  cert.setExtensions(extensions);
+
+  const signatureOid = forge.pki.oids.sha256WithRSAEncryption!;
+  cert.signatureOid = signatureOid;
+  cert.siginfo.algorithmOid = signatureOid;
+  const tbsDer = forge.asn1.toDer(forgeTbs.getTBSCertificate(cert)).getBytes();
+  cert.signature = sign('sha256', Buffer.from(tbsDer, 'binary'), issuer.key).toString('binary');
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+}

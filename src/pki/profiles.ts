@@ -1,0 +1,109 @@
+import type { ClusterPlan, MemberPlan } from '../plan.js';
+
+/** X.509 keyUsage bits we set; names as node-forge spells them. */
+export type KeyUsage = 'digitalSignature' | 'keyEncipherment' | 'keyCertSign' | 'cRLSign';
+export type ExtKeyUsage = 'serverAuth' | 'clientAuth';
+
+export type SubjectAltName = { readonly type: 'ip'; readonly value: string } | { readonly type: 'dns'; readonly value: string };
+
+export type ProfileId = 'ca' | 'member' | 'admin';
+
+/** One kind of certificate, declared as data (after kubeadm's certlist). */
+export interface CertProfile {
+  readonly id: ProfileId;
+  readonly description: string;
+  /** null for the self-signed CA. */
+  readonly issuer: ProfileId | null;
+  /** One certificate for the cluster, or one per member. */
+  readonly scope: 'cluster' | 'member';
+  readonly isCa: boolean;
+  readonly keyUsage: readonly KeyUsage[];
+  readonly extKeyUsage: readonly ExtKeyUsage[];
+  /** File base name under pki/: `<base>.crt` and `<base>.key`. */
+  readonly fileBase: (member: MemberPlan | undefined) => string;
+  readonly commonName: (plan: ClusterPlan, member: MemberPlan | undefined) => string;
+  readonly subjectAltNames: (plan: ClusterPlan, member: MemberPlan | undefined) => readonly SubjectAltName[];
+  readonly validityDays: (plan: ClusterPlan) => number;
+}
+
+function requireMember(member: MemberPlan | undefined): MemberPlan {
+  if (!member) throw new Error('member profile used without a member');
+  return member;
+}
+
+/** Ordered: an issuer always comes before the certificates it signs. */
+export const CERT_PROFILES: readonly CertProfile[] = [
+  {
+    id: 'ca',
+    description: 'Cluster CA: signs every other certificate; its key never leaves the workstation',
+    issuer: null,
+    scope: 'cluster',
+    isCa: true,
+    keyUsage: ['keyCertSign', 'cRLSign', 'digitalSignature'],
+    extKeyUsage: [],
+    fileBase: () => 'ca',
+    commonName: (plan) => `${plan.clusterName} etcd CA`,
+    subjectAltNames: () => [],
+    validityDays: (plan) => plan.caDays,
+  },
+  {
+    id: 'member',
+    description:
+      'Member certificate: serves clients and peers and is presented as a client on the peer port, so it needs serverAuth and clientAuth (required since etcd 3.4)',
+    issuer: 'ca',
+    scope: 'member',
+    isCa: false,
+    keyUsage: ['digitalSignature', 'keyEncipherment'],
+    extKeyUsage: ['serverAuth', 'clientAuth'],
+    fileBase: (member) => requireMember(member).name,
+    commonName: (_plan, member) => requireMember(member).name,
+    subjectAltNames: (_plan, member) => {
+      const { ip, name } = requireMember(member);
+      const names: SubjectAltName[] = [
+        { type: 'ip', value: ip },
+        { type: 'ip', value: '127.0.0.1' },
+        { type: 'dns', value: name },
+        { type: 'dns', value: 'localhost' },
+      ];
+      return names.filter((san, index) => names.findIndex((other) => other.type === san.type && other.value === san.value) === index);
+    },
+    validityDays: (plan) => plan.certDays,
+  },
+  {
+    id: 'admin',
+    description: "Admin client certificate for the operator's etcdctl (CN root: the root user once etcd auth is enabled)",
+    issuer: 'ca',
+    scope: 'cluster',
+    isCa: false,
+    keyUsage: ['digitalSignature', 'keyEncipherment'],
+    extKeyUsage: ['clientAuth'],
+    fileBase: () => 'admin',
+    commonName: () => 'root',
+    subjectAltNames: () => [],
+    validityDays: (plan) => plan.certDays,
+  },
+];
+
+/** One certificate to have: a profile applied to the plan (and a member). */
+export interface CertRequest {
+  readonly profile: CertProfile;
+  readonly fileBase: string;
+  readonly member: MemberPlan | undefined;
+  readonly commonName: string;
+  readonly subjectAltNames: readonly SubjectAltName[];
+  readonly validityDays: number;
+}
+
+export function certRequests(plan: ClusterPlan): CertRequest[] {
+  return CERT_PROFILES.flatMap((profile) => {
+    const targets = profile.scope === 'member' ? plan.members : [undefined];
+    return targets.map((member) => ({
+      profile,
+      member,
+      fileBase: profile.fileBase(member),
+      commonName: profile.commonName(plan, member),
+      subjectAltNames: profile.subjectAltNames(plan, member),
+      validityDays: profile.validityDays(plan),
+    }));
+  });
+}

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { ClusterInput } from './input.js';
+import { isLoopback } from './ipv4.js';
+import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
+
+export const CLIENT_PORT = 2379;
+export const PEER_PORT = 2380;
+
+/** Where things live on a node. The same for every member, so renewals and day-2 scripts can rely on it. */
+export const NODE_PATHS = {
+  binDir: '/usr/local/bin',
+  configFile: '/etc/etcd/etcd.conf.yaml',
+  pkiDir: '/etc/etcd/pki',
+  caCert: '/etc/etcd/pki/ca.crt',
+  memberCert: '/etc/etcd/pki/member.crt',
+  memberKey: '/etc/etcd/pki/member.key',
+  dataDir: '/var/lib/etcd',
+  unitFile: '/etc/systemd/system/etcd.service',
+  installScript: '/usr/local/lib/etcd-cloudinit/install-etcd.sh',
+  profileScript: '/etc/profile.d/etcdctl.sh',
+  user: 'etcd',
+} as const;
+
+export type NodePaths = typeof NODE_PATHS;
+
+export interface MemberPlan {
+  readonly name: string;
+  readonly ip: string;
+  /** `https://<ip>:2380`: advertised to peers and listened on. */
+  readonly peerUrl: string;
+  /** `https://<ip>:2379`: advertised to clients. */
+  readonly clientUrl: string;
+  /** Addresses etcd binds for clients: the member address and loopback (for etcdctl on the node). */
+  readonly listenClientUrls: readonly string[];
+  /** The URL etcdctl on the node itself uses. */
+  readonly localClientUrl: string;
+  readonly listenPeerUrls: readonly string[];
+}
+
+export interface InstallPlan {
+  readonly mode: 'download';
+  readonly version: string;
+  readonly releaseUrl: string;
+  /** A pinned checksum; when absent the node trusts SHA256SUMS from the same release URL. */
+  readonly sha256: string | undefined;
+  readonly tarballUrl: string;
+  readonly sha256SumsUrl: string;
+}
+
+/** Everything the later phases need, derived once; plain data, serialisable to cluster.json. */
+export interface ClusterPlan {
+  readonly clusterName: string;
+  readonly members: readonly MemberPlan[];
+  /** `etcd1=https://10.10.0.11:2380,...` */
+  readonly initialCluster: string;
+  readonly initialClusterToken: string;
+  /** Client URLs of all members, comma-joined for ETCDCTL_ENDPOINTS. */
+  readonly endpoints: string;
+  readonly etcdVersion: string;
+  readonly features: EtcdFeatures;
+  readonly install: InstallPlan;
+  readonly keySize: 2048 | 3072 | 4096;
+  readonly certDays: number;
+  readonly caDays: number;
+  /** Absolute folder the cluster is written to: `<out>/<cluster-name>`. */
+  readonly outDir: string;
+  readonly node: NodePaths;
+}
+
+export const CA_DAYS = 3650;
+
+export function tarballName(version: string, arch = 'amd64'): string {
+  return `etcd-${version}-linux-${arch}.tar.gz`;
+}
+
+export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
+  const version = parseEtcdVersion(input.etcdVersion);
+  if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
+  const members: MemberPlan[] = input.members.map(({ name, ip }) => {
+    const clientUrl = `https://${ip}:${CLIENT_PORT}`;
+    // A member on a loopback address (a one-machine test cluster) must not also claim 127.0.0.1.
+    const localClientUrl = isLoopback(ip) ? clientUrl : `https://127.0.0.1:${CLIENT_PORT}`;
+    return {
+      name,
+      ip,
+      peerUrl: `https://${ip}:${PEER_PORT}`,
+      clientUrl,
+      listenClientUrls: [...new Set([clientUrl, localClientUrl])],
+      localClientUrl,
+      listenPeerUrls: [`https://${ip}:${PEER_PORT}`],
+    };
+  });
+  const initialCluster = members.map((member) => `${member.name}=${member.peerUrl}`).join(',');
+  const releaseDir = `${input.releaseUrl}/${input.etcdVersion}`;
+  return {
+    clusterName: input.clusterName,
+    members,
+    initialCluster,
+    initialClusterToken: clusterToken(input.clusterName, initialCluster),
+    endpoints: members.map((member) => member.clientUrl).join(','),
+    etcdVersion: input.etcdVersion,
+    features: featuresOf(version),
+    install: {
+      mode: 'download',
+      version: input.etcdVersion,
+      releaseUrl: input.releaseUrl,
+      sha256: input.etcdSha256,
+      tarballUrl: `${releaseDir}/${tarballName(input.etcdVersion)}`,
+      sha256SumsUrl: `${releaseDir}/SHA256SUMS`,
+    },
+    keySize: input.keySize,
+    certDays: input.certDays,
+    caDays: CA_DAYS,
+    outDir: resolve(cwd, input.out, input.clusterName),
+    node: NODE_PATHS,
+  };
+}
+
+/**
+ * Unique per cluster name and membership, stable across re-runs: members of another cluster
+ * (or an earlier incarnation with other addresses) cannot join by accident.
+ */
+function clusterToken(clusterName: string, initialCluster: string): string {
+  const digest = createHash('sha256').update(`${clusterName}\n${initialCluster}`).digest('hex');
+  return `${clusterName}-${digest.slice(0, 16)}`;
+}

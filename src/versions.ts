@@ -1,0 +1,52 @@
+/** The etcd release installed when the user does not choose one. The one place it is set. */
+export const DEFAULT_ETCD_VERSION = 'v3.6.14';
+
+/** Official release downloads: `<url>/<version>/etcd-<version>-linux-amd64.tar.gz` and `SHA256SUMS`. */
+export const DEFAULT_RELEASE_URL = 'https://github.com/etcd-io/etcd/releases/download';
+
+export interface EtcdVersion {
+  readonly major: number;
+  readonly minor: number;
+  readonly patch: number;
+  /** As written in release URLs: `v3.6.14`. */
+  readonly tag: string;
+}
+
+const VERSION_PATTERN = /^v(\d+)\.(\d+)\.(\d+)$/;
+
+export function parseEtcdVersion(tag: string): EtcdVersion | undefined {
+  const match = VERSION_PATTERN.exec(tag);
+  if (!match) return undefined;
+  const [major, minor, patch] = match.slice(1).map(Number) as [number, number, number];
+  return { major, minor, patch, tag };
+}
+
+/** The release lines whose configuration this tool knows how to write. */
+export function isSupportedVersion(version: EtcdVersion): boolean {
+  return version.major === 3 && version.minor >= 4 && version.minor <= 7;
+}
+
+function atLeast(version: EtcdVersion, minor: number, patch: number): boolean {
+  return version.minor > minor || (version.minor === minor && version.patch >= patch);
+}
+
+/** What the chosen release accepts in its config file, so we never write a key it rejects or ignores. */
+export interface EtcdFeatures {
+  /** `tls-min-version` exists from 3.4.25 and 3.5.8. */
+  readonly tlsMinVersion: boolean;
+  /** 3.6 removed the v2 API flags (`enable-v2`). */
+  readonly v2Flags: boolean;
+  /** `etcdutl` ships in the tarball from 3.5 on. */
+  readonly etcdutl: boolean;
+  /** `logger` selects zap in 3.4; later releases only have zap and ignore the key. */
+  readonly loggerKey: boolean;
+}
+
+export function featuresOf(version: EtcdVersion): EtcdFeatures {
+  return {
+    tlsMinVersion: version.minor === 4 ? atLeast(version, 4, 25) : atLeast(version, 5, 8),
+    v2Flags: version.minor < 6,
+    etcdutl: version.minor >= 5,
+    loggerKey: version.minor === 4,
+  };
+}

@@ -1,0 +1,67 @@
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { CliError } from './errors.js';
+import type { KeyPairPem } from './pki/mint.js';
+
+/** One file of the output folder, relative to out/<cluster>/. */
+export interface OutputFile {
+  readonly path: string;
+  readonly content: string;
+  /** 0o600 for private keys. */
+  readonly mode: number;
+}
+
+export const SECRET_MODE = 0o600;
+export const PUBLIC_MODE = 0o644;
+
+/** Certificates and keys already in `<outDir>/pki`, by file base, so a re-run can keep them. */
+export function readExistingPki(outDir: string): Map<string, Partial<KeyPairPem>> {
+  const pkiDir = join(outDir, 'pki');
+  const existing = new Map<string, Partial<KeyPairPem>>();
+  if (!existsSync(pkiDir)) return existing;
+  for (const entry of readdirSync(pkiDir)) {
+    const match = /^(.+)\.(crt|key)$/.exec(entry);
+    if (!match) continue;
+    const [, base, kind] = match as unknown as [string, string, 'crt' | 'key'];
+    const pair = existing.get(base) ?? {};
+    existing.set(base, { ...pair, [kind === 'crt' ? 'certPem' : 'keyPem']: readFileSync(join(pkiDir, entry), 'utf8') });
+  }
+  return existing;
+}
+
+/**
+ * Writes the whole folder atomically: everything goes to a temporary sibling, which then replaces
+ * the old folder by rename. A failure part-way leaves the old folder (or nothing) as it was.
+ * Entries of an existing folder that this run does not produce (day-2 output) are carried over.
+ */
+export function writeOutputFolder(outDir: string, files: readonly OutputFile[]): void {
+  const parent = dirname(outDir);
+  const name = basename(outDir);
+  let staging: string | undefined;
+  try {
+    mkdirSync(parent, { recursive: true });
+    staging = mkdtempSync(join(parent, `.${name}.staging-`));
+    for (const file of files) {
+      const target = join(staging, file.path);
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      writeFileSync(target, file.content, { mode: file.mode, flag: 'wx' });
+    }
+    if (existsSync(outDir)) {
+      const produced = new Set(files.map((file) => file.path.split('/')[0]));
+      for (const entry of readdirSync(outDir)) {
+        if (!produced.has(entry)) cpSync(join(outDir, entry), join(staging, entry), { recursive: true, preserveTimestamps: true });
+      }
+      const previous = `${staging}.previous`;
+      renameSync(outDir, previous);
+      renameSync(staging, outDir);
+      rmSync(previous, { recursive: true, force: true });
+    } else {
+      renameSync(staging, outDir);
+    }
+    staging = undefined;
+  } catch (error) {
+    throw new CliError('write', `cannot write ${outDir}: ${(error as Error).message}`);
+  } finally {
+    if (staging) rmSync(staging, { recursive: true, force: true });
+  }
+}

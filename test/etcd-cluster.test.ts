@@ -1,0 +1,58 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, tempDir } from './support/cli.js';
+import { adminTls, etcdctl, loopbackBlock, probeVersion, startLocalCluster, type LocalCluster } from './support/local-cluster.js';
+
+/**
+ * The generated files run the real etcd: three members on loopback addresses, started with the
+ * unit's own ExecStart and the config, certificates and keys from write_files (only paths moved).
+ */
+describe('a generated cluster runs on the real etcd binaries', () => {
+  const workDir = tempDir('etcd');
+  const ips = loopbackBlock(3);
+  const endpoints = ips.map((ip) => `https://${ip}:2379`);
+  const clusterDir = join(workDir, 'out', 'etcd');
+  const tls = adminTls(join(clusterDir, 'pki'));
+  let cluster: LocalCluster | undefined;
+
+  beforeAll(async () => {
+    const generated = await runCli(['gen-userdata', '--ips', ips.join(','), '--key-size', '2048', '--etcd-version', 'v3.4.23'], workDir);
+    expect(generated.code, generated.stderr).toBe(0);
+    cluster = await startLocalCluster(clusterDir, join(workDir, 'nodes'), ['etcd1', 'etcd2', 'etcd3'], endpoints);
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('reports every member healthy with the admin certificate', async () => {
+    const health = await etcdctl(endpoints, tls, ['endpoint', 'health', '--cluster']);
+    expect(health.code, health.stderr).toBe(0);
+    expect((health.stdout + health.stderr).match(/is healthy/g)).toHaveLength(3);
+    const members = await etcdctl(endpoints, tls, ['member', 'list', '-w', 'json']);
+    const list = JSON.parse(members.stdout) as { members: { name: string; peerURLs: string[] }[] };
+    expect(list.members.map((member) => member.name).sort()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    expect(list.members.flatMap((member) => member.peerURLs).sort()).toEqual(ips.map((ip) => `https://${ip}:2380`).sort());
+  });
+
+  it('replicates a write made through one member to another', async () => {
+    const value = `written-${Date.now()}`;
+    const put = await etcdctl([endpoints[0]!], tls, ['put', '/smoke/key', value]);
+    expect(put.code, put.stderr).toBe(0);
+    const get = await etcdctl([endpoints[2]!], tls, ['get', '/smoke/key', '--print-value-only']);
+    expect(get.stdout.trim()).toBe(value);
+  });
+
+  it('refuses a client without a certificate on the client and the peer port', async () => {
+    const anonymous = await etcdctl([endpoints[0]!], { cacert: tls.cacert }, ['get', '/smoke/key']);
+    expect(anonymous.code).not.toBe(0);
+    for (const port of [2379, 2380]) {
+      // A TLS alert demanding a certificate, not a timeout or a closed port.
+      expect(await probeVersion(ips[0]!, port, { cacert: tls.cacert }), `port ${port}`).toMatch(/ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE)/);
+      // The same request with the admin certificate is served: the refusal is about the certificate.
+      expect(await probeVersion(ips[0]!, port, tls), `port ${port}`).toBe('accepted');
+    }
+  });
+});
