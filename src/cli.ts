@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js';
+import { CREATE_DROPLETS_OPTIONS, DESTROY_DROPLETS_OPTIONS, runCreateDroplets, runDestroyDroplets } from './commands/digitalocean.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -26,6 +27,25 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
     ],
     run: runGenUserdata,
+  },
+  {
+    name: 'create-droplets',
+    summary: 'Create the cluster on DigitalOcean: VPC, one droplet per member, DNS names, firewall',
+    usage: 'etcd-cloudinit create-droplets --domain <zone> --region <slug> [options]',
+    options: CREATE_DROPLETS_OPTIONS,
+    examples: [
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit create-droplets --domain example.com --region nyc3 --ssh-key <fingerprint>',
+      'etcd-cloudinit create-droplets --domain example.com --region fra1 --cluster-name prod --count 5 --ssh-from 198.51.100.7/32 --dry-run',
+    ],
+    run: runCreateDroplets,
+  },
+  {
+    name: 'destroy-droplets',
+    summary: "Delete a cluster's droplets, DNS records, firewall and the VPC create-droplets made",
+    usage: 'etcd-cloudinit destroy-droplets [--cluster-name <name>] [--yes]',
+    options: DESTROY_DROPLETS_OPTIONS,
+    examples: ['etcd-cloudinit destroy-droplets --cluster-name etcd --yes', 'etcd-cloudinit destroy-droplets --cluster-name prod --domain example.com --dry-run'],
+    run: runDestroyDroplets,
   },
 ];
 

@@ -6,6 +6,7 @@ import {
   type DigitalOceanClient,
   type Droplet,
   type Firewall,
+  type Firewall_rule_target,
   type Page_links,
 } from '@digitalocean/dots';
 import {
@@ -119,6 +120,8 @@ export interface FirewallInfo {
   name: string;
   tags: string[];
   dropletIds: number[];
+  inbound: FirewallRule[];
+  outbound: FirewallRule[];
 }
 
 export interface AccountInfo {
@@ -146,6 +149,7 @@ export interface DigitalOceanApi {
   deleteDomainRecord(domain: string, id: number): Promise<void>;
   listFirewalls(): Promise<FirewallInfo[]>;
   createFirewall(spec: FirewallSpec): Promise<FirewallInfo>;
+  updateFirewall(id: string, spec: FirewallSpec): Promise<FirewallInfo>;
   deleteFirewall(id: string): Promise<void>;
 }
 
@@ -348,15 +352,17 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
 
     async createFirewall(spec) {
       const operation = `create firewall ${spec.name}`;
-      const body: Firewall = {
-        name: spec.name,
-        tags: spec.tags,
-        inboundRules: spec.inbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, sources: rule.targets })),
-        outboundRules: spec.outbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, destinations: rule.targets })),
-      };
-      const response = await call(operation, () => client.v2.firewalls.post(body));
+      const response = await call(operation, () => client.v2.firewalls.post(firewallBody(spec)));
       const firewall = required(operation, response?.firewall);
       return toFirewallInfo({ ...firewall, id: required(operation, firewall.id) });
+    },
+
+    async updateFirewall(id, spec) {
+      const operation = `update firewall ${spec.name}`;
+      // PUT replaces the whole firewall: every rule and tag is sent.
+      const response = await call(operation, () => client.v2.firewalls.byFirewall_id(id).put(firewallBody(spec)));
+      const firewall = required(operation, response?.firewall);
+      return toFirewallInfo({ ...firewall, id: firewall.id ?? id });
     },
 
     async deleteFirewall(id) {
@@ -474,8 +480,35 @@ function toDnsRecord(
   };
 }
 
+function firewallBody(spec: FirewallSpec): Firewall {
+  return {
+    name: spec.name,
+    tags: spec.tags,
+    inboundRules: spec.inbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, sources: rule.targets })),
+    outboundRules: spec.outbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, destinations: rule.targets })),
+  };
+}
+
+function toRule(protocol: string | null | undefined, ports: string | null | undefined, target: Firewall_rule_target | null | undefined): FirewallRule {
+  return {
+    protocol: (protocol ?? 'tcp') as FirewallRule['protocol'],
+    ports: ports ?? '',
+    targets: {
+      ...(target?.addresses?.length && { addresses: target.addresses }),
+      ...(target?.tags?.length && { tags: target.tags }),
+    },
+  };
+}
+
 function toFirewallInfo(firewall: Firewall & { id: string }): FirewallInfo {
-  return { id: firewall.id, name: firewall.name ?? '', tags: firewall.tags ?? [], dropletIds: firewall.dropletIds ?? [] };
+  return {
+    id: firewall.id,
+    name: firewall.name ?? '',
+    tags: firewall.tags ?? [],
+    dropletIds: firewall.dropletIds ?? [],
+    inbound: (firewall.inboundRules ?? []).map((rule) => toRule(rule.protocol, rule.ports, rule.sources)),
+    outbound: (firewall.outboundRules ?? []).map((rule) => toRule(rule.protocol, rule.ports, rule.destinations)),
+  };
 }
 
 /** dots throws plain objects ({responseStatusCode, messageEscaped, id}); fetch throws TypeError. */

@@ -64,6 +64,8 @@ export interface Fault {
   network?: boolean;
   /** How many matching requests fail (default 1). */
   times?: number;
+  /** Let this many matching requests through first (default 0). */
+  skip?: number;
 }
 export interface FakeDigitalOceanOptions {
   token?: string;
@@ -120,7 +122,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
   const firewalls = new Map<string, FakeFirewall>();
   const requests: RecordedRequest[] = [];
   const violations: string[] = [];
-  const faults: (Fault & { remaining: number })[] = [];
+  const faults: (Fault & { remaining: number; toSkip: number })[] = [];
   let nextDropletId = 300_000_001;
   let nextRecordId = 900_001;
   let nextPublicHost = 10;
@@ -161,7 +163,9 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
         (!f.method || f.method.toUpperCase() === method) &&
         (!f.path || (typeof f.path === 'string' ? f.path === url.pathname : f.path.test(url.pathname))),
     );
-    if (fault) {
+    if (fault && fault.toSkip > 0) {
+      fault.toSkip--;
+    } else if (fault) {
       fault.remaining--;
       if (fault.network) {
         req.socket.destroy();
@@ -290,6 +294,13 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
       const firewall = firewalls.get(m[1] ?? '');
       if (!firewall) throw notFound();
       if (method === 'GET') return [200, { firewall: firewallJson(firewall) }];
+      if (method === 'PUT') {
+        firewall.name = String(body?.['name']);
+        firewall.tags = Array.isArray(body?.['tags']) ? body['tags'].map(String) : [];
+        firewall.inboundRules = Array.isArray(body?.['inbound_rules']) ? body['inbound_rules'] : [];
+        firewall.outboundRules = Array.isArray(body?.['outbound_rules']) ? body['outbound_rules'] : [];
+        return [200, { firewall: firewallJson(firewall) }];
+      }
       if (method === 'DELETE') {
         firewalls.delete(firewall.id);
         return [204, undefined];
@@ -477,7 +488,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
     requests,
     violations,
     fail(fault) {
-      faults.push({ ...fault, remaining: fault.times ?? 1 });
+      faults.push({ ...fault, remaining: fault.times ?? 1, toSkip: fault.skip ?? 0 });
     },
     mutations() {
       return requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.path}`);

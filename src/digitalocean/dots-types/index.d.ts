@@ -143,6 +143,7 @@ export interface DigitalOceanClient {
       post(body: Firewall): Promise<{ firewall?: Nullable<Firewall> } | undefined>;
       byFirewall_id(id: string): {
         get(): Promise<{ firewall?: Nullable<Firewall> } | undefined>;
+        put(body: Firewall): Promise<{ firewall?: Nullable<Firewall> } | undefined>;
         delete(): Promise<void>;
       };
     };
