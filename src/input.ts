@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import AjvModule, { type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
@@ -46,10 +47,11 @@ const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-u
 const NUMBER_KEYS = ['key-size', 'cert-days'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
-export function loadConfigFile(path: string): RawInput {
+/** Reads `--config`; `path` is as the user wrote it, resolved against `cwd`. */
+export function loadConfigFile(path: string, cwd: string): RawInput {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(resolve(cwd, path), 'utf8');
   } catch (error) {
     throw usageError('parse', `config: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
@@ -124,7 +126,7 @@ function describeSchemaError(error: ErrorObject): string {
     return `${field}: ${(error.data as unknown[]).length} members given; a cluster has 1 to 9 members (more slows every write and adds no useful fault tolerance)`;
   }
   const custom = (error.parentSchema as { errorMessage?: string } | undefined)?.errorMessage;
-  if (custom && error.keyword !== 'type') return `${field}: ${value} ${custom}`;
+  if (custom) return `${field}: ${value} ${custom}`;
   return `${field}: ${value} ${error.message ?? 'is invalid'}`;
 }
 
@@ -156,9 +158,10 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   const allowEven = raw['allow-even'] === true;
   if (members.length % 2 === 0 && !allowEven) {
     const count = members.length;
+    const tolerated = count / 2 - 1;
     throw usageError(
       'validate',
-      `ips: ${count} members is an even count: it tolerates ${count / 2 - 1} failed member(s), the same as ${count - 1} members, while needing one more for quorum; use ${count - 1} or ${count + 1} members, or pass --allow-even`,
+      `ips: ${count} members is an even count: it tolerates ${plural(tolerated, 'failed member')}, the same as ${plural(count - 1, 'member')}, while one more vote is needed for quorum; use ${count - 1} or ${count + 1} members, or pass --allow-even`,
     );
   }
   const warnings: string[] = [];
@@ -181,6 +184,13 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     allowEven,
   };
   return { input, warnings };
+}
+
+/** Member certificates are pki/<name>.crt: these names belong to the CA and the admin certificate. */
+const RESERVED_MEMBER_NAMES = ['ca', 'admin'];
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 /** DNS-member mode's derived name, shared by gen-userdata --domain and create-droplets. */
@@ -224,6 +234,9 @@ function resolveMembers(raw: RawInput, clusterName: string): MemberInput[] {
     }
     const earlier = members.findIndex((other) => other.ip === member.ip);
     if (earlier < index) throw usageError('validate', `${ipField(index)}: ${JSON.stringify(member.ip)} is already used by ${ipField(earlier)}`);
+    if (RESERVED_MEMBER_NAMES.includes(member.name)) {
+      throw usageError('validate', `${nameField(index)}: ${JSON.stringify(member.name)} is reserved for pki/${member.name}.crt; choose another member name`);
+    }
     const earlierName = members.findIndex((other) => other.name === member.name);
     if (earlierName < index) {
       throw usageError('validate', `${nameField(index)}: ${JSON.stringify(member.name)} is already used by ${nameField(earlierName)}`);
@@ -258,6 +271,9 @@ function resolveHostnameMembers(raw: RawInput, clusterName: string): MemberInput
   for (const [index, member] of members.entries()) {
     const earlier = members.findIndex((other) => other.hostname === member.hostname);
     if (earlier < index) throw usageError('validate', `${field(index)}: ${JSON.stringify(member.hostname)} is already used by ${field(earlier)}`);
+    if (RESERVED_MEMBER_NAMES.includes(member.name)) {
+      throw usageError('validate', `names[${index}]: ${JSON.stringify(member.name)} is reserved for pki/${member.name}.crt; choose another member name`);
+    }
     const earlierName = members.findIndex((other) => other.name === member.name);
     if (earlierName < index) {
       throw usageError('validate', `names[${index}]: ${JSON.stringify(member.name)} is already used by names[${earlierName}]`);

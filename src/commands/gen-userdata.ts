@@ -43,7 +43,7 @@ export interface GeneratedCluster {
 
 /** validate: flags and the config file into a checked input; warnings go to stderr. */
 export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
-  const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config) : {};
+  const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, context.cwd) : {};
   const { input, warnings } = resolveClusterInput(fileInput, flagsToRawInput(flags));
   for (const warning of warnings) context.stderr.write(`warning: ${warning}\n`);
   return input;

@@ -1,0 +1,49 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli.js';
+import { tempDir } from './support/cli.js';
+import { counterSerials, expectGolden, FIXED_NOW, FIXTURES, fixtureKeySource } from './support/golden.js';
+
+/** Each case: the argv of gen-userdata; want/ holds the user-data it must render, byte for byte. */
+const CASES: { name: string; args: string[]; members: string[] }[] = [
+  { name: 'three-members-default', args: ['--ips', '10.10.0.11,10.10.0.12,10.10.0.13'], members: ['etcd1', 'etcd2', 'etcd3'] },
+  {
+    name: 'v3.4.23-mirror-pinned',
+    args: [
+      '--ips', '192.168.50.11',
+      '--names', 'etcd1',
+      '--cluster-name', 'lab',
+      '--etcd-version', 'v3.4.23',
+      '--release-url', 'http://mirror.internal:8080/etcd/',
+      '--etcd-sha256', 'a'.repeat(64),
+    ],
+    members: ['etcd1'],
+  },
+  {
+    name: 'v3.7-from-config',
+    args: ['--config', join(FIXTURES, 'v3.7-from-config', 'cluster.yaml')],
+    members: ['alpha', 'beta', 'etcd3'],
+  },
+];
+
+describe('golden user-data (fixed keys, serials and clock)', () => {
+  const workDirs: string[] = [];
+  afterAll(() => workDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+  it.each(CASES)('$name', async ({ name, args, members }) => {
+    const workDir = tempDir('golden');
+    workDirs.push(workDir);
+    const stderr: string[] = [];
+    const code = await main(
+      ['gen-userdata', '--key-size', '2048', ...args],
+      { env: {}, stdout: { write: () => true }, stderr: { write: (text: string) => stderr.push(text) }, cwd: workDir, now: () => FIXED_NOW },
+      { keySource: fixtureKeySource, serialSource: counterSerials() },
+    );
+    expect(code, stderr.join('')).toBe(0);
+    const clusterDir = join(workDir, 'out', args.includes('lab') ? 'lab' : 'etcd');
+    for (const member of members) {
+      expectGolden(readFileSync(join(clusterDir, 'user-data', `${member}.yaml`), 'utf8'), join(FIXTURES, name, 'want', `${member}.yaml`));
+    }
+  });
+});
