@@ -9,9 +9,10 @@ set -eu
 [ $# -eq 4 ] || { echo "usage: listen-address.sh TEMPLATE CONFIG METADATA_URL PLACEHOLDER" >&2; exit 2; }
 template=$1 config=$2 url=$3 placeholder=$4
 
+tries=${ETCD_CLOUDINIT_METADATA_TRIES:-10}
 address=''
 attempt=0
-while [ $attempt -lt 10 ]; do
+while [ $attempt -lt "$tries" ]; do
   attempt=$((attempt + 1))
   answer=$(curl -fsS --max-time 3 "$url" 2>/dev/null || true)
   # A dotted quad of digits and nothing else; anything else (an HTML error page) is not an address.
@@ -19,7 +20,7 @@ while [ $attempt -lt 10 ]; do
     address=$answer
     break
   fi
-  sleep 2
+  [ $attempt -lt "$tries" ] && sleep 2
 done
 [ -n "$address" ] || { echo "etcd-cloudinit: listen-address: no private IPv4 from $url after $attempt tries" >&2; exit 1; }
 

@@ -20,6 +20,8 @@ const CASES: { name: string; args: string[]; members: string[] }[] = [
     ],
     members: ['etcd1'],
   },
+  // DNS-member mode (what create-droplets sends): names in certificates and URLs, listen address from metadata.
+  { name: 'dns-members-domain', args: ['--domain', 'example.com'], members: ['etcd1', 'etcd2', 'etcd3'] },
   {
     name: 'v3.7-from-config',
     args: ['--config', join(FIXTURES, 'v3.7-from-config', 'cluster.yaml')],
