@@ -507,7 +507,7 @@ export async function destroyDropletCluster(api: DigitalOceanApi, spec: DestroyS
           const conflict = error instanceof DigitalOceanApiError && (error.status === 409 || error.status === 403);
           if (!conflict || options.now() >= deadline) throw error;
           if (attempt === 1) progress(`vpc: ${vpc.name} still has members being released; waiting`);
-          await options.sleep(Math.min(5000, Math.max(0, deadline - options.now())));
+          await options.sleep(Math.min(500 * 2 ** (attempt - 1), 5000, Math.max(0, deadline - options.now())));
         }
       }
     });
