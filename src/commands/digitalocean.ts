@@ -186,12 +186,35 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   // plan -> mint -> render -> write: the same user-data gen-userdata --domain writes for these members.
   // Only once the API has accepted the token and the domain, and only if a droplet is missing.
   let generated: Promise<GeneratedCluster> | undefined;
+  const plan = planCluster(input, context.cwd);
+  const outDir = plan.outDir;
+  const outDirShown = relative(context.cwd, outDir).startsWith('..') ? outDir : relative(context.cwd, outDir) || '.';
   const userDataOf = async (member: DropletMember) => {
-    generated ??= generateCluster(input, context, flags.force === true);
+    if (!generated) {
+      generated = generateCluster(input, context, flags.force === true);
+      await generated;
+      progress(`pki: wrote ${outDirShown}/ (CA, member and admin certificates, user-data; the CA key stays there)`);
+    }
     return (await generated).userData.get(member.name)!;
   };
-  const outDir = planCluster(input, context.cwd).outDir;
-  const outDirShown = relative(context.cwd, outDir).startsWith('..') ? outDir : relative(context.cwd, outDir) || '.';
+  // Resuming adds members to a cluster that already booted: they must share its CA and its
+  // initial-cluster, or they can never join. Both live in out/<cluster>/.
+  const checkResume = (existing: readonly DropletMember[], missing: readonly DropletMember[]) => {
+    const names = (list: readonly DropletMember[]) => list.map((m) => m.dropletName).join(', ');
+    if (!existsSync(join(outDir, 'pki', 'ca.key'))) {
+      throw new CliError(
+        'preflight',
+        `droplets ${names(existing)} of cluster ${spec.clusterName} exist, but ${outDirShown}/pki/ca.key does not: new members would get another CA and never join. Run from the folder that holds ${outDirShown}/ (or --out), or destroy the cluster and create it again`,
+      );
+    }
+    const before = readJson<{ initialCluster?: string }>(join(outDir, 'cluster.json'));
+    if (before?.initialCluster !== undefined && before.initialCluster !== plan.initialCluster) {
+      throw new CliError(
+        'preflight',
+        `droplets ${names(existing)} exist with initial-cluster ${before.initialCluster}; this run plans ${plan.initialCluster}. Resuming creates only ${names(missing)} of the same members: use the same --names/--count and --domain (changing membership is a day-2 operation)`,
+      );
+    }
+  };
 
   let result: CreateResult;
   try {
@@ -203,6 +226,7 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
       waitTimeoutMs,
       pollIntervalMs,
       userData: userDataOf,
+      checkResume,
       userDataPath: (member) => `${outDirShown}/user-data/${member.name}.yaml`,
     });
   } catch (error) {
@@ -264,15 +288,16 @@ interface StateFile {
   domain?: string;
 }
 
-function readState(outDir: string): StateFile | undefined {
-  const path = join(outDir, STATE_FILE);
+function readJson<T>(path: string): T | undefined {
   if (!existsSync(path)) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as StateFile;
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
     return undefined;
   }
 }
+
+const readState = (outDir: string) => readJson<StateFile>(join(outDir, STATE_FILE));
 
 async function ttyConfirm(question: string): Promise<boolean | undefined> {
   if (!process.stdin.isTTY) return undefined;

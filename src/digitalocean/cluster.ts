@@ -61,6 +61,8 @@ export interface CreateOptions extends StepOptions {
   readonly userData: (member: DropletMember) => Promise<string>;
   /** Where that user-data lives, for dry-run output. */
   readonly userDataPath: (member: DropletMember) => string;
+  /** Called before anything is created when some members exist and some are missing; throws to refuse. */
+  readonly checkResume?: (existing: readonly DropletMember[], missing: readonly DropletMember[]) => void;
 }
 
 export type Outcome = 'created' | 'updated' | 'unchanged' | 'planned';
@@ -204,6 +206,7 @@ export async function createDropletCluster(api: DigitalOceanApi, spec: DropletCl
     );
   }
   for (const [name, droplet] of byName) progress(`${name}: droplet ${droplet.name} exists (id ${droplet.id}, ${droplet.status})`);
+  if (byName.size > 0 && missing.length > 0) options.checkResume?.(spec.members.filter((m) => byName.has(m.name)), missing);
 
   const existing: string[] = [];
   const done = (what: string) => existing.push(what);

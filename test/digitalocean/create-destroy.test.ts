@@ -181,6 +181,25 @@ describe('create-droplets', () => {
     expect(fake.violations).toEqual([]);
   });
 
+  it('refuses to resume without the CA that signed the existing members, or with other members', async () => {
+    fake.fail({ method: 'POST', path: '/v2/droplets', skip: 1, status: 500, message: 'Server Error' });
+    expect((await run(CREATE)).code).toBe(1);
+    expect(fake.droplets.size).toBe(1);
+
+    const otherMembers = await run([...CREATE, '--count', '5']);
+    expect(otherMembers.code).toBe(1);
+    expect(otherMembers.stderr).toContain(
+      '[preflight] droplets etcd-etcd1 exist with initial-cluster etcd1=https://etcd-etcd1.example.com:2380,etcd2=https://etcd-etcd2.example.com:2380,etcd3=https://etcd-etcd3.example.com:2380; this run plans etcd1=',
+    );
+
+    rmSync(join(workDir, 'out'), { recursive: true });
+    const lostCa = await run(CREATE);
+    expect(lostCa.code).toBe(1);
+    expect(lostCa.stderr).toContain('[preflight] droplets etcd-etcd1 of cluster etcd exist, but out/etcd/pki/ca.key does not: new members would get another CA and never join.');
+    expect(fake.droplets.size).toBe(1);
+    expect(existsSync(join(workDir, 'out'))).toBe(false);
+  });
+
   it('updates a stale A record and a firewall whose SSH sources changed', async () => {
     expect((await run(CREATE)).code).toBe(0);
     const record = aRecords().find((r) => r.name === 'etcd-etcd2')!;
