@@ -278,8 +278,9 @@ function toCreateError(error: unknown, spec: DropletClusterSpec, flags: ParsedOp
     );
   }
   if (error instanceof DigitalOceanApiError) {
-    const phase = error.operation === 'preflight' || error.kind === 'config' || error.kind === 'auth' ? 'preflight' : 'api';
-    return new CliError(phase, phase === 'preflight' || error.operation === 'preflight' ? error.message : `${error.message}\nNothing was created.`);
+    // Nothing exists yet (a failure after something was created is a PartialClusterError).
+    if (error.operation === 'preflight' || error.kind === 'auth') return new CliError('preflight', error.message);
+    return new CliError('api', `${error.message}\nNothing was created.`);
   }
   return error;
 }

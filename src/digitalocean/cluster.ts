@@ -146,286 +146,258 @@ function sameRules(a: readonly FirewallRule[], b: readonly FirewallRule[]): bool
 
 const isUsable = (droplet: DropletInfo) => droplet.status === 'active' && droplet.privateIpv4 !== undefined;
 
-/**
- * preflight -> VPC -> droplets -> wait for active + private IPv4 -> DNS A records -> firewall.
- * Idempotent: existing droplets are found by tag and name, and only what is missing is created.
- */
-export async function createDropletCluster(api: DigitalOceanApi, spec: DropletClusterSpec, options: CreateOptions): Promise<CreateResult> {
-  const { progress, dryRun } = options;
-  const tag = clusterTag(spec.clusterName);
-  const plannedCalls: PlannedCall[] = [];
-  const plan = (call: PlannedCall) => {
-    plannedCalls.push(call);
-    progress(`[dry-run] ${call.method} ${call.path}${call.body ? ` ${JSON.stringify(call.body)}` : ''}`);
-  };
+/** What one create run knows and has done so far; each phase below reads and extends it. */
+interface CreateRun {
+  readonly api: DigitalOceanApi;
+  readonly spec: DropletClusterSpec;
+  readonly options: CreateOptions;
+  readonly tag: string;
+  /** Members' droplets by member name, refreshed while waiting. */
+  readonly droplets: Map<string, DropletInfo>;
+  readonly plannedCalls: PlannedCall[];
+  /** Resources that exist now, for the message of a failure part-way. */
+  readonly existing: string[];
+}
 
-  // preflight: the token works, the domain is on DigitalOcean DNS, the account has room.
+type VpcResult = CreateResult['vpc'];
+
+function planCall(run: CreateRun, call: PlannedCall): void {
+  run.plannedCalls.push(call);
+  run.options.progress(`[dry-run] ${call.method} ${call.path}${call.body ? ` ${JSON.stringify(call.body)}` : ''}`);
+}
+
+/** The token works, the account can take the droplets, the zone exists, no stranger holds a name. */
+async function preflight(run: CreateRun): Promise<void> {
+  const { api, spec, tag, droplets, options } = run;
+  const refuse = (message: string, kind: DigitalOceanApiError['kind'] = 'invalid') => new DigitalOceanApiError(kind, 'preflight', message);
   const account = await api.getAccount();
   if (account.status && account.status !== 'active') {
-    throw new DigitalOceanApiError('forbidden', 'preflight', `the DigitalOcean account is ${account.status}${account.statusMessage ? ` (${account.statusMessage})` : ''}; it cannot create droplets`);
+    throw refuse(`the DigitalOcean account is ${account.status}${account.statusMessage ? ` (${account.statusMessage})` : ''}; it cannot create droplets`, 'forbidden');
   }
   try {
     await api.getDomain(spec.domain);
   } catch (error) {
     if (error instanceof DigitalOceanApiError && error.kind === 'not-found') {
-      throw new DigitalOceanApiError(
-        'not-found',
-        'preflight',
-        `domain ${spec.domain} is not on DigitalOcean DNS: add it (Networking > Domains, or POST /v2/domains) and delegate it to ns1/ns2/ns3.digitalocean.com, then re-run`,
-        404,
-      );
+      throw refuse(`domain ${spec.domain} is not on DigitalOcean DNS: add it (Networking > Domains, or POST /v2/domains) and delegate it to ns1/ns2/ns3.digitalocean.com, then re-run`, 'not-found');
     }
     throw error;
   }
-  const allDroplets = await api.listDroplets();
-  const tagged = allDroplets.filter((d) => d.tags.includes(tag));
-  const byName = new Map<string, DropletInfo>();
+  const all = await api.listDroplets();
+  const tagged = all.filter((d) => d.tags.includes(tag));
   for (const member of spec.members) {
     const matches = tagged.filter((d) => d.name === member.dropletName);
     if (matches.length > 1) {
-      throw new DigitalOceanApiError('unexpected', 'preflight', `${matches.length} droplets named ${member.dropletName} carry tag ${tag} (ids ${matches.map((d) => d.id).join(', ')}); delete the extra ones, then re-run`);
+      throw refuse(`${matches.length} droplets named ${member.dropletName} carry tag ${tag} (ids ${matches.map((d) => d.id).join(', ')}); delete the extra ones, then re-run`);
     }
-    if (matches[0]) byName.set(member.name, matches[0]);
-    const stranger = allDroplets.find((d) => d.name === member.dropletName && !d.tags.includes(tag));
-    if (stranger && !matches[0]) {
-      throw new DigitalOceanApiError('unexpected', 'preflight', `a droplet named ${member.dropletName} (id ${stranger.id}) exists without tag ${tag}; it is not part of this cluster: rename or delete it, or choose another --cluster-name`);
+    if (matches[0]) {
+      droplets.set(member.name, matches[0]);
+      continue;
+    }
+    const stranger = all.find((d) => d.name === member.dropletName);
+    if (stranger) {
+      throw refuse(`a droplet named ${member.dropletName} (id ${stranger.id}) exists without tag ${tag}; it is not part of this cluster: rename or delete it, or choose another --cluster-name`);
     }
   }
-  const strays = tagged.filter((d) => !spec.members.some((m) => m.dropletName === d.name));
-  for (const stray of strays) progress(`note: droplet ${stray.name} (id ${stray.id}) carries ${tag} but is not a member of this plan; left alone`);
-  const wrongRegion = [...byName.values()].find((d) => d.region !== undefined && d.region !== spec.region);
-  if (wrongRegion) {
-    throw new DigitalOceanApiError('invalid', 'preflight', `droplet ${wrongRegion.name} of this cluster is in ${wrongRegion.region}, not --region ${spec.region}; a cluster stays in one region`);
+  for (const stray of tagged.filter((d) => !spec.members.some((m) => m.dropletName === d.name))) {
+    options.progress(`note: droplet ${stray.name} (id ${stray.id}) carries ${tag} but is not a member of this plan; left alone`);
   }
-  const missing = spec.members.filter((m) => !byName.has(m.name));
-  if (account.dropletLimit !== undefined && allDroplets.length + missing.length > account.dropletLimit) {
-    throw new DigitalOceanApiError(
-      'invalid',
-      'preflight',
-      `the account may have ${account.dropletLimit} droplets and has ${allDroplets.length}; ${missing.length} more are needed. Ask DigitalOcean to raise the limit, or delete droplets`,
-    );
+  const wrongRegion = [...droplets.values()].find((d) => d.region !== undefined && d.region !== spec.region);
+  if (wrongRegion) throw refuse(`droplet ${wrongRegion.name} of this cluster is in ${wrongRegion.region}, not --region ${spec.region}; a cluster stays in one region`);
+  const missing = spec.members.filter((m) => !droplets.has(m.name));
+  if (account.dropletLimit !== undefined && all.length + missing.length > account.dropletLimit) {
+    throw refuse(`the account may have ${account.dropletLimit} droplets and has ${all.length}; ${missing.length} more are needed. Ask DigitalOcean to raise the limit, or delete droplets`);
   }
-  for (const [name, droplet] of byName) progress(`${name}: droplet ${droplet.name} exists (id ${droplet.id}, ${droplet.status})`);
-  if (byName.size > 0 && missing.length > 0) options.checkResume?.(spec.members.filter((m) => byName.has(m.name)), missing);
+  for (const [name, droplet] of droplets) {
+    options.progress(`${name}: droplet ${droplet.name} exists (id ${droplet.id}, ${droplet.status})`);
+    run.existing.push(`droplet ${droplet.name} (id ${droplet.id})`);
+  }
+  if (droplets.size > 0 && missing.length > 0) options.checkResume?.(spec.members.filter((m) => droplets.has(m.name)), missing);
+}
 
-  const existing: string[] = [];
-  const done = (what: string) => existing.push(what);
-  const pending = () => {
-    const left: string[] = [];
-    for (const m of spec.members) if (!existing.some((e) => e.startsWith(`droplet ${m.dropletName} `))) left.push(`droplet ${m.dropletName}`);
-    left.push('DNS records', 'firewall');
-    return left;
-  };
-  for (const droplet of byName.values()) done(`droplet ${droplet.name} (id ${droplet.id})`);
+/** --vpc-uuid, else the VPC the cluster's droplets use, else ours by name, else a new one. */
+async function ensureVpc(run: CreateRun): Promise<VpcResult> {
+  const { api, spec, options } = run;
+  const name = clusterResourceName(spec.clusterName);
+  const inUse = [...new Set([...run.droplets.values()].map((d) => d.vpcUuid).filter((id): id is string => id !== undefined))];
+  if (inUse.length > 1) throw new DigitalOceanApiError('invalid', 'preflight', `the cluster's droplets sit in ${inUse.length} VPCs (${inUse.join(', ')}); peers must share one`);
+  if (spec.vpcUuid && inUse[0] && inUse[0] !== spec.vpcUuid) {
+    throw new DigitalOceanApiError('invalid', 'preflight', `the cluster's droplets sit in VPC ${inUse[0]}, not --vpc-uuid ${spec.vpcUuid}`);
+  }
+  const wantedId = spec.vpcUuid ?? inUse[0];
+  const vpc: VpcInfo | undefined = wantedId ? await api.getVpc(wantedId) : (await api.listVpcs()).find((v) => v.name === name);
+  if (vpc) {
+    if (vpc.region && vpc.region !== spec.region) throw new DigitalOceanApiError('invalid', 'preflight', `VPC ${vpc.name} (${vpc.id}) is in ${vpc.region}, not --region ${spec.region}`);
+    if (spec.vpcRange && vpc.ipRange && vpc.ipRange !== spec.vpcRange) options.progress(`note: VPC ${vpc.name} exists with range ${vpc.ipRange}; --vpc-range ${spec.vpcRange} is ignored`);
+    options.progress(`vpc: using ${vpc.name} (${vpc.id}, ${vpc.ipRange ?? 'range unknown'})`);
+    const createdByTool = vpc.description?.startsWith(VPC_DESCRIPTION_PREFIX) ?? false;
+    return { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange, outcome: 'unchanged', createdByTool };
+  }
+  const request = { name, region: spec.region, description: `${VPC_DESCRIPTION_PREFIX}${spec.clusterName}`, ...(spec.vpcRange && { ipRange: spec.vpcRange }) };
+  if (options.dryRun) {
+    planCall(run, { method: 'POST', path: '/v2/vpcs', body: { name: request.name, region: request.region, description: request.description, ...(request.ipRange && { ip_range: request.ipRange }) } });
+    return { id: undefined, name, ipRange: spec.vpcRange, outcome: 'planned', createdByTool: true };
+  }
+  const created = await api.createVpc(request);
+  run.existing.push(`VPC ${created.name} (${created.id})`);
+  options.progress(`vpc: created ${created.name} (${created.id}, ${created.ipRange ?? 'range unknown'})`);
+  return { id: created.id, name: created.name, ipRange: created.ipRange, outcome: 'created', createdByTool: true };
+}
 
+/** One create call per missing member: each member's user-data is its own (multi-create shares one). */
+async function ensureDroplets(run: CreateRun, vpcId: string | undefined): Promise<Map<string, Outcome>> {
+  const { api, spec, options, tag } = run;
+  const outcomes = new Map<string, Outcome>();
+  for (const member of spec.members) {
+    if (run.droplets.has(member.name)) {
+      outcomes.set(member.name, 'unchanged');
+      continue;
+    }
+    const request = { name: member.dropletName, region: spec.region, size: spec.size, image: spec.image, sshKeys: [...spec.sshKeys], tags: [tag], monitoring: true };
+    if (options.dryRun) {
+      const { sshKeys, ...rest } = request;
+      planCall(run, { method: 'POST', path: '/v2/droplets', body: { ...rest, ssh_keys: sshKeys, vpc_uuid: vpcId ?? '<id of the new VPC>', user_data: `<${options.userDataPath(member)}>` } });
+      outcomes.set(member.name, 'planned');
+      continue;
+    }
+    if (vpcId === undefined) throw new DigitalOceanApiError('unexpected', `create droplet ${member.dropletName}`, 'no VPC id to create the droplet in');
+    const droplet = await api.createDroplet({ ...request, vpcUuid: vpcId, userData: await options.userData(member) });
+    run.droplets.set(member.name, droplet);
+    outcomes.set(member.name, 'created');
+    run.existing.push(`droplet ${droplet.name} (id ${droplet.id})`);
+    options.progress(`${member.name}: created droplet ${droplet.name} (id ${droplet.id})`);
+  }
+  return outcomes;
+}
+
+/** Polls (one list call for all members) until each droplet is active with its private IPv4; bounded. */
+async function waitUntilUsable(run: CreateRun): Promise<void> {
+  const { api, spec, options, tag } = run;
+  const deadline = options.now() + options.waitTimeoutMs;
+  const reported = new Set<string>();
+  for (;;) {
+    const current = await api.listDroplets({ tagName: tag });
+    for (const member of spec.members) {
+      const droplet = current.find((d) => d.name === member.dropletName);
+      if (droplet) run.droplets.set(member.name, droplet);
+      if (droplet && isUsable(droplet) && !reported.has(member.name)) {
+        reported.add(member.name);
+        options.progress(`${member.name}: active, private ${droplet.privateIpv4}${droplet.publicIpv4 ? `, public ${droplet.publicIpv4}` : ''}`);
+      }
+    }
+    const waiting = spec.members.filter((m) => !isUsable(run.droplets.get(m.name) ?? ({ status: 'missing' } as DropletInfo)));
+    if (waiting.length === 0) return;
+    if (options.now() >= deadline) {
+      const states = waiting.map((m) => `${m.dropletName} (${run.droplets.get(m.name)?.status ?? 'missing'})`).join(', ');
+      throw new DigitalOceanApiError('unexpected', 'wait for droplets', `droplets not active with a private IPv4 after ${Math.round(options.waitTimeoutMs / 1000)} s: ${states}`);
+    }
+    await options.sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - options.now())));
+  }
+}
+
+/** One A record per member, relative to the zone, short TTL; a stale one is updated, extras removed. */
+async function ensureRecords(run: CreateRun): Promise<Map<string, Outcome>> {
+  const { api, spec, options } = run;
+  const records = await api.listDomainRecords(spec.domain);
+  const outcomes = new Map<string, Outcome>();
+  for (const member of spec.members) {
+    const address = run.droplets.get(member.name)?.privateIpv4;
+    const [first, ...extra] = records.filter((r) => r.type === 'A' && r.name === member.dropletName);
+    const wanted = { name: member.dropletName, data: address ?? `<private IPv4 of ${member.dropletName}>`, ttl: spec.ttl };
+    const outcome: Outcome = !first ? 'created' : first.data !== wanted.data || first.ttl !== spec.ttl ? 'updated' : 'unchanged';
+    if (options.dryRun) {
+      if (outcome === 'created') planCall(run, { method: 'POST', path: `/v2/domains/${spec.domain}/records`, body: { type: 'A', ...wanted } });
+      if (outcome === 'updated') planCall(run, { method: 'PUT', path: `/v2/domains/${spec.domain}/records/${first!.id}`, body: { type: 'A', ...wanted } });
+      for (const record of extra) planCall(run, { method: 'DELETE', path: `/v2/domains/${spec.domain}/records/${record.id}` });
+      outcomes.set(member.name, outcome === 'unchanged' ? 'unchanged' : 'planned');
+      continue;
+    }
+    if (address === undefined) throw new DigitalOceanApiError('unexpected', `create DNS record ${member.hostname}`, `${member.dropletName} has no private IPv4`);
+    if (outcome === 'created') await api.createARecord(spec.domain, wanted);
+    if (outcome === 'updated') await api.updateARecord(spec.domain, first!.id, wanted);
+    // A second A record would hand out a stale address half of the time.
+    for (const record of extra) await api.deleteDomainRecord(spec.domain, record.id);
+    if (outcome !== 'unchanged') run.existing.push(`DNS record ${member.hostname}`);
+    outcomes.set(member.name, outcome);
+    options.progress(`${member.name}: DNS ${member.hostname} -> ${address} (${outcome})`);
+  }
+  return outcomes;
+}
+
+/** The firewall on the cluster tag: 2379-2380 from the tag and the VPC only, 22 from --ssh-from. */
+async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Promise<CreateResult['firewall']> {
+  const { api, spec, options, tag } = run;
+  const wanted = firewallSpec(spec, vpcRange ?? '<range of the new VPC>');
+  const found = (await api.listFirewalls()).find((f) => f.name === wanted.name);
+  const current = !found
+    ? 'missing'
+    : sameRules(found.inbound, wanted.inbound) && sameRules(found.outbound, wanted.outbound) && found.tags.join() === wanted.tags.join()
+      ? 'same'
+      : 'stale';
+  if (options.dryRun) {
+    if (current === 'missing') planCall(run, { method: 'POST', path: '/v2/firewalls', body: wireFirewall(wanted) });
+    if (current === 'stale') planCall(run, { method: 'PUT', path: `/v2/firewalls/${found!.id}`, body: wireFirewall(wanted) });
+    return { id: found?.id, name: wanted.name, outcome: current === 'same' ? 'unchanged' : 'planned' };
+  }
+  if (vpcRange === undefined) {
+    throw new DigitalOceanApiError('unexpected', `create firewall ${wanted.name}`, 'the VPC reported no IP range, so ports 2379-2380 cannot be limited to it');
+  }
+  const result =
+    current === 'missing'
+      ? { info: await api.createFirewall(wanted), outcome: 'created' as const }
+      : current === 'stale'
+        ? { info: await api.updateFirewall(found!.id, wanted), outcome: 'updated' as const }
+        : { info: found!, outcome: 'unchanged' as const };
+  const ssh = spec.sshFrom.length > 0 ? spec.sshFrom.join(', ') : 'nowhere';
+  options.progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: 2379-2380 from ${tag} and ${vpcRange}; 22 from ${ssh}`);
+  return { id: result.info.id, name: wanted.name, outcome: result.outcome };
+}
+
+/**
+ * preflight -> VPC -> droplets -> wait for active + private IPv4 -> DNS A records -> firewall.
+ * Idempotent: existing droplets are found by tag and name, and only what is missing or stale
+ * is created or updated. A dry run makes the same decisions and records the calls instead.
+ */
+export async function createDropletCluster(api: DigitalOceanApi, spec: DropletClusterSpec, options: CreateOptions): Promise<CreateResult> {
+  const run: CreateRun = { api, spec, options, tag: clusterTag(spec.clusterName), droplets: new Map(), plannedCalls: [], existing: [] };
+  await preflight(run);
   try {
-    // VPC: --vpc-uuid, else the one the existing droplets sit in, else ours by name, else a new one.
-    const vpcName = clusterResourceName(spec.clusterName);
-    const dropletVpcs = [...new Set([...byName.values()].map((d) => d.vpcUuid).filter((id): id is string => id !== undefined))];
-    if (dropletVpcs.length > 1) {
-      throw new DigitalOceanApiError('invalid', 'preflight', `the cluster's droplets sit in ${dropletVpcs.length} VPCs (${dropletVpcs.join(', ')}); peers must share one`);
-    }
-    if (spec.vpcUuid && dropletVpcs[0] && dropletVpcs[0] !== spec.vpcUuid) {
-      throw new DigitalOceanApiError('invalid', 'preflight', `the cluster's droplets sit in VPC ${dropletVpcs[0]}, not --vpc-uuid ${spec.vpcUuid}`);
-    }
-    let vpc: VpcInfo | undefined;
-    let vpcOutcome: Outcome = 'unchanged';
-    const wantedId = spec.vpcUuid ?? dropletVpcs[0];
-    if (wantedId) {
-      vpc = await api.getVpc(wantedId);
-    } else {
-      vpc = (await api.listVpcs()).find((v) => v.name === vpcName);
-    }
-    if (vpc) {
-      if (vpc.region && vpc.region !== spec.region) {
-        throw new DigitalOceanApiError('invalid', 'preflight', `VPC ${vpc.name} (${vpc.id}) is in ${vpc.region}, not --region ${spec.region}`);
-      }
-      if (spec.vpcRange && vpc.ipRange && vpc.ipRange !== spec.vpcRange) {
-        progress(`note: VPC ${vpc.name} exists with range ${vpc.ipRange}; --vpc-range ${spec.vpcRange} is ignored`);
-      }
-      progress(`vpc: using ${vpc.name} (${vpc.id}, ${vpc.ipRange ?? 'range unknown'})`);
-    } else {
-      const request = {
-        name: vpcName,
-        region: spec.region,
-        description: `${VPC_DESCRIPTION_PREFIX}${spec.clusterName}`,
-        ...(spec.vpcRange && { ipRange: spec.vpcRange }),
-      };
-      if (dryRun) {
-        plan({ method: 'POST', path: '/v2/vpcs', body: { name: request.name, region: request.region, description: request.description, ...(request.ipRange && { ip_range: request.ipRange }) } });
-        vpcOutcome = 'planned';
-      } else {
-        vpc = await api.createVpc(request);
-        vpcOutcome = 'created';
-        done(`VPC ${vpc.name} (${vpc.id})`);
-        progress(`vpc: created ${vpc.name} (${vpc.id}, ${vpc.ipRange ?? 'range unknown'})`);
-      }
-    }
-    const vpcResult = {
-      id: vpc?.id,
-      name: vpc?.name ?? vpcName,
-      ipRange: vpc?.ipRange ?? spec.vpcRange,
-      outcome: vpcOutcome,
-      createdByTool: vpcOutcome !== 'unchanged' || (vpc?.description?.startsWith(VPC_DESCRIPTION_PREFIX) ?? false),
-    };
-
-    // Droplets: one create call per member, since each member's user-data is its own.
-    const outcomes = new Map<string, Outcome>();
-    for (const member of spec.members) {
-      if (byName.has(member.name)) {
-        outcomes.set(member.name, 'unchanged');
-        continue;
-      }
-      const body = {
-        name: member.dropletName,
-        region: spec.region,
-        size: spec.size,
-        image: spec.image,
-        ssh_keys: [...spec.sshKeys],
-        tags: [tag],
-        vpc_uuid: vpc?.id ?? '<id of the new VPC>',
-        monitoring: true,
-      };
-      if (dryRun) {
-        plan({ method: 'POST', path: '/v2/droplets', body: { ...body, user_data: `<${options.userDataPath(member)}>` } });
-        outcomes.set(member.name, 'planned');
-        continue;
-      }
-      const droplet = await api.createDroplet({
-        name: member.dropletName,
-        region: spec.region,
-        size: spec.size,
-        image: spec.image,
-        sshKeys: [...spec.sshKeys],
-        tags: [tag],
-        userData: await options.userData(member),
-        vpcUuid: vpc!.id,
-        monitoring: true,
-      });
-      byName.set(member.name, droplet);
-      outcomes.set(member.name, 'created');
-      done(`droplet ${droplet.name} (id ${droplet.id})`);
-      progress(`${member.name}: created droplet ${droplet.name} (id ${droplet.id})`);
-    }
-
-    const vpcRange = vpcResult.ipRange;
-    const firewall = firewallSpec(spec, vpcRange ?? '<range of the new VPC>');
-    if (dryRun) {
-      for (const member of spec.members) {
-        const droplet = byName.get(member.name);
-        plan({ method: 'POST', path: `/v2/domains/${spec.domain}/records`, body: { type: 'A', name: member.dropletName, data: droplet?.privateIpv4 ?? `<private IPv4 of ${member.dropletName}>`, ttl: spec.ttl } });
-      }
-      const existingFirewall = (await api.listFirewalls()).find((f) => f.name === firewall.name);
-      if (existingFirewall) plan({ method: 'PUT', path: `/v2/firewalls/${existingFirewall.id}`, body: wireFirewall(firewall) });
-      else plan({ method: 'POST', path: '/v2/firewalls', body: wireFirewall(firewall) });
-      return {
-        clusterName: spec.clusterName,
-        region: spec.region,
-        domain: spec.domain,
-        tag,
-        vpc: vpcResult,
-        firewall: { id: existingFirewall?.id, name: firewall.name, outcome: 'planned' },
-        members: spec.members.map((m) => {
-          const d = byName.get(m.name);
-          return { name: m.name, dropletName: m.dropletName, hostname: m.hostname, dropletId: d?.id, droplet: outcomes.get(m.name) ?? 'planned', status: d?.status, privateIpv4: d?.privateIpv4, publicIpv4: d?.publicIpv4, dnsRecord: 'planned' };
-        }),
-        plannedCalls,
-      };
-    }
-
-    // Wait, bounded, until every droplet is active and shows its private IPv4.
-    const deadline = options.now() + options.waitTimeoutMs;
-    const reported = new Set<string>();
-    for (;;) {
-      const current = await api.listDroplets({ tagName: tag });
-      for (const member of spec.members) {
-        const droplet = current.find((d) => d.name === member.dropletName);
-        if (droplet) byName.set(member.name, droplet);
-        if (droplet && isUsable(droplet) && !reported.has(member.name)) {
-          reported.add(member.name);
-          progress(`${member.name}: active, private ${droplet.privateIpv4}${droplet.publicIpv4 ? `, public ${droplet.publicIpv4}` : ''}`);
-        }
-      }
-      const waiting = spec.members.filter((m) => {
-        const d = byName.get(m.name);
-        return !d || !isUsable(d);
-      });
-      if (waiting.length === 0) break;
-      if (options.now() >= deadline) {
-        throw new DigitalOceanApiError(
-          'unexpected',
-          'wait for droplets',
-          `droplets not active with a private IPv4 after ${Math.round(options.waitTimeoutMs / 1000)} s: ${waiting.map((m) => `${m.dropletName} (${byName.get(m.name)?.status ?? 'missing'})`).join(', ')}`,
-        );
-      }
-      await options.sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - options.now())));
-    }
-
-    // DNS: one A record per member, name relative to the zone, short TTL.
-    const records = await api.listDomainRecords(spec.domain);
-    const dnsOutcomes = new Map<string, Outcome>();
-    for (const member of spec.members) {
-      const address = byName.get(member.name)!.privateIpv4!;
-      const same: DnsRecord[] = records.filter((r) => r.type === 'A' && r.name === member.dropletName);
-      const [first, ...extra] = same;
-      let outcome: Outcome;
-      if (!first) {
-        await api.createARecord(spec.domain, { name: member.dropletName, data: address, ttl: spec.ttl });
-        outcome = 'created';
-      } else if (first.data !== address || first.ttl !== spec.ttl) {
-        await api.updateARecord(spec.domain, first.id, { name: member.dropletName, data: address, ttl: spec.ttl });
-        outcome = 'updated';
-      } else {
-        outcome = 'unchanged';
-      }
-      // A second A record would hand out a stale address half of the time.
-      for (const record of extra) await api.deleteDomainRecord(spec.domain, record.id);
-      dnsOutcomes.set(member.name, outcome);
-      if (outcome !== 'unchanged') done(`DNS record ${member.hostname}`);
-      progress(`${member.name}: DNS ${member.hostname} -> ${address} (${outcome})`);
-    }
-
-    // Firewall: ports 2379-2380 from the cluster tag and the VPC only, 22 from --ssh-from.
-    const existingFirewall = (await api.listFirewalls()).find((f) => f.name === firewall.name);
-    let firewallInfo: FirewallInfo;
-    let firewallOutcome: Outcome;
-    if (!existingFirewall) {
-      firewallInfo = await api.createFirewall(firewall);
-      firewallOutcome = 'created';
-    } else if (!sameRules(existingFirewall.inbound, firewall.inbound) || !sameRules(existingFirewall.outbound, firewall.outbound) || existingFirewall.tags.join() !== firewall.tags.join()) {
-      firewallInfo = await api.updateFirewall(existingFirewall.id, firewall);
-      firewallOutcome = 'updated';
-    } else {
-      firewallInfo = existingFirewall;
-      firewallOutcome = 'unchanged';
-    }
-    progress(`firewall: ${firewall.name} (${firewallInfo.id}) ${firewallOutcome}: 2379-2380 from ${tag} and ${vpcRange}; 22 from ${spec.sshFrom.length > 0 ? spec.sshFrom.join(', ') : 'nowhere'}`);
-
+    const vpc = await ensureVpc(run);
+    const dropletOutcomes = await ensureDroplets(run, vpc.id);
+    if (!options.dryRun) await waitUntilUsable(run);
+    const recordOutcomes = await ensureRecords(run);
+    const firewall = await ensureFirewall(run, vpc.ipRange);
     return {
       clusterName: spec.clusterName,
       region: spec.region,
       domain: spec.domain,
-      tag,
-      vpc: vpcResult,
-      firewall: { id: firewallInfo.id, name: firewall.name, outcome: firewallOutcome },
+      tag: run.tag,
+      vpc,
+      firewall,
       members: spec.members.map((m) => {
-        const d = byName.get(m.name)!;
+        const droplet = run.droplets.get(m.name);
         return {
           name: m.name,
           dropletName: m.dropletName,
           hostname: m.hostname,
-          dropletId: d.id,
-          droplet: outcomes.get(m.name) ?? 'unchanged',
-          status: d.status,
-          privateIpv4: d.privateIpv4,
-          publicIpv4: d.publicIpv4,
-          dnsRecord: dnsOutcomes.get(m.name),
+          dropletId: droplet?.id,
+          droplet: dropletOutcomes.get(m.name) ?? 'unchanged',
+          status: droplet?.status,
+          privateIpv4: droplet?.privateIpv4,
+          publicIpv4: droplet?.publicIpv4,
+          dnsRecord: recordOutcomes.get(m.name),
         };
       }),
-      plannedCalls,
+      plannedCalls: run.plannedCalls,
     };
   } catch (error) {
-    if (existing.length > 0 && error instanceof Error) throw new PartialClusterError(error, existing, pending());
+    if (run.existing.length > 0 && error instanceof Error) {
+      const notDone = [
+        ...spec.members.filter((m) => !run.existing.some((e) => e.startsWith(`droplet ${m.dropletName} `))).map((m) => `droplet ${m.dropletName}`),
+        'DNS records',
+        'firewall',
+      ];
+      throw new PartialClusterError(error, run.existing, notDone);
+    }
     throw error;
   }
 }

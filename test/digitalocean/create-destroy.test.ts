@@ -242,6 +242,21 @@ describe('create-droplets', () => {
     expect(fake.mutations()).toEqual([]);
   });
 
+  it('--dry-run on an existing cluster plans only the fixes a real run would make', async () => {
+    expect((await run(CREATE)).code).toBe(0);
+    const settled = fake.mutations().length;
+    const nothing = await run([...CREATE, '--dry-run']);
+    expect(nothing.code, nothing.stderr).toBe(0);
+    expect(nothing.stdout).toBe('Dry run: 0 call(s) would change something (listed above); nothing was changed or written.\n');
+    const record = aRecords().find((r) => r.name === 'etcd-etcd3')!;
+    record.data = '10.99.99.99';
+    const stale = await run([...CREATE, '--dry-run']);
+    const planned = stale.stderr.split('\n').filter((line) => line.startsWith('[dry-run] '));
+    const address = [...fake.droplets.values()].find((d) => d.name === 'etcd-etcd3')!.privateIpv4;
+    expect(planned).toEqual([`[dry-run] PUT /v2/domains/example.com/records/${record.id} {"type":"A","name":"etcd-etcd3","data":"${address}","ttl":60}`]);
+    expect(fake.mutations().length).toBe(settled);
+  });
+
   it('--json prints the result on stdout, progress on stderr', async () => {
     const result = await run([...CREATE, '--json']);
     expect(result.code, result.stderr).toBe(0);
