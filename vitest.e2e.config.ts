@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import SummaryReporter from './test/support/summary-reporter.js';
 
 // Real VM boots under TCG take minutes; one file at a time, no parallelism.
 export default defineConfig({
@@ -7,5 +8,6 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 40 * 60_000,
     hookTimeout: 40 * 60_000,
+    reporters: ['default', new SummaryReporter('e2e')],
   },
 });

@@ -14,6 +14,7 @@ export const NODE_PATHS = {
   /** DNS-member mode: the config with a placeholder for the listen address, filled in at each start. */
   configTemplate: '/etc/etcd/etcd.conf.yaml.in',
   listenAddressScript: '/usr/local/lib/etcd-cloudinit/listen-address.sh',
+  listenAddressDropIn: '/etc/systemd/system/etcd.service.d/listen-address.conf',
   pkiDir: '/etc/etcd/pki',
   caCert: '/etc/etcd/pki/ca.crt',
   memberCert: '/etc/etcd/pki/member.crt',
@@ -56,7 +57,8 @@ export interface MemberPlan {
   readonly listenPeerUrls: readonly string[];
 }
 
-export interface InstallPlan {
+/** Download mode: the node fetches the release at first boot and verifies it before installing. */
+export interface DownloadInstallPlan {
   readonly mode: 'download';
   readonly version: string;
   readonly releaseUrl: string;
@@ -65,6 +67,14 @@ export interface InstallPlan {
   readonly tarballUrl: string;
   readonly sha256SumsUrl: string;
 }
+
+/** Baked mode: the image already carries etcd (packer/etcd.pkr.hcl); the node only checks its version at boot. */
+export interface BakedInstallPlan {
+  readonly mode: 'baked';
+  readonly version: string;
+}
+
+export type InstallPlan = DownloadInstallPlan | BakedInstallPlan;
 
 /** Everything the later phases need, derived once; plain data, serialisable to cluster.json. */
 export interface ClusterPlan {
@@ -132,14 +142,17 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
     endpoints: members.map((member) => member.clientUrl).join(','),
     etcdVersion: input.etcdVersion,
     features: featuresOf(version),
-    install: {
-      mode: 'download',
-      version: input.etcdVersion,
-      releaseUrl: input.releaseUrl,
-      sha256: input.etcdSha256,
-      tarballUrl: `${releaseDir}/${tarballName(input.etcdVersion)}`,
-      sha256SumsUrl: `${releaseDir}/SHA256SUMS`,
-    },
+    install:
+      input.install === 'baked'
+        ? { mode: 'baked', version: input.etcdVersion }
+        : {
+            mode: 'download',
+            version: input.etcdVersion,
+            releaseUrl: input.releaseUrl,
+            sha256: input.etcdSha256,
+            tarballUrl: `${releaseDir}/${tarballName(input.etcdVersion)}`,
+            sha256SumsUrl: `${releaseDir}/SHA256SUMS`,
+          },
     keySize: input.keySize,
     certDays: input.certDays,
     caDays: CA_DAYS,

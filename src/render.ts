@@ -1,7 +1,7 @@
 import { Document, parse as parseYaml } from 'yaml';
 import { CliError } from './errors.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
-import type { ClusterPlan, MemberPlan } from './plan.js';
+import type { ClusterPlan, MemberPlan, NodePaths } from './plan.js';
 import { nodeFile, renderTemplate, shellWord } from './templates.js';
 
 /** DigitalOcean's user_data limit, and a sane bound for any cloud. */
@@ -23,24 +23,36 @@ export interface CloudConfig {
   final_message: string;
 }
 
+/**
+ * The systemd unit: it depends only on the node paths, so every member and every baked image
+ * (packer/files/etcd.service, kept equal to this by a test) carries the same file.
+ */
+export function renderUnit(node: NodePaths): string {
+  return renderTemplate('etcd.service.ejs', {
+    user: node.user,
+    etcdBinary: `${node.binDir}/etcd`,
+    configFile: node.configFile,
+    dataDir: node.dataDir,
+    stateDirectory: node.dataDir.replace(/^\/var\/lib\//, ''),
+  });
+}
+
 /** The text files a member needs, rendered from cloud-init/ with explicit inputs. */
 export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
   const { node, listenAddress } = plan;
-  const execStartPre =
-    listenAddress.source === 'metadata'
-      ? [node.listenAddressScript, node.configTemplate, node.configFile, listenAddress.url, listenAddress.placeholder].join(' ')
-      : '';
   return {
-    unit: renderTemplate('etcd.service.ejs', {
-      memberName: member.name,
-      clusterName: plan.clusterName,
-      user: node.user,
-      etcdBinary: `${node.binDir}/etcd`,
-      configFile: node.configFile,
-      dataDir: node.dataDir,
-      stateDirectory: node.dataDir.replace(/^\/var\/lib\//, ''),
-      execStartPre,
-    }),
+    unit: renderUnit(node),
+    // DNS-member mode adds its start step as a drop-in, so the unit stays the one every member and image shares.
+    listenAddressDropIn:
+      listenAddress.source === 'metadata'
+        ? renderTemplate('etcd-listen-address.conf.ejs', {
+            script: node.listenAddressScript,
+            template: node.configTemplate,
+            configFile: node.configFile,
+            url: listenAddress.url,
+            placeholder: listenAddress.placeholder,
+          })
+        : undefined,
     config: renderTemplate('etcd.conf.yaml.ejs', {
       member,
       clusterName: plan.clusterName,
@@ -55,11 +67,17 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
   };
 }
 
-/** The shell command that installs etcd on first boot. */
-function installCommand(plan: ClusterPlan): string {
+/**
+ * The shell command that gets etcd in place at first boot: download mode installs the verified
+ * release; baked mode only checks that the image's etcd has the planned version (exit 1 if not).
+ */
+export function installCommand(plan: ClusterPlan): string {
   const { install, node } = plan;
-  const words = [node.installScript, 'install', '--version', install.version, '--release-url', install.releaseUrl];
-  if (install.sha256) words.push('--sha256', install.sha256);
+  const words =
+    install.mode === 'baked'
+      ? [node.installScript, 'check', '--version', install.version]
+      : [node.installScript, 'install', '--version', install.version, '--release-url', install.releaseUrl];
+  if (install.mode === 'download' && install.sha256) words.push('--sha256', install.sha256);
   words.push('--bin-dir', node.binDir);
   return words.map(shellWord).join(' ');
 }
@@ -75,11 +93,15 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
       { name: node.user, system: true, shell: '/usr/sbin/nologin', homedir: node.dataDir, no_create_home: true, lock_passwd: true },
     ],
     write_files: [
+      // Baked mode needs it too: its version check lives in the same script, and the image may predate this one.
       { path: node.installScript, content: nodeFile('install-etcd.sh'), owner: 'root:root', permissions: '0755' },
-      ...(plan.listenAddress.source === 'metadata'
+      ...(files.listenAddressDropIn !== undefined
         ? [{ path: node.listenAddressScript, content: nodeFile('listen-address.sh'), owner: 'root:root', permissions: '0755' }]
         : []),
       { path: node.unitFile, content: files.unit, owner: 'root:root', permissions: '0644' },
+      ...(files.listenAddressDropIn !== undefined
+        ? [{ path: node.listenAddressDropIn, content: files.listenAddressDropIn, owner: 'root:root', permissions: '0644' }]
+        : []),
       // DNS-member mode: the unit writes the real config from this template before each start.
       { path: plan.listenAddress.source === 'metadata' ? node.configTemplate : node.configFile, content: files.config, owner: 'root:root', permissions: '0644' },
       { path: node.caCert, content: caCertPem, owner: 'root:root', permissions: '0644' },
@@ -106,11 +128,16 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
   };
 }
 
+/** Where etcd comes from, in words: for the user-data header and the summary. */
+export function installSource(plan: ClusterPlan): string {
+  return plan.install.mode === 'baked' ? 'baked into the image (version checked at boot)' : `from ${plan.install.releaseUrl}`;
+}
+
 export function cloudConfigToYaml(plan: ClusterPlan, member: MemberPlan, config: CloudConfig): string {
   const document = new Document(config);
   const header = [
     '#cloud-config',
-    `# etcd member ${member.name} (${member.host}) of cluster ${plan.clusterName}: ${plan.members.length} member(s), etcd ${plan.etcdVersion}.`,
+    `# etcd member ${member.name} (${member.host}) of cluster ${plan.clusterName}: ${plan.members.length} member(s), etcd ${plan.etcdVersion} ${installSource(plan)}.`,
     '# Generated by etcd-cloudinit. Contains this member\'s private key: handle as a secret.',
   ].join('\n');
   return `${header}\n${document.toString({ lineWidth: 0, blockQuote: 'literal' })}`;

@@ -81,11 +81,14 @@ describe('DNS-member mode output', () => {
     expect(template).toContain('listen-client-urls: "https://@PRIVATE_IPV4@:2379,https://127.0.0.1:2379"');
     expect(template).toContain('initial-advertise-peer-urls: "https://acc-etcd1.example.com:2380"');
     expect(template).toContain('advertise-client-urls: "https://acc-etcd1.example.com:2379"');
+    // The unit is the one every member and baked image shares; the start step is a drop-in.
     const unit = member.files.get('/etc/systemd/system/etcd.service')!.content;
-    expect(unit).toContain(
-      'ExecStartPre=+/usr/local/lib/etcd-cloudinit/listen-address.sh /etc/etcd/etcd.conf.yaml.in /etc/etcd/etcd.conf.yaml http://169.254.169.254/metadata/v1/interfaces/private/0/ipv4/address @PRIVATE_IPV4@',
-    );
+    expect(unit).not.toContain('ExecStartPre');
     expect(unit).toContain('Restart=on-failure');
+    const dropIn = member.files.get('/etc/systemd/system/etcd.service.d/listen-address.conf')!.content;
+    expect(dropIn).toContain(
+      '[Service]\nExecStartPre=+/usr/local/lib/etcd-cloudinit/listen-address.sh /etc/etcd/etcd.conf.yaml.in /etc/etcd/etcd.conf.yaml http://169.254.169.254/metadata/v1/interfaces/private/0/ipv4/address @PRIVATE_IPV4@\n',
+    );
     expect(member.files.get('/usr/local/lib/etcd-cloudinit/listen-address.sh')?.permissions).toBe('0755');
   });
 });
@@ -197,9 +200,9 @@ describe.skipIf(!canUnshare)('a DNS-member cluster on the real etcd', () => {
         writeFileSync(target, file.path.includes('.yaml') ? relocate(file.content) : file.content, { mode: Number.parseInt(file.permissions ?? '0644', 8) });
       }
       mkdirSync(join(root, 'var/lib/etcd'), { recursive: true, mode: 0o700 });
-      // The unit's ExecStartPre, with the metadata service replaced by this member's stand-in.
-      const unit = member.files.get('/etc/systemd/system/etcd.service')!.content;
-      const pre = unit.split('\n').find((line) => line.startsWith('ExecStartPre=+'))!.slice('ExecStartPre=+'.length).split(' ');
+      // The drop-in's ExecStartPre, with the metadata service replaced by this member's stand-in.
+      const dropIn = member.files.get('/etc/systemd/system/etcd.service.d/listen-address.conf')!.content;
+      const pre = dropIn.split('\n').find((line) => line.startsWith('ExecStartPre=+'))!.slice('ExecStartPre=+'.length).split(' ');
       const { url, server } = await metadataServer(ips[index]!);
       servers.push(server);
       const [script, template, config, , placeholder] = pre as [string, string, string, string, string];
