@@ -45,7 +45,7 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'force'].map(clusterOption),
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'force'].map(clusterOption),
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
@@ -181,6 +181,9 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   const waitTimeoutMs = numberFlag(flags, 'wait-timeout', 600, (n) => n > 0 && n <= 3600, 'is not a number of seconds from 1 to 3600') * 1000;
   const pollIntervalMs = numberFlag(flags, 'poll-interval', 5, (n) => n > 0 && n <= 60, 'is not a number of seconds up to 60') * 1000;
   const client = api(context, progress);
+  if (typeof spec.image === 'number' && input.install !== 'baked') {
+    progress('note: --image is a snapshot id; if it was baked with packer/ (docs/packer.md), add --install baked so nodes skip the download');
+  }
   if (spec.sshKeys.length === 0) progress('note: no --ssh-key: the droplets get no SSH key (DigitalOcean then emails a root password)');
 
   // plan -> mint -> render -> write: the same user-data gen-userdata --domain writes for these members.
