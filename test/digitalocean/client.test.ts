@@ -8,6 +8,7 @@ import {
   type DropletCreateRequest,
 } from '../../src/digitalocean/client.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './fake-api.js';
+import { OpenApiValidator } from './openapi.js';
 
 let fake: FakeDigitalOcean;
 let api: DigitalOceanApi;
@@ -208,6 +209,12 @@ describe('errors become clear messages', () => {
 });
 
 describe('the fake enforces the OpenAPI description', () => {
+  it('checks its own answers too: a droplet missing required fields is reported', () => {
+    const validator = OpenApiValidator.fromOpenapiDirectory();
+    expect(validator.validateResponse('GET', '/v2/droplets/1', 200, { droplet: { id: 1, name: 'x' } }).join('\n')).toMatch(/body\/droplet must have required property/);
+    expect(validator.validateResponse('GET', '/v2/account', 200, { account: { droplet_limit: 25, floating_ip_limit: 3, email: 'a@b.c', uuid: 'u', email_verified: true, status: 'active', status_message: '' } })).toEqual([]);
+  });
+
   it('rejects and records a body the spec does not allow', async () => {
     const response = await fetch(`${fake.url}/v2/firewalls`, {
       method: 'POST',

@@ -188,6 +188,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
 
     try {
       const [status, payload] = route(method, url, body as Record<string, unknown> | undefined);
+      violations.push(...validator().validateResponse(method, url.pathname, status, payload === undefined ? undefined : JSON.parse(JSON.stringify(payload))));
       send(res, status, payload);
     } catch (error) {
       if (error instanceof HttpError) return send(res, error.status, { id: error.id, message: error.message });
@@ -438,7 +439,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
       snapshot_ids: [],
       image: typeof d.image === 'number' ? { id: d.image } : { slug: d.image, distribution: 'Ubuntu' },
       volume_ids: [],
-      size: { slug: d.size },
+      size: { slug: d.size, memory: 2048, vcpus: 2, disk: 60, transfer: 3, price_monthly: 18, price_hourly: 0.02679, regions: [d.region], available: true, description: 'Basic' },
       size_slug: d.size,
       networks: { v4, v6: [] },
       region: { slug: d.region, name: d.region, features: [], available: true, sizes: [] },

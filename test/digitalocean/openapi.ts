@@ -113,6 +113,49 @@ export class OpenApiValidator {
     return problems;
   }
 
+  /**
+   * Checks a response the fake is about to send against the description, so the fake cannot
+   * drift from what DigitalOcean answers (and what dots must deserialize).
+   */
+  validateResponse(method: string, path: string, status: number, body: unknown): string[] {
+    const op = this.find(method, path);
+    if (!op) return [];
+    const responsePointer = this.resolvePointer(`${op.pointer.slice(1)}/responses/${status}`);
+    if (responsePointer === undefined) return [`${method} ${path}: status ${status} is not described`];
+    const schemaPointer = `${responsePointer}/content/application~1json/schema`;
+    if (this.at(schemaPointer) === undefined) return body === undefined ? [] : [`${method} ${path}: status ${status} is described without a JSON body`];
+    let validate = this.bodyValidators.get(schemaPointer);
+    if (!validate) {
+      validate = this.ajv.compile({ $ref: `${SPEC_ID}#${schemaPointer}` });
+      this.bodyValidators.set(schemaPointer, validate);
+    }
+    if (validate(body)) return [];
+    return (validate.errors ?? []).map((error) => `response to ${method} ${path} (${status}): body${error.instancePath} ${error.message ?? 'is invalid'} ${JSON.stringify(error.params)}`);
+  }
+
+  /** Follows $refs from a JSON pointer (without the leading '#') to where the value really is. */
+  private resolvePointer(pointer: string): string | undefined {
+    let current = pointer;
+    for (let hops = 0; hops < 20; hops++) {
+      const node = this.at(current);
+      if (node === undefined) return undefined;
+      const ref = node && typeof node === 'object' && !Array.isArray(node) ? node['$ref'] : undefined;
+      if (typeof ref !== 'string') return current;
+      current = ref.slice(1);
+    }
+    return undefined;
+  }
+
+  private at(pointer: string): Json | undefined {
+    let node: Json | undefined = this.spec;
+    for (const raw of pointer.split('/').slice(1)) {
+      const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+      if (!node || typeof node !== 'object' || Array.isArray(node) || !(key in node)) return undefined;
+      node = (node as Record<string, Json>)[key];
+    }
+    return node;
+  }
+
   private find(method: string, path: string): Operation | undefined {
     return this.operations.find((op) => op.method === method.toUpperCase() && op.pattern.test(path));
   }
