@@ -93,6 +93,45 @@ describe('DNS-member mode output', () => {
   });
 });
 
+const hasSystemdAnalyze = existsSync('/usr/bin/systemd-analyze') && existsSync('/usr/lib/systemd/system/sysinit.target');
+describe.skipIf(!hasSystemdAnalyze)('systemd accepts the unit with the DNS-member drop-in', () => {
+  const dir = tempDir('sdv');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** `systemd-analyze verify` in a root holding the rendered unit files, the system's own units, and stand-in executables. */
+  const verify = async (dropIn: (text: string) => string) => {
+    const root = join(dir, `root-${Math.random().toString(36).slice(2)}`);
+    const member = readMemberUserData(join(dir, 'out', 'etcd', 'user-data', 'etcd1.yaml'));
+    for (const [path, file] of member.files) {
+      if (!path.startsWith('/etc/systemd/')) continue;
+      mkdirSync(join(root, path, '..'), { recursive: true });
+      writeFileSync(join(root, path), path.endsWith('.conf') ? dropIn(file.content) : file.content);
+    }
+    for (const executable of ['/usr/local/bin/etcd', '/usr/local/lib/etcd-cloudinit/listen-address.sh']) {
+      mkdirSync(join(root, executable, '..'), { recursive: true });
+      writeFileSync(join(root, executable), '#!/bin/sh\n', { mode: 0o755 });
+    }
+    mkdirSync(join(root, 'usr/lib/systemd'), { recursive: true });
+    await execFileAsync('cp', ['-a', '/usr/lib/systemd/system', join(root, 'usr/lib/systemd/')]);
+    const { stdout, stderr } = await execFileAsync('systemd-analyze', ['verify', `--root=${root}`, 'etcd.service'], { timeout: 60_000 }).catch(
+      (error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? '', stderr: `${error.stderr ?? ''}(exit non-zero)` }),
+    );
+    return stdout + stderr;
+  };
+
+  beforeAll(async () => {
+    expect((await gen(['--domain', 'example.com'], dir)).code).toBe(0);
+  });
+
+  it('verifies cleanly', async () => {
+    expect(await verify((text) => text)).toBe('');
+  });
+
+  it('can fail: a broken ExecStartPre in the drop-in is reported', async () => {
+    expect(await verify((text) => text.replace('ExecStartPre=+', 'ExecStartPre=+ '))).toMatch(/listen-address\.conf:\d+: .*command line/i);
+  });
+});
+
 describe('listen-address.sh (the ExecStartPre of DNS-member mode)', () => {
   const dir = tempDir('listen');
   const script = join(dir, 'listen-address.sh');
@@ -140,6 +179,7 @@ describe('listen-address.sh (the ExecStartPre of DNS-member mode)', () => {
   });
 
   it('fails (so systemd retries) on an answer that is not an address, leaving the old config', async () => {
+    writeFileSync(config, '# the config of the previous start\n');
     const before = readFileSync(config, 'utf8');
     const { url, server } = await metadataServer('<html>not found</html>');
     servers.push(server);
