@@ -272,8 +272,11 @@ async function ensureDroplets(run: CreateRun, vpcId: string | undefined): Promis
 /** Polls (one list call for all members) until each droplet is active with its private IPv4; bounded. */
 async function waitUntilUsable(run: CreateRun): Promise<void> {
   const { api, spec, options, tag } = run;
-  const deadline = options.now() + options.waitTimeoutMs;
+  const started = options.now();
+  const deadline = started + options.waitTimeoutMs;
   const reported = new Set<string>();
+  // A line every 30 s while nothing else happens, so a long wait does not look like a hang.
+  let lastNote = started;
   for (;;) {
     const current = await api.listDroplets({ tagName: tag });
     for (const member of spec.members) {
@@ -286,8 +289,12 @@ async function waitUntilUsable(run: CreateRun): Promise<void> {
     }
     const waiting = spec.members.filter((m) => !isUsable(run.droplets.get(m.name) ?? ({ status: 'missing' } as DropletInfo)));
     if (waiting.length === 0) return;
+    const states = waiting.map((m) => `${m.dropletName} (${run.droplets.get(m.name)?.status ?? 'missing'})`).join(', ');
+    if (options.now() - lastNote >= 30_000) {
+      lastNote = options.now();
+      options.progress(`waiting for ${states}: ${Math.round((lastNote - started) / 1000)} s of at most ${Math.round(options.waitTimeoutMs / 1000)} s`);
+    }
     if (options.now() >= deadline) {
-      const states = waiting.map((m) => `${m.dropletName} (${run.droplets.get(m.name)?.status ?? 'missing'})`).join(', ');
       throw new DigitalOceanApiError('unexpected', 'wait for droplets', `droplets not active with a private IPv4 after ${Math.round(options.waitTimeoutMs / 1000)} s: ${states}`);
     }
     await options.sleep(Math.min(options.pollIntervalMs, Math.max(0, deadline - options.now())));

@@ -6,6 +6,8 @@ import type { CommandContext } from '../../src/context.js';
 import { nativeKeySource, type KeySource } from '../../src/pki/mint.js';
 import { tempDir } from '../support/cli.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './fake-api.js';
+import { createDigitalOceanApi } from '../../src/digitalocean/client.js';
+import { createDropletCluster } from '../../src/digitalocean/cluster.js';
 
 let fake: FakeDigitalOcean;
 let workDir: string;
@@ -373,6 +375,37 @@ describe('create-droplets errors', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
     expect(fake.requests).toEqual([]);
+  });
+});
+
+describe('createDropletCluster (the steps, with a virtual clock)', () => {
+  it('says every 30 s what it is waiting for, and gives up at the deadline', async () => {
+    await fake.close();
+    fake = await startFakeDigitalOcean({ domains: ['example.com'], activeAfterMs: 3_600_000 });
+    let clock = 0;
+    const lines: string[] = [];
+    const api = createDigitalOceanApi({ token: fake.token, apiUrl: fake.url });
+    const members = ['etcd1'].map((name) => ({ name, dropletName: `etcd-${name}`, hostname: `etcd-${name}.example.com` }));
+    const attempt = createDropletCluster(
+      api,
+      { clusterName: 'etcd', domain: 'example.com', region: 'nyc3', size: 's-1vcpu-2gb', image: 'ubuntu-24-04-x64', sshKeys: [], sshFrom: [], vpcUuid: undefined, vpcRange: undefined, ttl: 60, members },
+      {
+        dryRun: false,
+        progress: (line) => void lines.push(line),
+        sleep: async (ms) => void (clock += ms),
+        now: () => clock,
+        waitTimeoutMs: 65_000,
+        pollIntervalMs: 10_000,
+        userData: async () => '#cloud-config\n',
+        userDataPath: () => 'x',
+      },
+    );
+    await expect(attempt).rejects.toThrow('droplets not active with a private IPv4 after 65 s: etcd-etcd1 (new)');
+    expect(lines.filter((line) => line.startsWith('waiting for'))).toEqual([
+      'waiting for etcd-etcd1 (new): 30 s of at most 65 s',
+      'waiting for etcd-etcd1 (new): 60 s of at most 65 s',
+    ]);
+    expect(fake.requests.filter((r) => r.method === 'GET' && r.path === '/v2/droplets' && r.query['tag_name'])).toHaveLength(8);
   });
 });
 
