@@ -290,6 +290,7 @@ function toCreateError(error: unknown, spec: DropletClusterSpec, flags: ParsedOp
 
 interface StateFile {
   domain?: string;
+  members?: { dropletName?: string }[];
 }
 
 function readJson<T>(path: string): T | undefined {
@@ -322,13 +323,14 @@ export async function runDestroyDroplets(flags: ParsedOptions, context: CommandC
   const vpcDeleteTimeoutMs = numberFlag(flags, 'wait-timeout', 120, (n) => n > 0 && n <= 3600, 'is not a number of seconds from 1 to 3600') * 1000;
   const outDir = join(context.cwd, stringFlag(flags, 'out') ?? 'out', clusterName);
   const domains = listFlag(flags, 'domain').map((d) => d.toLowerCase());
+  const state = readState(outDir);
+  const knownRecordNames = (state?.members ?? []).flatMap((m) => (typeof m.dropletName === 'string' ? [m.dropletName] : []));
   if (domains.length === 0) {
-    const state = readState(outDir);
     if (state?.domain) domains.push(state.domain);
     else progress(`note: no --domain and no ${STATE_FILE} in ${outDir}: DNS records are not looked for; pass --domain to remove them`);
   }
   const client = api(context, progress);
-  const spec = { clusterName, domains, vpcDeleteTimeoutMs };
+  const spec = { clusterName, domains, knownRecordNames, vpcDeleteTimeoutMs };
   const found = await findDropletCluster(client, spec).catch((error: unknown) => {
     throw error instanceof DigitalOceanApiError ? new CliError('api', error.message) : error;
   });

@@ -413,6 +413,8 @@ export interface DestroySpec {
   readonly clusterName: string;
   /** Zones to remove the members' A records from. */
   readonly domains: readonly string[];
+  /** Record names known from create-droplets' state file, for records whose droplet is already gone. */
+  readonly knownRecordNames: readonly string[];
   /** Delete the VPC only if this tool created it (its description says so). */
   readonly vpcDeleteTimeoutMs: number;
 }
@@ -429,7 +431,8 @@ export async function findDropletCluster(api: DigitalOceanApi, spec: DestroySpec
   const tag = clusterTag(spec.clusterName);
   const droplets = await api.listDroplets({ tagName: tag });
   const firewall = (await api.listFirewalls()).find((f) => f.name === clusterResourceName(spec.clusterName));
-  const names = new Set([...droplets.map((d) => d.name)]);
+  // Only names that are certainly ours: the droplets' own, and what create-droplets recorded.
+  const names = new Set([...droplets.map((d) => d.name), ...spec.knownRecordNames]);
   const records: { domain: string; record: DnsRecord }[] = [];
   for (const domain of spec.domains) {
     let all: DnsRecord[];
@@ -439,12 +442,8 @@ export async function findDropletCluster(api: DigitalOceanApi, spec: DestroySpec
       if (error instanceof DigitalOceanApiError && error.kind === 'not-found') continue;
       throw error;
     }
-    const prefix = `${spec.clusterName}-`;
-    // Our records are named like our droplets; after a partial destroy, like `<cluster>-<member>`.
     for (const record of all) {
-      if (record.type === 'A' && (names.has(record.name) || (names.size === 0 && record.name.startsWith(prefix) && !record.name.includes('.')))) {
-        records.push({ domain, record });
-      }
+      if (record.type === 'A' && names.has(record.name)) records.push({ domain, record });
     }
   }
   const vpcName = clusterResourceName(spec.clusterName);

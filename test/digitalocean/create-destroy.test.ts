@@ -435,6 +435,16 @@ describe('destroy-droplets', () => {
     expect(fake.violations).toEqual([]);
   });
 
+  it('after the droplets are gone, removes only the records create-droplets recorded', async () => {
+    expect((await run(CREATE)).code).toBe(0);
+    await fetch(`${fake.url}/v2/droplets?tag_name=${tag}`, { method: 'DELETE', headers: { authorization: `Bearer ${fake.token}` } });
+    fake.domains.get('example.com')!.push({ id: 2, type: 'A', name: 'etcd-backup', data: '10.0.0.99', ttl: 300 });
+    const result = await run(['destroy-droplets', '--yes']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(aRecords().map((r) => r.name)).toEqual(['etcd-backup']);
+    expect(fake.firewalls.size).toBe(0);
+  });
+
   it('keeps a VPC it did not create (--vpc-uuid)', async () => {
     const own = await fetch(`${fake.url}/v2/vpcs`, {
       method: 'POST',
