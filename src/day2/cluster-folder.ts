@@ -26,7 +26,10 @@ export const TIMEOUT_OPTION: OptionSpec = {
 export interface ClusterRecord {
   readonly clusterName: string;
   readonly etcdVersion: string;
-  readonly install: { readonly releaseUrl: string; readonly sha256?: string };
+  /** plan.install as written; `mode` is absent in folders written before baked images existed (download). */
+  readonly install:
+    | { readonly mode?: 'download'; readonly releaseUrl: string; readonly sha256?: string }
+    | { readonly mode: 'baked'; readonly version: string };
   readonly initialClusterToken: string;
   readonly keySize: number;
   readonly certDays: number;
@@ -105,7 +108,8 @@ function checkRecord(document: unknown): ClusterRecord {
   if (typeof record !== 'object' || record === null) throw missing('the document');
   if (typeof record.clusterName !== 'string') throw missing('clusterName');
   if (typeof record.etcdVersion !== 'string') throw missing('etcdVersion');
-  if (typeof record.install?.releaseUrl !== 'string') throw missing('install.releaseUrl');
+  const install = record.install as { mode?: unknown; releaseUrl?: unknown } | undefined;
+  if (install?.mode !== 'baked' && typeof install?.releaseUrl !== 'string') throw missing('install.releaseUrl');
   if (typeof record.initialClusterToken !== 'string') throw missing('initialClusterToken');
   if (typeof record.keySize !== 'number') throw missing('keySize');
   if (typeof record.certDays !== 'number') throw missing('certDays');
@@ -123,8 +127,10 @@ export function inputFromRecord(record: ClusterRecord, members: ClusterRecord['m
     members: members.map(({ name, ip }) => ({ name, ip })),
     out,
     'etcd-version': record.etcdVersion,
-    'release-url': record.install.releaseUrl,
-    ...(record.install.sha256 ? { 'etcd-sha256': record.install.sha256 } : {}),
+    // A member added to a baked cluster boots from the same image: its user-data checks, never downloads.
+    ...(record.install.mode === 'baked'
+      ? { install: 'baked' }
+      : { 'release-url': record.install.releaseUrl, ...(record.install.sha256 ? { 'etcd-sha256': record.install.sha256 } : {}) }),
     'key-size': record.keySize,
     'cert-days': record.certDays,
     // Growing 3 -> 4 -> 5 passes through even counts; add-member warns instead.

@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../src/cli.js';
+import { loadClusterFolder } from '../../src/day2/cluster-folder.js';
 import { resolveClusterInput } from '../../src/input.js';
 import { NODE_PATHS, planCluster } from '../../src/plan.js';
 import type { CloudConfig } from '../../src/render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../../src/versions.js';
+import { renderUserData } from '../../src/render.js';
+import { mintPki } from '../../src/pki/mint.js';
 import { runProgram } from '../support/run.js';
 
 const IPS = '10.10.0.11,10.10.0.12,10.10.0.13';
@@ -58,6 +61,7 @@ describe('gen-userdata --install baked', () => {
   let result: Awaited<ReturnType<typeof runCli>>;
   let userDataText: string;
   let userData: CloudConfig;
+  let downloadUserData: CloudConfig;
 
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'baked-userdata-'));
@@ -65,6 +69,10 @@ describe('gen-userdata --install baked', () => {
     result = await runCli(['gen-userdata', '--ips', IPS, '--install', 'baked', '--key-size', '2048', '--no-snapshots'], cwd);
     userDataText = await readFile(join(cwd, 'out/etcd/user-data/etcd1.yaml'), 'utf8');
     userData = parseYaml(userDataText) as CloudConfig;
+    // The same cluster in download mode, to compare against.
+    const download = await runCli(['gen-userdata', '--ips', IPS, '--key-size', '2048', '--out', 'download'], cwd);
+    expect(download.code, download.stderr).toBe(0);
+    downloadUserData = parseYaml(await readFile(join(cwd, 'download/etcd/user-data/etcd1.yaml'), 'utf8')) as CloudConfig;
   });
 
   afterAll(async () => {
@@ -92,32 +100,36 @@ describe('gen-userdata --install baked', () => {
     expect(userDataText).toContain(`etcd ${DEFAULT_ETCD_VERSION} baked into the image`);
   });
 
-  it('checks the baked version under set -eu before enabling etcd, and starts it without blocking', () => {
-    expect(userData.runcmd).toEqual([
-      [
-        'sh',
-        '-c',
-        [
-          'set -eu',
-          `${NODE_PATHS.installScript} check --version ${DEFAULT_ETCD_VERSION} --bin-dir ${NODE_PATHS.binDir}`,
-          'systemctl daemon-reload',
-          'systemctl enable etcd.service',
-          'systemctl start --no-block etcd.service',
-        ].join('\n'),
-      ],
-    ]);
+  it("checks the baked version under set -eu before enabling etcd; the rest of runcmd is download mode's", () => {
+    const lines = (runcmd: CloudConfig['runcmd']) => {
+      expect(runcmd).toHaveLength(1);
+      const [shell, flag, script] = runcmd[0] as string[];
+      expect([shell, flag]).toEqual(['sh', '-c']);
+      return script!.split('\n');
+    };
+    const baked = lines(userData.runcmd);
+    const download = lines(downloadUserData.runcmd);
+    expect(baked.slice(0, 2)).toEqual(['set -eu', `${NODE_PATHS.installScript} check --version ${DEFAULT_ETCD_VERSION} --bin-dir ${NODE_PATHS.binDir}`]);
+    expect(download[1]).toMatch(/install-etcd\.sh install --version /);
+    expect(baked.slice(2)).toEqual(download.slice(2));
+    // Type=notify blocks until quorum: a blocking start would hang cloud-init on the first member.
+    expect(baked).toContain('systemctl start --no-block etcd.service');
+    expect(baked.indexOf('systemctl enable etcd.service')).toBeGreaterThan(1);
   });
 
-  it('still writes the check script, unit, config, certificates and key', async () => {
-    expect(userData.write_files.map((file) => [file.path, file.owner, file.permissions])).toEqual([
-      [NODE_PATHS.installScript, 'root:root', '0755'],
-      [NODE_PATHS.unitFile, 'root:root', '0644'],
-      [NODE_PATHS.configFile, 'root:root', '0644'],
-      [NODE_PATHS.caCert, 'root:root', '0644'],
-      [NODE_PATHS.memberCert, 'root:root', '0644'],
-      [NODE_PATHS.memberKey, 'etcd:etcd', '0600'],
-      [NODE_PATHS.profileScript, 'root:root', '0644'],
-    ]);
+  it('still writes the check script, unit, config, certificates and key: every file download mode writes', async () => {
+    const files = (config: CloudConfig) => config.write_files.map((file) => [file.path, file.owner, file.permissions]);
+    expect(files(userData)).toEqual(files(downloadUserData));
+    expect(files(userData)).toEqual(
+      expect.arrayContaining([
+        [NODE_PATHS.installScript, 'root:root', '0755'],
+        [NODE_PATHS.unitFile, 'root:root', '0644'],
+        [NODE_PATHS.configFile, 'root:root', '0644'],
+        [NODE_PATHS.caCert, 'root:root', '0644'],
+        [NODE_PATHS.memberCert, 'root:root', '0644'],
+        [NODE_PATHS.memberKey, 'etcd:etcd', '0600'],
+      ]),
+    );
     const script = userData.write_files[0]!.content;
     expect(script).toBe(await readFile(new URL('../../cloud-init/install-etcd.sh', import.meta.url), 'utf8'));
   });
@@ -151,5 +163,35 @@ describe('gen-userdata --help', () => {
     const bad = await runCli(['gen-userdata', '--ips', IPS, '--install', 'preloaded'], tmpdir());
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('etcd-cloudinit gen-userdata: [validate] install: "preloaded" is not an install mode (download or baked)\n');
+  });
+});
+
+describe('day-2 commands keep the install mode of cluster.json', () => {
+  let cwd: string;
+  const context = () => ({ env: {}, stdout: { write: () => true }, stderr: { write: () => true }, cwd, now: () => new Date() });
+
+  beforeAll(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'baked-day2-'));
+    const result = await runCli(['gen-userdata', '--ips', IPS, '--install', 'baked', '--key-size', '2048'], cwd);
+    expect(result.code, result.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    if (cwd) await rm(cwd, { recursive: true, force: true });
+  });
+
+  it('plans a member added to a baked cluster as baked: it boots from the same image', async () => {
+    const folder = loadClusterFolder({}, context());
+    expect(folder.plan.install).toEqual({ mode: 'baked', version: DEFAULT_ETCD_VERSION });
+    const pki = await mintPki(folder.plan, { now: new Date(), existing: folder.existingPki });
+    const userData = renderUserData(folder.plan, pki, 'etcd2');
+    expect(userData).toContain(`install-etcd.sh check --version ${DEFAULT_ETCD_VERSION}`);
+  });
+
+  it('reads a cluster.json written before install modes existed as download', async () => {
+    const file = join(cwd, 'out/etcd/cluster.json');
+    const record = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify({ ...record, install: { version: DEFAULT_ETCD_VERSION, releaseUrl: 'http://mirror.internal/etcd', sha256: undefined } }));
+    expect(loadClusterFolder({}, context()).plan.install).toMatchObject({ mode: 'download', releaseUrl: 'http://mirror.internal/etcd' });
   });
 });
