@@ -9,3 +9,11 @@ export { renderUserData, buildCloudConfig, renderMemberFiles, USER_DATA_MAX_BYTE
 export { generateCluster, validateClusterFlags } from './commands/gen-userdata.js';
 export { writeOutputFolder, readExistingPki } from './write.js';
 export { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
+export { runHealth } from './commands/health.js';
+export { runAddMember } from './commands/add-member.js';
+export { runRemoveMember } from './commands/remove-member.js';
+export { runRenewCerts } from './commands/renew-certs.js';
+export { loadClusterFolder, type ClusterFolder, type ClusterRecord } from './day2/cluster-folder.js';
+export { assessHealth, checkMembers, renderHealthTable, type HealthReport, type MemberHealth } from './day2/health.js';
+export { issueLeaf, readClusterPki } from './pki/mint.js';
+export { updateOutputFolder } from './write.js';
