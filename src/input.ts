@@ -17,6 +17,8 @@ const require = createRequire(import.meta.url);
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
 export const clusterSchema = require('../schema/cluster.schema.json') as Record<string, unknown>;
 
+export type InstallMode = 'download' | 'baked';
+
 /** The validated input of gen-userdata, with defaults applied. */
 export interface ClusterInput {
   readonly clusterName: string;
@@ -25,6 +27,8 @@ export interface ClusterInput {
   readonly etcdVersion: string;
   readonly releaseUrl: string;
   readonly etcdSha256: string | undefined;
+  /** download: fetch and verify the release at first boot; baked: the image has it, only check the version. */
+  readonly install: InstallMode;
   readonly keySize: 2048 | 3072 | 4096;
   readonly certDays: number;
   readonly allowEven: boolean;
@@ -42,7 +46,7 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names'] as const;
-const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'snapshot-schedule'] as const;
+const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule'] as const;
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
@@ -168,6 +172,14 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       );
     }
   }
+  const install = (raw.install as InstallMode | undefined) ?? 'download';
+  if (install === 'baked') {
+    for (const key of ['release-url', 'etcd-sha256'] as const) {
+      if (raw[key] !== undefined) {
+        warnings.push(`${key}: ignored with install: baked (the release was fetched and verified when the image was baked)`);
+      }
+    }
+  }
   const input: ClusterInput = {
     clusterName: (raw['cluster-name'] as string | undefined) ?? 'etcd',
     members,
@@ -175,6 +187,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     etcdVersion: (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION,
     releaseUrl: ((raw['release-url'] as string | undefined) ?? DEFAULT_RELEASE_URL).replace(/\/+$/, ''),
     etcdSha256: raw['etcd-sha256'] as string | undefined,
+    install,
     keySize: (raw['key-size'] as 2048 | 3072 | 4096 | undefined) ?? 4096,
     certDays: (raw['cert-days'] as number | undefined) ?? 825,
     allowEven,

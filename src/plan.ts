@@ -52,7 +52,8 @@ export interface SnapshotPlan {
   readonly retain: number;
 }
 
-export interface InstallPlan {
+/** Download mode: the node fetches the release at first boot and verifies it before installing. */
+export interface DownloadInstallPlan {
   readonly mode: 'download';
   readonly version: string;
   readonly releaseUrl: string;
@@ -61,6 +62,14 @@ export interface InstallPlan {
   readonly tarballUrl: string;
   readonly sha256SumsUrl: string;
 }
+
+/** Baked mode: the image already carries etcd (packer/etcd.pkr.hcl); the node only checks its version at boot. */
+export interface BakedInstallPlan {
+  readonly mode: 'baked';
+  readonly version: string;
+}
+
+export type InstallPlan = DownloadInstallPlan | BakedInstallPlan;
 
 /** Everything the later phases need, derived once; plain data, serialisable to cluster.json. */
 export interface ClusterPlan {
@@ -117,14 +126,17 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
     endpoints: members.map((member) => member.clientUrl).join(','),
     etcdVersion: input.etcdVersion,
     features: featuresOf(version),
-    install: {
-      mode: 'download',
-      version: input.etcdVersion,
-      releaseUrl: input.releaseUrl,
-      sha256: input.etcdSha256,
-      tarballUrl: `${releaseDir}/${tarballName(input.etcdVersion)}`,
-      sha256SumsUrl: `${releaseDir}/SHA256SUMS`,
-    },
+    install:
+      input.install === 'baked'
+        ? { mode: 'baked', version: input.etcdVersion }
+        : {
+            mode: 'download',
+            version: input.etcdVersion,
+            releaseUrl: input.releaseUrl,
+            sha256: input.etcdSha256,
+            tarballUrl: `${releaseDir}/${tarballName(input.etcdVersion)}`,
+            sha256SumsUrl: `${releaseDir}/SHA256SUMS`,
+          },
     keySize: input.keySize,
     certDays: input.certDays,
     caDays: CA_DAYS,

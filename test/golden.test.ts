@@ -21,6 +21,12 @@ const CASES: { name: string; args: string[]; members: string[] }[] = [
     members: ['etcd1'],
   },
   {
+    // A node booted from the packer/ snapshot: no download, only the version check.
+    name: 'baked-image',
+    args: ['--ips', '10.10.0.11,10.10.0.12,10.10.0.13', '--install', 'baked'],
+    members: ['etcd1'],
+  },
+  {
     name: 'v3.7-from-config',
     args: ['--config', join(FIXTURES, 'v3.7-from-config', 'cluster.yaml')],
     members: ['alpha', 'beta', 'etcd3'],

@@ -5,7 +5,7 @@ import type { OptionSpec, ParsedOptions } from '../options.js';
 import { outputFiles } from '../output.js';
 import { mintPki, type ClusterPki } from '../pki/mint.js';
 import { planCluster, type ClusterPlan } from '../plan.js';
-import { renderUserData } from '../render.js';
+import { installSource, renderUserData } from '../render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 import { readExistingPki, writeOutputFolder } from '../write.js';
 
@@ -16,8 +16,14 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster name: output folder and initial-cluster-token seed (default etcd)' },
   { name: 'config', type: 'string', valueName: 'file', description: 'Read options from a YAML file (keys as the flags, see schema/cluster.schema.json); flags override it' },
   { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder; files go to <dir>/<cluster-name>/ (default out)' },
-  { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: `etcd release to install, v3.4.x to v3.7.x (default ${DEFAULT_ETCD_VERSION})` },
+  { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: `etcd release to install (or, with --install baked, the one the image must have), v3.4.x to v3.7.x (default ${DEFAULT_ETCD_VERSION})` },
   { name: 'release-url', type: 'string', valueName: 'url', description: `Base URL of etcd releases, e.g. a mirror (default ${DEFAULT_RELEASE_URL})` },
+  {
+    name: 'install',
+    type: 'string',
+    valueName: 'mode',
+    description: 'How nodes get etcd: download (fetch and verify the release at first boot; default) or baked (the image has it, see docs/packer.md; only its version is checked at boot)',
+  },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
   { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
   { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member and admin certificate validity in days (default 825; the CA gets 10 years)' },
@@ -71,7 +77,7 @@ export function renderSummary(generated: GeneratedCluster, cwd: string): string 
   const relative = plan.outDir.startsWith(`${cwd}/`) ? plan.outDir.slice(cwd.length + 1) : plan.outDir;
   const state = (reused: boolean) => (reused ? 'kept' : 'minted');
   const lines = [
-    `Cluster ${plan.clusterName}: ${plan.members.length} member(s), etcd ${plan.etcdVersion} from ${plan.install.releaseUrl}`,
+    `Cluster ${plan.clusterName}: ${plan.members.length} member(s), etcd ${plan.etcdVersion} ${installSource(plan)}`,
     `  ca      ${state(pki.ca.reused).padEnd(7)}pki/ca.crt (expires ${pki.ca.notAfter.slice(0, 10)}; pki/ca.key stays here)`,
     ...plan.members.map((member) => {
       const cert = pki.members.get(member.name)!;
@@ -82,7 +88,9 @@ export function renderSummary(generated: GeneratedCluster, cwd: string): string 
     `Wrote ${relative}/`,
     '',
     'Next: give each machine its user-data (the droplet console\'s "User data" box, or your cloud\'s equivalent),',
-    'boot them, then from this workstation:',
+    plan.install.mode === 'baked'
+      ? `boot them from an image baked with etcd ${plan.etcdVersion} (packer/, see docs/packer.md), then from this workstation:`
+      : 'boot them, then from this workstation:',
     `  . ${relative}/etcdctl.env && etcdctl endpoint health --cluster`,
     '',
   ];

@@ -1,0 +1,259 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, waitFor } from './exec.js';
+import type { ClientIdentity } from './certificates.js';
+import { etcdctl, startedMembers } from './etcd-client.js';
+import { diagnoseConsole, type ConsoleFinding } from './guest-console.js';
+import { buildGuestImage, type BakeStep } from './guest-image.js';
+import { buildEtcdMirror, DEBIAN_ETCD_RELEASE, serveMirror, type MirrorServer } from './mirror.js';
+import { createTestNetwork, destroyTestNetwork, type TestNetwork } from './netns.js';
+import { writeSeedIso } from './seed.js';
+import { probeAccelerator, Vm, type Accelerator } from './vm.js';
+
+// The whole rig for one run: guest image, release mirror, private network, the product's user-data, N VMs.
+
+export const CLUSTER_NAME = 'e2e';
+const BRIDGE_ADDRESS = '10.77.0.1';
+const PREFIX_LENGTH = 24;
+const MIRROR_PORT = 8080;
+const MEMBER_IPS = ['10.77.0.11', '10.77.0.12', '10.77.0.13'];
+
+export interface Member {
+  name: string;
+  ip: string;
+  clientUrl: string;
+  peerUrl: string;
+  vm: Vm;
+}
+
+export interface GeneratedCluster {
+  outDir: string;
+  pkiDir: string;
+  userDataDir: string;
+  memberNames: string[];
+}
+
+export interface TestClusterOptions {
+  repoRoot: string;
+  debianMirror: string;
+  log: (line: string) => void;
+  // The negative test breaks the generated output here, before any VM boots.
+  alterGenerated?: (generated: GeneratedCluster, scratchDir: string) => Promise<void>;
+  // Issue 5's baked mode: a bake step for the image and e.g. ['--install', 'baked'] for gen-userdata.
+  bake?: BakeStep;
+  extraGenUserDataArgs?: string[];
+  memoryMiB?: number;
+}
+
+export interface TestCluster {
+  runDir: string;
+  network: TestNetwork;
+  mirror: MirrorServer;
+  accelerator: Accelerator;
+  members: Member[];
+  admin: ClientIdentity & { cert: string; key: string };
+  // Wall clock when the first qemu started.
+  vmsStartedAt: number;
+  etcdctl(args: readonly string[], endpoints?: readonly string[], identity?: ClientIdentity): ReturnType<typeof etcdctl>;
+  waitHealthy(timeoutMs: number): Promise<number>;
+  // Boots a killed member again from its own overlay disk.
+  restart(member: Member): void;
+  findings(): { member: string; findings: ConsoleFinding[] }[];
+  teardown(outcome: 'passed' | 'failed'): Promise<void>;
+}
+
+export async function startTestCluster(options: TestClusterOptions): Promise<TestCluster> {
+  const cacheDir = join(options.repoRoot, '.e2e-cache');
+  const runDir = join(cacheDir, 'runs', new Date().toISOString().replace(/[:.]/g, '-'));
+  await mkdir(runDir, { recursive: true });
+  options.log(`run dir: ${runDir}`);
+
+  const image = await buildGuestImage({ cacheDir, debianMirror: options.debianMirror, bake: options.bake, log: options.log });
+  const mirrorRoot = join(runDir, 'mirror');
+  await buildEtcdMirror(mirrorRoot, DEBIAN_ETCD_RELEASE);
+  const releaseUrl = `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`;
+
+  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, options.extraGenUserDataArgs ?? []);
+  if (options.alterGenerated !== undefined) await options.alterGenerated(generated, join(runDir, 'altered'));
+
+  const namespace = `e2e-etcd-${process.pid}`;
+  const cleanup = new EmergencyCleanup(namespace);
+  const network = await createTestNetwork({
+    namespace,
+    bridgeAddress: BRIDGE_ADDRESS,
+    prefixLength: PREFIX_LENGTH,
+    tapCount: MEMBER_IPS.length,
+  });
+  const members: Member[] = [];
+  let mirror: MirrorServer | undefined;
+  const teardown = async (outcome: 'passed' | 'failed'): Promise<void> => {
+    for (const member of members) await member.vm.kill();
+    if (mirror !== undefined) mirror.process.kill('SIGKILL');
+    await destroyTestNetwork(namespace);
+    cleanup.disarm();
+    if (outcome === 'passed') {
+      // Overlays are gigabytes of sparse disk; consoles and logs are small and stay for reading.
+      for (const name of await readdir(runDir)) if (name.endsWith('.qcow2')) await rm(join(runDir, name));
+    } else {
+      options.log(`kept the failed run's consoles and logs in ${runDir}`);
+    }
+  };
+
+  try {
+    mirror = await serveMirror(network, mirrorRoot, MIRROR_PORT, join(runDir, 'mirror.log'));
+    cleanup.track(mirror.process.pid);
+    const accelerator = await probeAccelerator(image, runDir);
+    options.log(`accelerator: ${accelerator}`);
+
+    for (const [index, ip] of MEMBER_IPS.entries()) {
+      const name = generated.memberNames[index] ?? `etcd${index + 1}`;
+      const macAddress = `52:54:00:77:00:${ip.split('.')[3]}`;
+      const userData = await readFile(join(generated.userDataDir, `${name}.yaml`), 'utf8');
+      const seedIso = await writeSeedIso(
+        { instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` },
+        runDir,
+      );
+      const vm = new Vm({
+        name,
+        image,
+        seedIso,
+        macAddress,
+        tap: network.taps[index] ?? '',
+        network,
+        runDir,
+        accelerator,
+        memoryMiB: options.memoryMiB ?? 1024,
+      });
+      await vm.createDisk();
+      members.push({ name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm });
+    }
+    const vmsStartedAt = Date.now();
+    for (const member of members) {
+      member.vm.start();
+      cleanup.track(member.vm.pid);
+    }
+    options.log(`started ${members.length} VMs; consoles: ${runDir}/*.console.log`);
+
+    const admin = {
+      cacert: join(generated.pkiDir, 'ca.crt'),
+      cert: join(generated.pkiDir, 'admin.crt'),
+      key: join(generated.pkiDir, 'admin.key'),
+    };
+    const clientUrls = members.map((member) => member.clientUrl);
+    const cluster: TestCluster = {
+      runDir,
+      network,
+      mirror,
+      accelerator,
+      members,
+      admin,
+      vmsStartedAt,
+      etcdctl: (args, endpoints = clientUrls, identity = admin) => etcdctl(network, identity, endpoints, args),
+      findings: () =>
+        members.map((member) => ({ member: member.name, findings: diagnoseConsole(member.vm.console()) })),
+      waitHealthy: (timeoutMs) => waitHealthy(cluster, timeoutMs, options.log),
+      restart: (member) => {
+        member.vm.start();
+        cleanup.track(member.vm.pid);
+      },
+      teardown,
+    };
+    return cluster;
+  } catch (error) {
+    await teardown('failed');
+    throw error;
+  }
+}
+
+async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string, extraArgs: string[]): Promise<GeneratedCluster> {
+  const cli = join(repoRoot, 'bin', 'etcd-cloudinit.js');
+  if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm ci` (or `npm run build`) first');
+  // Exactly as a user would run it; only the release URL points at the local mirror.
+  await run(
+    [
+      process.execPath, cli, 'gen-userdata',
+      '--ips', MEMBER_IPS.join(','),
+      '--cluster-name', CLUSTER_NAME,
+      '--out', outDir,
+      '--etcd-version', DEBIAN_ETCD_RELEASE.version,
+      '--release-url', releaseUrl,
+      '--key-size', '2048',
+      ...extraArgs,
+    ],
+    { cwd: repoRoot, timeoutMs: 5 * 60_000 },
+  );
+  const clusterDir = join(outDir, CLUSTER_NAME);
+  const memberNames = MEMBER_IPS.map((_, index) => `etcd${index + 1}`);
+  return { outDir: clusterDir, pkiDir: join(clusterDir, 'pki'), userDataDir: join(clusterDir, 'user-data'), memberNames };
+}
+
+// Fails fast, naming the cause from the guests' consoles, when a known fatal error shows and persists.
+const FATAL_GRACE_MS = 120_000;
+
+async function waitHealthy(cluster: TestCluster, timeoutMs: number, log: (line: string) => void): Promise<number> {
+  let fatalSeenAt: number | undefined;
+  try {
+    await waitFor(
+      'endpoint health --cluster',
+      async () => {
+        for (const member of cluster.members) {
+          if (!member.vm.running) throw new Error(`qemu for ${member.name} exited; see ${member.vm.consoleLog}`);
+        }
+        // `endpoint health --cluster` silently skips members that have not published client URLs yet.
+        const list = await cluster.etcdctl(['member', 'list', '--write-out=json']);
+        const allStarted = list.code === 0 && startedMembers(list.stdout).length === cluster.members.length;
+        if (allStarted && (await cluster.etcdctl(['endpoint', 'health', '--cluster'])).code === 0) return true;
+        if (cluster.findings().some((entry) => entry.findings.some((finding) => finding.fatal))) {
+          fatalSeenAt ??= Date.now();
+          if (Date.now() - fatalSeenAt > FATAL_GRACE_MS) throw new Error('guests report a fatal error and the cluster is still unhealthy');
+        }
+        return undefined;
+      },
+      { timeoutMs, intervalMs: 10_000 },
+    );
+  } catch (error) {
+    throw new Error(`[health] ${(error as Error).message}\n${describeFindings(cluster)}`);
+  }
+  const seconds = Math.round((Date.now() - cluster.vmsStartedAt) / 1000);
+  log(`healthy ${seconds}s after the VMs started (${cluster.accelerator})`);
+  return seconds;
+}
+
+export function describeFindings(cluster: TestCluster): string {
+  const lines = ['what the guest consoles say:'];
+  for (const { member, findings } of cluster.findings()) {
+    if (findings.length === 0) lines.push(`  ${member}: no known failure signature`);
+    for (const finding of findings) lines.push(`  ${member}: ${finding.meaning}\n      e.g. ${finding.evidence}`);
+  }
+  lines.push(`consoles kept in ${cluster.runDir}`);
+  return lines.join('\n');
+}
+
+// If the test process dies without afterAll (timeout, crash), still kill our qemus and drop the namespace.
+class EmergencyCleanup {
+  private readonly pids = new Set<number>();
+  private readonly onExit = (): void => {
+    for (const pid of this.pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    spawnSync('ip', ['netns', 'del', this.namespace]);
+  };
+
+  constructor(private readonly namespace: string) {
+    process.once('exit', this.onExit);
+  }
+
+  track(pid: number | undefined): void {
+    if (pid !== undefined) this.pids.add(pid);
+  }
+
+  disarm(): void {
+    process.off('exit', this.onExit);
+  }
+}

@@ -1,0 +1,42 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from './exec.js';
+
+// What a NoCloud "cloud" hands one guest: the product's user-data unchanged, plus identity and an address.
+export interface SeedSpec {
+  instanceId: string;
+  hostname: string;
+  userData: string;
+  macAddress: string;
+  // e.g. 10.77.0.11/24; the network-config stands in for the cloud's network, it is not product output
+  addressCidr: string;
+}
+
+export function renderMetaData(seed: SeedSpec): string {
+  return `instance-id: ${seed.instanceId}\nlocal-hostname: ${seed.hostname}\n`;
+}
+
+export function renderNetworkConfig(seed: SeedSpec): string {
+  return [
+    'version: 2',
+    'ethernets:',
+    '  eth0:',
+    '    match:',
+    `      macaddress: "${seed.macAddress}"`,
+    '    set-name: eth0',
+    `    addresses: [${seed.addressCidr}]`,
+    '',
+  ].join('\n');
+}
+
+// A cidata-labelled ISO: cloud-init's NoCloud datasource finds it by its volume label.
+export async function writeSeedIso(seed: SeedSpec, dir: string): Promise<string> {
+  const contents = join(dir, `${seed.hostname}-seed`);
+  await mkdir(contents, { recursive: true });
+  await writeFile(join(contents, 'user-data'), seed.userData);
+  await writeFile(join(contents, 'meta-data'), renderMetaData(seed));
+  await writeFile(join(contents, 'network-config'), renderNetworkConfig(seed));
+  const iso = join(dir, `${seed.hostname}-seed.iso`);
+  await run(['genisoimage', '-quiet', '-output', iso, '-volid', 'cidata', '-joliet', '-rock', contents]);
+  return iso;
+}

@@ -1,0 +1,106 @@
+import { existsSync, statSync } from 'node:fs';
+import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildEtcdMirror, releaseTarballName, serveMirror, type EtcdMirror, type MirrorServer } from '../support/etcd-mirror.js';
+import { runProgram } from '../support/run.js';
+
+// The one install script that both download-mode user-data and the image bake run.
+const INSTALL_SCRIPT = fileURLToPath(new URL('../../cloud-init/install-etcd.sh', import.meta.url));
+
+let scratch: string;
+let mirror: EtcdMirror;
+let server: MirrorServer;
+/** Same layout, but the tarball's bytes changed after SHA256SUMS was written. */
+let corruptServer: MirrorServer;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'install-etcd-test-'));
+  mirror = await buildEtcdMirror(join(scratch, 'mirror'));
+  server = await serveMirror(mirror.root);
+  const corruptRoot = join(scratch, 'corrupt-mirror');
+  await cp(mirror.root, corruptRoot, { recursive: true });
+  await writeFile(join(corruptRoot, mirror.version, releaseTarballName(mirror.version)), 'not the tarball SHA256SUMS describes\n', { flag: 'a' });
+  corruptServer = await serveMirror(corruptRoot);
+});
+
+afterAll(async () => {
+  await server?.close();
+  await corruptServer?.close();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+const installScript = (...args: string[]) => runProgram('sh', [INSTALL_SCRIPT, ...args], { timeoutMs: 120_000 });
+
+async function freshBinDir(): Promise<string> {
+  return mkdtemp(join(scratch, 'bin-'));
+}
+
+describe('install-etcd.sh install, from a local mirror in the official release layout', () => {
+  it('downloads, verifies against SHA256SUMS, installs etcd and etcdctl, and then check passes', async () => {
+    const binDir = await freshBinDir();
+    const install = await installScript('install', '--version', 'v3.4.23', '--release-url', server.url, '--bin-dir', binDir);
+    expect(install.stderr).toBe('');
+    expect(install.code).toBe(0);
+    expect(install.stdout).toContain(`etcd-cloudinit: installed etcd v3.4.23 into ${binDir} (sha256 ${mirror.sha256})`);
+    expect(server.requests).toEqual(expect.arrayContaining([`/v3.4.23/${releaseTarballName('v3.4.23')}`, '/v3.4.23/SHA256SUMS']));
+    expect((await readdir(binDir)).sort()).toEqual(['etcd', 'etcdctl']);
+    for (const binary of ['etcd', 'etcdctl']) expect(statSync(join(binDir, binary)).mode & 0o777).toBe(0o755);
+
+    const check = await installScript('check', '--version', 'v3.4.23', '--bin-dir', binDir);
+    expect(check).toEqual({ code: 0, stdout: `etcd-cloudinit: etcd v3.4.23 is installed in ${binDir}\n`, stderr: '' });
+  });
+
+  it('accepts a pinned --sha256 without fetching SHA256SUMS, and a release URL with a trailing slash', async () => {
+    const binDir = await freshBinDir();
+    const before = server.requests.length;
+    const install = await installScript('install', '--version', 'v3.4.23', '--release-url', `${server.url}/`, '--sha256', mirror.sha256, '--bin-dir', binDir);
+    expect(install.code).toBe(0);
+    expect(server.requests.slice(before)).toEqual([`/v3.4.23/${releaseTarballName('v3.4.23')}`]);
+    expect(existsSync(join(binDir, 'etcd'))).toBe(true);
+  });
+
+  it('refuses a wrong --sha256 with "checksum mismatch" and installs nothing', async () => {
+    const binDir = await freshBinDir();
+    const wrong = '0'.repeat(64);
+    const install = await installScript('install', '--version', 'v3.4.23', '--release-url', server.url, '--sha256', wrong, '--bin-dir', binDir);
+    expect(install.code).toBe(1);
+    expect(install.stderr).toBe(
+      `etcd-cloudinit: install-etcd: checksum mismatch for ${releaseTarballName('v3.4.23')}: expected ${wrong}, got ${mirror.sha256}; not installing\n`,
+    );
+    expect(await readdir(binDir)).toEqual([]);
+  });
+
+  it('refuses a corrupted tarball (SHA256SUMS no longer matches) and installs nothing', async () => {
+    const binDir = await freshBinDir();
+    const install = await installScript('install', '--version', 'v3.4.23', '--release-url', corruptServer.url, '--bin-dir', binDir);
+    expect(install.code).toBe(1);
+    expect(install.stderr).toMatch(new RegExp(`^etcd-cloudinit: install-etcd: checksum mismatch for ${releaseTarballName('v3.4.23').replace(/\./g, '\\.')}: expected ${mirror.sha256}, got [0-9a-f]{64}; not installing\n$`));
+    expect(await readdir(binDir)).toEqual([]);
+  });
+
+  it('fails with the URL when the release is not on the mirror', async () => {
+    const binDir = await freshBinDir();
+    const install = await installScript('install', '--version', 'v3.4.99', '--release-url', server.url, '--bin-dir', binDir);
+    expect(install.code).toBe(1);
+    expect(install.stderr).toContain(`etcd-cloudinit: install-etcd: download failed: ${server.url}/v3.4.99/${releaseTarballName('v3.4.99')}`);
+    expect(await readdir(binDir)).toEqual([]);
+  });
+});
+
+describe('install-etcd.sh check: the boot-time guard of baked images', () => {
+  it('fails naming both versions when the installed etcd is another release', async () => {
+    const binDir = await freshBinDir();
+    expect((await installScript('install', '--version', 'v3.4.23', '--release-url', server.url, '--bin-dir', binDir)).code).toBe(0);
+    const check = await installScript('check', '--version', 'v3.6.14', '--bin-dir', binDir);
+    expect(check).toEqual({ code: 1, stdout: '', stderr: `etcd-cloudinit: install-etcd: expected etcd v3.6.14 in ${binDir}, found v3.4.23\n` });
+  });
+
+  it('fails with "found nothing" when no etcd is installed', async () => {
+    const binDir = await freshBinDir();
+    const check = await installScript('check', '--version', 'v3.4.23', '--bin-dir', binDir);
+    expect(check).toEqual({ code: 1, stdout: '', stderr: `etcd-cloudinit: install-etcd: expected etcd v3.4.23 in ${binDir}, found nothing\n` });
+  });
+});
