@@ -65,8 +65,7 @@ describe('gen-userdata --install baked', () => {
 
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'baked-userdata-'));
-    // Snapshots are another issue's concern; without them the write_files and runcmd here are the install mode's alone.
-    result = await runCli(['gen-userdata', '--ips', IPS, '--install', 'baked', '--key-size', '2048', '--no-snapshots'], cwd);
+    result = await runCli(['gen-userdata', '--ips', IPS, '--install', 'baked', '--key-size', '2048'], cwd);
     userDataText = await readFile(join(cwd, 'out/etcd/user-data/etcd1.yaml'), 'utf8');
     userData = parseYaml(userDataText) as CloudConfig;
     // The same cluster in download mode, to compare against.
