@@ -4,6 +4,7 @@ import { ADD_MEMBER_OPTIONS, runAddMember } from './commands/add-member.js';
 import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
 import { REMOVE_MEMBER_OPTIONS, runRemoveMember } from './commands/remove-member.js';
 import { RENEW_CERTS_OPTIONS, runRenewCerts } from './commands/renew-certs.js';
+import { CREATE_DROPLETS_OPTIONS, DESTROY_DROPLETS_OPTIONS, runCreateDroplets, runDestroyDroplets } from './commands/digitalocean.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -73,6 +74,25 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
     ],
     run: runRenewCerts,
+  },
+  {
+    name: 'create-droplets',
+    summary: 'Create the cluster on DigitalOcean: VPC, one droplet per member, DNS names, firewall',
+    usage: 'etcd-cloudinit create-droplets --domain <zone> --region <slug> [options]',
+    options: CREATE_DROPLETS_OPTIONS,
+    examples: [
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit create-droplets --domain example.com --region nyc3 --ssh-key <fingerprint>',
+      'etcd-cloudinit create-droplets --domain example.com --region fra1 --cluster-name prod --count 5 --ssh-from 198.51.100.7/32 --dry-run',
+    ],
+    run: runCreateDroplets,
+  },
+  {
+    name: 'destroy-droplets',
+    summary: "Delete a cluster's droplets, DNS records, firewall and the VPC create-droplets made",
+    usage: 'etcd-cloudinit destroy-droplets [--cluster-name <name>] [--yes]',
+    options: DESTROY_DROPLETS_OPTIONS,
+    examples: ['etcd-cloudinit destroy-droplets --cluster-name etcd --yes', 'etcd-cloudinit destroy-droplets --cluster-name prod --domain example.com --dry-run'],
+    run: runDestroyDroplets,
   },
 ];
 

@@ -14,4 +14,6 @@ export interface CommandContext {
   /** Injected in golden tests for stable output. */
   readonly keySource?: KeySource;
   readonly serialSource?: () => string;
+  /** Asks the user a yes/no question; undefined when nobody can answer (no terminal). */
+  readonly confirm?: (question: string) => Promise<boolean | undefined>;
 }

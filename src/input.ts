@@ -17,12 +17,20 @@ const require = createRequire(import.meta.url);
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
 export const clusterSchema = require('../schema/cluster.schema.json') as Record<string, unknown>;
 
+/**
+ * How peers and clients reach a member: a fixed IPv4, or (DNS-member mode) a DNS name whose
+ * address is only known after the machine exists, as on DigitalOcean.
+ */
+export type MemberInput =
+  | { readonly name: string; readonly ip: string; readonly hostname?: undefined }
+  | { readonly name: string; readonly hostname: string; readonly ip?: undefined };
+
 export type InstallMode = 'download' | 'baked';
 
 /** The validated input of gen-userdata, with defaults applied. */
 export interface ClusterInput {
   readonly clusterName: string;
-  readonly members: readonly { readonly name: string; readonly ip: string }[];
+  readonly members: readonly MemberInput[];
   readonly out: string;
   readonly etcdVersion: string;
   readonly releaseUrl: string;
@@ -45,8 +53,8 @@ export const DEFAULT_SNAPSHOT_RETAIN = 24;
 type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
-const LIST_KEYS = ['ips', 'names'] as const;
-const SCALAR_KEYS = ['cluster-name', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule'] as const;
+const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule'] as const;
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
@@ -147,14 +155,19 @@ export interface ResolvedInput {
  */
 export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): ResolvedInput {
   const raw: RawInput = { ...fileInput, ...flagInput };
-  // Flags --ips/--names replace a config's members list entirely.
-  if (flagInput.ips !== undefined || flagInput.names !== undefined) delete raw.members;
+  // Flags that list members replace a config's members list (and each other's sources) entirely.
+  const flagSources = (['ips', 'hostnames', 'domain'] as const).filter((key) => flagInput[key] !== undefined);
+  if (flagSources.length > 0 || flagInput.names !== undefined) delete raw.members;
+  for (const key of ['ips', 'hostnames', 'domain'] as const) {
+    if (flagSources.length > 0 && !flagSources.includes(key)) delete raw[key];
+  }
   const validate = schemaValidator();
   if (!validate(raw)) {
     const first = validate.errors?.[0];
     throw usageError('validate', first ? describeSchemaError(first) : 'input is invalid');
   }
-  const members = resolveMembers(raw);
+  const clusterName = (raw['cluster-name'] as string | undefined) ?? 'etcd';
+  const members = resolveMembers(raw, clusterName);
   const allowEven = raw['allow-even'] === true;
   if (members.length % 2 === 0 && !allowEven) {
     const count = members.length;
@@ -166,7 +179,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   }
   const warnings: string[] = [];
   for (const [index, member] of members.entries()) {
-    if (!isPrivateOrLoopback(member.ip)) {
+    if (member.ip !== undefined && !isPrivateOrLoopback(member.ip)) {
       warnings.push(
         `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses`,
       );
@@ -181,7 +194,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     }
   }
   const input: ClusterInput = {
-    clusterName: (raw['cluster-name'] as string | undefined) ?? 'etcd',
+    clusterName,
     members,
     out: (raw.out as string | undefined) ?? 'out',
     etcdVersion: (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION,
@@ -205,7 +218,19 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
-function resolveMembers(raw: RawInput): { name: string; ip: string }[] {
+/** DNS-member mode's derived name, shared by gen-userdata --domain and create-droplets. */
+export function memberHostname(clusterName: string, memberName: string, domain: string): string {
+  return `${clusterName}-${memberName}.${domain}`;
+}
+
+const MEMBER_SOURCES = ['ips', 'hostnames', 'domain', 'members'] as const;
+
+function resolveMembers(raw: RawInput, clusterName: string): MemberInput[] {
+  const given = MEMBER_SOURCES.filter((key) => raw[key] !== undefined);
+  if (given.length > 1) {
+    throw usageError('validate', `${given[1]}: give members one way only (${given.join(' and ')} were both given)`);
+  }
+  if (raw.hostnames !== undefined || raw.domain !== undefined) return resolveHostnameMembers(raw, clusterName);
   let members: { name: string; ip: string }[];
   let source: string;
   if (raw.ips !== undefined) {
@@ -240,6 +265,43 @@ function resolveMembers(raw: RawInput): { name: string; ip: string }[] {
     const earlierName = members.findIndex((other) => other.name === member.name);
     if (earlierName < index) {
       throw usageError('validate', `${nameField(index)}: ${JSON.stringify(member.name)} is already used by ${nameField(earlierName)}`);
+    }
+  }
+  return members;
+}
+
+/** DNS-member mode: --hostnames (one per member) or --domain with --names (default etcd1..etcd3). */
+function resolveHostnameMembers(raw: RawInput, clusterName: string): MemberInput[] {
+  const names = raw.names as string[] | undefined;
+  let members: { name: string; hostname: string }[];
+  let field: (index: number) => string;
+  if (raw.hostnames !== undefined) {
+    const hostnames = raw.hostnames as string[];
+    if (names !== undefined && names.length !== hostnames.length) {
+      throw usageError('validate', `names: ${names.length} names given for ${hostnames.length} hostnames; give one name per hostname`);
+    }
+    members = hostnames.map((hostname, index) => ({ hostname, name: names?.[index] ?? `etcd${index + 1}` }));
+    field = (index) => `hostnames[${index}]`;
+  } else {
+    const domain = raw.domain as string;
+    members = (names ?? ['etcd1', 'etcd2', 'etcd3']).map((name) => ({ name, hostname: memberHostname(clusterName, name, domain) }));
+    field = (index) => `names[${index}]`;
+    for (const [index, member] of members.entries()) {
+      const label = member.hostname.split('.')[0]!;
+      if (label.length > 63 || member.hostname.length > 253) {
+        throw usageError('validate', `${field(index)}: ${JSON.stringify(member.hostname)} is too long for a DNS name (labels of at most 63, names of at most 253 characters)`);
+      }
+    }
+  }
+  for (const [index, member] of members.entries()) {
+    const earlier = members.findIndex((other) => other.hostname === member.hostname);
+    if (earlier < index) throw usageError('validate', `${field(index)}: ${JSON.stringify(member.hostname)} is already used by ${field(earlier)}`);
+    if (RESERVED_MEMBER_NAMES.includes(member.name)) {
+      throw usageError('validate', `names[${index}]: ${JSON.stringify(member.name)} is reserved for pki/${member.name}.crt; choose another member name`);
+    }
+    const earlierName = members.findIndex((other) => other.name === member.name);
+    if (earlierName < index) {
+      throw usageError('validate', `names[${index}]: ${JSON.stringify(member.name)} is already used by names[${earlierName}]`);
     }
   }
   return members;

@@ -21,7 +21,7 @@ export function renderClusterJson(plan: ClusterPlan, pki: ClusterPki, generatedA
     snapshots: plan.snapshots ?? false,
     members: plan.members.map((member) => ({
       name: member.name,
-      ip: member.ip,
+      ...(member.ip !== undefined ? { ip: member.ip } : { hostname: member.hostname }),
       peerUrl: member.peerUrl,
       clientUrl: member.clientUrl,
       userData: `user-data/${member.name}.yaml`,

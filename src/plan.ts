@@ -11,6 +11,10 @@ export const PEER_PORT = 2380;
 export const NODE_PATHS = {
   binDir: '/usr/local/bin',
   configFile: '/etc/etcd/etcd.conf.yaml',
+  /** DNS-member mode: the config with a placeholder for the listen address, filled in at each start. */
+  configTemplate: '/etc/etcd/etcd.conf.yaml.in',
+  listenAddressScript: '/usr/local/lib/etcd-cloudinit/listen-address.sh',
+  listenAddressDropIn: '/etc/systemd/system/etcd.service.d/listen-address.conf',
   pkiDir: '/etc/etcd/pki',
   caCert: '/etc/etcd/pki/ca.crt',
   memberCert: '/etc/etcd/pki/member.crt',
@@ -28,12 +32,27 @@ export const NODE_PATHS = {
 
 export type NodePaths = typeof NODE_PATHS;
 
+/** DigitalOcean's metadata service: the droplet's own private IPv4, readable only from the droplet. */
+export const DO_PRIVATE_IPV4_METADATA_URL = 'http://169.254.169.254/metadata/v1/interfaces/private/0/ipv4/address';
+
+/**
+ * Where etcd binds. `static`: the member address itself. `metadata` (DNS-member mode): listen URLs
+ * must be IP addresses, and the address is only known on the machine, so the config carries
+ * `placeholder` and the unit fills in the address read from `url` before each start.
+ */
+export type ListenAddressPlan = { readonly source: 'static' } | { readonly source: 'metadata'; readonly url: string; readonly placeholder: string };
+
 export interface MemberPlan {
   readonly name: string;
-  readonly ip: string;
-  /** `https://<ip>:2380`: advertised to peers and listened on. */
+  /** What peers and clients dial: the IPv4, or the DNS name in DNS-member mode. */
+  readonly host: string;
+  /** Set when the member is addressed by IPv4. */
+  readonly ip: string | undefined;
+  /** Set in DNS-member mode. */
+  readonly hostname: string | undefined;
+  /** `https://<host>:2380`: advertised to peers. */
   readonly peerUrl: string;
-  /** `https://<ip>:2379`: advertised to clients. */
+  /** `https://<host>:2379`: advertised to clients. */
   readonly clientUrl: string;
   /** Addresses etcd binds for clients: the member address and loopback (for etcdctl on the node). */
   readonly listenClientUrls: readonly string[];
@@ -75,6 +94,7 @@ export type InstallPlan = DownloadInstallPlan | BakedInstallPlan;
 export interface ClusterPlan {
   readonly clusterName: string;
   readonly members: readonly MemberPlan[];
+  readonly listenAddress: ListenAddressPlan;
   /** `etcd1=https://10.10.0.11:2380,...` */
   readonly initialCluster: string;
   readonly initialClusterToken: string;
@@ -94,6 +114,9 @@ export interface ClusterPlan {
 
 export const CA_DAYS = 3650;
 
+/** Stands for the private IPv4 in the DNS-member config until the node fills it in; sed-safe. */
+export const PRIVATE_IPV4_PLACEHOLDER = '@PRIVATE_IPV4@';
+
 export function tarballName(version: string, arch = 'amd64'): string {
   return `etcd-${version}-linux-${arch}.tar.gz`;
 }
@@ -101,18 +124,26 @@ export function tarballName(version: string, arch = 'amd64'): string {
 export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
   const version = parseEtcdVersion(input.etcdVersion);
   if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
-  const members: MemberPlan[] = input.members.map(({ name, ip }) => {
-    const clientUrl = `https://${ip}:${CLIENT_PORT}`;
+  const dnsMode = input.members.some((member) => member.hostname !== undefined);
+  const listenAddress: ListenAddressPlan = dnsMode
+    ? { source: 'metadata', url: DO_PRIVATE_IPV4_METADATA_URL, placeholder: PRIVATE_IPV4_PLACEHOLDER }
+    : { source: 'static' };
+  const members: MemberPlan[] = input.members.map(({ name, ip, hostname }) => {
+    const host = ip ?? hostname;
+    const clientUrl = `https://${host}:${CLIENT_PORT}`;
     // A member on a loopback address (a one-machine test cluster) must not also claim 127.0.0.1.
-    const localClientUrl = isLoopback(ip) ? clientUrl : `https://127.0.0.1:${CLIENT_PORT}`;
+    const localClientUrl = ip !== undefined && isLoopback(ip) ? clientUrl : `https://127.0.0.1:${CLIENT_PORT}`;
+    const bindHost = ip ?? PRIVATE_IPV4_PLACEHOLDER;
     return {
       name,
+      host,
       ip,
-      peerUrl: `https://${ip}:${PEER_PORT}`,
+      hostname,
+      peerUrl: `https://${host}:${PEER_PORT}`,
       clientUrl,
-      listenClientUrls: [...new Set([clientUrl, localClientUrl])],
+      listenClientUrls: [...new Set([`https://${bindHost}:${CLIENT_PORT}`, localClientUrl])],
       localClientUrl,
-      listenPeerUrls: [`https://${ip}:${PEER_PORT}`],
+      listenPeerUrls: [`https://${bindHost}:${PEER_PORT}`],
       initialClusterState: 'new',
     };
   });
@@ -121,6 +152,7 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
   return {
     clusterName: input.clusterName,
     members,
+    listenAddress,
     initialCluster,
     initialClusterToken: clusterToken(input.clusterName, initialCluster),
     endpoints: members.map((member) => member.clientUrl).join(','),

@@ -100,3 +100,17 @@ export function updateOutputFolder(outDir: string, update: FolderUpdate): void {
     if (staging) rmSync(staging, { recursive: true, force: true });
   }
 }
+
+/** Writes one file of an existing output folder atomically (temp file, then rename). */
+export function writeOutputFile(outDir: string, file: OutputFile): void {
+  const target = join(outDir, file.path);
+  const staging = `${target}.staging-${process.pid}`;
+  try {
+    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    writeFileSync(staging, file.content, { mode: file.mode });
+    renameSync(staging, target);
+  } catch (error) {
+    rmSync(staging, { force: true });
+    throw new CliError('write', `cannot write ${target}: ${(error as Error).message}`);
+  }
+}

@@ -20,6 +20,8 @@ const CASES: { name: string; args: string[]; members: string[] }[] = [
     ],
     members: ['etcd1'],
   },
+  // DNS-member mode (what create-droplets sends): names in certificates and URLs, listen address from metadata.
+  { name: 'dns-members-domain', args: ['--domain', 'example.com'], members: ['etcd1', 'etcd2', 'etcd3'] },
   {
     // A node booted from the packer/ snapshot: no download, only the version check.
     name: 'baked-image',

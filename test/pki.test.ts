@@ -71,13 +71,13 @@ describe('minted certificates', () => {
       expect(cert.verify(ca.publicKey), member.name).toBe(true);
       expect(cert.checkIssued(ca)).toBe(true);
       expect(cert.ca).toBe(false);
-      expect(cert.checkIP(member.ip)).toBe(member.ip);
+      expect(cert.checkIP(member.ip!)).toBe(member.ip);
       expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
       expect(cert.checkHost(member.name)).toBe(member.name);
       expect(cert.checkHost('localhost')).toBe('localhost');
       // Another member's address is not in this certificate.
       const other = plan.members.find((candidate) => candidate.name !== member.name)!;
-      expect(cert.checkIP(other.ip)).toBeUndefined();
+      expect(cert.checkIP(other.ip!)).toBeUndefined();
       expect(cert.keyUsage?.sort()).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
       expect(cert.checkPrivateKey(createPrivateKey(pki.members.get(member.name)!.keyPem))).toBe(true);
     }

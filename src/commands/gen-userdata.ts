@@ -13,6 +13,8 @@ import { readExistingPki, writeOutputFolder } from '../write.js';
 export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'ips', type: 'string', valueName: 'a,b,c', description: 'Member IPv4 addresses, comma-separated (required unless --config gives members)' },
   { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names, one per address (default etcd1..etcdN)' },
+  { name: 'hostnames', type: 'string', valueName: 'h1,h2,h3', description: 'DNS-member mode: one DNS name per member instead of --ips; you create the A records (see docs/digitalocean.md)' },
+  { name: 'domain', type: 'string', valueName: 'zone', description: 'DNS-member mode with names <cluster-name>-<member>.<zone> (members from --names, default etcd1..etcd3)' },
   { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster name: output folder and initial-cluster-token seed (default etcd)' },
   { name: 'config', type: 'string', valueName: 'file', description: 'Read options from a YAML file (keys as the flags, see schema/cluster.schema.json); flags override it' },
   { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder; files go to <dir>/<cluster-name>/ (default out)' },

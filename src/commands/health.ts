@@ -1,7 +1,9 @@
 import type { CommandContext } from '../context.js';
 import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs } from '../day2/cluster-folder.js';
 import { assessHealth, checkMembers, describeLocalCertificate, renderHealthTable } from '../day2/health.js';
+import { membershipDrift } from '../day2/membership.js';
 import { EXIT_FAILURE, usageError } from '../errors.js';
+import { memberList } from '../etcd/client.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
 
 export const HEALTH_OPTIONS: readonly OptionSpec[] = [
@@ -32,7 +34,11 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
     describeLocalCertificate('pki/admin.crt', folder.adminTls.certPem, now),
     describeLocalCertificate('pki/ca.crt', folder.adminTls.caPem, now),
   ];
-  const report = assessHealth(folder.plan.clusterName, members, certificates, warnDays, now);
+  // A member added or removed behind cluster.json's back would be invisible in the table.
+  const answering = members.find((member) => member.healthy && member.leader) ?? members.find((member) => member.healthy);
+  const running = answering ? await memberList(answering.endpoint, { tls: folder.adminTls, timeoutMs }).catch(() => undefined) : undefined;
+  const drift = running ? membershipDrift(folder.plan.members, running) : [];
+  const report = assessHealth(folder.plan.clusterName, members, certificates, drift, warnDays, now);
   context.stdout.write(flags.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderHealthTable(report));
   return report.healthy ? 0 : EXIT_FAILURE;
 }

@@ -52,7 +52,7 @@ export async function runRemoveMember(flags: ParsedOptions, context: CommandCont
       { path: 'etcdctl.env', content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
     ],
     // A removed member cannot rejoin with its old identity: add-member mints afresh.
-    remove: [`pki/${name}.crt`, `pki/${name}.key`, `user-data/${name}.yaml`],
+    remove: [`pki/${name}.crt`, `pki/${name}.key`, `user-data/${name}.yaml`, `renew/${name}.sh`],
   });
   const certificate = folder.existingPki.get(name)?.certPem;
   const expiry = certificate ? new Date(new X509Certificate(certificate).validTo).toISOString().slice(0, 10) : 'its expiry';

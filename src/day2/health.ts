@@ -33,6 +33,8 @@ export interface HealthReport {
   readonly warnDays: number;
   readonly members: readonly MemberHealth[];
   readonly certificates: readonly LocalCertificate[];
+  /** How the running cluster's member list differs from cluster.json; empty when they agree (or no member answered). */
+  readonly membershipDrift: readonly string[];
   /** One line per reason for a non-zero exit; empty when all is well. */
   readonly problems: readonly string[];
   readonly healthy: boolean;
@@ -87,10 +89,11 @@ export function assessHealth(
   clusterName: string,
   members: readonly MemberHealth[],
   certificates: readonly LocalCertificate[],
+  membershipDrift: readonly string[],
   warnDays: number,
   now: Date,
 ): HealthReport {
-  const problems: string[] = [];
+  const problems: string[] = membershipDrift.map((drift) => `membership: ${drift}`);
   for (const member of members) {
     if (!member.healthy) problems.push(`member ${member.name} (${member.endpoint}) is unhealthy: ${member.error ?? 'no answer'}`);
     if (member.certExpiresInDays !== undefined && member.certExpiresInDays < warnDays) {
@@ -104,7 +107,7 @@ export function assessHealth(
       problems.push(`${certificate.file} expires in ${certificate.expiresInDays} day(s) (< --warn-days ${warnDays})`);
     }
   }
-  return { clusterName, checkedAt: now.toISOString(), warnDays, members, certificates, problems, healthy: problems.length === 0 };
+  return { clusterName, checkedAt: now.toISOString(), warnDays, members, certificates, membershipDrift, problems, healthy: problems.length === 0 };
 }
 
 function formatBytes(bytes: number | undefined): string {

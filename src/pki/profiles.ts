@@ -58,9 +58,10 @@ export const CERT_PROFILES: readonly CertProfile[] = [
     fileBase: (member) => requireMember(member).name,
     commonName: (_plan, member) => requireMember(member).name,
     subjectAltNames: (_plan, member) => {
-      const { ip, name } = requireMember(member);
+      const { ip, hostname, name } = requireMember(member);
+      // DNS-member mode names the member by DNS only: its address is unknown when this is minted.
       const names: SubjectAltName[] = [
-        { type: 'ip', value: ip },
+        ip !== undefined ? { type: 'ip', value: ip } : { type: 'dns', value: hostname ?? name },
         { type: 'ip', value: '127.0.0.1' },
         { type: 'dns', value: name },
         { type: 'dns', value: 'localhost' },

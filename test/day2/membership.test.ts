@@ -124,6 +124,10 @@ describe('add-member and remove-member against a real running cluster', () => {
     const removed = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'remove', id]);
     expect(removed.code, removed.stderr).toBe(0);
 
+    const health = await cluster.cli(['health', '--timeout', '2']);
+    expect(health.code).toBe(1);
+    expect(health.stdout).toContain(`membership: epsilon (https://${cluster.ip(5)}:2380) is in cluster.json but not in the cluster`);
+
     const result = await cluster.cli(['remove-member', '--name', 'epsilon']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain(`Member epsilon (${cluster.ip(5)}) was no longer in cluster etcd; removed it from the folder: now 3 members.`);

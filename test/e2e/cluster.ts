@@ -245,8 +245,16 @@ class EmergencyCleanup {
     spawnSync('ip', ['netns', 'del', this.namespace]);
   };
 
+  // vitest stops a worker with SIGTERM on timeout or Ctrl-C; Node's default then skips 'exit' handlers.
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.onExit();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+
   constructor(private readonly namespace: string) {
     process.once('exit', this.onExit);
+    process.once('SIGTERM', this.onSignal);
+    process.once('SIGINT', this.onSignal);
   }
 
   track(pid: number | undefined): void {
@@ -255,5 +263,7 @@ class EmergencyCleanup {
 
   disarm(): void {
     process.off('exit', this.onExit);
+    process.off('SIGTERM', this.onSignal);
+    process.off('SIGINT', this.onSignal);
   }
 }

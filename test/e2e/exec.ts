@@ -22,14 +22,16 @@ export function runAllowingFailure(argv: readonly string[], options: RunOptions 
   const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   const child = spawn(command, args, {
     cwd: options.cwd,
-    stdio: ['pipe', logFd ?? 'pipe', logFd ?? 'pipe'],
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', logFd ?? 'pipe', logFd ?? 'pipe'],
   });
   if (logFd !== undefined) closeSync(logFd);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdin?.end(options.input ?? '');
+  // A child that exits before reading its input must not crash the test run with EPIPE.
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(options.input);
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

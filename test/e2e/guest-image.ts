@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, cp, mkdir, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -88,8 +88,8 @@ const DISK_HEADROOM_BYTES = 1024 * 1024 * 1024;
 
 export async function buildGuestImage(options: GuestImageOptions): Promise<GuestImage> {
   const rootfs = await ensureBaseRootfs(options);
-  const bakeKey = options.bake === undefined ? 'download' : `baked-${hash(JSON.stringify(options.bake)).slice(0, 12)}`;
-  const imageDir = join(options.cacheDir, `image-${baseKey(options).slice(0, 12)}-${bakeKey}`);
+  const variant = options.bake === undefined ? 'download' : `baked-${(await bakeKey(options.bake)).slice(0, 12)}`;
+  const imageDir = join(options.cacheDir, `image-${baseKey(options).slice(0, 12)}-${variant}`);
   const image: GuestImage = {
     kernel: join(imageDir, 'vmlinuz'),
     initrd: join(imageDir, 'initrd.img'),
@@ -129,6 +129,14 @@ const BUILDER_SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8');
 
 function baseKey(options: GuestImageOptions): string {
   return hash(JSON.stringify({ BUILDER_SOURCE, mirror: options.debianMirror }));
+}
+
+// The files' contents count: a changed install script must bake a new image.
+async function bakeKey(bake: BakeStep): Promise<string> {
+  const files = await Promise.all(
+    Object.entries(bake.files ?? {}).map(async ([guestPath, hostPath]) => [guestPath, hash((await readFile(hostPath)).toString('base64'))]),
+  );
+  return hash(JSON.stringify({ name: bake.name, script: bake.script, files }));
 }
 
 async function ensureBaseRootfs(options: GuestImageOptions): Promise<string> {

@@ -13,7 +13,8 @@ describe.runIf(process.env['E2E_NEGATIVE'] === '1')('a user-data whose member ce
     const cluster = await startTestCluster({ repoRoot, debianMirror, log, alterGenerated: swapInServerOnlyMemberCerts });
     let failure: Error | undefined;
     try {
-      await cluster.waitHealthy(12 * 60_000);
+      // Long enough for etcd to start on a busy host; the wait ends early once a fatal TLS error shows.
+      await cluster.waitHealthy(25 * 60_000);
     } catch (error) {
       failure = error as Error;
     } finally {
