@@ -127,7 +127,7 @@ describe('baked user-data on the baked root filesystem', () => {
   it('passes the check and enables and starts etcd when the versions agree', async () => {
     const { runcmd, systemctl } = await firstBoot('v3.4.23');
     expect(runcmd).toEqual({ code: 0, stdout: 'etcd-cloudinit: etcd v3.4.23 is installed in /usr/local/bin\n', stderr: '' });
-    expect(systemctl).toBe('systemctl daemon-reload\nsystemctl enable etcd.service\nsystemctl start --no-block etcd.service\n');
+    expect(systemctl).toBe('systemctl daemon-reload\nsystemctl enable etcd.service\nsystemctl start --no-block etcd.service\nsystemctl enable --now etcd-snapshot.timer\n');
   });
 
   it('fails the runcmd before touching systemd when the image has another version', async () => {

@@ -102,6 +102,7 @@ describe('gen-userdata --install baked', () => {
           'systemctl daemon-reload',
           'systemctl enable etcd.service',
           'systemctl start --no-block etcd.service',
+          'systemctl enable --now etcd-snapshot.timer',
         ].join('\n'),
       ],
     ]);
@@ -116,6 +117,9 @@ describe('gen-userdata --install baked', () => {
       [NODE_PATHS.memberCert, 'root:root', '0644'],
       [NODE_PATHS.memberKey, 'etcd:etcd', '0600'],
       [NODE_PATHS.profileScript, 'root:root', '0644'],
+      [NODE_PATHS.snapshotScript, 'root:root', '0755'],
+      [NODE_PATHS.snapshotService, 'root:root', '0644'],
+      [NODE_PATHS.snapshotTimer, 'root:root', '0644'],
     ]);
     const script = userData.write_files[0]!.content;
     expect(script).toBe(await readFile(new URL('../../cloud-init/install-etcd.sh', import.meta.url), 'utf8'));
