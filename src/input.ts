@@ -39,6 +39,9 @@ export interface ClusterInput {
   readonly install: InstallMode;
   readonly keySize: 2048 | 3072 | 4096;
   readonly certDays: number;
+  /** etcd's raft timing in milliseconds; undefined keeps etcd's defaults (100 / 1000). */
+  readonly heartbeatIntervalMs: number | undefined;
+  readonly electionTimeoutMs: number | undefined;
   readonly allowEven: boolean;
   /** Scheduled snapshots on every node (opt out with --no-snapshots). */
   readonly snapshots: boolean;
@@ -55,7 +58,7 @@ type RawInput = Record<string, unknown>;
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
 const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule'] as const;
-const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain'] as const;
+const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
 /** Reads `--config`; `path` is as the user wrote it, resolved against `cwd`. */
@@ -193,6 +196,12 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       }
     }
   }
+  const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? 100;
+  const election = (raw['election-timeout'] as number | undefined) ?? 1000;
+  if (election < 5 * heartbeat) {
+    // etcd refuses to start otherwise: a follower must miss several heartbeats before it calls an election.
+    throw usageError('validate', `election-timeout: ${election} must be at least 5 times heartbeat-interval (${heartbeat}), i.e. at least ${5 * heartbeat}`);
+  }
   const input: ClusterInput = {
     clusterName,
     members,
@@ -203,6 +212,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     install,
     keySize: (raw['key-size'] as 2048 | 3072 | 4096 | undefined) ?? 4096,
     certDays: (raw['cert-days'] as number | undefined) ?? 825,
+    heartbeatIntervalMs: raw['heartbeat-interval'] as number | undefined,
+    electionTimeoutMs: raw['election-timeout'] as number | undefined,
     allowEven,
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,

@@ -18,6 +18,7 @@ export function renderClusterJson(plan: ClusterPlan, pki: ClusterPki, generatedA
     endpoints: plan.members.map((member) => member.clientUrl),
     keySize: plan.keySize,
     certDays: plan.certDays,
+    raftTiming: plan.raftTiming,
     snapshots: plan.snapshots ?? false,
     members: plan.members.map((member) => ({
       name: member.name,

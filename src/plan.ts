@@ -105,6 +105,8 @@ export interface ClusterPlan {
   readonly install: InstallPlan;
   readonly keySize: 2048 | 3072 | 4096;
   readonly certDays: number;
+  /** Raft timing written to the etcd config only when the user set it. */
+  readonly raftTiming: { readonly heartbeatIntervalMs: number | undefined; readonly electionTimeoutMs: number | undefined };
   readonly caDays: number;
   /** Absolute folder the cluster is written to: `<out>/<cluster-name>`. */
   readonly outDir: string;
@@ -171,6 +173,7 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
           },
     keySize: input.keySize,
     certDays: input.certDays,
+    raftTiming: { heartbeatIntervalMs: input.heartbeatIntervalMs, electionTimeoutMs: input.electionTimeoutMs },
     caDays: CA_DAYS,
     outDir: resolve(cwd, input.out, input.clusterName),
     node: NODE_PATHS,

@@ -62,6 +62,7 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
       initialClusterState: member.initialClusterState,
       initialClusterToken: plan.initialClusterToken,
       features: plan.features,
+      raftTiming: plan.raftTiming,
     }),
     profile: renderTemplate('etcdctl-profile.sh.ejs', { member, node }),
     snapshot: plan.snapshots ? renderSnapshotUnits(plan, member, plan.snapshots) : undefined,

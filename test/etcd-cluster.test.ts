@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir } from './support/cli.js';
@@ -17,7 +17,7 @@ describe('a generated cluster runs on the real etcd binaries', () => {
   let cluster: LocalCluster | undefined;
 
   beforeAll(async () => {
-    const generated = await runCli(['gen-userdata', '--ips', ips.join(','), '--key-size', '2048', '--etcd-version', 'v3.4.23'], workDir);
+    const generated = await runCli(['gen-userdata', '--ips', ips.join(','), '--key-size', '2048', '--etcd-version', 'v3.4.23', '--heartbeat-interval', '200', '--election-timeout', '2000'], workDir);
     expect(generated.code, generated.stderr).toBe(0);
     cluster = await startLocalCluster(clusterDir, join(workDir, 'nodes'), ['etcd1', 'etcd2', 'etcd3'], endpoints);
   });
@@ -35,6 +35,15 @@ describe('a generated cluster runs on the real etcd binaries', () => {
     const list = JSON.parse(members.stdout) as { members: { name: string; peerURLs: string[] }[] };
     expect(list.members.map((member) => member.name).sort()).toEqual(['etcd1', 'etcd2', 'etcd3']);
     expect(list.members.flatMap((member) => member.peerURLs).sort()).toEqual(ips.map((ip) => `https://${ip}:2380`).sort());
+  });
+
+  it('runs with the raft timing from the generated config (etcd ignores unknown keys, so check what it logs)', () => {
+    for (const member of cluster!.members) {
+      const log = readFileSync(member.logFile, 'utf8');
+      expect(log, member.name).toContain('"heartbeat-interval":"200ms"');
+      expect(log, member.name).toContain('"election-timeout":"2s"');
+      expect(log, member.name).toContain('"pre-vote":true');
+    }
   });
 
   it('replicates a write made through one member to another', async () => {

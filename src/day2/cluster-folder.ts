@@ -33,6 +33,7 @@ export interface ClusterRecord {
   readonly initialClusterToken: string;
   readonly keySize: number;
   readonly certDays: number;
+  readonly raftTiming?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
   readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
   readonly members: readonly { readonly name: string; readonly ip: string }[];
 }
@@ -133,6 +134,9 @@ export function inputFromRecord(record: ClusterRecord, members: ClusterRecord['m
       : { 'release-url': record.install.releaseUrl, ...(record.install.sha256 ? { 'etcd-sha256': record.install.sha256 } : {}) }),
     'key-size': record.keySize,
     'cert-days': record.certDays,
+    // A new member must use the cluster's raft timing.
+    ...(record.raftTiming?.heartbeatIntervalMs !== undefined ? { 'heartbeat-interval': record.raftTiming.heartbeatIntervalMs } : {}),
+    ...(record.raftTiming?.electionTimeoutMs !== undefined ? { 'election-timeout': record.raftTiming.electionTimeoutMs } : {}),
     // Growing 3 -> 4 -> 5 passes through even counts; add-member warns instead.
     'allow-even': true,
     snapshots: snapshots !== false,

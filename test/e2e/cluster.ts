@@ -180,6 +180,9 @@ async function generateUserData(repoRoot: string, outDir: string, releaseUrl: st
       '--etcd-version', DEBIAN_ETCD_RELEASE.version,
       '--release-url', releaseUrl,
       '--key-size', '2048',
+      // TCG guests on a shared 2-core host answer TLS handshakes in seconds: etcd's tuning for slow networks.
+      '--heartbeat-interval', '500',
+      '--election-timeout', '5000',
       ...extraArgs,
     ],
     { cwd: repoRoot, timeoutMs: 5 * 60_000 },
