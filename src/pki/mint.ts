@@ -1,24 +1,18 @@
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { CliError } from '../errors.js';
 import type { ClusterPlan } from '../plan.js';
 import { certRequests, type CertRequest, type SubjectAltName } from './profiles.js';
-
-const generateKeyPairAsync = promisify(generateKeyPair);
+import { generateRsaKeyPem } from './rsa.js';
 
 /** A private key as PKCS#8 PEM. Generation is injectable so golden tests use fixed keys. */
 export type KeySource = (bits: number, fileBase: string) => Promise<string>;
 
-/** Node's native generator runs in the libuv pool, so keys for all members are made in parallel. */
-export const nativeKeySource: KeySource = async (bits) => {
-  const { privateKey } = await generateKeyPairAsync('rsa', {
-    modulusLength: bits,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
-  return privateKey;
-};
+/**
+ * Keys from OpenSSL's prime generator (see rsa.ts). Every prime search is its own job in the
+ * libuv pool, so the keys of all members, and the two primes of each key, are found in parallel.
+ */
+export const nativeKeySource: KeySource = (bits) => generateRsaKeyPem(bits);
 
 /** 16 random bytes with the top bit clear: a positive serial, unique per certificate. */
 export const randomSerial = (): string => {
