@@ -185,7 +185,8 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
  * Unique per cluster name and membership, stable across re-runs: members of another cluster
  * (or an earlier incarnation with other addresses) cannot join by accident.
  */
-function clusterToken(clusterName: string, initialCluster: string): string {
+/** The initial-cluster-token of a cluster bootstrapped with this initial-cluster. Day-2 commands keep it as it was. */
+export function clusterToken(clusterName: string, initialCluster: string): string {
   const digest = createHash('sha256').update(`${clusterName}\n${initialCluster}`).digest('hex');
   return `${clusterName}-${digest.slice(0, 16)}`;
 }

@@ -1,10 +1,12 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CommandContext } from '../context.js';
-import { usageError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
 import { outputFiles } from '../output.js';
 import { mintPki, type ClusterPki } from '../pki/mint.js';
-import { planCluster, type ClusterPlan } from '../plan.js';
+import { clusterToken, planCluster, type ClusterPlan } from '../plan.js';
 import { installSource, renderUserData } from '../render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 import { readExistingPki, writeOutputFolder } from '../write.js';
@@ -35,7 +37,7 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
   { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
   { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
-  { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match (the CA is always kept)' },
+  { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
 ];
 
 export const GEN_USERDATA_OPTIONS: readonly OptionSpec[] = [
@@ -60,9 +62,38 @@ export function validateClusterFlags(flags: ParsedOptions, context: CommandConte
   return input;
 }
 
+/**
+ * A folder whose membership add-member or remove-member changed describes a running cluster that
+ * was bootstrapped with other members. gen-userdata writes files that bootstrap a new cluster
+ * (initial-cluster-state: new) for exactly the members it is given, so re-running it there would
+ * replace the joined members' user-data and drop the certificates of members it is not given.
+ * It refuses unless --force. Day-2 commands keep the bootstrap token while initial-cluster follows
+ * the members, so the two disagree exactly when membership has changed since bootstrap.
+ */
+function checkNoDay2Changes(plan: ClusterPlan, force: boolean): void {
+  const path = join(plan.outDir, 'cluster.json');
+  if (force || !existsSync(path)) return;
+  let record: { clusterName?: unknown; initialCluster?: unknown; initialClusterToken?: unknown; members?: { name?: unknown; ip?: unknown; hostname?: unknown }[] };
+  try {
+    record = JSON.parse(readFileSync(path, 'utf8')) as typeof record;
+  } catch {
+    return; // not ours to judge; the write replaces it
+  }
+  if (typeof record.clusterName !== 'string' || typeof record.initialCluster !== 'string' || typeof record.initialClusterToken !== 'string') return;
+  if (record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
+  const members = (record.members ?? []).map((member) => `${String(member.name)} (${String(member.ip ?? member.hostname)})`).join(', ');
+  throw new CliError(
+    'plan',
+    `${plan.outDir} was changed by add-member/remove-member since the cluster was bootstrapped (members now: ${members}). ` +
+      'gen-userdata writes user-data that bootstraps a new cluster, and would replace what the day-2 commands wrote. ' +
+      'Manage this cluster with add-member, remove-member and renew-certs (docs/day2.md), or pass --force to start its files over (the CA is kept).',
+  );
+}
+
 /** plan -> mint -> render -> check -> write, for a validated input. */
 export async function generateCluster(input: ClusterInput, context: CommandContext, force: boolean): Promise<GeneratedCluster> {
   const plan = planCluster(input, context.cwd);
+  checkNoDay2Changes(plan, force);
   const now = context.now();
   const pki = await mintPki(plan, {
     now,

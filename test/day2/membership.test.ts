@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
-import { Day2Cluster, writeFilesOf } from '../support/day2-cluster.js';
+import { Day2Cluster, LOCAL_ETCD_VERSION, writeFilesOf } from '../support/day2-cluster.js';
 
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -88,6 +88,19 @@ describe('add-member and remove-member against a real running cluster', () => {
     expect(put.code, put.stderr).toBe(0);
   });
 
+  it('gen-userdata refuses to rewrite the folder add-member changed, and changes nothing', async () => {
+    const before = new Map(['cluster.json', 'pki/etcd4.key', 'pki/etcd4.crt', 'user-data/etcd4.yaml', 'user-data/etcd1.yaml'].map((file) => [file, sha256(join(cluster.outDir, file))]));
+    const ips = [1, 2, 3].map((index) => cluster.ip(index)).join(',');
+    const result = await cluster.cli(['gen-userdata', '--ips', ips, '--etcd-version', LOCAL_ETCD_VERSION, '--key-size', '2048']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(
+      `[plan] ${cluster.outDir} was changed by add-member/remove-member since the cluster was bootstrapped (members now: etcd1 (${cluster.ip(1)}), etcd2 (${cluster.ip(2)}), etcd3 (${cluster.ip(3)}), etcd4 (${cluster.ip(4)})).`,
+    );
+    expect(result.stderr).toContain('or pass --force to start its files over (the CA is kept)');
+    for (const [file, digest] of before) expect(sha256(join(cluster.outDir, file)), file).toBe(digest);
+  });
+
   it('remove-member shrinks it back to 3 with the data intact', async () => {
     const result = await cluster.cli(['remove-member', '--name', 'etcd4']);
     expect(result.stderr).toBe('');
@@ -111,6 +124,13 @@ describe('add-member and remove-member against a real running cluster', () => {
       const get = await cluster.etcdctl([cluster.endpoint(2)], ['get', key!, '--print-value-only']);
       expect(get.stdout.trim()).toBe(value);
     }
+
+    // Back to the bootstrap members: gen-userdata may re-run, and keeps every certificate.
+    const ips = [1, 2, 3].map((index) => cluster.ip(index)).join(',');
+    const rerun = await cluster.cli(['gen-userdata', '--ips', ips, '--etcd-version', LOCAL_ETCD_VERSION, '--key-size', '2048']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout).toMatch(/^ {2}etcd1 {3}kept {3}pki\/etcd1\.crt/m);
+    expect(sha256(cluster.pkiFile('ca.key')) + sha256(cluster.pkiFile('ca.crt'))).toBe(caFingerprint);
   });
 
   it('remove-member of a member the cluster no longer has only updates the folder', async () => {
