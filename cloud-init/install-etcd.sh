@@ -30,13 +30,14 @@ case $(uname -m) in
   *) die "unsupported architecture $(uname -m)" ;;
 esac
 
-installed_version() {
-  "$bin_dir/etcd" --version 2>/dev/null | sed -n 's/^etcd Version: *//p'
+# The version an etcd binary reports, without the v: binary_version /usr/local/bin/etcd
+binary_version() {
+  "$1" --version 2>/dev/null | sed -n 's/^etcd Version: *//p'
 }
 
 case $mode in
   check)
-    found=$(installed_version || true)
+    found=$(binary_version "$bin_dir/etcd" || true)
     [ "v$found" = "$version" ] || die "expected etcd $version in $bin_dir, found ${found:+v}${found:-nothing}"
     echo "etcd-cloudinit: etcd $version is installed in $bin_dir"
     exit 0
@@ -67,13 +68,15 @@ actual=$(sha256sum "$work/$tarball" | cut -d ' ' -f 1)
 [ "$actual" = "$expected" ] || die "checksum mismatch for $tarball: expected $expected, got $actual; not installing"
 
 tar -xzf "$work/$tarball" -C "$work"
+unpacked="$work/etcd-$version-linux-$arch"
+[ -f "$unpacked/etcd" ] || die "$tarball has no etcd binary"
+# Checked before anything is installed: a wrong tarball must not replace a working etcd.
+found=$(binary_version "$unpacked/etcd" || true)
+[ "v$found" = "$version" ] || die "$tarball holds etcd ${found:+v}${found:-that does not run}, expected $version; not installing"
 mkdir -p "$bin_dir"
 for binary in etcd etcdctl etcdutl; do
-  if [ -f "$work/etcd-$version-linux-$arch/$binary" ]; then
-    install -m 0755 "$work/etcd-$version-linux-$arch/$binary" "$bin_dir/$binary"
+  if [ -f "$unpacked/$binary" ]; then
+    install -m 0755 "$unpacked/$binary" "$bin_dir/$binary"
   fi
 done
-[ -x "$bin_dir/etcd" ] || die "$tarball has no etcd binary"
-found=$(installed_version || true)
-[ "v$found" = "$version" ] || die "installed binary reports version ${found:-nothing}, expected $version"
 echo "etcd-cloudinit: installed etcd $version into $bin_dir (sha256 $actual)"

@@ -174,7 +174,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
         ].join('\n'),
       ],
     ],
-    final_message: `etcd-cloudinit: member ${member.name} of cluster ${plan.clusterName} configured after $UPTIME seconds; etcd is starting`,
+    // Printed whether or not runcmd succeeded: it says where to look, not that all went well.
+    final_message: `etcd-cloudinit: cloud-init finished on member ${member.name} of cluster ${plan.clusterName} after $UPTIME seconds; 'cloud-init status --long' and 'systemctl status etcd' tell whether etcd is installed and running`,
   };
 }
 

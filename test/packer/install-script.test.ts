@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildEtcdMirror, releaseTarballName, serveMirror, type EtcdMirror, type MirrorServer } from '../support/etcd-mirror.js';
+import { DEBIAN_ETCD, buildEtcdMirror, releaseTarballName, serveMirror, type EtcdMirror, type MirrorServer } from '../support/etcd-mirror.js';
 import { runProgram } from '../support/run.js';
 
 // The one install script that both download-mode user-data and the image bake run.
@@ -15,6 +15,8 @@ let mirror: EtcdMirror;
 let server: MirrorServer;
 /** Same layout, but the tarball's bytes changed after SHA256SUMS was written. */
 let corruptServer: MirrorServer;
+/** A correctly summed tarball named v3.6.14 that holds another release's binaries. */
+let mislabelledServer: MirrorServer;
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'install-etcd-test-'));
@@ -24,11 +26,14 @@ beforeAll(async () => {
   await cp(mirror.root, corruptRoot, { recursive: true });
   await writeFile(join(corruptRoot, mirror.version, releaseTarballName(mirror.version)), 'not the tarball SHA256SUMS describes\n', { flag: 'a' });
   corruptServer = await serveMirror(corruptRoot);
+  const mislabelled = await buildEtcdMirror(join(scratch, 'mislabelled-mirror'), { version: 'v3.6.14', etcd: DEBIAN_ETCD.etcd, etcdctl: DEBIAN_ETCD.etcdctl });
+  mislabelledServer = await serveMirror(mislabelled.root);
 });
 
 afterAll(async () => {
   await server?.close();
   await corruptServer?.close();
+  await mislabelledServer?.close();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
@@ -79,6 +84,24 @@ describe('install-etcd.sh install, from a local mirror in the official release l
     expect(install.code).toBe(1);
     expect(install.stderr).toMatch(new RegExp(`^etcd-cloudinit: install-etcd: checksum mismatch for ${releaseTarballName('v3.4.23').replace(/\./g, '\\.')}: expected ${mirror.sha256}, got [0-9a-f]{64}; not installing\n$`));
     expect(await readdir(binDir)).toEqual([]);
+  });
+
+  it('refuses a tarball whose etcd is another release, and leaves the installed etcd alone', async () => {
+    const binDir = await freshBinDir();
+    expect((await installScript('install', '--version', 'v3.4.23', '--release-url', server.url, '--bin-dir', binDir)).code).toBe(0);
+    const installed = (binary: string) => {
+      const stat = statSync(join(binDir, binary));
+      return `${stat.ino}:${stat.mtimeMs}`;
+    };
+    const before = ['etcd', 'etcdctl'].map(installed);
+    const install = await installScript('install', '--version', 'v3.6.14', '--release-url', mislabelledServer.url, '--bin-dir', binDir);
+    expect(install).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `etcd-cloudinit: install-etcd: ${releaseTarballName('v3.6.14')} holds etcd v3.4.23, expected v3.6.14; not installing\n`,
+    });
+    // Not replaced: `install` would have written new files.
+    expect(['etcd', 'etcdctl'].map(installed)).toEqual(before);
   });
 
   it('fails with the URL when the release is not on the mirror', async () => {
