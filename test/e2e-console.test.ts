@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diagnoseConsole, readCloudInitVerdict } from './e2e/guest-console.js';
+import { diagnoseConsole, readCloudInitVerdict, readSavedSnapshot } from './e2e/guest-console.js';
 
 // The VM test's verdicts come from console text; lines below are copied from real guest consoles.
 
@@ -59,5 +59,19 @@ describe('diagnoseConsole', () => {
 
   it('finds nothing in a healthy console', () => {
     expect(diagnoseConsole('[ 500.0] etcd[516]: serving client requests on 10.77.0.11:2379\n')).toEqual([]);
+  });
+});
+
+describe('readSavedSnapshot', () => {
+  const saved =
+    '[  912.341207] etcd-snapshot.sh[1873]: etcd-cloudinit: saved /var/backups/etcd/etcd-etcd2-20261122T052400Z.db; keeping the newest 24 snapshot(s) in /var/backups/etcd';
+
+  it("finds the member's saved snapshot", () => {
+    expect(readSavedSnapshot(`x\n${saved}\ny\n`, 'etcd2')).toBe('/var/backups/etcd/etcd-etcd2-20261122T052400Z.db');
+  });
+
+  it("ignores another member's snapshot and a failed save", () => {
+    expect(readSavedSnapshot(saved, 'etcd1')).toBeUndefined();
+    expect(readSavedSnapshot('[  700.1] etcd-snapshot.sh[901]: etcd-cloudinit: etcd-snapshot: snapshot save failed; keeping the existing snapshots', 'etcd2')).toBeUndefined();
   });
 });

@@ -5,7 +5,8 @@ import { mintForeignClient, type ClientIdentity } from './certificates.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMembers, untilSucceeds } from './etcd-client.js';
 import { waitFor } from './exec.js';
-import { diagnoseConsole, readCloudInitVerdict } from './guest-console.js';
+import { NODE_PATHS } from '../../src/plan.js';
+import { diagnoseConsole, readCloudInitVerdict, readSavedSnapshot } from './guest-console.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
@@ -13,6 +14,9 @@ const log = (line: string): void => console.log(`[e2e ${new Date().toISOString()
 
 const HEALTHY_WITHIN_MS = 20 * 60_000;
 const REJOIN_WITHIN_MS = 12 * 60_000;
+// Every 2 minutes plus the timer's RandomizedDelaySec (5 min), and a miss while etcd was still joining.
+const SNAPSHOT_SCHEDULE = '*:0/2';
+const SNAPSHOT_WITHIN_MS = 12 * 60_000;
 
 describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cluster', () => {
   let cluster: TestCluster;
@@ -20,7 +24,8 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
   let healthy = false;
 
   beforeAll(async () => {
-    cluster = await startTestCluster({ repoRoot, debianMirror, log });
+    // A short snapshot schedule, so the systemd timer fires while the test runs.
+    cluster = await startTestCluster({ repoRoot, debianMirror, log, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE] });
   });
 
   // Checks that need a cluster skip once the health test has failed (and said why).
@@ -102,6 +107,17 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
         failedModules: [],
         schemaWarning: undefined,
       });
+    }
+  });
+
+  it('saves a scheduled snapshot on every member: the systemd timer fires and etcdctl snapshot save succeeds', async (context) => {
+    skipUnlessHealthy(context);
+    for (const member of cluster.members) {
+      const saved = await waitFor(`a scheduled snapshot on ${member.name}'s console`, async () => readSavedSnapshot(member.vm.console(), member.name), {
+        timeoutMs: SNAPSHOT_WITHIN_MS,
+        intervalMs: 10_000,
+      });
+      expect(saved.startsWith(`${NODE_PATHS.backupDir}/etcd-${member.name}-`), saved).toBe(true);
     }
   });
 

@@ -19,6 +19,11 @@ export function readCloudInitVerdict(consoleText: string): CloudInitVerdict | un
   return { status, errors: result.v1?.errors ?? [], failedModules: [...new Set(failedModules)], schemaWarning };
 }
 
+/** The snapshot file a member's etcd-snapshot.service reported saving (journald forwards it to the console). */
+export function readSavedSnapshot(consoleText: string, memberName: string): string | undefined {
+  return new RegExp(`etcd-cloudinit: saved (\\S+/etcd-${memberName}-\\d{8}T\\d{6}Z\\.db); keeping the newest \\d+ snapshot`).exec(consoleText)?.[1];
+}
+
 interface FailureSignature {
   pattern: RegExp;
   meaning: string;
