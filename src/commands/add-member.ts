@@ -1,5 +1,5 @@
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs, planFromRecord, type ClusterFolder } from '../day2/cluster-folder.js';
+import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs, planFromRecord, withClusterFolderLock, type ClusterFolder } from '../day2/cluster-folder.js';
 import { checkMembers } from '../day2/health.js';
 import { hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
 import { relativeTo } from '../day2/paths.js';
@@ -90,7 +90,12 @@ async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOpt
 }
 
 /** validate -> load -> plan -> preflight (health, membership) -> mint -> render -> member add -> write. */
-export async function runAddMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/** Holds the folder's lock from the first read to the last write. */
+export function runAddMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  return withClusterFolderLock(flags, context, 'add-member', () => addMember(flags, context));
+}
+
+async function addMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
   const folder = loadClusterFolder(flags, context);
   const newMember = validateNewMember(flags.ip, flags.name, folder.record);

@@ -6,7 +6,7 @@ import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
 import { planCluster } from '../plan.js';
-import { PUBLIC_MODE, writeOutputFile } from '../write.js';
+import { PUBLIC_MODE, withFolderLock, writeOutputFile } from '../write.js';
 import { createDigitalOceanApi, DigitalOceanApiError, resolveDigitalOceanConfig, type DigitalOceanApi } from '../digitalocean/client.js';
 import {
   clusterTag,
@@ -219,36 +219,41 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
     }
   };
 
-  let result: CreateResult;
-  try {
-    result = await createDropletCluster(client, spec, {
-      dryRun,
-      progress,
-      sleep,
-      now: () => context.now().getTime(),
-      waitTimeoutMs,
-      pollIntervalMs,
-      userData: userDataOf,
-      checkResume,
-      userDataPath: (member) => `${outDirShown}/user-data/${member.name}.yaml`,
-    });
-  } catch (error) {
-    throw toCreateError(error, spec, flags);
-  }
+  const createAndRecord = async (): Promise<CreateResult> => {
+    let result: CreateResult;
+    try {
+      result = await createDropletCluster(client, spec, {
+        dryRun,
+        progress,
+        sleep,
+        now: () => context.now().getTime(),
+        waitTimeoutMs,
+        pollIntervalMs,
+        userData: userDataOf,
+        checkResume,
+        userDataPath: (member) => `${outDirShown}/user-data/${member.name}.yaml`,
+      });
+    } catch (error) {
+      throw toCreateError(error, spec, flags);
+    }
 
-  if (!dryRun) {
-    const state = {
-      clusterName: result.clusterName,
-      region: result.region,
-      domain: result.domain,
-      tag: result.tag,
-      vpc: result.vpc,
-      firewall: result.firewall,
-      members: result.members.map(({ name, dropletName, hostname, dropletId, privateIpv4, publicIpv4 }) => ({ name, dropletName, hostname, dropletId, privateIpv4, publicIpv4 })),
-      updatedAt: context.now().toISOString(),
-    };
-    writeOutputFile(outDir, { path: STATE_FILE, content: `${JSON.stringify(state, null, 2)}\n`, mode: PUBLIC_MODE });
-  }
+    if (!dryRun) {
+      const state = {
+        clusterName: result.clusterName,
+        region: result.region,
+        domain: result.domain,
+        tag: result.tag,
+        vpc: result.vpc,
+        firewall: result.firewall,
+        members: result.members.map(({ name, dropletName, hostname, dropletId, privateIpv4, publicIpv4 }) => ({ name, dropletName, hostname, dropletId, privateIpv4, publicIpv4 })),
+        updatedAt: context.now().toISOString(),
+      };
+      writeOutputFile(outDir, { path: STATE_FILE, content: `${JSON.stringify(state, null, 2)}\n`, mode: PUBLIC_MODE });
+    }
+    return result;
+  };
+  // The API calls can take minutes: the folder stays locked until the state file is written.
+  const result = dryRun ? await createAndRecord() : await withFolderLock(outDir, 'create-droplets', context.now(), createAndRecord);
 
   if (json) {
     context.stdout.write(`${JSON.stringify({ dryRun, ...result, endpoints: result.members.map((m) => `https://${m.hostname}:2379`), etcdctlEnv: `${outDirShown}/etcdctl.env` }, null, 2)}\n`);

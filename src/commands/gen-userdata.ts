@@ -9,7 +9,7 @@ import { mintPki, type ClusterPki } from '../pki/mint.js';
 import { clusterToken, planCluster, type ClusterPlan } from '../plan.js';
 import { installSource, renderUserData } from '../render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
-import { readExistingPki, writeOutputFolder } from '../write.js';
+import { readExistingPki, withFolderLock, writeOutputFolder } from '../write.js';
 
 /** The cluster options shared by every command that generates a cluster's files. */
 export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
@@ -90,7 +90,7 @@ function checkNoDay2Changes(plan: ClusterPlan, force: boolean): void {
   );
 }
 
-/** plan -> mint -> render -> check -> write, for a validated input. */
+/** plan -> mint -> render -> check -> write, for a validated input. The caller holds the folder's lock. */
 export async function generateCluster(input: ClusterInput, context: CommandContext, force: boolean): Promise<GeneratedCluster> {
   const plan = planCluster(input, context.cwd);
   checkNoDay2Changes(plan, force);
@@ -138,7 +138,8 @@ export async function runGenUserdata(flags: ParsedOptions, context: CommandConte
   if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
     throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
   }
-  const generated = await generateCluster(input, context, flags.force === true);
+  const outDir = planCluster(input, context.cwd).outDir;
+  const generated = await withFolderLock(outDir, 'gen-userdata', context.now(), () => generateCluster(input, context, flags.force === true));
   if (printMember !== undefined) {
     context.stderr.write(renderSummary(generated, context.cwd));
     context.stdout.write(generated.userData.get(printMember)!);

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs, planFromRecord } from '../day2/cluster-folder.js';
+import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs, planFromRecord, withClusterFolderLock } from '../day2/cluster-folder.js';
 import { hexMemberId } from '../day2/membership.js';
 import { relativeTo } from '../day2/paths.js';
 import { CliError, usageError } from '../errors.js';
@@ -18,7 +18,12 @@ export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
 ];
 
 /** validate -> load -> plan -> member remove (asked of the other members) -> write cluster.json without it. */
-export async function runRemoveMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/** Holds the folder's lock from the first read to the last write. */
+export function runRemoveMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  return withClusterFolderLock(flags, context, 'remove-member', () => removeMember(flags, context));
+}
+
+async function removeMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
   const folder = loadClusterFolder(flags, context);
   const name = flags.name;

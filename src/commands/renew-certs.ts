@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, loadClusterFolder } from '../day2/cluster-folder.js';
+import { FOLDER_OPTIONS, loadClusterFolder, withClusterFolderLock } from '../day2/cluster-folder.js';
 import { relativeTo } from '../day2/paths.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { CliError, usageError } from '../errors.js';
@@ -29,7 +29,12 @@ function parseCertDays(flags: ParsedOptions, fallback: number): number {
 }
 
 /** validate -> load -> mint (same CA, same profiles) -> render (install scripts, user-data) -> write. */
-export async function runRenewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/** Holds the folder's lock from the first read to the last write. */
+export function runRenewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  return withClusterFolderLock(flags, context, 'renew-certs', () => renewCerts(flags, context));
+}
+
+async function renewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const folder = loadClusterFolder(flags, context);
   const { plan } = folder;
   const certDays = parseCertDays(flags, plan.certDays);

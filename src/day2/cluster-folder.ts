@@ -7,7 +7,7 @@ import { resolveClusterInput, type ClusterInput } from '../input.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
 import type { KeyPairPem } from '../pki/mint.js';
 import { planCluster, type ClusterPlan } from '../plan.js';
-import { readExistingPki } from '../write.js';
+import { readExistingPki, withFolderLock } from '../write.js';
 
 /** The options every day-2 command uses to find the folder gen-userdata wrote. */
 export const FOLDER_OPTIONS: readonly OptionSpec[] = [
@@ -67,11 +67,21 @@ function requireFile(outDir: string, relative: string): string {
   }
 }
 
-/** Reads `<out>/<cluster-name>/`: cluster.json, the CA and the admin pair must be there. */
-export function loadClusterFolder(flags: ParsedOptions, context: CommandContext): ClusterFolder {
+/** `<out>/<cluster-name>/` as the folder options name it. */
+function clusterFolderPath(flags: ParsedOptions, context: CommandContext): { clusterName: string; out: string; outDir: string } {
   const clusterName = typeof flags['cluster-name'] === 'string' ? flags['cluster-name'] : 'etcd';
   const out = typeof flags.out === 'string' ? flags.out : 'out';
-  const outDir = resolve(context.cwd, out, clusterName);
+  return { clusterName, out, outDir: resolve(context.cwd, out, clusterName) };
+}
+
+/** Runs a day-2 command that changes the folder while holding its lock (see withFolderLock). */
+export function withClusterFolderLock<T>(flags: ParsedOptions, context: CommandContext, command: string, change: () => Promise<T>): Promise<T> {
+  return withFolderLock(clusterFolderPath(flags, context).outDir, command, context.now(), change);
+}
+
+/** Reads `<out>/<cluster-name>/`: cluster.json, the CA and the admin pair must be there. */
+export function loadClusterFolder(flags: ParsedOptions, context: CommandContext): ClusterFolder {
+  const { clusterName, out, outDir } = clusterFolderPath(flags, context);
   if (!existsSync(join(outDir, 'cluster.json'))) {
     throw usageError('parse', `cluster-name: no cluster.json in ${JSON.stringify(outDir)}; run gen-userdata first, or pass --out/--cluster-name of an existing cluster`);
   }
