@@ -1,20 +1,14 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { runCli, tempDir } from './support/cli.js';
+import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 
 const execFileAsync = promisify(execFile);
 const IPS = '10.10.0.11,10.10.0.12,10.10.0.13';
-const workDirs: string[] = [];
-function workDir(): string {
-  const dir = tempDir('cli');
-  workDirs.push(dir);
-  return dir;
-}
-afterAll(() => workDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+const workDir = tempDirsRemovedAfterAll('cli');
 
 function mode(path: string): string {
   return (statSync(path).mode & 0o777).toString(8);

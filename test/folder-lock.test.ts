@@ -1,20 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { folderLockPath, withFolderLock, type LockHolder } from '../src/write.js';
-import { runCli, tempDir } from './support/cli.js';
+import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 
 const IPS = '10.10.0.11,10.10.0.12,10.10.0.13';
 const NOW = new Date('2026-11-22T05:00:00Z');
-const workDirs: string[] = [];
-function workDir(): string {
-  const dir = tempDir('lock');
-  workDirs.push(dir);
-  return dir;
-}
-afterAll(() => workDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+const workDir = tempDirsRemovedAfterAll('lock');
 
 /** The PID of a process that has exited: a lock it held is stale. */
 function deadPid(): number {

@@ -40,6 +40,8 @@ describe('RSA keys from random probable primes', () => {
     expect(numbers).toBeDefined();
     const { n, e, d, p, q, dp, dq, qi } = numbers!;
     expect(p * q).toBe(n);
+    const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? a : gcd(b, a % b));
+    expect((e * d) % (((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n))).toBe(1n);
     expect(p).toBeGreaterThan(q);
     expect((e * dp) % (p - 1n)).toBe(1n);
     expect((e * dq) % (q - 1n)).toBe(1n);

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { etcdBakeStep } from '../support/bake.js';
 import { buildEtcdMirror } from '../support/etcd-mirror.js';
-import { startTestCluster, type TestCluster } from './cluster.js';
+import { startTestCluster } from './cluster.js';
 import { waitFor } from './exec.js';
 import { diagnoseConsole, readCloudInitVerdict } from './guest-console.js';
+import { useTestCluster } from './suite.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
@@ -27,30 +28,16 @@ async function bakedImageStep() {
 }
 
 describe('gen-userdata --install baked boots 3 VMs from a baked image into a healthy cluster', () => {
-  let cluster: TestCluster;
-  let anyFailed = false;
-  let healthy = false;
-
-  beforeAll(async () => {
-    cluster = await startTestCluster({ repoRoot, debianMirror, log, bake: await bakedImageStep(), extraGenUserDataArgs: ['--install', 'baked'] });
-  });
-
-  afterEach((context) => {
-    if (context.task.result?.state === 'fail') anyFailed = true;
-  });
-
-  afterAll(async () => {
-    await cluster?.teardown(anyFailed ? 'failed' : 'passed');
-  });
+  const suite = useTestCluster(async () => ({ repoRoot, debianMirror, log, bake: await bakedImageStep(), extraGenUserDataArgs: ['--install', 'baked'] }));
+  const { skipUnlessHealthy } = suite;
 
   it('reports healthy on every member within a bounded wait', async () => {
-    const seconds = await cluster.waitHealthy(HEALTHY_WITHIN_MS);
-    healthy = true;
+    const seconds = await suite.waitHealthy(HEALTHY_WITHIN_MS);
     log(`seconds from VM start to healthy cluster (baked): ${seconds}`);
   });
 
   it('checked the baked version at boot, and cloud-init finished with no failed module', async () => {
-    for (const member of cluster.members) {
+    for (const member of suite.cluster.members) {
       const verdict = await waitFor(`cloud-init's verdict on ${member.name}'s console`, async () => readCloudInitVerdict(member.vm.console()), {
         timeoutMs: 5 * 60_000,
         intervalMs: 5_000,
@@ -62,17 +49,17 @@ describe('gen-userdata --install baked boots 3 VMs from a baked image into a hea
   });
 
   it('downloaded nothing: the release mirror saw no request from a guest', async () => {
-    const requests = (await readFile(cluster.mirror.logFile, 'utf8')).split('\n').filter((line) => / (GET|HEAD) \//.test(line));
+    const requests = (await readFile(suite.cluster.mirror.logFile, 'utf8')).split('\n').filter((line) => / (GET|HEAD) \//.test(line));
     // The harness's own readiness probe asks for "/" from the bridge address; guests never asked for a release.
     expect(requests.filter((line) => line.includes(`/${VERSION}/`))).toEqual([]);
   });
 
   it('reads through member 3 what was written through member 1', async (context) => {
-    if (!healthy) context.skip();
-    const [first, , third] = cluster.members;
-    const put = await cluster.etcdctl(['put', 'e2e/baked', 'from a baked image'], [first!.clientUrl]);
+    skipUnlessHealthy(context);
+    const [first, , third] = suite.cluster.members;
+    const put = await suite.cluster.etcdctl(['put', 'e2e/baked', 'from a baked image'], [first!.clientUrl]);
     expect(put.code, put.stderr).toBe(0);
-    const get = await cluster.etcdctl(['get', 'e2e/baked', '--print-value-only'], [third!.clientUrl]);
+    const get = await suite.cluster.etcdctl(['get', 'e2e/baked', '--print-value-only'], [third!.clientUrl]);
     expect(get.code, get.stderr).toBe(0);
     expect(get.stdout.trim()).toBe('from a baked image');
   });

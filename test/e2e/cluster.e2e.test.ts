@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mintForeignClient, type ClientIdentity } from './certificates.js';
-import { startTestCluster, type TestCluster } from './cluster.js';
 import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMembers, untilSucceeds } from './etcd-client.js';
 import { waitFor } from './exec.js';
 import { NODE_PATHS } from '../../src/plan.js';
 import { diagnoseConsole, readCloudInitVerdict, readSavedSnapshot } from './guest-console.js';
+import { useTestCluster } from './suite.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
@@ -19,62 +19,43 @@ const SNAPSHOT_SCHEDULE = '*:0/2';
 const SNAPSHOT_WITHIN_MS = 12 * 60_000;
 
 describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cluster', () => {
-  let cluster: TestCluster;
-  let anyFailed = false;
-  let healthy = false;
-
-  beforeAll(async () => {
-    // A short snapshot schedule, so the systemd timer fires while the test runs.
-    cluster = await startTestCluster({ repoRoot, debianMirror, log, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE] });
-  });
-
-  // Checks that need a cluster skip once the health test has failed (and said why).
-  const skipUnlessHealthy = (context: { skip: () => void }): void => {
-    if (!healthy) context.skip();
-  };
-
-  afterEach((context) => {
-    if (context.task.result?.state === 'fail') anyFailed = true;
-  });
-
-  afterAll(async () => {
-    await cluster?.teardown(anyFailed ? 'failed' : 'passed');
-  });
+  // A short snapshot schedule, so the systemd timer fires while the test runs.
+  const suite = useTestCluster(async () => ({ repoRoot, debianMirror, log, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE] }));
+  const { skipUnlessHealthy } = suite;
 
   it('reports healthy on every member within a bounded wait', async () => {
-    const seconds = await cluster.waitHealthy(HEALTHY_WITHIN_MS);
-    healthy = true;
+    const seconds = await suite.waitHealthy(HEALTHY_WITHIN_MS);
     log(`seconds from VM start to healthy cluster: ${seconds}`);
   });
 
   it('lists 3 started members with the generated names', async (context) => {
     skipUnlessHealthy(context);
-    const list = await untilSucceeds('member list', () => cluster.etcdctl(['member', 'list', '--write-out=json']), etcdctlSucceeded, etcdctlOutput);
+    const list = await untilSucceeds('member list', () => suite.cluster.etcdctl(['member', 'list', '--write-out=json']), etcdctlSucceeded, etcdctlOutput);
     const started = startedMembers(list.stdout).map((member) => member.name).sort();
-    expect(started).toEqual(cluster.members.map((member) => member.name));
+    expect(started).toEqual(suite.cluster.members.map((member) => member.name));
   });
 
   it('reads through member 3 what was written through member 1', async (context) => {
     skipUnlessHealthy(context);
-    const [first, , third] = cluster.members;
-    const put = () => cluster.etcdctl(['put', 'e2e/greeting', 'hello from etcd1'], [first!.clientUrl]);
+    const [first, , third] = suite.cluster.members;
+    const put = () => suite.cluster.etcdctl(['put', 'e2e/greeting', 'hello from etcd1'], [first!.clientUrl]);
     await untilSucceeds(`put via ${first!.name}`, put, etcdctlSucceeded, etcdctlOutput);
-    const get = () => cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only'], [third!.clientUrl]);
+    const get = () => suite.cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only'], [third!.clientUrl]);
     const value = await untilSucceeds(`get via ${third!.name}`, get, etcdctlSucceeded, etcdctlOutput);
     expect(value.stdout.trim()).toBe('hello from etcd1');
   });
 
   it('refuses a client without a certificate and one from another CA, on client and peer ports', async (context) => {
     skipUnlessHealthy(context);
-    const foreign = await mintForeignClient(join(cluster.runDir, 'foreign'));
-    const member = cluster.members[0]!;
+    const foreign = await mintForeignClient(join(suite.cluster.runDir, 'foreign'));
+    const member = suite.cluster.members[0]!;
     // The cluster CA verifies the server in every attempt, so only the client side differs.
-    const withoutCert: ClientIdentity = { cacert: cluster.admin.cacert };
-    const foreignCert: ClientIdentity = { cacert: cluster.admin.cacert, ...foreign };
+    const withoutCert: ClientIdentity = { cacert: suite.cluster.admin.cacert };
+    const foreignCert: ClientIdentity = { cacert: suite.cluster.admin.cacert, ...foreign };
     // Control: the same request with the admin certificate gets through, so a refusal is about the certificate.
     await untilSucceeds(
       `the admin certificate accepted on ${member.clientUrl}`,
-      () => attemptTls(cluster.network, member.clientUrl, cluster.admin),
+      () => attemptTls(suite.cluster.network, member.clientUrl, suite.cluster.admin),
       (attempt) => attempt.accepted,
       (attempt) => attempt.message,
     );
@@ -83,7 +64,7 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
         // A timeout says nothing either way; retry until the server answers.
         const attempt = await untilSucceeds(
           `an answer from ${url} to ${label}`,
-          () => attemptTls(cluster.network, url, identity),
+          () => attemptTls(suite.cluster.network, url, identity),
           (result) => result.accepted || !CURL_NO_SERVER.has(result.curlExitCode),
           (result) => result.message,
         );
@@ -91,12 +72,12 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
         expect(attempt.accepted, `${url} accepted ${label}`).toBe(false);
       }
     }
-    const etcdctlWithoutCert = await cluster.etcdctl(['get', 'e2e/greeting'], [member.clientUrl], withoutCert);
+    const etcdctlWithoutCert = await suite.cluster.etcdctl(['get', 'e2e/greeting'], [member.clientUrl], withoutCert);
     expect(etcdctlWithoutCert.code).not.toBe(0);
   });
 
   it('finished cloud-init with status done, no failed module and no schema warning in every guest', async () => {
-    for (const member of cluster.members) {
+    for (const member of suite.cluster.members) {
       const verdict = await waitFor(`cloud-init's verdict on ${member.name}'s console`, async () => readCloudInitVerdict(member.vm.console()), {
         timeoutMs: 5 * 60_000,
         intervalMs: 5_000,
@@ -112,7 +93,7 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
 
   it('saves a scheduled snapshot on every member: the systemd timer fires and etcdctl snapshot save succeeds', async (context) => {
     skipUnlessHealthy(context);
-    for (const member of cluster.members) {
+    for (const member of suite.cluster.members) {
       const saved = await waitFor(`a scheduled snapshot on ${member.name}'s console`, async () => readSavedSnapshot(member.vm.console(), member.name), {
         timeoutMs: SNAPSHOT_WITHIN_MS,
         intervalMs: 10_000,
@@ -123,25 +104,25 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
 
   it('keeps accepting writes with one member down, and the member catches up after a restart', async (context) => {
     skipUnlessHealthy(context);
-    const [first, victim, third] = cluster.members;
+    const [first, victim, third] = suite.cluster.members;
     await victim!.vm.kill();
     log(`killed ${victim!.name}'s VM (qemu pid ${victim!.vm.pid})`);
     const survivors = [first!.clientUrl, third!.clientUrl];
     // The next leader may need an election first.
-    const put = () => cluster.etcdctl(['put', 'e2e/while-down', 'written by 2 of 3'], survivors);
+    const put = () => suite.cluster.etcdctl(['put', 'e2e/while-down', 'written by 2 of 3'], survivors);
     await untilSucceeds('a write with 2 of 3 members', put, etcdctlSucceeded, etcdctlOutput);
     const restartedAt = Date.now();
-    cluster.restart(victim!);
+    suite.cluster.restart(victim!);
     // A serializable read answers from the member's own store: proof it caught up, not a forwarded read.
     await waitFor(
       `${victim!.name} to serve the write it missed`,
       async () => {
-        const get = await cluster.etcdctl(['get', 'e2e/while-down', '--print-value-only', '--consistency=s'], [victim!.clientUrl]);
+        const get = await suite.cluster.etcdctl(['get', 'e2e/while-down', '--print-value-only', '--consistency=s'], [victim!.clientUrl]);
         return get.code === 0 && get.stdout.trim() === 'written by 2 of 3' ? true : undefined;
       },
       { timeoutMs: REJOIN_WITHIN_MS, intervalMs: 10_000 },
     );
     log(`${victim!.name} rejoined with the missed write ${Math.round((Date.now() - restartedAt) / 1000)}s after its restart`);
-    await untilSucceeds('endpoint health --cluster after the rejoin', () => cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
+    await untilSucceeds('endpoint health --cluster after the rejoin', () => suite.cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
   });
 });

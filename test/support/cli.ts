@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { afterAll } from 'vitest';
 
 const execFileAsync = promisify(execFile);
 
@@ -35,4 +36,15 @@ export async function runCli(args: readonly string[], cwd: string, env: Record<s
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `etcd-cloudinit-${prefix}-`));
+}
+
+/** Call at a test file's top level: a maker of temporary folders that are all removed after the file's tests. */
+export function tempDirsRemovedAfterAll(prefix: string): () => string {
+  const made: string[] = [];
+  afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+  return () => {
+    const dir = tempDir(prefix);
+    made.push(dir);
+    return dir;
+  };
 }
