@@ -27,6 +27,8 @@ export const NODE_PATHS = {
   snapshotService: '/etc/systemd/system/etcd-snapshot.service',
   snapshotTimer: '/etc/systemd/system/etcd-snapshot.timer',
   backupDir: '/var/backups/etcd',
+  promoteScript: '/usr/local/lib/etcd-cloudinit/etcd-promote.sh',
+  promoteService: '/etc/systemd/system/etcd-promote.service',
   user: 'etcd',
 } as const;
 
@@ -61,6 +63,11 @@ export interface MemberPlan {
   readonly listenPeerUrls: readonly string[];
   /** `new` for the members that bootstrap the cluster; `existing` for one that add-member joins to it. */
   readonly initialClusterState: 'new' | 'existing';
+  /**
+   * Set for a member add-member joined as a learner: its etcd member ID (hex). The node then
+   * promotes itself to a voting member once it has caught up with the leader.
+   */
+  readonly learnerId?: string;
 }
 
 /** Scheduled `etcdctl snapshot save` on every node (a systemd timer); undefined when opted out. */

@@ -66,7 +66,16 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
     }),
     profile: renderTemplate('etcdctl-profile.sh.ejs', { member, node }),
     snapshot: plan.snapshots ? renderSnapshotUnits(plan, member, plan.snapshots) : undefined,
+    promoteService: member.learnerId !== undefined ? renderPromoteUnit(plan, member, member.learnerId) : undefined,
   };
+}
+
+/** systemd splits ExecStart= like a shell but expands % and $: only plain words go there. */
+function execStartLine(what: string, words: readonly string[]): string {
+  for (const word of words) {
+    if (!/^[A-Za-z0-9_@+=:,./-]+$/.test(word)) throw new CliError('render', `${what}: ${JSON.stringify(word)} is not a plain word`);
+  }
+  return words.join(' ');
 }
 
 /** The command line of etcd-snapshot.service: the script and every input it needs, explicit. */
@@ -83,11 +92,40 @@ export function snapshotCommand(plan: ClusterPlan, member: MemberPlan, snapshots
     '--member', member.name,
     '--retain', String(snapshots.retain),
   ];
-  // systemd splits ExecStart= like a shell but expands % and $: only plain words go there.
-  for (const word of words) {
-    if (!/^[A-Za-z0-9_@+=:,./-]+$/.test(word)) throw new CliError('render', `snapshot command: ${JSON.stringify(word)} is not a plain word`);
-  }
-  return words.join(' ');
+  return execStartLine('snapshot command', words);
+}
+
+/** How long a learner keeps trying to get itself promoted: 360 tries, 10 s apart (an hour of catching up). */
+export const PROMOTE_RETRIES = { attempts: 360, intervalSeconds: 10 } as const;
+
+/** The command line of etcd-promote.service: it asks the other (voting) members to promote this one. */
+export function promoteCommand(plan: ClusterPlan, member: MemberPlan, learnerId: string): string {
+  const { node } = plan;
+  const voters = plan.members.filter((other) => other.name !== member.name).map((other) => other.clientUrl);
+  return execStartLine('promote command', [
+    node.promoteScript,
+    '--etcdctl', `${node.binDir}/etcdctl`,
+    '--local-url', member.localClientUrl,
+    '--endpoints', voters.join(','),
+    '--cacert', node.caCert,
+    '--cert', node.memberCert,
+    '--key', node.memberKey,
+    '--member', member.name,
+    '--member-id', learnerId,
+    '--attempts', String(PROMOTE_RETRIES.attempts),
+    '--interval', String(PROMOTE_RETRIES.intervalSeconds),
+  ]);
+}
+
+export function renderPromoteUnit(plan: ClusterPlan, member: MemberPlan, learnerId: string): string {
+  return renderTemplate('etcd-promote.service.ejs', {
+    memberName: member.name,
+    clusterName: plan.clusterName,
+    user: plan.node.user,
+    execStart: promoteCommand(plan, member, learnerId),
+    // Each try may wait up to 30 s on each of its two etcdctl calls.
+    timeoutSeconds: PROMOTE_RETRIES.attempts * (PROMOTE_RETRIES.intervalSeconds + 60),
+  });
 }
 
 export function renderSnapshotUnits(plan: ClusterPlan, member: MemberPlan, snapshots: SnapshotPlan) {
@@ -158,6 +196,12 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
             { path: node.snapshotTimer, content: files.snapshot.timer, owner: 'root:root', permissions: '0644' },
           ]
         : []),
+      ...(files.promoteService !== undefined
+        ? [
+            { path: node.promoteScript, content: nodeFile('etcd-promote.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.promoteService, content: files.promoteService, owner: 'root:root', permissions: '0644' },
+          ]
+        : []),
     ],
     runcmd: [
       [
@@ -171,6 +215,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',
           ...(files.snapshot ? ['systemctl enable --now etcd-snapshot.timer'] : []),
+          // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.
+          ...(files.promoteService !== undefined ? ['systemctl enable etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
         ].join('\n'),
       ],
     ],

@@ -2,6 +2,11 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
+import { withJoiningMember } from '../src/day2/membership.js';
+import { resolveClusterInput } from '../src/input.js';
+import { mintPki } from '../src/pki/mint.js';
+import { planCluster } from '../src/plan.js';
+import { renderUserData } from '../src/render.js';
 import { tempDir } from './support/cli.js';
 import { counterSerials, expectGolden, FIXED_NOW, FIXTURES, fixtureKeySource } from './support/golden.js';
 
@@ -53,5 +58,16 @@ describe('golden user-data (fixed keys, serials and clock)', () => {
     for (const member of members) {
       expectGolden(readFileSync(join(clusterDir, 'user-data', `${member}.yaml`), 'utf8'), join(FIXTURES, name, 'want', `${member}.yaml`));
     }
+  });
+});
+
+describe('golden user-data of a member add-member joins as a learner', () => {
+  // What add-member renders after member add (its plan, with the ID etcd gave the learner): here
+  // etcd3 joins etcd1 and etcd2, so the fixture keys serve.
+  it('learner-joining', async () => {
+    const { input } = resolveClusterInput({ ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'key-size': 2048 }, {});
+    const plan = withJoiningMember(planCluster(input, '/nonexistent'), 'etcd3', '9266c48bb6c02e2a');
+    const pki = await mintPki(plan, { now: FIXED_NOW, keySource: fixtureKeySource, serialSource: counterSerials() });
+    expectGolden(renderUserData(plan, pki, 'etcd3'), join(FIXTURES, 'learner-joining', 'want', 'etcd3.yaml'));
   });
 });

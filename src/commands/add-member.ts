@@ -16,6 +16,11 @@ import { PUBLIC_MODE, SECRET_MODE, updateOutputFolder } from '../write.js';
 export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
   { name: 'ip', type: 'string', valueName: 'address', description: "The new member's IPv4 address (required)" },
   { name: 'name', type: 'string', valueName: 'name', description: 'The new member\'s name (default: the first free etcdN)' },
+  {
+    name: 'voter',
+    type: 'boolean',
+    description: 'Join as a voting member at once; by default it joins as a learner (no vote, no effect on quorum) and promotes itself once it has caught up',
+  },
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
@@ -44,6 +49,13 @@ async function preflight(folder: ClusterFolder, joining: MemberPlan, client: Cli
     throw new CliError('preflight', `member list on ${endpoint} failed: ${error.message}`);
   });
   const existing = running.find((member) => member.peerURLs?.includes(joining.peerUrl));
+  const learner = running.find((member) => member.isLearner && member !== existing);
+  if (learner) {
+    throw new CliError(
+      'preflight',
+      `${learner.name || 'an unstarted member'} (ID ${hexMemberId(learner.ID)}) is still a learner; wait until it has promoted itself ('etcd-cloudinit health' lists it as a learner until then), then add the next member`,
+    );
+  }
   if (existing?.name) {
     throw new CliError('preflight', `ip: ${JSON.stringify(joining.ip)} is already the peer URL of running member ${existing.name} (ID ${hexMemberId(existing.ID)}), which cluster.json does not list`);
   }
@@ -57,13 +69,23 @@ async function preflight(folder: ClusterFolder, joining: MemberPlan, client: Cli
 function summary(folder: ClusterFolder, plan: ClusterPlan, joining: MemberPlan, cert: IssuedCert, memberId: string, resumed: boolean, cwd: string): string {
   const relative = relativeTo(folder.outDir, cwd);
   const count = plan.members.length;
+  const role = joining.learnerId !== undefined ? ' as a learner' : '';
+  const next =
+    joining.learnerId !== undefined
+      ? [
+          `Next: boot the new machine with ${relative}/user-data/${joining.name}.yaml. As a learner it gets the data but no vote,`,
+          `so quorum stays ${Math.floor((count - 1) / 2) + 1} of ${count - 1} meanwhile; once it has caught up, the node promotes itself (etcd-promote.service).`,
+        ]
+      : [
+          `Next: boot the new machine with ${relative}/user-data/${joining.name}.yaml now: the cluster counts it towards quorum`,
+          `(${Math.floor(count / 2) + 1} of ${count}) from this moment, so it tolerates one fewer failure until the member has started.`,
+        ];
   return [
-    `${resumed ? 'Member was already added (unstarted); wrote its files' : 'Added member'} ${joining.name} (${joining.ip}, ID ${hexMemberId(memberId)}) to cluster ${plan.clusterName}: now ${count} members.`,
+    `${resumed ? 'Member was already added (unstarted); wrote its files' : 'Added member'} ${joining.name} (${joining.ip}, ID ${hexMemberId(memberId)})${role} to cluster ${plan.clusterName}: now ${count} members.`,
     `  ${joining.name.padEnd(8)}minted pki/${joining.name}.crt (expires ${cert.notAfter.slice(0, 10)})  user-data/${joining.name}.yaml (initial-cluster-state: existing)`,
     `Updated ${relative}/cluster.json and etcdctl.env.`,
     '',
-    `Next: boot the new machine with ${relative}/user-data/${joining.name}.yaml now: the cluster counts it towards quorum`,
-    `(${Math.floor(count / 2) + 1} of ${count}) from this moment, so it tolerates one fewer failure until the member has started.`,
+    ...next,
     `Then check: etcd-cloudinit health${folder.plan.clusterName === 'etcd' ? '' : ` --cluster-name ${folder.plan.clusterName}`}`,
     ...(count % 2 === 0 ? [`Note: ${count} members tolerate no more failures than ${count - 1}; add or remove one more member.`] : []),
     '',
@@ -74,11 +96,11 @@ function summary(folder: ClusterFolder, plan: ClusterPlan, joining: MemberPlan, 
  * etcd refuses a change that would leave fewer members than a quorum connected for 5 s
  * ("unhealthy cluster"), e.g. right after a member restarted although all answer health: wait that out.
  */
-async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOptions): Promise<MemberAddResponse> {
+async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOptions, learner: boolean): Promise<MemberAddResponse> {
   const attempts = 8;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await memberAdd(endpoint, [peerUrl], client);
+      return await memberAdd(endpoint, [peerUrl], { ...client, learner });
     } catch (error) {
       const retryable = error instanceof EtcdCallError && /unhealthy cluster/.test(error.message);
       if (!retryable || attempt === attempts) {
@@ -89,7 +111,7 @@ async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOpt
   }
 }
 
-/** validate -> load -> plan -> preflight (health, membership) -> mint -> render -> member add -> write. */
+/** validate -> load -> plan -> preflight (health, membership, no learner) -> mint -> render -> member add (as a learner unless --voter) -> render with its ID -> write. */
 /** Holds the folder's lock from the first read to the last write. */
 export function runAddMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   return withClusterFolderLock(flags, context, 'add-member', () => addMember(flags, context));
@@ -102,7 +124,10 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
   if (!isPrivateOrLoopback(newMember.ip)) {
     context.stderr.write(`warning: ip: ${JSON.stringify(newMember.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses\n`);
   }
-  const plan = withJoiningMember(planFromRecord(folder.record, [...folder.record.members, newMember], folder.out, context.cwd), newMember.name);
+  const learner = flags.voter !== true;
+  const basePlan = planFromRecord(folder.record, [...folder.record.members, newMember], folder.out, context.cwd);
+  // The learner's member ID is known only after member add: until then, the longest one stands in.
+  const plan = withJoiningMember(basePlan, newMember.name, learner ? 'f'.repeat(16) : undefined);
   const joining = plan.members.find((member) => member.name === newMember.name)!;
   const client = { tls: folder.adminTls, timeoutMs };
   const now = context.now();
@@ -122,13 +147,18 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
     members: new Map([...current.members, [newMember.name, cert]]),
     all: [...current.all, cert],
   };
-  const userData = renderUserData(plan, pki, newMember.name);
+  renderUserData(plan, pki, newMember.name); // render and check now: nothing has changed in the cluster yet
 
   let memberId = alreadyAdded?.ID;
+  let joinedAsLearner = alreadyAdded ? alreadyAdded.isLearner === true : learner;
   if (!memberId) {
-    const added = await addWithRetry(endpoint, joining.peerUrl, client);
+    const added = await addWithRetry(endpoint, joining.peerUrl, client, learner);
     memberId = added.member?.ID ?? '0';
+    joinedAsLearner = learner;
   }
+  const finalPlan = withJoiningMember(basePlan, newMember.name, joinedAsLearner ? hexMemberId(memberId) : undefined);
+  const joined = finalPlan.members.find((member) => member.name === newMember.name)!;
+  const userData = renderUserData(finalPlan, pki, newMember.name);
 
   try {
     updateOutputFolder(folder.outDir, {
@@ -136,8 +166,8 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
         { path: `pki/${newMember.name}.crt`, content: cert.certPem, mode: PUBLIC_MODE },
         { path: `pki/${newMember.name}.key`, content: cert.keyPem, mode: SECRET_MODE },
         { path: `user-data/${newMember.name}.yaml`, content: userData, mode: SECRET_MODE },
-        { path: 'cluster.json', content: renderClusterJson(plan, pki, now), mode: PUBLIC_MODE },
-        { path: 'etcdctl.env', content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
+        { path: 'cluster.json', content: renderClusterJson(finalPlan, pki, now), mode: PUBLIC_MODE },
+        { path: 'etcdctl.env', content: renderEtcdctlEnv(finalPlan), mode: PUBLIC_MODE },
       ],
     });
   } catch (error) {
@@ -146,6 +176,6 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
       `${(error as Error).message.replace(/^\[write\] /, '')}; the cluster already lists ${joining.name} as an unstarted member: run add-member with the same --ip and --name again to write its files`,
     );
   }
-  context.stdout.write(summary(folder, plan, joining, cert, memberId, alreadyAdded !== undefined, context.cwd));
+  context.stdout.write(summary(folder, finalPlan, joined, cert, memberId, alreadyAdded !== undefined, context.cwd));
   return 0;
 }

@@ -10,6 +10,8 @@ export interface MemberHealth {
   readonly endpoint: string;
   readonly healthy: boolean;
   readonly leader: boolean;
+  /** A member add-member joined as a learner that has not been promoted yet: it has no vote. */
+  readonly learner: boolean;
   readonly version: string | undefined;
   readonly dbSizeBytes: number | undefined;
   readonly raftIndex: number | undefined;
@@ -64,6 +66,7 @@ export async function checkMember(name: string, endpoint: string, client: Client
     endpoint,
     healthy: errors.length === 0,
     leader: memberId !== undefined && value?.leader === memberId,
+    learner: value?.isLearner === true,
     version: value?.version,
     dbSizeBytes: toNumber(value?.dbSize),
     raftIndex: toNumber(value?.raftIndex),
@@ -124,7 +127,7 @@ export function renderHealthTable(report: HealthReport): string {
     member.name,
     member.endpoint,
     member.healthy ? 'yes' : 'NO',
-    member.leader ? '*' : '',
+    member.leader ? '*' : member.learner ? 'learner' : '',
     member.version ?? '-',
     formatBytes(member.dbSizeBytes),
     member.raftIndex === undefined ? '-' : String(member.raftIndex),
@@ -134,6 +137,9 @@ export function renderHealthTable(report: HealthReport): string {
   const line = (cells: readonly string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
   const lines = [line(header), ...rows.map(line)];
   for (const certificate of report.certificates) lines.push(`${certificate.file} expires in ${certificate.expiresInDays}d (${certificate.notAfter.slice(0, 10)})`);
+  for (const member of report.members.filter((candidate) => candidate.learner)) {
+    lines.push(`${member.name} is a learner: it gets the data but has no vote until it promotes itself (etcd-promote.service on the node).`);
+  }
   if (report.healthy) {
     lines.push(`Cluster ${report.clusterName}: ${report.members.length} member(s) healthy.`);
   } else {

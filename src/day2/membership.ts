@@ -35,12 +35,13 @@ export function validateNewMember(ip: unknown, name: unknown, record: ClusterRec
   return { name: memberName, ip };
 }
 
-/** plan for add-member: the current members plus one that joins with initial-cluster-state existing. */
-export function withJoiningMember(plan: ClusterPlan, name: string): ClusterPlan {
-  return {
-    ...plan,
-    members: plan.members.map((member): MemberPlan => (member.name === name ? { ...member, initialClusterState: 'existing' } : member)),
-  };
+/**
+ * plan for add-member: the current members plus one that joins with initial-cluster-state existing,
+ * as a learner that promotes itself when `learnerId` (its hex member ID) is given.
+ */
+export function withJoiningMember(plan: ClusterPlan, name: string, learnerId?: string): ClusterPlan {
+  const joining = (member: MemberPlan): MemberPlan => ({ ...member, initialClusterState: 'existing', ...(learnerId !== undefined ? { learnerId } : {}) });
+  return { ...plan, members: plan.members.map((member) => (member.name === name ? joining(member) : member)) };
 }
 
 /** How the running cluster's membership differs from what cluster.json says, as sentences; empty when they agree. */

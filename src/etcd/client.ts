@@ -40,6 +40,8 @@ export interface StatusResponse {
   readonly raftIndex?: string;
   readonly raftTerm?: string;
   readonly errors?: readonly string[];
+  /** Present (true) only on a learner. */
+  readonly isLearner?: boolean;
 }
 
 export interface EtcdMember {
@@ -158,8 +160,10 @@ export async function memberList(endpoint: string, options: ClientOptions): Prom
   return (await call<MemberListResponse>(endpoint, '/v3/cluster/member/list', {}, options)).body.members ?? [];
 }
 
-export async function memberAdd(endpoint: string, peerUrls: readonly string[], options: ClientOptions): Promise<MemberAddResponse> {
-  return (await call<MemberAddResponse>(endpoint, '/v3/cluster/member/add', { peerURLs: peerUrls }, options)).body;
+/** Adds a member; a learner (etcd 3.4+) gets the log but no vote until it is promoted. */
+export async function memberAdd(endpoint: string, peerUrls: readonly string[], options: ClientOptions & { readonly learner?: boolean }): Promise<MemberAddResponse> {
+  const body = options.learner ? { peerURLs: peerUrls, isLearner: true } : { peerURLs: peerUrls };
+  return (await call<MemberAddResponse>(endpoint, '/v3/cluster/member/add', body, options)).body;
 }
 
 export async function memberRemove(endpoint: string, memberId: string, options: ClientOptions): Promise<void> {

@@ -9,6 +9,7 @@ function member(name: string, overrides: Partial<MemberHealth> = {}): MemberHeal
     endpoint: `https://10.0.0.${name.slice(-1)}:2379`,
     healthy: true,
     leader: false,
+    learner: false,
     version: '3.5.21',
     dbSizeBytes: 20480,
     raftIndex: 42,
@@ -74,5 +75,13 @@ describe('renderHealthTable', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('marks a learner and says it promotes itself, without calling it a problem', () => {
+    const report = assessHealth('prod', [member('etcd1', { leader: true }), member('etcd4', { learner: true })], CERTS, [], 30, NOW);
+    expect(report.healthy).toBe(true);
+    const table = renderHealthTable(report);
+    expect(table).toContain('etcd4   https://10.0.0.4:2379  yes      learner  3.5.21');
+    expect(table).toContain('etcd4 is a learner: it gets the data but has no vote until it promotes itself (etcd-promote.service on the node).\nCluster prod: 2 member(s) healthy.');
   });
 });
