@@ -46,12 +46,13 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'add-member',
-    summary: 'Mint a new member\'s certificate with the existing CA, add it to the running cluster and write its user-data',
-    usage: 'etcd-cloudinit add-member --ip <address> [--name <name>] [--cluster-name <name>] [--out <dir>]',
+    summary: 'Mint a new member\'s certificate with the existing CA, add it to the running cluster as a learner (it promotes itself once in sync) and write its user-data',
+    usage: 'etcd-cloudinit add-member --ip <address> [--name <name>] [--voter] [--cluster-name <name>] [--out <dir>]',
     options: ADD_MEMBER_OPTIONS,
     examples: [
       'etcd-cloudinit add-member --ip 10.10.0.14',
       'etcd-cloudinit add-member --cluster-name prod --ip 10.10.0.14 --name delta',
+      'etcd-cloudinit add-member --ip 10.10.0.14 --voter',
     ],
     run: runAddMember,
   },
