@@ -5,6 +5,7 @@ import { mintForeignClient, type ClientIdentity } from './certificates.js';
 import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMembers, untilSucceeds } from './etcd-client.js';
 import { waitFor } from './exec.js';
 import { NODE_PATHS } from '../../src/plan.js';
+import { JOINER_IP } from './cluster.js';
 import { diagnoseConsole, readCloudInitVerdict, readSavedSnapshot } from './guest-console.js';
 import { useTestCluster } from './suite.js';
 
@@ -17,6 +18,8 @@ const REJOIN_WITHIN_MS = 12 * 60_000;
 // Every 2 minutes plus the timer's RandomizedDelaySec (5 min), and a miss while etcd was still joining.
 const SNAPSHOT_SCHEDULE = '*:0/2';
 const SNAPSHOT_WITHIN_MS = 12 * 60_000;
+// A 4th VM: boot, install, join as a learner, catch up and get promoted.
+const PROMOTED_WITHIN_MS = 20 * 60_000;
 
 describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cluster', () => {
   // A short snapshot schedule, so the systemd timer fires while the test runs.
@@ -124,5 +127,39 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     );
     log(`${victim!.name} rejoined with the missed write ${Math.round((Date.now() - restartedAt) / 1000)}s after its restart`);
     await untilSucceeds('endpoint health --cluster after the rejoin', () => suite.cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
+  });
+
+  it('add-member: a 4th VM boots from its user-data, joins as a learner and promotes itself under systemd', async (context) => {
+    skipUnlessHealthy(context);
+    const added = await suite.cluster.cli(['add-member', '--ip', JOINER_IP, '--timeout', '30']);
+    expect(added.code, added.stderr).toBe(0);
+    const learnerId = new RegExp(`^Added member etcd4 \\(${JOINER_IP.replace(/\./g, '\\.')}, ID ([0-9a-f]+)\\) as a learner`).exec(added.stdout)?.[1];
+    expect(learnerId, added.stdout).toBeDefined();
+    const joiner = await suite.cluster.bootMember('etcd4', JOINER_IP);
+    const startedAt = Date.now();
+
+    type Listed = { name?: string; isLearner?: boolean };
+    const etcd4 = async (): Promise<Listed | undefined> => {
+      const list = await suite.cluster.etcdctl(['member', 'list', '--write-out=json']);
+      if (list.code !== 0) return undefined;
+      return (JSON.parse(list.stdout) as { members: Listed[] }).members.find((member) => member.name === 'etcd4');
+    };
+    await waitFor('etcd4 to start and be promoted to a voting member', async () => {
+      const member = await etcd4();
+      return member !== undefined && member.isLearner !== true ? member : undefined;
+    }, {
+      timeoutMs: PROMOTED_WITHIN_MS,
+      intervalMs: 10_000,
+    });
+    log(`etcd4 promoted ${Math.round((Date.now() - startedAt) / 1000)}s after its VM started`);
+    // The node's own unit did it, under systemd; nobody called member promote from here.
+    await waitFor("etcd-promote's line on etcd4's console", async () => (joiner.vm.console().includes(`etcd-cloudinit: etcd-promote: promoted member etcd4 (${learnerId}) from learner to voting member`) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 5_000,
+    });
+    // Its own store has the data written before it existed.
+    const get = await suite.cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only', '--consistency=s'], [joiner.clientUrl]);
+    expect(get.stdout.trim(), get.stderr).toBe('hello from etcd1');
+    await untilSucceeds('endpoint health --cluster with 4 members', () => suite.cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
   });
 });

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, waitFor } from './exec.js';
+import { run, runAllowingFailure, waitFor, type RunResult } from './exec.js';
 import type { ClientIdentity } from './certificates.js';
 import { etcdctl, startedMembers } from './etcd-client.js';
 import { diagnoseConsole, type ConsoleFinding } from './guest-console.js';
@@ -19,6 +19,8 @@ const BRIDGE_ADDRESS = '10.77.0.1';
 const PREFIX_LENGTH = 24;
 const MIRROR_PORT = 8080;
 const MEMBER_IPS = ['10.77.0.11', '10.77.0.12', '10.77.0.13'];
+/** The address a member added later (add-member) boots with: its tap exists from the start. */
+export const JOINER_IP = '10.77.0.14';
 
 export interface Member {
   name: string;
@@ -58,6 +60,10 @@ export interface TestCluster {
   vmsStartedAt: number;
   etcdctl(args: readonly string[], endpoints?: readonly string[], identity?: ClientIdentity): ReturnType<typeof etcdctl>;
   waitHealthy(timeoutMs: number): Promise<number>;
+  /** The product's CLI, run inside the test network (so it reaches the members) on this run's out/ folder. */
+  cli(args: readonly string[]): Promise<RunResult>;
+  /** Boots one more VM with the user-data now in out/ for `name` (after add-member wrote it). */
+  bootMember(name: string, ip: string): Promise<Member>;
   // Boots a killed member again from its own overlay disk.
   restart(member: Member): void;
   findings(): { member: string; findings: ConsoleFinding[] }[];
@@ -84,7 +90,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
     namespace,
     bridgeAddress: BRIDGE_ADDRESS,
     prefixLength: PREFIX_LENGTH,
-    tapCount: MEMBER_IPS.length,
+    tapCount: MEMBER_IPS.length + 1,
   });
   const members: Member[] = [];
   let mirror: MirrorServer | undefined;
@@ -107,27 +113,21 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
 
-    for (const [index, ip] of MEMBER_IPS.entries()) {
-      const name = generated.memberNames[index] ?? `etcd${index + 1}`;
+    const createMember = async (name: string, ip: string, tap: string): Promise<Member> => {
       const macAddress = `52:54:00:77:00:${ip.split('.')[3]}`;
       const userData = await readFile(join(generated.userDataDir, `${name}.yaml`), 'utf8');
       const seedIso = await writeSeedIso(
         { instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` },
         runDir,
       );
-      const vm = new Vm({
-        name,
-        image,
-        seedIso,
-        macAddress,
-        tap: network.taps[index] ?? '',
-        network,
-        runDir,
-        accelerator,
-        memoryMiB: options.memoryMiB ?? 1024,
-      });
+      const vm = new Vm({ name, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
       await vm.createDisk();
-      members.push({ name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm });
+      const member = { name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm };
+      members.push(member);
+      return member;
+    };
+    for (const [index, ip] of MEMBER_IPS.entries()) {
+      await createMember(generated.memberNames[index] ?? `etcd${index + 1}`, ip, network.taps[index] ?? '');
     }
     const vmsStartedAt = Date.now();
     for (const member of members) {
@@ -154,6 +154,20 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
       findings: () =>
         members.map((member) => ({ member: member.name, findings: diagnoseConsole(member.vm.console()) })),
       waitHealthy: (timeoutMs) => waitHealthy(cluster, timeoutMs, options.log),
+      cli: (args) =>
+        runAllowingFailure(network.inside([process.execPath, join(options.repoRoot, 'bin', 'etcd-cloudinit.js'), ...args, '--out', join(runDir, 'out'), '--cluster-name', CLUSTER_NAME]), {
+          cwd: options.repoRoot,
+          timeoutMs: 5 * 60_000,
+        }),
+      bootMember: async (name, ip) => {
+        const tap = network.taps[MEMBER_IPS.length] ?? '';
+        if (members.length > MEMBER_IPS.length) throw new Error(`the spare tap ${tap} is taken: one member can join per run`);
+        const member = await createMember(name, ip, tap);
+        member.vm.start();
+        cleanup.track(member.vm.pid);
+        options.log(`started ${name}'s VM (${ip})`);
+        return member;
+      },
       restart: (member) => {
         member.vm.start();
         cleanup.track(member.vm.pid);
