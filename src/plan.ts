@@ -26,6 +26,7 @@ export const NODE_PATHS = {
   snapshotScript: '/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh',
   snapshotService: '/etc/systemd/system/etcd-snapshot.service',
   snapshotTimer: '/etc/systemd/system/etcd-snapshot.timer',
+  snapshotTmpfiles: '/etc/tmpfiles.d/etcd-snapshot.conf',
   backupDir: '/var/backups/etcd',
   promoteScript: '/usr/local/lib/etcd-cloudinit/etcd-promote.sh',
   promoteService: '/etc/systemd/system/etcd-promote.service',

@@ -136,8 +136,10 @@ export function renderSnapshotUnits(plan: ClusterPlan, member: MemberPlan, snaps
       clusterName: plan.clusterName,
       user: node.user,
       backupDir: node.backupDir,
+      tmpfilesConfig: node.snapshotTmpfiles,
       execStart: snapshotCommand(plan, member, snapshots),
     }),
+    tmpfiles: renderTemplate('etcd-snapshot.tmpfiles.conf.ejs', { backupDir: node.backupDir, user: node.user }),
     timer: renderTemplate('etcd-snapshot.timer.ejs', {
       memberName: member.name,
       clusterName: plan.clusterName,
@@ -194,6 +196,7 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
             { path: node.snapshotScript, content: nodeFile('etcd-snapshot.sh'), owner: 'root:root', permissions: '0755' },
             { path: node.snapshotService, content: files.snapshot.service, owner: 'root:root', permissions: '0644' },
             { path: node.snapshotTimer, content: files.snapshot.timer, owner: 'root:root', permissions: '0644' },
+            { path: node.snapshotTmpfiles, content: files.snapshot.tmpfiles, owner: 'root:root', permissions: '0644' },
           ]
         : []),
       ...(files.promoteService !== undefined
@@ -214,7 +217,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'systemctl enable etcd.service',
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',
-          ...(files.snapshot ? ['systemctl enable --now etcd-snapshot.timer'] : []),
+          // The backup folder now (later boots: systemd-tmpfiles-setup), then the timer.
+          ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --now etcd-snapshot.timer'] : []),
           // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.
           ...(files.promoteService !== undefined ? ['systemctl enable etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
         ].join('\n'),

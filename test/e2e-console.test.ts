@@ -75,3 +75,14 @@ describe('readSavedSnapshot', () => {
     expect(readSavedSnapshot('[  700.1] etcd-snapshot.sh[901]: etcd-cloudinit: etcd-snapshot: snapshot save failed; keeping the existing snapshots', 'etcd2')).toBeUndefined();
   });
 });
+
+describe('diagnoseConsole: a unit whose sandbox cannot be set up', () => {
+  // Copied from a real guest: etcd-snapshot.service before its folder came from tmpfiles.d.
+  const line = '[  443.791761] (install)[493]: etcd-snapshot.service: Failed at step NAMESPACE spawning /usr/bin/install: No such file or directory';
+
+  it('names the cause', () => {
+    expect(diagnoseConsole(line)).toEqual([
+      { meaning: "systemd could not set up a unit's sandbox (e.g. a ReadWritePaths= folder that does not exist)", evidence: line.trim(), fatal: false },
+    ]);
+  });
+});

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -29,7 +29,25 @@ describe('snapshot timer in gen-userdata', () => {
       `ExecStart=/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh --etcdctl /usr/local/bin/etcdctl --endpoint ${cluster.endpoint(1)} --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key --dir /var/backups/etcd --member etcd1 --retain 2\n`,
     );
     const runcmd = (parseYaml(userData) as { runcmd: string[][] }).runcmd[0]!.at(-1)!;
-    expect(runcmd.split('\n').at(-1)).toBe('systemctl enable --now etcd-snapshot.timer');
+    expect(runcmd.split('\n').slice(-2)).toEqual([`systemd-tmpfiles --create ${NODE_PATHS.snapshotTmpfiles}`, 'systemctl enable --now etcd-snapshot.timer']);
+    // systemd sets up the sandbox before any ExecStartPre= could make the folder: it must already exist.
+    expect(files.get(NODE_PATHS.snapshotService)?.content).not.toContain('ExecStartPre');
+  });
+
+  it("tmpfiles.d makes the backup folder, 0700 and the etcd user's, before the service's sandbox needs it", async () => {
+    const content = writeFilesOf(cluster.userData('etcd1')).get(NODE_PATHS.snapshotTmpfiles)!.content;
+    expect(content).toMatch(/^d \/var\/backups\/etcd 0700 etcd etcd -$/m);
+    // The real systemd-tmpfiles on a temporary root whose passwd has the etcd user (cloud-init's users module makes it).
+    const root = join(cluster.member('etcd1').root, 'tmpfiles-root');
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\netcd:x:998:998::/var/lib/etcd:/usr/sbin/nologin\n');
+    writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\netcd:x:998:\n');
+    writeFileSync(join(root, 'etcd-snapshot.conf'), content);
+    const created = await runProcess('systemd-tmpfiles', ['--create', `--root=${root}`, join(root, 'etcd-snapshot.conf')]);
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    const folder = statSync(join(root, NODE_PATHS.backupDir));
+    expect([folder.isDirectory(), folder.mode & 0o777, folder.uid, folder.gid]).toEqual([true, 0o700, 998, 998]);
   });
 
   it('the service and timer pass systemd-analyze verify (script path moved to a temp root)', async () => {

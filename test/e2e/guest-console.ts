@@ -49,6 +49,7 @@ const FAILURE_SIGNATURES: FailureSignature[] = [
   { pattern: /couldn't find local name/, meaning: "the member's name is missing from initial-cluster", fatal: true },
   { pattern: /expected IP in URL for binding/, meaning: 'a listen URL is not an IP address', fatal: true },
   { pattern: /etcd\.service: (Failed with result|start operation timed out)/, meaning: 'etcd.service failed', fatal: false },
+  { pattern: /Failed at step NAMESPACE/, meaning: "systemd could not set up a unit's sandbox (e.g. a ReadWritePaths= folder that does not exist)", fatal: false },
 ];
 
 export interface ConsoleFinding {
