@@ -111,12 +111,12 @@ async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOpt
   }
 }
 
-/** validate -> load -> plan -> preflight (health, membership, no learner) -> mint -> render -> member add (as a learner unless --voter) -> render with its ID -> write. */
 /** Holds the folder's lock from the first read to the last write. */
 export function runAddMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   return withClusterFolderLock(flags, context, 'add-member', () => addMember(flags, context));
 }
 
+/** validate -> load -> plan -> preflight (health, membership, no learner) -> mint -> render -> member add (as a learner unless --voter) -> render with its ID -> write. */
 async function addMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
   const folder = loadClusterFolder(flags, context);
@@ -150,11 +150,10 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
   renderUserData(plan, pki, newMember.name); // render and check now: nothing has changed in the cluster yet
 
   let memberId = alreadyAdded?.ID;
-  let joinedAsLearner = alreadyAdded ? alreadyAdded.isLearner === true : learner;
+  const joinedAsLearner = alreadyAdded ? alreadyAdded.isLearner === true : learner;
   if (!memberId) {
     const added = await addWithRetry(endpoint, joining.peerUrl, client, learner);
     memberId = added.member?.ID ?? '0';
-    joinedAsLearner = learner;
   }
   const finalPlan = withJoiningMember(basePlan, newMember.name, joinedAsLearner ? hexMemberId(memberId) : undefined);
   const joined = finalPlan.members.find((member) => member.name === newMember.name)!;

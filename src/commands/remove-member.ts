@@ -17,12 +17,12 @@ export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
-/** validate -> load -> plan -> member remove (asked of the other members) -> write cluster.json without it. */
 /** Holds the folder's lock from the first read to the last write. */
 export function runRemoveMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   return withClusterFolderLock(flags, context, 'remove-member', () => removeMember(flags, context));
 }
 
+/** validate -> load -> plan -> member remove (asked of the other members) -> write cluster.json without it. */
 async function removeMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
   const folder = loadClusterFolder(flags, context);

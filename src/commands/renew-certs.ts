@@ -28,12 +28,12 @@ function parseCertDays(flags: ParsedOptions, fallback: number): number {
   return Number(raw);
 }
 
-/** validate -> load -> mint (same CA, same profiles) -> render (install scripts, user-data) -> write. */
 /** Holds the folder's lock from the first read to the last write. */
 export function runRenewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
   return withClusterFolderLock(flags, context, 'renew-certs', () => renewCerts(flags, context));
 }
 
+/** validate -> load -> mint (same CA, same profiles) -> render (install scripts, user-data) -> write. */
 async function renewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const folder = loadClusterFolder(flags, context);
   const { plan } = folder;
