@@ -99,7 +99,7 @@ describe('bake-etcd.sh in a root filesystem', () => {
 });
 
 describe('baked user-data on the baked root filesystem', () => {
-  /** What cloud-init does with the user-data, minus users (the image has etcd) and systemd (recorded by a stub). */
+  /** What cloud-init does with the user-data, minus users (the image has etcd) and systemctl (recorded by a stub). */
   async function firstBoot(etcdVersion: string) {
     const root = join(scratch, `boot-${etcdVersion}`);
     await rm(root, { recursive: true, force: true });
@@ -119,7 +119,10 @@ describe('baked user-data on the baked root filesystem', () => {
     }
     await writeFile(join(root, 'usr/local/sbin/systemctl'), '#!/bin/sh\necho "systemctl $*" >>/tmp/systemctl.log\n', { mode: 0o755 });
     const [shell, flag, script] = userData.runcmd[0] as [string, string, string];
-    const runcmd = await runProgram('chroot', [root, shell, flag, script], { env: CHROOT_ENV });
+    // systemd-tmpfiles wants /proc: a private mount namespace gives the chroot one that goes away with it.
+    await mkdir(join(root, 'proc'), { recursive: true });
+    const inChroot = 'mount -t proc proc "$1/proc" && exec chroot "$@"';
+    const runcmd = await runProgram('unshare', ['--mount', '--pid', '--fork', 'sh', '-c', inChroot, 'sh', root, shell, flag, script], { env: CHROOT_ENV });
     const systemctl = existsSync(join(root, 'tmp/systemctl.log')) ? await readFile(join(root, 'tmp/systemctl.log'), 'utf8') : '';
     return { runcmd, systemctl };
   }
@@ -128,6 +131,15 @@ describe('baked user-data on the baked root filesystem', () => {
     const { runcmd, systemctl } = await firstBoot('v3.4.23');
     expect(runcmd).toEqual({ code: 0, stdout: 'etcd-cloudinit: etcd v3.4.23 is installed in /usr/local/bin\n', stderr: '' });
     expect(systemctl).toBe('systemctl daemon-reload\nsystemctl enable etcd.service\nsystemctl start --no-block etcd.service\nsystemctl enable --now etcd-snapshot.timer\n');
+  });
+
+  it('makes the snapshot folder from tmpfiles.d with the real systemd-tmpfiles: etcd owns it, 0700', async () => {
+    await firstBoot('v3.4.23');
+    const root = join(scratch, 'boot-v3.4.23');
+    const etcdUid = Number((await readFile(join(root, 'etc/passwd'), 'utf8')).match(/^etcd:x:(\d+):/m)![1]);
+    const folder = statSync(join(root, NODE_PATHS.backupDir));
+    expect(folder.isDirectory()).toBe(true);
+    expect([folder.uid, folder.mode & 0o7777]).toEqual([etcdUid, 0o700]);
   });
 
   it('fails the runcmd before touching systemd when the image has another version', async () => {

@@ -2,8 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-/** What bake-etcd.sh and install-etcd.sh call, plus the etcd they install (Debian's is dynamically linked). */
-const PROGRAMS = ['sh', 'cat', 'chmod', 'curl', 'cut', 'getent', 'gzip', 'install', 'ls', 'mkdir', 'mktemp', 'mawk', 'rm', 'sed', 'sha256sum', 'tar', 'uname', 'useradd', 'nologin', 'etcd'];
+/**
+ * What bake-etcd.sh and install-etcd.sh call, plus the etcd they install (Debian's is dynamically linked),
+ * plus systemd-tmpfiles, which the user-data's runcmd calls to make the snapshot folder.
+ */
+const PROGRAMS = ['sh', 'cat', 'chmod', 'curl', 'cut', 'getent', 'gzip', 'install', 'ls', 'mkdir', 'mktemp', 'mawk', 'rm', 'sed', 'sha256sum', 'tar', 'uname', 'useradd', 'nologin', 'etcd', 'systemd-tmpfiles'];
 
 /**
  * A small root filesystem made of this machine's own programs and libraries: enough to run the bake
