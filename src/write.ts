@@ -30,6 +30,16 @@ export function readExistingPki(outDir: string): Map<string, Partial<KeyPairPem>
   return existing;
 }
 
+/** A JSON file of ours that may be absent or damaged: undefined then, so the caller decides what that means. */
+export function readJsonIfValid<T>(path: string): T | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Writes the whole folder atomically: everything goes to a temporary sibling, which then replaces
  * the old folder by rename. A failure part-way leaves the old folder (or nothing) as it was.

@@ -131,6 +131,22 @@ describe('bad input: clear error, exit code, nothing written', () => {
     expect(readdirSync(join(cwd, 'out'))).toEqual(['etcd']);
   });
 
+  it.each([
+    ['null', 'null\n'],
+    ['not JSON', '{"clusterName": "etcd", '],
+  ])('rewrites a damaged cluster.json (%s) with the CA kept', async (_label, damaged) => {
+    const cwd = workDir();
+    expect((await runCli(['gen-userdata', '--ips', IPS, '--key-size', '2048'], cwd)).code).toBe(0);
+    const clusterJson = join(cwd, 'out', 'etcd', 'cluster.json');
+    const caKey = readFileSync(join(cwd, 'out', 'etcd', 'pki', 'ca.key'), 'utf8');
+    writeFileSync(clusterJson, damaged);
+    const run = await runCli(['gen-userdata', '--ips', IPS, '--key-size', '2048'], cwd);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect((JSON.parse(readFileSync(clusterJson, 'utf8')) as { members: unknown[] }).members).toHaveLength(3);
+    expect(readFileSync(join(cwd, 'out', 'etcd', 'pki', 'ca.key'), 'utf8')).toBe(caKey);
+  });
+
   it('fails the write phase without leaving a half-filled folder', async () => {
     const cwd = workDir();
     // A file where the output folder's parent should be: the write cannot even start.

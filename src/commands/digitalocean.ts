@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { CommandContext } from '../context.js';
@@ -6,7 +6,7 @@ import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
 import { planCluster } from '../plan.js';
-import { PUBLIC_MODE, withFolderLock, writeOutputFile } from '../write.js';
+import { PUBLIC_MODE, readJsonIfValid, withFolderLock, writeOutputFile } from '../write.js';
 import { createDigitalOceanApi, DigitalOceanApiError, resolveDigitalOceanConfig, type DigitalOceanApi } from '../digitalocean/client.js';
 import {
   clusterTag,
@@ -210,7 +210,7 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
         `droplets ${names(existing)} of cluster ${spec.clusterName} exist, but ${outDirShown}/pki/ca.key does not: new members would get another CA and never join. Run from the folder that holds ${outDirShown}/ (or --out), or destroy the cluster and create it again`,
       );
     }
-    const before = readJson<{ initialCluster?: string }>(join(outDir, 'cluster.json'));
+    const before = readJsonIfValid<{ initialCluster?: string }>(join(outDir, 'cluster.json'));
     if (before?.initialCluster !== undefined && before.initialCluster !== plan.initialCluster) {
       throw new CliError(
         'preflight',
@@ -298,16 +298,7 @@ interface StateFile {
   members?: { dropletName?: string }[];
 }
 
-function readJson<T>(path: string): T | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-const readState = (outDir: string) => readJson<StateFile>(join(outDir, STATE_FILE));
+const readState = (outDir: string) => readJsonIfValid<StateFile>(join(outDir, STATE_FILE));
 
 async function ttyConfirm(question: string): Promise<boolean | undefined> {
   if (!process.stdin.isTTY) return undefined;

@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandContext } from '../context.js';
 import { CliError, usageError } from '../errors.js';
@@ -9,7 +8,7 @@ import { mintPki, type ClusterPki } from '../pki/mint.js';
 import { clusterToken, planCluster, type ClusterPlan } from '../plan.js';
 import { installSource, renderUserData } from '../render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
-import { readExistingPki, withFolderLock, writeOutputFolder } from '../write.js';
+import { readExistingPki, readJsonIfValid, withFolderLock, writeOutputFolder } from '../write.js';
 
 /** The cluster options shared by every command that generates a cluster's files. */
 export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
@@ -71,14 +70,12 @@ export function validateClusterFlags(flags: ParsedOptions, context: CommandConte
  * the members, so the two disagree exactly when membership has changed since bootstrap.
  */
 function checkNoDay2Changes(plan: ClusterPlan, force: boolean): void {
-  const path = join(plan.outDir, 'cluster.json');
-  if (force || !existsSync(path)) return;
-  let record: { clusterName?: unknown; initialCluster?: unknown; initialClusterToken?: unknown; members?: { name?: unknown; ip?: unknown; hostname?: unknown }[] };
-  try {
-    record = JSON.parse(readFileSync(path, 'utf8')) as typeof record;
-  } catch {
-    return; // not ours to judge; the write replaces it
-  }
+  if (force) return;
+  // Absent or unreadable: not ours to judge; the write replaces it.
+  const record = readJsonIfValid<{ clusterName?: unknown; initialCluster?: unknown; initialClusterToken?: unknown; members?: { name?: unknown; ip?: unknown; hostname?: unknown }[] }>(
+    join(plan.outDir, 'cluster.json'),
+  );
+  if (!record) return;
   if (typeof record.clusterName !== 'string' || typeof record.initialCluster !== 'string' || typeof record.initialClusterToken !== 'string') return;
   if (record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
   const members = (record.members ?? []).map((member) => `${String(member.name)} (${String(member.ip ?? member.hostname)})`).join(', ');
