@@ -6,8 +6,8 @@ import { etcdBakeStep } from '../support/bake.js';
 import { buildEtcdMirror } from '../support/etcd-mirror.js';
 import { startTestCluster } from './cluster.js';
 import { waitFor } from './exec.js';
-import { diagnoseConsole, readCloudInitVerdict } from './guest-console.js';
-import { useTestCluster } from './suite.js';
+import { readCloudInitVerdict } from './guest-console.js';
+import { expectCloudInitDone, useTestCluster } from './suite.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
@@ -38,11 +38,7 @@ describe('gen-userdata --install baked boots 3 VMs from a baked image into a hea
 
   it('checked the baked version at boot, and cloud-init finished with no failed module', async () => {
     for (const member of suite.cluster.members) {
-      const verdict = await waitFor(`cloud-init's verdict on ${member.name}'s console`, async () => readCloudInitVerdict(member.vm.console()), {
-        timeoutMs: 5 * 60_000,
-        intervalMs: 5_000,
-      });
-      expect(verdict, `${member.name}: ${JSON.stringify(diagnoseConsole(member.vm.console()))}`).toEqual({ status: 'done', errors: [], failedModules: [] });
+      await expectCloudInitDone(member);
       expect(member.vm.console(), member.name).toContain(`etcd-cloudinit: etcd ${VERSION} is installed in /usr/local/bin`);
       expect(member.vm.console(), member.name).not.toContain('etcd-cloudinit: installed etcd');
     }
@@ -56,12 +52,7 @@ describe('gen-userdata --install baked boots 3 VMs from a baked image into a hea
 
   it('reads through member 3 what was written through member 1', async (context) => {
     skipUnlessHealthy(context);
-    const [first, , third] = suite.cluster.members;
-    const put = await suite.cluster.etcdctl(['put', 'e2e/baked', 'from a baked image'], [first!.clientUrl]);
-    expect(put.code, put.stderr).toBe(0);
-    const get = await suite.cluster.etcdctl(['get', 'e2e/baked', '--print-value-only'], [third!.clientUrl]);
-    expect(get.code, get.stderr).toBe(0);
-    expect(get.stdout.trim()).toBe('from a baked image');
+    await suite.expectReplicated('e2e/baked', 'from a baked image');
   });
 });
 

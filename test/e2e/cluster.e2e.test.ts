@@ -6,8 +6,8 @@ import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMem
 import { waitFor } from './exec.js';
 import { NODE_PATHS } from '../../src/plan.js';
 import { JOINER_IP } from './cluster.js';
-import { diagnoseConsole, readCloudInitVerdict, readSavedSnapshot } from './guest-console.js';
-import { useTestCluster } from './suite.js';
+import { readSavedSnapshot } from './guest-console.js';
+import { expectCloudInitDone, useTestCluster } from './suite.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
@@ -80,18 +80,7 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
   });
 
   it('finished cloud-init with status done, no failed module and no schema warning in every guest', async () => {
-    for (const member of suite.cluster.members) {
-      const verdict = await waitFor(`cloud-init's verdict on ${member.name}'s console`, async () => readCloudInitVerdict(member.vm.console()), {
-        timeoutMs: 5 * 60_000,
-        intervalMs: 5_000,
-      });
-      expect(verdict, `${member.name}: ${JSON.stringify(diagnoseConsole(member.vm.console()))}`).toEqual({
-        status: 'done',
-        errors: [],
-        failedModules: [],
-        schemaWarning: undefined,
-      });
-    }
+    for (const member of suite.cluster.members) await expectCloudInitDone(member);
   });
 
   it('saves a scheduled snapshot on every member: the systemd timer fires and etcdctl snapshot save succeeds', async (context) => {

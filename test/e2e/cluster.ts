@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, runAllowingFailure, waitFor, type RunResult } from './exec.js';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { run, runAllowingFailure, startLogged, waitFor, type RunResult } from './exec.js';
 import type { ClientIdentity } from './certificates.js';
 import { etcdctl, startedMembers } from './etcd-client.js';
 import { diagnoseConsole, type ConsoleFinding } from './guest-console.js';
@@ -21,6 +23,10 @@ const MIRROR_PORT = 8080;
 const MEMBER_IPS = ['10.77.0.11', '10.77.0.12', '10.77.0.13'];
 /** The address a member added later (add-member) boots with: its tap exists from the start. */
 export const JOINER_IP = '10.77.0.14';
+/** DNS-member mode: DigitalOcean's metadata service address, reached on-link from a link-local address as on a droplet. */
+const METADATA_ADDRESS = '169.254.169.254';
+const linkLocalOf = (ip: string) => `169.254.77.${ip.split('.')[3]}`;
+const METADATA_SERVER_SCRIPT = fileURLToPath(new URL('./metadata-server.mjs', import.meta.url));
 
 export interface Member {
   name: string;
@@ -47,6 +53,12 @@ export interface TestClusterOptions {
   bake?: BakeStep;
   extraGenUserDataArgs?: string[];
   memoryMiB?: number;
+  /**
+   * DNS-member mode (gen-userdata --hostnames) with names <member>.<dnsDomain>. The harness plays the
+   * cloud: A records (the guests' /etc/hosts from vendor-data; the namespace's own hosts file for the
+   * host-side etcdctl) and a metadata service that tells each guest its private IPv4.
+   */
+  dnsDomain?: string;
 }
 
 export interface TestCluster {
@@ -81,7 +93,11 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   await buildEtcdMirror(mirrorRoot, DEBIAN_ETCD_RELEASE);
   const releaseUrl = `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`;
 
-  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, options.extraGenUserDataArgs ?? []);
+  const memberNames = MEMBER_IPS.map((_, index) => `etcd${index + 1}`);
+  const hostOf = (name: string, ip: string) => (options.dnsDomain === undefined ? ip : `${name}.${options.dnsDomain}`);
+  const memberArgs =
+    options.dnsDomain === undefined ? ['--ips', MEMBER_IPS.join(',')] : ['--hostnames', memberNames.map((name, index) => hostOf(name, MEMBER_IPS[index]!)).join(',')];
+  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, [...memberArgs, ...(options.extraGenUserDataArgs ?? [])], memberNames);
   if (options.alterGenerated !== undefined) await options.alterGenerated(generated, join(runDir, 'altered'));
 
   const namespace = `e2e-etcd-${process.pid}`;
@@ -94,10 +110,13 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   });
   const members: Member[] = [];
   let mirror: MirrorServer | undefined;
+  let metadataServer: ReturnType<typeof startLogged> | undefined;
   const teardown = async (outcome: 'passed' | 'failed'): Promise<void> => {
     for (const member of members) await member.vm.kill();
     if (mirror !== undefined) mirror.process.kill('SIGKILL');
+    metadataServer?.kill('SIGKILL');
     await destroyTestNetwork(namespace);
+    removeNetnsEtcDir(namespace);
     cleanup.disarm();
     if (outcome === 'passed') {
       // Overlays are gigabytes of sparse disk; consoles and logs are small and stay for reading.
@@ -110,24 +129,38 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   try {
     mirror = await serveMirror(network, mirrorRoot, MIRROR_PORT, join(runDir, 'mirror.log'));
     cleanup.track(mirror.process.pid);
+    const hostsFile = ['127.0.0.1 localhost', ...MEMBER_IPS.map((ip, index) => `${ip} ${hostOf(memberNames[index]!, ip)}`), ''].join('\n');
+    let vendorData: string | undefined;
+    if (options.dnsDomain !== undefined) {
+      // `ip netns exec` puts /etc/netns/<namespace>/hosts over /etc/hosts for what runs inside.
+      await mkdir(netnsEtcDir(namespace), { recursive: true });
+      await writeFile(join(netnsEtcDir(namespace), 'hosts'), hostsFile);
+      vendorData = `#cloud-config\n${toYaml({ bootcmd: [['sh', '-c', `cat >/etc/hosts <<'EOF'\n${hostsFile}EOF`]] })}`;
+      await run(network.inside(['ip', 'addr', 'add', `${METADATA_ADDRESS}/16`, 'dev', network.bridge]));
+      const table = MEMBER_IPS.map((ip) => `${linkLocalOf(ip)}=${ip}`).join(',');
+      metadataServer = startLogged(network.inside(['node', METADATA_SERVER_SCRIPT, METADATA_ADDRESS, '80', table]), join(runDir, 'metadata.log'));
+      cleanup.track(metadataServer.pid);
+    }
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
 
     const createMember = async (name: string, ip: string, tap: string): Promise<Member> => {
       const macAddress = `52:54:00:77:00:${ip.split('.')[3]}`;
       const userData = await readFile(join(generated.userDataDir, `${name}.yaml`), 'utf8');
+      const dnsMode = options.dnsDomain === undefined ? {} : { extraAddressCidrs: [`${linkLocalOf(ip)}/16`], vendorData };
       const seedIso = await writeSeedIso(
-        { instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` },
+        { instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}`, ...dnsMode },
         runDir,
       );
       const vm = new Vm({ name, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
       await vm.createDisk();
-      const member = { name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm };
+      const host = hostOf(name, ip);
+      const member = { name, ip, clientUrl: `https://${host}:2379`, peerUrl: `https://${host}:2380`, vm };
       members.push(member);
       return member;
     };
     for (const [index, ip] of MEMBER_IPS.entries()) {
-      await createMember(generated.memberNames[index] ?? `etcd${index + 1}`, ip, network.taps[index] ?? '');
+      await createMember(memberNames[index]!, ip, network.taps[index] ?? '');
     }
     const vmsStartedAt = Date.now();
     for (const member of members) {
@@ -181,14 +214,13 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   }
 }
 
-async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string, extraArgs: string[]): Promise<GeneratedCluster> {
+async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string, extraArgs: string[], memberNames: string[]): Promise<GeneratedCluster> {
   const cli = join(repoRoot, 'bin', 'etcd-cloudinit.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm ci` (or `npm run build`) first');
   // Exactly as a user would run it; only the release URL points at the local mirror.
   await run(
     [
       process.execPath, cli, 'gen-userdata',
-      '--ips', MEMBER_IPS.join(','),
       '--cluster-name', CLUSTER_NAME,
       '--out', outDir,
       '--etcd-version', DEBIAN_ETCD_RELEASE.version,
@@ -202,7 +234,6 @@ async function generateUserData(repoRoot: string, outDir: string, releaseUrl: st
     { cwd: repoRoot, timeoutMs: 5 * 60_000 },
   );
   const clusterDir = join(outDir, CLUSTER_NAME);
-  const memberNames = MEMBER_IPS.map((_, index) => `etcd${index + 1}`);
   return { outDir: clusterDir, pkiDir: join(clusterDir, 'pki'), userDataDir: join(clusterDir, 'user-data'), memberNames };
 }
 
@@ -260,6 +291,7 @@ class EmergencyCleanup {
       }
     }
     spawnSync('ip', ['netns', 'del', this.namespace]);
+    removeNetnsEtcDir(this.namespace);
   };
 
   // vitest stops a worker with SIGTERM on timeout or Ctrl-C; Node's default then skips 'exit' handlers.
@@ -282,5 +314,20 @@ class EmergencyCleanup {
     process.off('exit', this.onExit);
     process.off('SIGTERM', this.onSignal);
     process.off('SIGINT', this.onSignal);
+  }
+}
+
+/** Files here replace /etc's for commands run with `ip netns exec <namespace>`. */
+function netnsEtcDir(namespace: string): string {
+  return join('/etc/netns', namespace);
+}
+
+/** Ours, and /etc/netns too once nothing else is in it. */
+function removeNetnsEtcDir(namespace: string): void {
+  rmSync(netnsEtcDir(namespace), { recursive: true, force: true });
+  try {
+    rmdirSync('/etc/netns');
+  } catch {
+    // not empty (another namespace's files), or never made
   }
 }

@@ -10,6 +10,10 @@ export interface SeedSpec {
   macAddress: string;
   // e.g. 10.77.0.11/24; the network-config stands in for the cloud's network, it is not product output
   addressCidr: string;
+  // More addresses on the same interface, e.g. a link-local one to reach a metadata service on-link.
+  extraAddressCidrs?: readonly string[];
+  // The cloud's own cloud-config (NoCloud vendor-data), e.g. the DNS records the user would create.
+  vendorData?: string;
 }
 
 export function renderMetaData(seed: SeedSpec): string {
@@ -24,7 +28,7 @@ export function renderNetworkConfig(seed: SeedSpec): string {
     '    match:',
     `      macaddress: "${seed.macAddress}"`,
     '    set-name: eth0',
-    `    addresses: [${seed.addressCidr}]`,
+    `    addresses: [${[seed.addressCidr, ...(seed.extraAddressCidrs ?? [])].join(', ')}]`,
     '',
   ].join('\n');
 }
@@ -36,6 +40,7 @@ export async function writeSeedIso(seed: SeedSpec, dir: string): Promise<string>
   await writeFile(join(contents, 'user-data'), seed.userData);
   await writeFile(join(contents, 'meta-data'), renderMetaData(seed));
   await writeFile(join(contents, 'network-config'), renderNetworkConfig(seed));
+  if (seed.vendorData !== undefined) await writeFile(join(contents, 'vendor-data'), seed.vendorData);
   const iso = join(dir, `${seed.hostname}-seed.iso`);
   await run(['genisoimage', '-quiet', '-output', iso, '-volid', 'cidata', '-joliet', '-rock', contents]);
   return iso;
