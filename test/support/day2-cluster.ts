@@ -4,14 +4,14 @@
  * paths moved). What it adds: members by name that can be stopped, restarted on the files
  * now on their root (after an install script changed them), or provisioned later (add-member).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { memberHealth } from '../../src/etcd/client.js';
 import { NODE_PATHS } from '../../src/plan.js';
 import { runCli, tempDir, type CliRun } from './cli.js';
-import { adminTls, etcdctl, loopbackBlock, materializeMember, readMemberUserData, stopMember, tailOf, type EtcdctlResult, type LocalMember } from './local-cluster.js';
+import { adminTls, etcdctl, loopbackBlock, materializeMember, readMemberUserData, spawnLogged, stopMember, tailOf, type EtcdctlResult, type LocalMember } from './local-cluster.js';
 
 /** The etcd release of Debian's binaries: generated configs must match it. */
 export const LOCAL_ETCD_VERSION = 'v3.4.23';
@@ -150,12 +150,8 @@ export class Day2Cluster {
     const member = this.member(name);
     if (member.running?.process) throw new Error(`${name} is already running`);
     const logFile = join(member.root, 'etcd.log');
-    const log = createWriteStream(logFile, { flags: 'a' });
-    const [binary, ...args] = member.command as [string, ...string[]];
-    const child: ChildProcess = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    member.running = { name, root: member.root, configFile: args[args.indexOf('--config-file') + 1] ?? '', logFile, process: child };
+    const configFile = member.command[member.command.indexOf('--config-file') + 1] ?? '';
+    member.running = { name, root: member.root, configFile, logFile, process: spawnLogged(member.command, logFile) };
   }
 
   async stop(name: string): Promise<void> {

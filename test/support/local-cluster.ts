@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -67,15 +67,21 @@ export function materializeMember(member: MemberFiles, root: string): { configFi
   return { configFile: join(root, configNodePath), command };
 }
 
-export function startMember(member: MemberFiles, root: string): LocalMember {
-  const { configFile, command } = materializeMember(member, root);
-  const logFile = join(root, 'etcd.log');
-  const log = createWriteStream(logFile, { flags: 'a' });
+/** Runs an etcd command line with its output appended to `logFile`, which exists once this returns. */
+export function spawnLogged(command: readonly string[], logFile: string): ChildProcess {
+  // Opened here, not by the stream later, so a test can read the log straight away.
+  const log = createWriteStream(logFile, { fd: openSync(logFile, 'a') });
   const [binary, ...args] = command as [string, ...string[]];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-  return { name: member.name, root, configFile, logFile, process: child };
+  return child;
+}
+
+export function startMember(member: MemberFiles, root: string): LocalMember {
+  const { configFile, command } = materializeMember(member, root);
+  const logFile = join(root, 'etcd.log');
+  return { name: member.name, root, configFile, logFile, process: spawnLogged(command, logFile) };
 }
 
 /** Restart a member on the same files and data dir. */
