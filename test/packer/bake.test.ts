@@ -124,7 +124,7 @@ describe('baked user-data on the baked root filesystem', () => {
     const inChroot = 'mount -t proc proc "$1/proc" && exec chroot "$@"';
     const runcmd = await runProgram('unshare', ['--mount', '--pid', '--fork', 'sh', '-c', inChroot, 'sh', root, shell, flag, script], { env: CHROOT_ENV });
     const systemctl = existsSync(join(root, 'tmp/systemctl.log')) ? await readFile(join(root, 'tmp/systemctl.log'), 'utf8') : '';
-    return { runcmd, systemctl };
+    return { runcmd, systemctl, root, etcdUid: Number(etcdIds[1]) };
   }
 
   it('passes the check and enables and starts etcd when the versions agree', async () => {
@@ -134,9 +134,7 @@ describe('baked user-data on the baked root filesystem', () => {
   });
 
   it('makes the snapshot folder from tmpfiles.d with the real systemd-tmpfiles: etcd owns it, 0700', async () => {
-    await firstBoot('v3.4.23');
-    const root = join(scratch, 'boot-v3.4.23');
-    const etcdUid = Number((await readFile(join(root, 'etc/passwd'), 'utf8')).match(/^etcd:x:(\d+):/m)![1]);
+    const { root, etcdUid } = await firstBoot('v3.4.23');
     const folder = statSync(join(root, NODE_PATHS.backupDir));
     expect(folder.isDirectory()).toBe(true);
     expect([folder.uid, folder.mode & 0o7777]).toEqual([etcdUid, 0o700]);
