@@ -94,9 +94,10 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   const releaseUrl = `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`;
 
   const memberNames = MEMBER_IPS.map((_, index) => `etcd${index + 1}`);
+  // What clients and peers dial: the address, or in DNS-member mode the member's name.
   const hostOf = (name: string, ip: string) => (options.dnsDomain === undefined ? ip : `${name}.${options.dnsDomain}`);
-  const memberArgs =
-    options.dnsDomain === undefined ? ['--ips', MEMBER_IPS.join(',')] : ['--hostnames', memberNames.map((name, index) => hostOf(name, MEMBER_IPS[index]!)).join(',')];
+  const memberHosts = MEMBER_IPS.map((ip, index) => hostOf(memberNames[index]!, ip));
+  const memberArgs = options.dnsDomain === undefined ? ['--ips', MEMBER_IPS.join(',')] : ['--hostnames', memberHosts.join(',')];
   const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, [...memberArgs, ...(options.extraGenUserDataArgs ?? [])], memberNames);
   if (options.alterGenerated !== undefined) await options.alterGenerated(generated, join(runDir, 'altered'));
 
@@ -129,9 +130,9 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   try {
     mirror = await serveMirror(network, mirrorRoot, MIRROR_PORT, join(runDir, 'mirror.log'));
     cleanup.track(mirror.process.pid);
-    const hostsFile = ['127.0.0.1 localhost', ...MEMBER_IPS.map((ip, index) => `${ip} ${hostOf(memberNames[index]!, ip)}`), ''].join('\n');
     let vendorData: string | undefined;
     if (options.dnsDomain !== undefined) {
+      const hostsFile = ['127.0.0.1 localhost', ...MEMBER_IPS.map((ip, index) => `${ip} ${memberHosts[index]}`), ''].join('\n');
       // `ip netns exec` puts /etc/netns/<namespace>/hosts over /etc/hosts for what runs inside.
       await mkdir(netnsEtcDir(namespace), { recursive: true });
       await writeFile(join(netnsEtcDir(namespace), 'hosts'), hostsFile);
