@@ -43,16 +43,20 @@ export interface LocalMember {
   process: ChildProcess | undefined;
 }
 
+/** Node paths (/etc/..., /var/...) in a YAML file as they are under `root`. */
+export function relocateNodePaths(text: string, root: string): string {
+  return text.replace(/(["\s:=])(\/(?:etc|var)\/[^\s",]+)/g, (_all, lead: string, path: string) => `${lead}${root}${path}`);
+}
+
 /**
  * Lays out one member's files under `root` exactly as write_files would on a node, changing only
  * file paths (node path -> root + node path, the etcd binary -> Debian's), and returns how to run it.
  */
 export function materializeMember(member: MemberFiles, root: string): { configFile: string; command: string[] } {
-  const relocate = (text: string) => text.replace(/(["\s:=])(\/(?:etc|var)\/[^\s",]+)/g, (_all, lead: string, path: string) => `${lead}${root}${path}`);
   for (const file of member.files.values()) {
     const target = join(root, file.path);
     mkdirSync(join(target, '..'), { recursive: true });
-    const content = file.path.endsWith('.yaml') ? relocate(file.content) : file.content;
+    const content = file.path.endsWith('.yaml') ? relocateNodePaths(file.content, root) : file.content;
     writeFileSync(target, content, { mode: Number.parseInt(file.permissions ?? '0644', 8) });
   }
   const configNodePath = member.execStart[member.execStart.indexOf('--config-file') + 1];

@@ -1,0 +1,363 @@
+/**
+ * Real etcd clusters on one loopback /24, made the three ways a user makes them: members by IP
+ * (gen-userdata --ips), members by DNS name (gen-userdata --domain), and droplets made by
+ * create-droplets against the fake DigitalOcean API, booted from the user-data the API received.
+ * Every member, etcdctl and the CLI run in a mount namespace whose /etc/hosts is this workspace's
+ * hosts file, so member names resolve to loopback addresses and the machine's own file is untouched.
+ */
+import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { parse as parseYaml } from 'yaml';
+import { NODE_PATHS } from '../../src/plan.js';
+import { startFakeDigitalOcean, type FakeDigitalOcean, type FakeDroplet } from '../digitalocean/fake-api.js';
+import { CLI, tempDir, type CliRun } from './cli.js';
+import { LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess } from './day2-cluster.js';
+import {
+  adminTls,
+  ETCD_BIN,
+  ETCDCTL_BIN,
+  loopbackBlock,
+  readMemberUserData,
+  relocateNodePaths,
+  spawnLogged,
+  stopMember,
+  tailOf,
+  type LocalMember,
+} from './local-cluster.js';
+
+export type ClusterKind = 'ip' | 'dns' | 'do';
+
+/** The zone of the DNS-member and droplet clusters. */
+export const LOOP_DOMAIN = 'loop.test';
+
+/** What a node uses as "this member" on its own loopback; here all members share one loopback. */
+const NODE_LOCAL_CLIENT_URL = 'https://127.0.0.1:2379';
+
+const KEYS = ['--etcd-version', LOCAL_ETCD_VERSION, '--key-size', '2048'];
+
+/** Short polls: the fake's droplets turn active within a second. */
+export const DO_POLL_ARGS = ['--poll-interval', '0.05', '--wait-timeout', '20'];
+
+interface Member {
+  readonly name: string;
+  readonly ip: string;
+  /** Set when the member is addressed by DNS name. */
+  readonly hostname: string | undefined;
+  readonly clientUrl: string;
+  readonly root: string;
+  readonly configFile: string;
+  /** DNS-member mode: the unit drop-in's ExecStartPre, with the stand-in metadata service's URL. */
+  readonly listenAddressCommand: readonly string[] | undefined;
+  running: LocalMember | undefined;
+}
+
+export class LoopbackCluster {
+  readonly clusterName = 'etcd';
+  private readonly members = new Map<string, Member>();
+  /** hostname -> IPv4, as written to the hosts file. */
+  private hosts = new Map<string, string>();
+  private readonly metadataServers: Server[] = [];
+
+  private constructor(
+    readonly kind: ClusterKind,
+    readonly workDir: string,
+    /** `127.a.b`: address n of the block is `${prefix}.${n}`. */
+    readonly prefix: string,
+    /** The fake DigitalOcean API ('do' only). */
+    readonly fake: FakeDigitalOcean | undefined,
+  ) {}
+
+  /** A workspace with the cluster's folder made as a user would (gen-userdata or create-droplets); no member runs yet. */
+  static async create(kind: ClusterKind): Promise<LoopbackCluster> {
+    const prefix = loopbackBlock(1)[0]!.replace(/\.\d+$/, '');
+    const fake = kind === 'do' ? await startFakeDigitalOcean({ domains: [LOOP_DOMAIN] }) : undefined;
+    const cluster = new LoopbackCluster(kind, tempDir(`loopback-${kind}`), prefix, fake);
+    try {
+      cluster.writeHosts();
+      const args = {
+        ip: ['gen-userdata', '--ips', [1, 2, 3].map((index) => cluster.ip(index)).join(','), ...KEYS],
+        dns: ['gen-userdata', '--domain', LOOP_DOMAIN, ...KEYS],
+        do: ['create-droplets', '--domain', LOOP_DOMAIN, '--region', 'nyc3', '--vpc-range', `${prefix}.0/24`, ...KEYS, ...DO_POLL_ARGS],
+      }[kind];
+      const result = await cluster.cli(args);
+      if (result.code !== 0) throw new Error(`${args[0]} failed (${result.code}): ${result.stderr}`);
+    } catch (error) {
+      await cluster.cleanup();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get outDir(): string {
+    return join(this.workDir, 'out', this.clusterName);
+  }
+
+  get hostsFile(): string {
+    return join(this.workDir, 'hosts');
+  }
+
+  ip(index: number): string {
+    return `${this.prefix}.${index}`;
+  }
+
+  pkiFile(file: string): string {
+    return join(this.outDir, 'pki', file);
+  }
+
+  userDataPath(name: string): string {
+    return join(this.outDir, 'user-data', `${name}.yaml`);
+  }
+
+  /** The droplet the fake API holds for a member ('do' only). */
+  droplet(name: string): FakeDroplet | undefined {
+    return [...(this.fake?.droplets.values() ?? [])].find((droplet) => droplet.name === `${this.clusterName}-${name}`);
+  }
+
+  private member(name: string): Member {
+    const member = this.members.get(name);
+    if (!member) throw new Error(`member ${name} was not booted`);
+    return member;
+  }
+
+  clientUrl(name: string): string {
+    return this.member(name).clientUrl;
+  }
+
+  /** argv run with the hosts file as /etc/hosts. */
+  private inNamespace(argv: readonly string[]): [string, ...string[]] {
+    return ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', this.hostsFile, ...argv];
+  }
+
+  private run(argv: readonly string[], timeoutMs?: number): Promise<CliRun> {
+    const [command, ...args] = this.inNamespace(argv);
+    return runProcess(command, args, timeoutMs);
+  }
+
+  /** The built CLI (`node bin/etcd-cloudinit.js`), run in the workspace as a user would; the fake API's token and URL for 'do'. */
+  cli(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+    const api = this.fake ? { DIGITALOCEAN_TOKEN: this.fake.token, DIGITALOCEAN_API_URL: this.fake.url } : {};
+    const assignments = Object.entries({ ...api, ...env }).map(([key, value]) => `${key}=${value}`);
+    return this.run(['env', '-C', this.workDir, ...assignments, process.execPath, CLI, ...args], 120_000);
+  }
+
+  /** Rewritten in place (same inode), so namespaces that already bound it see the change. */
+  private writeHosts(): void {
+    writeFileSync(this.hostsFile, ['127.0.0.1 localhost', ...[...this.hosts].map(([hostname, ip]) => `${ip} ${hostname}`), ''].join('\n'));
+  }
+
+  /** 'do': the names resolve as the A records the API holds say. */
+  private hostsFromApi(): void {
+    const records = (this.fake?.domains.get(LOOP_DOMAIN) ?? []).filter((record) => record.type === 'A');
+    this.hosts = new Map(records.map((record) => [record.name === '@' ? LOOP_DOMAIN : `${record.name}.${LOOP_DOMAIN}`, record.data]));
+    this.writeHosts();
+  }
+
+  /** What the member's machine was given: the user-data the API received for its droplet, or the file in out/. */
+  private userDataOf(name: string): string {
+    if (this.kind !== 'do') return readFileSync(this.userDataPath(name), 'utf8');
+    const userData = this.droplet(name)?.userData;
+    if (userData === undefined) throw new Error(`the fake API has no droplet ${this.clusterName}-${name} with user-data`);
+    return userData;
+  }
+
+  /** The member's private IPv4: the droplet's; in DNS-member mode the next free one of the block, in the hosts file; else its advertised host. */
+  private addressOf(name: string, hostname: string | undefined, host: string): string {
+    if (this.kind === 'do') {
+      this.hostsFromApi();
+      return this.droplet(name)!.privateIpv4;
+    }
+    if (!hostname) return host;
+    if (!this.hosts.has(hostname)) {
+      this.hosts.set(hostname, this.ip(this.hosts.size + 1));
+      this.writeHosts();
+    }
+    return this.hosts.get(hostname)!;
+  }
+
+  /** Lays out the member's user-data under a fresh root as cloud-init would on a new machine (node paths moved under the root). */
+  private async provision(name: string): Promise<void> {
+    const root = join(this.workDir, 'nodes', name);
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    const userDataCopy = join(root, `${name}.yaml`);
+    writeFileSync(userDataCopy, this.userDataOf(name));
+    const files = readMemberUserData(userDataCopy);
+    const config = files.files.get(NODE_PATHS.configFile) ?? files.files.get(NODE_PATHS.configTemplate);
+    const advertised = /^advertise-client-urls: "(https:\/\/([^:"]+):2379)"$/m.exec(config?.content ?? '');
+    if (!advertised) throw new Error(`${name}: no advertise-client-urls in its etcd config`);
+    const [, clientUrl, host] = advertised as unknown as [string, string, string];
+    const hostname = /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : host;
+    const ip = this.addressOf(name, hostname, host);
+
+    for (const file of files.files.values()) {
+      const target = join(root, file.path);
+      mkdirSync(dirname(target), { recursive: true });
+      const content = file.path.includes('.yaml') ? relocateNodePaths(file.content, root) : file.content;
+      // Members share this machine's loopback: none binds 127.0.0.1:2379, and each uses its own client URL as the local one.
+      writeFileSync(target, content.replaceAll(`,${NODE_LOCAL_CLIENT_URL}`, '').replaceAll(NODE_LOCAL_CLIENT_URL, clientUrl), {
+        mode: Number.parseInt(file.permissions ?? '0644', 8),
+      });
+    }
+    const configFile = join(root, files.execStart[files.execStart.indexOf('--config-file') + 1] ?? NODE_PATHS.configFile);
+    const listenAddressCommand = await this.listenAddressCommand(root, ip);
+    this.members.set(name, { name, ip, hostname, clientUrl, root, configFile, listenAddressCommand, running: undefined });
+  }
+
+  /** DNS-member mode: the drop-in's ExecStartPre (paths under root), asking a stand-in metadata service that answers `ip`. */
+  private async listenAddressCommand(root: string, ip: string): Promise<string[] | undefined> {
+    let dropIn: string;
+    try {
+      dropIn = readFileSync(join(root, NODE_PATHS.listenAddressDropIn), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const line = /^ExecStartPre=\+(.+)$/m.exec(dropIn)?.[1];
+    if (!line) throw new Error(`${NODE_PATHS.listenAddressDropIn} has no ExecStartPre=+`);
+    const [script, template, config, , placeholder] = rewriteNodePaths(line, root).split(' ');
+    const server = createServer((_req, res) => res.end(ip));
+    this.metadataServers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metadata/v1/interfaces/private/0/ipv4/address`;
+    return ['sh', script!, template!, config!, url, placeholder!];
+  }
+
+  /** A new machine for the member, booted from its user-data: etcd starts; does not wait. */
+  async boot(name: string): Promise<void> {
+    await this.provision(name);
+    await this.start(name);
+  }
+
+  /** Boots the members, every name resolving before any starts, and waits until each is healthy. */
+  async startAll(names: readonly string[]): Promise<void> {
+    for (const name of names) await this.provision(name);
+    for (const name of names) await this.start(name);
+    await this.waitHealthy(names);
+  }
+
+  /** Starts etcd on the files now under the member's root, as etcd.service would (ExecStartPre, then ExecStart); does not wait. */
+  async start(name: string): Promise<void> {
+    const member = this.member(name);
+    if (member.running?.process) throw new Error(`${name} is already running`);
+    if (member.listenAddressCommand) {
+      const filled = await this.run(member.listenAddressCommand, 60_000);
+      if (filled.code !== 0) throw new Error(`listen-address.sh for ${name} failed (${filled.code}): ${filled.stderr}`);
+    }
+    // systemd's StateDirectory=etcd with mode 0700 would create this.
+    const config = parseYaml(readFileSync(member.configFile, 'utf8')) as { 'data-dir': string };
+    mkdirSync(config['data-dir'], { recursive: true, mode: 0o700 });
+    const logFile = join(member.root, 'etcd.log');
+    const child = spawnLogged(this.inNamespace([ETCD_BIN, '--config-file', member.configFile]), logFile);
+    member.running = { name, root: member.root, configFile: member.configFile, logFile, process: child };
+  }
+
+  async stop(name: string): Promise<void> {
+    const member = this.member(name);
+    if (member.running) await stopMember(member.running);
+    member.running = undefined;
+  }
+
+  /** One HTTPS GET to the member's own address with the admin certificate, checking its name as a client would. */
+  private get(name: string, path: string, timeoutMs = 3000): Promise<{ status: number; body: string; servedSerial: string }> {
+    const member = this.member(name);
+    const tls = adminTls(join(this.outDir, 'pki'));
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: member.ip,
+          port: 2379,
+          path,
+          ...(member.hostname ? { servername: member.hostname } : {}),
+          ca: readFileSync(tls.cacert),
+          cert: readFileSync(tls.cert),
+          key: readFileSync(tls.key),
+          agent: false,
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const servedSerial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, servedSerial }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** Waits until each member answers /health with true; fails with the tail of its log. */
+  async waitHealthy(names: readonly string[], timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const name of names) {
+      const member = this.member(name);
+      let last = '';
+      for (;;) {
+        const child = member.running?.process;
+        if (!child || child.exitCode !== null) throw new Error(`${name} is not running:\n${tailOf(join(member.root, 'etcd.log'), 30)}`);
+        try {
+          const answer = await this.get(name, '/health', 2000);
+          if (answer.status === 200 && (JSON.parse(answer.body) as { health?: string }).health === 'true') break;
+          last = answer.body;
+        } catch (error) {
+          last = (error as Error).message;
+        }
+        if (Date.now() > deadline) throw new Error(`${name} not healthy after ${timeoutMs} ms (${last}):\n${tailOf(join(member.root, 'etcd.log'), 30)}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  /** The serial of the certificate the member presents in a TLS handshake now. */
+  async servedSerial(name: string): Promise<string> {
+    return (await this.get(name, '/health')).servedSerial;
+  }
+
+  /** Client URLs of the members running now. */
+  endpoints(): string[] {
+    return [...this.members.values()].filter((member) => member.running).map((member) => member.clientUrl);
+  }
+
+  /** The real etcdctl (API v3) as admin, in the namespace; never throws for a non-zero exit. */
+  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints()): Promise<CliRun> {
+    const tls = adminTls(join(this.outDir, 'pki'));
+    return this.run(
+      [ETCDCTL_BIN, `--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', `--cacert=${tls.cacert}`, `--cert=${tls.cert}`, `--key=${tls.key}`, ...args],
+      20_000,
+    );
+  }
+
+  /** Runs the member's etcd-promote.service ExecStart as the node would (paths under its root, 1 s between tries); must exit 0. */
+  async promote(name: string): Promise<string> {
+    const member = this.member(name);
+    const unit = readFileSync(join(member.root, NODE_PATHS.promoteService), 'utf8');
+    const execStart = /^ExecStart=(.+)$/m.exec(unit)?.[1];
+    if (!execStart) throw new Error(`${name}: ${NODE_PATHS.promoteService} has no ExecStart`);
+    const command = rewriteNodePaths(execStart, member.root).replace(/--attempts \d+ --interval \d+/, '--attempts 60 --interval 1');
+    const result = await this.run(['sh', ...command.split(' ')], 120_000);
+    if (result.code !== 0) throw new Error(`etcd-promote on ${name} exited ${result.code}: ${result.stderr}${result.stdout}`);
+    return result.stdout;
+  }
+
+  /** Runs out/<cluster>/renew/<name>.sh on the member's root, as root would on its machine; must exit 0. */
+  async installRenewal(name: string): Promise<string> {
+    const member = this.member(name);
+    const script = join(member.root, 'install-certs.sh');
+    writeFileSync(script, rewriteNodePaths(readFileSync(join(this.outDir, 'renew', `${name}.sh`), 'utf8'), member.root));
+    const result = await this.run(['/bin/sh', script]);
+    if (result.code !== 0) throw new Error(`renew/${name}.sh on ${name} exited ${result.code}: ${result.stderr}`);
+    return result.stdout;
+  }
+
+  /** Stops every member and stand-in this workspace started, closes the fake API, deletes the workspace; safe after a failed setup. */
+  async cleanup(): Promise<void> {
+    await Promise.all([...this.members.keys()].map((name) => this.stop(name)));
+    for (const server of this.metadataServers) server.close();
+    await this.fake?.close();
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
