@@ -1,193 +1,16 @@
-// The only module that imports @digitalocean/dots and kiota: the rest of the code speaks
-// DigitalOceanApi (our types) and DigitalOceanApiError.
-import {
-  createDigitalOceanClient,
-  DigitalOceanApiKeyAuthenticationProvider,
-  type DigitalOceanClient,
-  type Droplet,
-  type Firewall,
-  type Firewall_rule_target,
-  type Page_links,
-} from '@digitalocean/dots';
-import {
-  FetchRequestAdapter,
-  HttpClient,
-  ParametersNameDecodingHandler,
-  RedirectHandler,
-  type Middleware,
-} from '@microsoft/kiota-http-fetchlibrary';
-import type { RequestOption } from '@microsoft/kiota-abstractions';
+// The facade over @digitalocean/dots: DigitalOceanApi (our types) in, dots' models out and back.
+// Code outside src/digitalocean/ imports this module and never sees dots or kiota. Its parts:
+// types.ts, errors.ts (DigitalOceanApiError), http.ts (config, timeouts, retries) and
+// requests.ts (the bodies of changing calls).
+import type { Droplet, Firewall, Firewall_rule_target, Page_links } from '@digitalocean/dots';
+import { DigitalOceanApiError, toApiError } from './errors.js';
+import { buildClient, type ClientOptions } from './http.js';
+import { aRecordBody, dropletCreateBody, firewallBody, vpcCreateBody } from './requests.js';
+import type { DigitalOceanApi, DigitalOceanConfig, DnsRecord, DropletInfo, FirewallInfo, FirewallRule, VpcInfo } from './types.js';
 
-export const DEFAULT_API_URL = 'https://api.digitalocean.com';
-
-export interface DigitalOceanConfig {
-  token: string;
-  apiUrl: string;
-}
-
-export type DigitalOceanErrorKind =
-  | 'config'
-  | 'auth'
-  | 'forbidden'
-  | 'not-found'
-  | 'invalid'
-  | 'rate-limit'
-  | 'server'
-  | 'network'
-  | 'unexpected';
-
-/** A failed API call, with a message a user can act on; never carries the token. */
-export class DigitalOceanApiError extends Error {
-  constructor(
-    readonly kind: DigitalOceanErrorKind,
-    readonly operation: string,
-    message: string,
-    readonly status?: number,
-    readonly apiErrorId?: string,
-  ) {
-    super(message);
-    this.name = 'DigitalOceanApiError';
-  }
-}
-
-export interface DropletInfo {
-  id: number;
-  name: string;
-  status: string;
-  tags: string[];
-  region?: string;
-  vpcUuid?: string;
-  privateIpv4?: string;
-  publicIpv4?: string;
-}
-
-export interface DropletCreateRequest {
-  name: string;
-  region: string;
-  size: string;
-  /** A distribution/app slug, or a numeric snapshot/image id. */
-  image: string | number;
-  sshKeys: string[];
-  tags: string[];
-  userData: string;
-  vpcUuid: string;
-  monitoring: boolean;
-}
-
-export interface VpcInfo {
-  id: string;
-  name: string;
-  region?: string;
-  ipRange?: string;
-  description?: string;
-}
-
-export interface VpcCreateRequest {
-  name: string;
-  region: string;
-  ipRange?: string;
-  description: string;
-}
-
-export interface DnsRecord {
-  id: number;
-  type: string;
-  name: string;
-  data: string;
-  ttl?: number;
-}
-
-export interface FirewallRuleTarget {
-  addresses?: string[];
-  tags?: string[];
-}
-
-export interface FirewallRule {
-  protocol: 'tcp' | 'udp' | 'icmp';
-  ports: string;
-  targets: FirewallRuleTarget;
-}
-
-export interface FirewallSpec {
-  name: string;
-  tags: string[];
-  inbound: FirewallRule[];
-  outbound: FirewallRule[];
-}
-
-export interface FirewallInfo {
-  id: string;
-  name: string;
-  tags: string[];
-  dropletIds: number[];
-  inbound: FirewallRule[];
-  outbound: FirewallRule[];
-}
-
-export interface AccountInfo {
-  dropletLimit?: number;
-  status?: string;
-  statusMessage?: string;
-}
-
-/** Every DigitalOcean call create-droplets / destroy-droplets make. */
-export interface DigitalOceanApi {
-  readonly apiUrl: string;
-  getAccount(): Promise<AccountInfo>;
-  listDroplets(filter?: { tagName?: string }): Promise<DropletInfo[]>;
-  getDroplet(id: number): Promise<DropletInfo>;
-  createDroplet(request: DropletCreateRequest): Promise<DropletInfo>;
-  deleteDropletsByTag(tagName: string): Promise<void>;
-  listVpcs(): Promise<VpcInfo[]>;
-  getVpc(id: string): Promise<VpcInfo>;
-  createVpc(request: VpcCreateRequest): Promise<VpcInfo>;
-  deleteVpc(id: string): Promise<void>;
-  getDomain(name: string): Promise<{ name: string }>;
-  listDomainRecords(domain: string): Promise<DnsRecord[]>;
-  createARecord(domain: string, record: { name: string; data: string; ttl: number }): Promise<DnsRecord>;
-  updateARecord(domain: string, id: number, record: { name: string; data: string; ttl: number }): Promise<DnsRecord>;
-  deleteDomainRecord(domain: string, id: number): Promise<void>;
-  listFirewalls(): Promise<FirewallInfo[]>;
-  createFirewall(spec: FirewallSpec): Promise<FirewallInfo>;
-  updateFirewall(id: string, spec: FirewallSpec): Promise<FirewallInfo>;
-  deleteFirewall(id: string): Promise<void>;
-}
-
-export interface ClientOptions {
-  /** Abort one HTTP exchange after this long (default 30 s). */
-  requestTimeoutMs?: number;
-  /** Retries of a rate-limited (429) or unavailable (502-504, GET only) response (default 5). */
-  maxRetries?: number;
-  /** Give up instead of waiting when Retry-After asks for longer than this (default 60 s). */
-  maxRetryWaitSeconds?: number;
-  /** Told before each wait, so the command can print a progress line. */
-  onRetry?: (info: { status: number; waitSeconds: number; attempt: number }) => void;
-  sleep?: (ms: number) => Promise<void>;
-  fetch?: typeof fetch;
-}
-
-/** Token and API URL from the environment (a parameter, never process.env read here). */
-export function resolveDigitalOceanConfig(env: Readonly<Record<string, string | undefined>>): DigitalOceanConfig {
-  const token = (env['DIGITALOCEAN_TOKEN'] || env['DIGITALOCEAN_ACCESS_TOKEN'] || '').trim();
-  if (token === '') {
-    throw new DigitalOceanApiError(
-      'config',
-      'read credentials',
-      'no DigitalOcean API token: set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN) to a token with write scope',
-    );
-  }
-  const rawUrl = (env['DIGITALOCEAN_API_URL'] || DEFAULT_API_URL).trim();
-  let url: URL;
-  try {
-    url = new URL(rawUrl);
-  } catch {
-    throw new DigitalOceanApiError('config', 'read credentials', `DIGITALOCEAN_API_URL is not a URL: ${JSON.stringify(rawUrl)}`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new DigitalOceanApiError('config', 'read credentials', `DIGITALOCEAN_API_URL must be http(s): ${JSON.stringify(rawUrl)}`);
-  }
-  return { token, apiUrl: rawUrl.replace(/\/+$/, '') };
-}
+export { DigitalOceanApiError, isNotFound, toApiError, type DigitalOceanErrorKind } from './errors.js';
+export { DEFAULT_API_URL, resolveDigitalOceanConfig, type ClientOptions } from './http.js';
+export type * from './types.js';
 
 const PER_PAGE = 200;
 // 50 pages of 200 is far beyond any account this tool should touch; the bound stops a loop
@@ -252,20 +75,14 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
 
     async createDroplet(request) {
       const operation = `create droplet ${request.name}`;
-      const response = await call(operation, () =>
-        client.v2.droplets.post({
-          name: request.name,
-          region: request.region,
-          size: request.size,
-          image: request.image,
-          sshKeys: request.sshKeys,
-          tags: request.tags,
-          userData: request.userData,
-          vpcUuid: request.vpcUuid,
-          monitoring: request.monitoring,
-        }),
-      );
+      // Read outside call(): a failure to produce the user-data is ours, not the API's.
+      const userData = typeof request.userData === 'string' ? request.userData : await request.userData.read();
+      const response = await call(operation, () => client.v2.droplets.post(dropletCreateBody(request, userData)));
       return toDropletInfo(required(operation, response?.droplet ?? response?.droplets?.[0]));
+    },
+
+    async deleteDroplet(id) {
+      await call(`delete droplet ${id}`, () => client.v2.droplets.byDroplet_id(id).delete());
     },
 
     async deleteDropletsByTag(tagName) {
@@ -285,14 +102,7 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
 
     async createVpc(request) {
       const operation = `create VPC ${request.name}`;
-      const response = await call(operation, () =>
-        client.v2.vpcs.post({
-          name: request.name,
-          region: request.region,
-          description: request.description,
-          ...(request.ipRange && { ipRange: request.ipRange }),
-        }),
-      );
+      const response = await call(operation, () => client.v2.vpcs.post(vpcCreateBody(request)));
       const vpc = required(operation, response?.vpc);
       return toVpcInfo({ ...vpc, id: required(operation, vpc.id) });
     },
@@ -321,21 +131,13 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
 
     async createARecord(domain, record) {
       const operation = `create DNS record ${record.name}.${domain}`;
-      const response = await call(operation, () =>
-        client.v2.domains.byDomain_name(domain).records.post({ type: 'A', name: record.name, data: record.data, ttl: record.ttl }),
-      );
+      const response = await call(operation, () => client.v2.domains.byDomain_name(domain).records.post(aRecordBody(record)));
       return toDnsRecord(operation, response?.domainRecord);
     },
 
     async updateARecord(domain, id, record) {
       const operation = `update DNS record ${record.name}.${domain}`;
-      // The published spec requires `type` on an update even though it cannot change.
-      const response = await call(operation, () =>
-        client.v2.domains
-          .byDomain_name(domain)
-          .records.byDomain_record_id(id)
-          .put({ type: 'A', name: record.name, data: record.data, ttl: record.ttl }),
-      );
+      const response = await call(operation, () => client.v2.domains.byDomain_name(domain).records.byDomain_record_id(id).put(aRecordBody(record)));
       return toDnsRecord(operation, response?.domainRecord);
     },
 
@@ -371,68 +173,6 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
   };
 }
 
-function buildClient(config: DigitalOceanConfig, options: ClientOptions): DigitalOceanClient {
-  const timeoutMs = options.requestTimeoutMs ?? 30_000;
-  const baseFetch = options.fetch ?? fetch;
-  const fetchWithTimeout = (url: string, init: RequestInit): Promise<Response> =>
-    baseFetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-  const middlewares: Middleware[] = [
-    new RateLimitRetryHandler(options),
-    new RedirectHandler(),
-    new ParametersNameDecodingHandler(),
-    // HttpClient appends a CustomFetchHandler(fetchWithTimeout) as the last link.
-  ];
-  const httpClient = new HttpClient(fetchWithTimeout, ...middlewares);
-  const adapter = new FetchRequestAdapter(
-    new DigitalOceanApiKeyAuthenticationProvider(config.token),
-    undefined,
-    undefined,
-    httpClient,
-  );
-  adapter.baseUrl = config.apiUrl;
-  return createDigitalOceanClient(adapter);
-}
-
-/**
- * Retries 429 (the request was not processed, safe for any method) and 502-504 on GET only:
- * a POST that timed out at the gateway may have created a droplet, and a blind retry would
- * create a second one. Waits honour Retry-After, and each wait and the count are bounded.
- */
-class RateLimitRetryHandler implements Middleware {
-  next: Middleware | undefined;
-  private readonly maxRetries: number;
-  private readonly maxWaitSeconds: number;
-  private readonly sleep: (ms: number) => Promise<void>;
-
-  constructor(private readonly options: ClientOptions) {
-    this.maxRetries = options.maxRetries ?? 5;
-    this.maxWaitSeconds = options.maxRetryWaitSeconds ?? 60;
-    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-  }
-
-  async execute(url: string, requestInit: RequestInit, requestOptions?: Record<string, RequestOption>): Promise<Response> {
-    if (!this.next) throw new Error('RateLimitRetryHandler needs a next middleware');
-    for (let attempt = 0; ; attempt++) {
-      const response = await this.next.execute(url, requestInit, requestOptions);
-      const method = (requestInit.method ?? 'GET').toUpperCase();
-      const retryable = response.status === 429 || (method === 'GET' && [502, 503, 504].includes(response.status));
-      if (!retryable || attempt >= this.maxRetries) return response;
-      const waitSeconds = retryAfterSeconds(response.headers.get('retry-after')) ?? Math.min(2 ** attempt, this.maxWaitSeconds);
-      if (waitSeconds > this.maxWaitSeconds) return response;
-      await response.body?.cancel();
-      this.options.onRetry?.({ status: response.status, waitSeconds, attempt: attempt + 1 });
-      await this.sleep(waitSeconds * 1000);
-    }
-  }
-}
-
-function retryAfterSeconds(header: string | null): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
-}
 
 function toDropletInfo(droplet: Droplet): DropletInfo {
   const v4 = droplet.networks?.v4 ?? [];
@@ -480,15 +220,6 @@ function toDnsRecord(
   };
 }
 
-function firewallBody(spec: FirewallSpec): Firewall {
-  return {
-    name: spec.name,
-    tags: spec.tags,
-    inboundRules: spec.inbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, sources: rule.targets })),
-    outboundRules: spec.outbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, destinations: rule.targets })),
-  };
-}
-
 function toRule(protocol: string | null | undefined, ports: string | null | undefined, target: Firewall_rule_target | null | undefined): FirewallRule {
   return {
     protocol: (protocol ?? 'tcp') as FirewallRule['protocol'],
@@ -509,62 +240,4 @@ function toFirewallInfo(firewall: Firewall & { id: string }): FirewallInfo {
     inbound: (firewall.inboundRules ?? []).map((rule) => toRule(rule.protocol, rule.ports, rule.sources)),
     outbound: (firewall.outboundRules ?? []).map((rule) => toRule(rule.protocol, rule.ports, rule.destinations)),
   };
-}
-
-/** dots throws plain objects ({responseStatusCode, messageEscaped, id}); fetch throws TypeError. */
-export function toApiError(operation: string, error: unknown, apiUrl: string): DigitalOceanApiError {
-  if (error instanceof DigitalOceanApiError) return error;
-  if (typeof error === 'object' && error !== null && typeof (error as { responseStatusCode?: unknown }).responseStatusCode === 'number') {
-    const e = error as { responseStatusCode: number; messageEscaped?: unknown; message?: unknown; id?: unknown; responseHeaders?: unknown };
-    const status = e.responseStatusCode;
-    const apiMessage = typeof e.messageEscaped === 'string' && e.messageEscaped !== '' ? e.messageEscaped : undefined;
-    const apiId = typeof e.id === 'string' && e.id !== '' ? e.id : undefined;
-    const said = apiMessage ? `: ${apiMessage}` : '';
-    const retryAfter = retryAfterFromHeaders(e.responseHeaders);
-    switch (true) {
-      case status === 401:
-        return new DigitalOceanApiError('auth', operation, `${operation}: DigitalOcean rejected the API token (401${said}); check DIGITALOCEAN_TOKEN`, status, apiId);
-      case status === 403:
-        return new DigitalOceanApiError('forbidden', operation, `${operation}: the API token lacks permission (403${said}); it needs read and write scope`, status, apiId);
-      case status === 404:
-        return new DigitalOceanApiError('not-found', operation, `${operation}: not found (404${said})`, status, apiId);
-      case status === 422 || status === 400:
-        return new DigitalOceanApiError('invalid', operation, `${operation}: DigitalOcean refused the request (${status}${said})`, status, apiId);
-      case status === 429:
-        return new DigitalOceanApiError(
-          'rate-limit',
-          operation,
-          `${operation}: rate limited by DigitalOcean (429${said})${retryAfter ? `; it asks to retry after ${retryAfter} s` : ''}. Wait and re-run the same command: it resumes`,
-          status,
-          apiId,
-        );
-      case status >= 500:
-        return new DigitalOceanApiError('server', operation, `${operation}: DigitalOcean API error ${status}${said}; re-run the same command later: it resumes`, status, apiId);
-      default:
-        return new DigitalOceanApiError('unexpected', operation, `${operation}: unexpected HTTP ${status}${said}`, status, apiId);
-    }
-  }
-  if (error instanceof Error) {
-    const cause = (error as { cause?: unknown }).cause;
-    const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
-    if (error.name === 'TimeoutError' || error.name === 'AbortError') {
-      return new DigitalOceanApiError('network', operation, `${operation}: no answer from ${apiUrl} in time (request timed out)`);
-    }
-    if (error instanceof TypeError && /fetch failed|network/i.test(error.message)) {
-      const detail = code ?? (cause instanceof Error ? cause.message : error.message);
-      return new DigitalOceanApiError('network', operation, `${operation}: cannot reach the DigitalOcean API at ${apiUrl} (${detail})`);
-    }
-    return new DigitalOceanApiError('unexpected', operation, `${operation}: ${error.message}`);
-  }
-  return new DigitalOceanApiError('unexpected', operation, `${operation}: ${String(error)}`);
-}
-
-function retryAfterFromHeaders(headers: unknown): string | undefined {
-  if (typeof headers !== 'object' || headers === null) return undefined;
-  for (const [key, value] of Object.entries(headers as Record<string, unknown>)) {
-    if (key.toLowerCase() !== 'retry-after') continue;
-    const first = value instanceof Set ? [...value][0] : Array.isArray(value) ? value[0] : value;
-    return first === undefined ? undefined : String(first);
-  }
-  return undefined;
 }

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import {
   createDigitalOceanApi,
   DigitalOceanApiError,
+  isNotFound,
   resolveDigitalOceanConfig,
   type DigitalOceanApi,
   type DropletCreateRequest,
@@ -111,6 +112,33 @@ describe('client against the fake API (real dots + kiota)', () => {
     await api.deleteVpc(vpc.id);
     expect(fake.vpcs.has(vpc.id)).toBe(false);
     expect(fake.violations).toEqual([]);
+  });
+
+  it('deletes one droplet by id; a second delete finds it gone (not-found)', async () => {
+    const vpc = await api.createVpc({ name: 'etcd-vpc', region: 'nyc3', description: 'etcd' });
+    const [keep, drop] = [await api.createDroplet(dropletRequest(vpc.id, 'etcd-keep')), await api.createDroplet(dropletRequest(vpc.id, 'etcd-drop'))];
+    await api.deleteDroplet(drop.id);
+    expect([...fake.droplets.keys()]).toEqual([keep.id]);
+    expect(fake.mutations().at(-1)).toBe(`DELETE /v2/droplets/${drop.id}`);
+    const again = await api.deleteDroplet(drop.id).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(DigitalOceanApiError);
+    expect(again).toMatchObject({ kind: 'not-found', status: 404, message: `delete droplet ${drop.id}: not found (404: The resource you were accessing could not be found.)` });
+    expect(isNotFound(again)).toBe(true);
+    expect(fake.violations).toEqual([]);
+  });
+
+  it('reads a user-data source only to send it; failing to read it is no API error and sends nothing', async () => {
+    const vpc = await api.createVpc({ name: 'etcd-vpc', region: 'nyc3', description: 'etcd' });
+    let reads = 0;
+    const read = async () => `#cloud-config
+# read ${++reads}
+`;
+    const created = await api.createDroplet({ ...dropletRequest(vpc.id), userData: { path: 'out/etcd/user-data/etcd1.yaml', read } });
+    expect(fake.droplets.get(created.id)?.userData).toBe('#cloud-config\n# read 1\n');
+    const failure = new Error('[write] out/etcd exists');
+    const error = await api.createDroplet({ ...dropletRequest(vpc.id, 'etcd-etcd2'), userData: { path: 'x', read: () => Promise.reject(failure) } }).catch((e: unknown) => e);
+    expect(error).toBe(failure);
+    expect(fake.requests.filter((r) => r.method === 'POST' && r.path === '/v2/droplets')).toHaveLength(1);
   });
 
   it('follows pagination', async () => {
