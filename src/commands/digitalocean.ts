@@ -8,6 +8,7 @@ import type { OptionSpec, ParsedOptions } from '../options.js';
 import { planCluster } from '../plan.js';
 import { PUBLIC_MODE, readJsonIfValid, withFolderLock, writeOutputFile } from '../write.js';
 import { createDigitalOceanApi, DigitalOceanApiError, resolveDigitalOceanConfig, type DigitalOceanApi } from '../digitalocean/client.js';
+import { recordingApi } from '../digitalocean/dry-run.js';
 import {
   clusterTag,
   createDropletCluster,
@@ -84,16 +85,18 @@ function listFlag(flags: ParsedOptions, name: string): string[] {
 const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
 const IPV6_CIDR = /^[0-9a-f:]+:[0-9a-f:]*\/(12[0-8]|1[01]\d|\d?\d)$/i;
 
-function api(context: CommandContext, progress: (line: string) => void): DigitalOceanApi {
+/** The real API, or with --dry-run the recording wrapper around it: the flows take either. */
+function api(context: CommandContext, progress: (line: string) => void, dryRun: boolean): DigitalOceanApi {
   let config;
   try {
     config = resolveDigitalOceanConfig(context.env);
   } catch (error) {
     throw new CliError('preflight', (error as Error).message, EXIT_FAILURE);
   }
-  return createDigitalOceanApi(config, {
+  const real = createDigitalOceanApi(config, {
     onRetry: ({ status, waitSeconds, attempt }) => progress(`api: HTTP ${status}, retrying in ${waitSeconds} s (attempt ${attempt})`),
   });
+  return dryRun ? recordingApi(real, progress) : real;
 }
 
 /** validate: the flags of create-droplets into the cluster input (DNS-member mode) and the droplet spec. */
@@ -180,7 +183,7 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const waitTimeoutMs = numberFlag(flags, 'wait-timeout', 600, (n) => n > 0 && n <= 3600, 'is not a number of seconds from 1 to 3600') * 1000;
   const pollIntervalMs = numberFlag(flags, 'poll-interval', 5, (n) => n > 0 && n <= 60, 'is not a number of seconds up to 60') * 1000;
-  const client = api(context, progress);
+  const client = api(context, progress, dryRun);
   if (typeof spec.image === 'number' && input.install !== 'baked') {
     progress('note: --image is a snapshot id; if it was baked with packer/ (docs/packer.md), add --install baked so nodes skip the download');
   }
@@ -223,7 +226,6 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
     let result: CreateResult;
     try {
       result = await createDropletCluster(client, spec, {
-        dryRun,
         progress,
         sleep,
         now: () => context.now().getTime(),
@@ -325,7 +327,7 @@ export async function runDestroyDroplets(flags: ParsedOptions, context: CommandC
     if (state?.domain) domains.push(state.domain);
     else progress(`note: no --domain and no ${STATE_FILE} in ${outDir}: DNS records are not looked for; pass --domain to remove them`);
   }
-  const client = api(context, progress);
+  const client = api(context, progress, dryRun);
   const spec = { clusterName, domains, knownRecordNames, vpcDeleteTimeoutMs };
   const found = await findDropletCluster(client, spec).catch((error: unknown) => {
     throw error instanceof DigitalOceanApiError ? new CliError('api', error.message) : error;
@@ -361,7 +363,7 @@ export async function runDestroyDroplets(flags: ParsedOptions, context: CommandC
     }
   }
   try {
-    await destroyDropletCluster(client, spec, found, { dryRun, progress, sleep, now: () => context.now().getTime() });
+    await destroyDropletCluster(client, spec, found, { progress, sleep, now: () => context.now().getTime() });
   } catch (error) {
     if (error instanceof DigitalOceanApiError) {
       throw new CliError('api', `${error.message}\nRe-run the same destroy-droplets command to finish: it finds what is left by tag and name.`);

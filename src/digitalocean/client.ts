@@ -1,7 +1,7 @@
 // The facade over @digitalocean/dots: DigitalOceanApi (our types) in, dots' models out and back.
-// Code outside src/digitalocean/ imports this module and never sees dots or kiota. Its parts:
-// types.ts, errors.ts (DigitalOceanApiError), http.ts (config, timeouts, retries) and
-// requests.ts (the bodies of changing calls).
+// Code outside src/digitalocean/ imports this module (and dry-run.ts) and never sees dots or
+// kiota. Its parts: types.ts, errors.ts (DigitalOceanApiError), http.ts (config, timeouts,
+// retries) and requests.ts (the bodies of changing calls, shared with the dry run).
 import type { Droplet, Firewall, Firewall_rule_target, Page_links } from '@digitalocean/dots';
 import { DigitalOceanApiError, toApiError } from './errors.js';
 import { buildClient, type ClientOptions } from './http.js';

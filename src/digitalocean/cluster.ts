@@ -1,14 +1,10 @@
 // The DigitalOcean steps of create-droplets and destroy-droplets, over DigitalOceanApi (our types).
-import {
-  DigitalOceanApiError,
-  type DigitalOceanApi,
-  type DnsRecord,
-  type DropletInfo,
-  type FirewallInfo,
-  type FirewallRule,
-  type FirewallSpec,
-  type VpcInfo,
-} from './client.js';
+// One path for real and dry runs: a dry run passes recordingApi(...) from dry-run.ts as the api.
+import { plannedCallsOf, type PlannedCall } from './dry-run.js';
+import { DigitalOceanApiError, isNotFound } from './errors.js';
+import type { DigitalOceanApi, DnsRecord, DropletInfo, FirewallInfo, FirewallRule, FirewallSpec, VpcInfo } from './types.js';
+
+export type { PlannedCall } from './dry-run.js';
 
 /** Every droplet of a cluster carries this tag; re-runs and destroy find the cluster by it. */
 export const clusterTag = (clusterName: string) => `etcd-cluster-${clusterName}`;
@@ -40,15 +36,7 @@ export interface DropletClusterSpec {
   readonly members: readonly DropletMember[];
 }
 
-/** One API call a dry run would make, in the API's own wire terms. */
-export interface PlannedCall {
-  readonly method: 'POST' | 'PUT' | 'DELETE';
-  readonly path: string;
-  readonly body?: Record<string, unknown>;
-}
-
 export interface StepOptions {
-  readonly dryRun: boolean;
   readonly progress: (line: string) => void;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
@@ -57,15 +45,16 @@ export interface StepOptions {
 export interface CreateOptions extends StepOptions {
   readonly waitTimeoutMs: number;
   readonly pollIntervalMs: number;
-  /** The user-data of a member: exactly what gen-userdata wrote for it (generated on first use). */
+  /** The user-data of a member: exactly what gen-userdata wrote for it (generated on first use, only by a real create). */
   readonly userData: (member: DropletMember) => Promise<string>;
-  /** Where that user-data lives, for dry-run output. */
+  /** Where that user-data lives: what a dry run lists instead of the text. */
   readonly userDataPath: (member: DropletMember) => string;
   /** Called before anything is created when some members exist and some are missing; throws to refuse. */
   readonly checkResume?: (existing: readonly DropletMember[], missing: readonly DropletMember[]) => void;
 }
 
-export type Outcome = 'created' | 'updated' | 'unchanged' | 'planned';
+/** In a dry run, what the run would do: the result's `plannedCalls` are the calls behind it. */
+export type Outcome = 'created' | 'updated' | 'unchanged';
 
 export interface MemberResult {
   readonly name: string;
@@ -84,9 +73,10 @@ export interface CreateResult {
   readonly region: string;
   readonly domain: string;
   readonly tag: string;
-  readonly vpc: { readonly id: string | undefined; readonly name: string; readonly ipRange: string | undefined; readonly outcome: Outcome; readonly createdByTool: boolean };
-  readonly firewall: { readonly id: string | undefined; readonly name: string; readonly outcome: Outcome };
+  readonly vpc: { readonly id: string; readonly name: string; readonly ipRange: string | undefined; readonly outcome: Outcome; readonly createdByTool: boolean };
+  readonly firewall: { readonly id: string; readonly name: string; readonly outcome: Outcome };
   readonly members: readonly MemberResult[];
+  /** What a dry run recorded instead of sending; empty for a real run. */
   readonly plannedCalls: readonly PlannedCall[];
 }
 
@@ -126,15 +116,6 @@ export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'ssh
   };
 }
 
-function wireFirewall(spec: FirewallSpec): Record<string, unknown> {
-  return {
-    name: spec.name,
-    tags: spec.tags,
-    inbound_rules: spec.inbound.map((r) => ({ protocol: r.protocol, ports: r.ports, sources: r.targets })),
-    outbound_rules: spec.outbound.map((r) => ({ protocol: r.protocol, ports: r.ports, destinations: r.targets })),
-  };
-}
-
 function sameRules(a: readonly FirewallRule[], b: readonly FirewallRule[]): boolean {
   const norm = (rules: readonly FirewallRule[]) =>
     rules
@@ -154,17 +135,11 @@ interface CreateRun {
   readonly tag: string;
   /** Members' droplets by member name, refreshed while waiting. */
   readonly droplets: Map<string, DropletInfo>;
-  readonly plannedCalls: PlannedCall[];
   /** Resources that exist now, for the message of a failure part-way. */
   readonly existing: string[];
 }
 
 type VpcResult = CreateResult['vpc'];
-
-function planCall(run: CreateRun, call: PlannedCall): void {
-  run.plannedCalls.push(call);
-  run.options.progress(`[dry-run] ${call.method} ${call.path}${call.body ? ` ${JSON.stringify(call.body)}` : ''}`);
-}
 
 /** The token works, the account can take the droplets, the zone exists, no stranger holds a name. */
 async function preflight(run: CreateRun): Promise<void> {
@@ -177,7 +152,7 @@ async function preflight(run: CreateRun): Promise<void> {
   try {
     await api.getDomain(spec.domain);
   } catch (error) {
-    if (error instanceof DigitalOceanApiError && error.kind === 'not-found') {
+    if (isNotFound(error)) {
       throw refuse(`domain ${spec.domain} is not on DigitalOcean DNS: add it (Networking > Domains, or POST /v2/domains) and delegate it to ns1/ns2/ns3.digitalocean.com, then re-run`, 'not-found');
     }
     throw error;
@@ -233,10 +208,6 @@ async function ensureVpc(run: CreateRun): Promise<VpcResult> {
     return { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange, outcome: 'unchanged', createdByTool };
   }
   const request = { name, region: spec.region, description: `${VPC_DESCRIPTION_PREFIX}${spec.clusterName}`, ...(spec.vpcRange && { ipRange: spec.vpcRange }) };
-  if (options.dryRun) {
-    planCall(run, { method: 'POST', path: '/v2/vpcs', body: { name: request.name, region: request.region, description: request.description, ...(request.ipRange && { ip_range: request.ipRange }) } });
-    return { id: undefined, name, ipRange: spec.vpcRange, outcome: 'planned', createdByTool: true };
-  }
   const created = await api.createVpc(request);
   run.existing.push(`VPC ${created.name} (${created.id})`);
   options.progress(`vpc: created ${created.name} (${created.id}, ${created.ipRange ?? 'range unknown'})`);
@@ -244,7 +215,7 @@ async function ensureVpc(run: CreateRun): Promise<VpcResult> {
 }
 
 /** One create call per missing member: each member's user-data is its own (multi-create shares one). */
-async function ensureDroplets(run: CreateRun, vpcId: string | undefined): Promise<Map<string, Outcome>> {
+async function ensureDroplets(run: CreateRun, vpcId: string): Promise<Map<string, Outcome>> {
   const { api, spec, options, tag } = run;
   const outcomes = new Map<string, Outcome>();
   for (const member of spec.members) {
@@ -252,15 +223,17 @@ async function ensureDroplets(run: CreateRun, vpcId: string | undefined): Promis
       outcomes.set(member.name, 'unchanged');
       continue;
     }
-    const request = { name: member.dropletName, region: spec.region, size: spec.size, image: spec.image, sshKeys: [...spec.sshKeys], tags: [tag], monitoring: true };
-    if (options.dryRun) {
-      const { sshKeys, ...rest } = request;
-      planCall(run, { method: 'POST', path: '/v2/droplets', body: { ...rest, ssh_keys: sshKeys, vpc_uuid: vpcId ?? '<id of the new VPC>', user_data: `<${options.userDataPath(member)}>` } });
-      outcomes.set(member.name, 'planned');
-      continue;
-    }
-    if (vpcId === undefined) throw new DigitalOceanApiError('unexpected', `create droplet ${member.dropletName}`, 'no VPC id to create the droplet in');
-    const droplet = await api.createDroplet({ ...request, vpcUuid: vpcId, userData: await options.userData(member) });
+    const droplet = await api.createDroplet({
+      name: member.dropletName,
+      region: spec.region,
+      size: spec.size,
+      image: spec.image,
+      sshKeys: [...spec.sshKeys],
+      tags: [tag],
+      monitoring: true,
+      vpcUuid: vpcId,
+      userData: { path: options.userDataPath(member), read: () => options.userData(member) },
+    });
     run.droplets.set(member.name, droplet);
     outcomes.set(member.name, 'created');
     run.existing.push(`droplet ${droplet.name} (id ${droplet.id})`);
@@ -309,16 +282,9 @@ async function ensureRecords(run: CreateRun): Promise<Map<string, Outcome>> {
   for (const member of spec.members) {
     const address = run.droplets.get(member.name)?.privateIpv4;
     const [first, ...extra] = records.filter((r) => r.type === 'A' && r.name === member.dropletName);
-    const wanted = { name: member.dropletName, data: address ?? `<private IPv4 of ${member.dropletName}>`, ttl: spec.ttl };
-    const outcome: Outcome = !first ? 'created' : first.data !== wanted.data || first.ttl !== spec.ttl ? 'updated' : 'unchanged';
-    if (options.dryRun) {
-      if (outcome === 'created') planCall(run, { method: 'POST', path: `/v2/domains/${spec.domain}/records`, body: { type: 'A', ...wanted } });
-      if (outcome === 'updated') planCall(run, { method: 'PUT', path: `/v2/domains/${spec.domain}/records/${first!.id}`, body: { type: 'A', ...wanted } });
-      for (const record of extra) planCall(run, { method: 'DELETE', path: `/v2/domains/${spec.domain}/records/${record.id}` });
-      outcomes.set(member.name, outcome === 'unchanged' ? 'unchanged' : 'planned');
-      continue;
-    }
     if (address === undefined) throw new DigitalOceanApiError('unexpected', `create DNS record ${member.hostname}`, `${member.dropletName} has no private IPv4`);
+    const wanted = { name: member.dropletName, data: address, ttl: spec.ttl };
+    const outcome: Outcome = !first ? 'created' : first.data !== wanted.data || first.ttl !== spec.ttl ? 'updated' : 'unchanged';
     if (outcome === 'created') await api.createARecord(spec.domain, wanted);
     if (outcome === 'updated') await api.updateARecord(spec.domain, first!.id, wanted);
     // A second A record would hand out a stale address half of the time.
@@ -333,21 +299,16 @@ async function ensureRecords(run: CreateRun): Promise<Map<string, Outcome>> {
 /** The firewall on the cluster tag: 2379-2380 from the tag and the VPC only, 22 from --ssh-from. */
 async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Promise<CreateResult['firewall']> {
   const { api, spec, options, tag } = run;
-  const wanted = firewallSpec(spec, vpcRange ?? '<range of the new VPC>');
+  if (vpcRange === undefined) {
+    throw new DigitalOceanApiError('unexpected', `create firewall ${clusterResourceName(spec.clusterName)}`, 'the VPC reported no IP range, so ports 2379-2380 cannot be limited to it');
+  }
+  const wanted = firewallSpec(spec, vpcRange);
   const found = (await api.listFirewalls()).find((f) => f.name === wanted.name);
   const current = !found
     ? 'missing'
     : sameRules(found.inbound, wanted.inbound) && sameRules(found.outbound, wanted.outbound) && found.tags.join() === wanted.tags.join()
       ? 'same'
       : 'stale';
-  if (options.dryRun) {
-    if (current === 'missing') planCall(run, { method: 'POST', path: '/v2/firewalls', body: wireFirewall(wanted) });
-    if (current === 'stale') planCall(run, { method: 'PUT', path: `/v2/firewalls/${found!.id}`, body: wireFirewall(wanted) });
-    return { id: found?.id, name: wanted.name, outcome: current === 'same' ? 'unchanged' : 'planned' };
-  }
-  if (vpcRange === undefined) {
-    throw new DigitalOceanApiError('unexpected', `create firewall ${wanted.name}`, 'the VPC reported no IP range, so ports 2379-2380 cannot be limited to it');
-  }
   const result =
     current === 'missing'
       ? { info: await api.createFirewall(wanted), outcome: 'created' as const }
@@ -362,15 +323,15 @@ async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Pro
 /**
  * preflight -> VPC -> droplets -> wait for active + private IPv4 -> DNS A records -> firewall.
  * Idempotent: existing droplets are found by tag and name, and only what is missing or stale
- * is created or updated. A dry run makes the same decisions and records the calls instead.
+ * is created or updated. With a recordingApi the same decisions are made and the calls recorded.
  */
 export async function createDropletCluster(api: DigitalOceanApi, spec: DropletClusterSpec, options: CreateOptions): Promise<CreateResult> {
-  const run: CreateRun = { api, spec, options, tag: clusterTag(spec.clusterName), droplets: new Map(), plannedCalls: [], existing: [] };
+  const run: CreateRun = { api, spec, options, tag: clusterTag(spec.clusterName), droplets: new Map(), existing: [] };
   await preflight(run);
   try {
     const vpc = await ensureVpc(run);
     const dropletOutcomes = await ensureDroplets(run, vpc.id);
-    if (!options.dryRun) await waitUntilUsable(run);
+    await waitUntilUsable(run);
     const recordOutcomes = await ensureRecords(run);
     const firewall = await ensureFirewall(run, vpc.ipRange);
     return {
@@ -394,7 +355,7 @@ export async function createDropletCluster(api: DigitalOceanApi, spec: DropletCl
           dnsRecord: recordOutcomes.get(m.name),
         };
       }),
-      plannedCalls: run.plannedCalls,
+      plannedCalls: plannedCallsOf(api),
     };
   } catch (error) {
     if (run.existing.length > 0 && error instanceof Error) {
@@ -439,7 +400,7 @@ export async function findDropletCluster(api: DigitalOceanApi, spec: DestroySpec
     try {
       all = await api.listDomainRecords(domain);
     } catch (error) {
-      if (error instanceof DigitalOceanApiError && error.kind === 'not-found') continue;
+      if (isNotFound(error)) continue;
       throw error;
     }
     for (const record of all) {
@@ -451,34 +412,29 @@ export async function findDropletCluster(api: DigitalOceanApi, spec: DestroySpec
   return { droplets, firewall, records, vpc };
 }
 
-export async function destroyDropletCluster(api: DigitalOceanApi, spec: DestroySpec, found: DestroyFindings, options: StepOptions): Promise<PlannedCall[]> {
-  const { progress, dryRun } = options;
+/** Deletes what findDropletCluster found: DNS records, droplets, firewall, then the VPC once it is empty. */
+export async function destroyDropletCluster(api: DigitalOceanApi, spec: DestroySpec, found: DestroyFindings, options: StepOptions): Promise<void> {
+  const { progress } = options;
   const tag = clusterTag(spec.clusterName);
-  const calls: PlannedCall[] = [];
-  const step = async (call: PlannedCall, what: string, run: () => Promise<void>) => {
-    calls.push(call);
-    if (dryRun) {
-      progress(`[dry-run] ${call.method} ${call.path}`);
-      return;
-    }
+  const step = async (what: string, run: () => Promise<void>) => {
     await run();
     progress(`deleted ${what}`);
   };
   // Names first, so nothing resolves to an address that is about to be reused.
   for (const { domain, record } of found.records) {
-    await step({ method: 'DELETE', path: `/v2/domains/${domain}/records/${record.id}` }, `DNS record ${record.name}.${domain}`, () => api.deleteDomainRecord(domain, record.id));
+    await step(`DNS record ${record.name}.${domain}`, () => api.deleteDomainRecord(domain, record.id));
   }
   if (found.droplets.length > 0) {
-    await step({ method: 'DELETE', path: `/v2/droplets?tag_name=${tag}` }, `${found.droplets.length} droplet(s) tagged ${tag}: ${found.droplets.map((d) => d.name).join(', ')}`, () => api.deleteDropletsByTag(tag));
+    await step(`${found.droplets.length} droplet(s) tagged ${tag}: ${found.droplets.map((d) => d.name).join(', ')}`, () => api.deleteDropletsByTag(tag));
   }
   if (found.firewall) {
     const id = found.firewall.id;
-    await step({ method: 'DELETE', path: `/v2/firewalls/${id}` }, `firewall ${found.firewall.name}`, () => api.deleteFirewall(id));
+    await step(`firewall ${found.firewall.name}`, () => api.deleteFirewall(id));
   }
   if (found.vpc) {
     const vpc = found.vpc;
     // The platform releases deleted droplets from the VPC a little later: retry the conflict, bounded.
-    await step({ method: 'DELETE', path: `/v2/vpcs/${vpc.id}` }, `VPC ${vpc.name}`, async () => {
+    await step(`VPC ${vpc.name}`, async () => {
       const deadline = options.now() + spec.vpcDeleteTimeoutMs;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -493,5 +449,4 @@ export async function destroyDropletCluster(api: DigitalOceanApi, spec: DestroyS
       }
     });
   }
-  return calls;
 }

@@ -1,6 +1,17 @@
-// What each changing call sends, in one place: our types into the bodies dots serialises.
-import type { Domain_record, Droplet_single_create, Firewall, VpcsPostRequestBody } from '@digitalocean/dots';
-import type { ARecordRequest, DropletCreateRequest, FirewallSpec, VpcCreateRequest } from './types.js';
+// What each changing call sends, in one place: our types into the bodies dots serialises. The
+// facade sends these bodies; a dry run asks dots' own request builders for the request they
+// would send (method, path, JSON), so what it lists is what a real run puts on the wire.
+import {
+  createDigitalOceanClient,
+  type DigitalOceanClient,
+  type Domain_record,
+  type Droplet_single_create,
+  type Firewall,
+  type VpcsPostRequestBody,
+} from '@digitalocean/dots';
+import { AnonymousAuthenticationProvider, type RequestInformation } from '@microsoft/kiota-abstractions';
+import { FetchRequestAdapter } from '@microsoft/kiota-http-fetchlibrary';
+import type { ARecordRequest, ChangingCall, DigitalOceanApi, DropletCreateRequest, FirewallSpec, VpcCreateRequest } from './types.js';
 
 export function vpcCreateBody(request: VpcCreateRequest): VpcsPostRequestBody {
   return {
@@ -37,4 +48,49 @@ export function firewallBody(spec: FirewallSpec): Firewall {
     inboundRules: spec.inbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, sources: rule.targets })),
     outboundRules: spec.outbound.map((rule) => ({ protocol: rule.protocol, ports: rule.ports, destinations: rule.targets })),
   };
+}
+
+/** One API request in the API's own wire terms: path from the API root, snake_case JSON body. */
+export interface PlannedCall {
+  readonly method: 'POST' | 'PUT' | 'DELETE';
+  readonly path: string;
+  readonly body?: Record<string, unknown>;
+}
+
+export type DescribeChange = { readonly [K in ChangingCall]: (...args: Parameters<DigitalOceanApi[K]>) => PlannedCall };
+
+// Builders only: this client never sends, so it needs no token and no real URL.
+const DESCRIBE_BASE = 'https://api.digitalocean.invalid';
+
+/** The request each changing call would send, built by dots and not sent. */
+export function describeChanges(): DescribeChange {
+  const adapter = new FetchRequestAdapter(new AnonymousAuthenticationProvider());
+  adapter.baseUrl = DESCRIBE_BASE;
+  const client: DigitalOceanClient = createDigitalOceanClient(adapter);
+  const domain = (name: string) => client.v2.domains.byDomain_name(name).records;
+  return {
+    // The user-data is not read (that may mint keys and write out/) nor printed (it is long): a stand-in says which.
+    createDroplet: (request) => planned(client.v2.droplets.toPostRequestInformation(dropletCreateBody(request, userDataStandIn(request.userData)))),
+    deleteDroplet: (id) => planned(client.v2.droplets.byDroplet_id(id).toDeleteRequestInformation()),
+    deleteDropletsByTag: (tagName) => planned(client.v2.droplets.toDeleteRequestInformation({ queryParameters: { tagName } })),
+    createVpc: (request) => planned(client.v2.vpcs.toPostRequestInformation(vpcCreateBody(request))),
+    deleteVpc: (id) => planned(client.v2.vpcs.byVpc_id(id).toDeleteRequestInformation()),
+    createARecord: (zone, record) => planned(domain(zone).toPostRequestInformation(aRecordBody(record))),
+    updateARecord: (zone, id, record) => planned(domain(zone).byDomain_record_id(id).toPutRequestInformation(aRecordBody(record))),
+    deleteDomainRecord: (zone, id) => planned(domain(zone).byDomain_record_id(id).toDeleteRequestInformation()),
+    createFirewall: (spec) => planned(client.v2.firewalls.toPostRequestInformation(firewallBody(spec))),
+    updateFirewall: (id, spec) => planned(client.v2.firewalls.byFirewall_id(id).toPutRequestInformation(firewallBody(spec))),
+    deleteFirewall: (id) => planned(client.v2.firewalls.byFirewall_id(id).toDeleteRequestInformation()),
+  };
+}
+
+const userDataStandIn = (userData: DropletCreateRequest['userData']) =>
+  typeof userData === 'string' ? `<user-data, ${Buffer.byteLength(userData)} bytes>` : `<${userData.path}>`;
+
+function planned(request: RequestInformation): PlannedCall {
+  const method = String(request.httpMethod);
+  if (method !== 'POST' && method !== 'PUT' && method !== 'DELETE') throw new Error(`not a changing request: ${method} ${request.URL}`);
+  // dots writes some droplet keys twice, with the same value (a model and its base); this keeps one.
+  const body = request.content ? (JSON.parse(new TextDecoder().decode(request.content)) as Record<string, unknown>) : undefined;
+  return { method, path: request.URL.slice(DESCRIBE_BASE.length), ...(body && { body }) };
 }

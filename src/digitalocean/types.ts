@@ -129,3 +129,16 @@ export interface DigitalOceanApi {
   deleteFirewall(id: string): Promise<void>;
 }
 
+/** The calls that change something: a dry run records these instead of sending them. */
+export type ChangingCall =
+  | 'createDroplet'
+  | 'deleteDroplet'
+  | 'deleteDropletsByTag'
+  | 'createVpc'
+  | 'deleteVpc'
+  | 'createARecord'
+  | 'updateARecord'
+  | 'deleteDomainRecord'
+  | 'createFirewall'
+  | 'updateFirewall'
+  | 'deleteFirewall';

@@ -1,11 +1,11 @@
-// Narrow typings for the part of @digitalocean/dots 1.19.0 that client.ts uses.
+// Narrow typings for the part of @digitalocean/dots 1.19.0 that src/digitalocean/ uses.
 // Why: dots ships only .ts sources (no .d.ts), so resolving the real package makes tsc
 // type-check ~3 MB of generated code under our strict options (14 errors, +12 s per run).
 // tsconfig "paths" points the type checker here; at runtime Node loads the real index.js.
 // Shapes are copied from dots' generated models (camelCase, nullable); the fake API tests
 // exercise them against the real runtime.
 
-import type { AuthenticationProvider, RequestAdapter, RequestConfiguration } from '@microsoft/kiota-abstractions';
+import type { AuthenticationProvider, RequestAdapter, RequestConfiguration, RequestInformation } from '@microsoft/kiota-abstractions';
 
 type Nullable<T> = T | null | undefined;
 
@@ -111,18 +111,23 @@ export interface DigitalOceanClient {
     droplets: {
       get(config?: RequestConfiguration<PageQuery & { tagName?: string; name?: string }>): Promise<(Paged & { droplets?: Nullable<Droplet[]> }) | undefined>;
       post(body: Droplet_single_create): Promise<{ droplet?: Nullable<Droplet>; droplets?: Nullable<Droplet[]> } | undefined>;
+      toPostRequestInformation(body: Droplet_single_create): RequestInformation;
       delete(config: RequestConfiguration<{ tagName: string }>): Promise<void>;
+      toDeleteRequestInformation(config: RequestConfiguration<{ tagName: string }>): RequestInformation;
       byDroplet_id(id: number): {
         get(): Promise<{ droplet?: Nullable<Droplet> } | undefined>;
         delete(): Promise<void>;
+        toDeleteRequestInformation(): RequestInformation;
       };
     };
     vpcs: {
       get(config?: RequestConfiguration<PageQuery>): Promise<(Paged & { vpcs?: Nullable<Vpc[]> }) | undefined>;
       post(body: VpcsPostRequestBody): Promise<{ vpc?: Nullable<Vpc> } | undefined>;
+      toPostRequestInformation(body: VpcsPostRequestBody): RequestInformation;
       byVpc_id(id: string): {
         get(): Promise<{ vpc?: Nullable<Vpc> } | undefined>;
         delete(): Promise<void>;
+        toDeleteRequestInformation(): RequestInformation;
       };
     };
     domains: {
@@ -131,9 +136,12 @@ export interface DigitalOceanClient {
         records: {
           get(config?: RequestConfiguration<PageQuery & { name?: string }>): Promise<(Paged & { domainRecords?: Nullable<Domain_record[]> }) | undefined>;
           post(body: Domain_record & { type: 'A'; name: string; data: string }): Promise<{ domainRecord?: Nullable<Domain_record> } | undefined>;
+          toPostRequestInformation(body: Domain_record & { type: 'A'; name: string; data: string }): RequestInformation;
           byDomain_record_id(id: number): {
             put(body: Domain_record & { type: string }): Promise<{ domainRecord?: Nullable<Domain_record> } | undefined>;
+            toPutRequestInformation(body: Domain_record & { type: string }): RequestInformation;
             delete(): Promise<void>;
+            toDeleteRequestInformation(): RequestInformation;
           };
         };
       };
@@ -141,10 +149,13 @@ export interface DigitalOceanClient {
     firewalls: {
       get(config?: RequestConfiguration<PageQuery>): Promise<(Paged & { firewalls?: Nullable<Firewall[]> }) | undefined>;
       post(body: Firewall): Promise<{ firewall?: Nullable<Firewall> } | undefined>;
+      toPostRequestInformation(body: Firewall): RequestInformation;
       byFirewall_id(id: string): {
         get(): Promise<{ firewall?: Nullable<Firewall> } | undefined>;
         put(body: Firewall): Promise<{ firewall?: Nullable<Firewall> } | undefined>;
+        toPutRequestInformation(body: Firewall): RequestInformation;
         delete(): Promise<void>;
+        toDeleteRequestInformation(): RequestInformation;
       };
     };
   };
