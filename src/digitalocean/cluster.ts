@@ -1,5 +1,6 @@
 // The DigitalOcean steps of create-droplets and destroy-droplets, over DigitalOceanApi (our types).
 // One path for real and dry runs: a dry run passes recordingApi(...) from dry-run.ts as the api.
+import { CLIENT_PORT, PEER_PORT } from '../plan.js';
 import { plannedCallsOf, type PlannedCall } from './dry-run.js';
 import { DigitalOceanApiError, isNotFound } from './errors.js';
 import type { DigitalOceanApi, DnsRecord, DropletInfo, FirewallInfo, FirewallRule, FirewallSpec, VpcInfo } from './types.js';
@@ -95,6 +96,9 @@ export class PartialClusterError extends Error {
   }
 }
 
+/** etcd's client and peer ports, the plan's own, as one firewall range (they are adjacent). */
+const ETCD_PORTS = `${CLIENT_PORT}-${PEER_PORT}`;
+
 export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'sshFrom'>, vpcRange: string): FirewallSpec {
   const tag = clusterTag(spec.clusterName);
   const everywhere = { addresses: ['0.0.0.0/0', '::/0'] };
@@ -103,7 +107,7 @@ export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'ssh
     tags: [tag],
     inbound: [
       // Peers and clients only from the cluster's own droplets and the VPC; never the internet.
-      { protocol: 'tcp', ports: '2379-2380', targets: { addresses: [vpcRange], tags: [tag] } },
+      { protocol: 'tcp', ports: ETCD_PORTS, targets: { addresses: [vpcRange], tags: [tag] } },
       ...(spec.sshFrom.length > 0 ? [{ protocol: 'tcp' as const, ports: '22', targets: { addresses: [...spec.sshFrom] } }] : []),
     ],
     // A DigitalOcean firewall without outbound rules blocks all egress: the etcd download would fail.
@@ -296,11 +300,11 @@ async function ensureRecords(run: CreateRun): Promise<Map<string, Outcome>> {
   return outcomes;
 }
 
-/** The firewall on the cluster tag: 2379-2380 from the tag and the VPC only, 22 from --ssh-from. */
+/** The firewall on the cluster tag: etcd's ports from the tag and the VPC only, 22 from --ssh-from. */
 async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Promise<CreateResult['firewall']> {
   const { api, spec, options, tag } = run;
   if (vpcRange === undefined) {
-    throw new DigitalOceanApiError('unexpected', `create firewall ${clusterResourceName(spec.clusterName)}`, 'the VPC reported no IP range, so ports 2379-2380 cannot be limited to it');
+    throw new DigitalOceanApiError('unexpected', `create firewall ${clusterResourceName(spec.clusterName)}`, `the VPC reported no IP range, so ports ${ETCD_PORTS} cannot be limited to it`);
   }
   const wanted = firewallSpec(spec, vpcRange);
   const found = (await api.listFirewalls()).find((f) => f.name === wanted.name);
@@ -316,7 +320,7 @@ async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Pro
         ? { info: await api.updateFirewall(found!.id, wanted), outcome: 'updated' as const }
         : { info: found!, outcome: 'unchanged' as const };
   const ssh = spec.sshFrom.length > 0 ? spec.sshFrom.join(', ') : 'nowhere';
-  options.progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: 2379-2380 from ${tag} and ${vpcRange}; 22 from ${ssh}`);
+  options.progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: ${ETCD_PORTS} from ${tag} and ${vpcRange}; 22 from ${ssh}`);
   return { id: result.info.id, name: wanted.name, outcome: result.outcome };
 }
 
