@@ -4,7 +4,8 @@ import { ADD_MEMBER_OPTIONS, runAddMember } from './commands/add-member.js';
 import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
 import { REMOVE_MEMBER_OPTIONS, runRemoveMember } from './commands/remove-member.js';
 import { RENEW_CERTS_OPTIONS, runRenewCerts } from './commands/renew-certs.js';
-import { CREATE_DROPLETS_OPTIONS, DESTROY_DROPLETS_OPTIONS, runCreateDroplets, runDestroyDroplets } from './commands/digitalocean.js';
+import { CREATE_DROPLETS_OPTIONS, runCreateDroplets } from './commands/create-droplets.js';
+import { DESTROY_DROPLETS_OPTIONS, runDestroyDroplets } from './commands/destroy-droplets.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -46,22 +47,29 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'add-member',
-    summary: 'Mint a new member\'s certificate with the existing CA, add it to the running cluster as a learner (it promotes itself once in sync) and write its user-data',
-    usage: 'etcd-cloudinit add-member --ip <address> [--name <name>] [--voter] [--cluster-name <name>] [--out <dir>]',
+    summary:
+      "Mint a new member's certificate with the existing CA, add it to the running cluster as a learner (it promotes itself once in sync) and write its user-data; on a create-droplets cluster also create its droplet and A record",
+    usage: 'etcd-cloudinit add-member (--ip <address> | --hostname <name> | on a --domain cluster nothing) [--name <name>] [--voter] [--dry-run] [--cluster-name <name>] [--out <dir>]',
     options: ADD_MEMBER_OPTIONS,
     examples: [
       'etcd-cloudinit add-member --ip 10.10.0.14',
       'etcd-cloudinit add-member --cluster-name prod --ip 10.10.0.14 --name delta',
       'etcd-cloudinit add-member --ip 10.10.0.14 --voter',
+      'etcd-cloudinit add-member --cluster-name dns --hostname etcd4.db.example.com    # a --hostnames cluster',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit add-member --cluster-name prod --dry-run   # a create-droplets cluster: <cluster>-etcd4.<domain>',
     ],
     run: runAddMember,
   },
   {
     name: 'remove-member',
-    summary: 'Remove a member from the running cluster and from cluster.json',
-    usage: 'etcd-cloudinit remove-member --name <name> [--cluster-name <name>] [--out <dir>]',
+    summary: 'Remove a member from the running cluster and from cluster.json; on a create-droplets cluster also delete its droplet and A record',
+    usage: 'etcd-cloudinit remove-member --name <name> [--dry-run] [--cluster-name <name>] [--out <dir>]',
     options: REMOVE_MEMBER_OPTIONS,
-    examples: ['etcd-cloudinit remove-member --name etcd4', 'etcd-cloudinit remove-member --cluster-name prod --name delta'],
+    examples: [
+      'etcd-cloudinit remove-member --name etcd4',
+      'etcd-cloudinit remove-member --cluster-name prod --name delta --dry-run',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit remove-member --cluster-name prod --name etcd4',
+    ],
     run: runRemoveMember,
   },
   {

@@ -1,21 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import AjvModule, { type ErrorObject } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
 import { usageError } from './errors.js';
 import { isPrivateOrLoopback, isUnicastIPv4 } from './ipv4.js';
 import type { ParsedOptions } from './options.js';
+import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
 
-// ajv and ajv-formats are CommonJS with a default export object.
-const Ajv = AjvModule.default ?? AjvModule;
-const addFormats = addFormatsModule.default ?? addFormatsModule;
-
-const require = createRequire(import.meta.url);
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
-export const clusterSchema = require('../schema/cluster.schema.json') as Record<string, unknown>;
+export const clusterSchema = loadSchema('cluster.schema.json');
 
 /**
  * How peers and clients reach a member: a fixed IPv4, or (DNS-member mode) a DNS name whose
@@ -31,6 +24,8 @@ export type InstallMode = 'download' | 'baked';
 export interface ClusterInput {
   readonly clusterName: string;
   readonly members: readonly MemberInput[];
+  /** DNS-member mode with derived names (`--domain`): a member added later is named `<cluster-name>-<member>.<domain>` too. */
+  readonly domain: string | undefined;
   readonly out: string;
   readonly etcdVersion: string;
   readonly releaseUrl: string;
@@ -104,25 +99,11 @@ export function flagsToRawInput(flags: ParsedOptions): RawInput {
   return raw;
 }
 
-let compiledValidator: ReturnType<InstanceType<typeof Ajv>['compile']> | undefined;
+let compiledValidator: ReturnType<typeof compileSchema> | undefined;
 
 function schemaValidator() {
-  if (!compiledValidator) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, useDefaults: false });
-    addFormats(ajv, ['ipv4']);
-    ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
-    compiledValidator = ajv.compile(clusterSchema);
-  }
+  compiledValidator ??= compileSchema(clusterSchema);
   return compiledValidator;
-}
-
-/** `/members/2/ip` -> `members[2].ip`: the field as the user wrote it. */
-function fieldName(instancePath: string): string {
-  return instancePath
-    .split('/')
-    .slice(1)
-    .map((part, index) => (/^\d+$/.test(part) ? `[${part}]` : `${index === 0 ? '' : '.'}${part}`))
-    .join('');
 }
 
 function describeSchemaError(error: ErrorObject): string {
@@ -205,6 +186,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   const input: ClusterInput = {
     clusterName,
     members,
+    domain: raw.domain as string | undefined,
     out: (raw.out as string | undefined) ?? 'out',
     etcdVersion: (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION,
     releaseUrl: ((raw['release-url'] as string | undefined) ?? DEFAULT_RELEASE_URL).replace(/\/+$/, ''),

@@ -1,65 +1,46 @@
-import type { ClusterPki, IssuedCert } from './pki/mint.js';
+import { FOLDER_FILES, renderClusterRecord } from './cluster-folder.js';
+import type { ClusterPki } from './pki/mint.js';
 import type { ClusterPlan } from './plan.js';
 import { shellWord } from './templates.js';
 import { PUBLIC_MODE, SECRET_MODE, type OutputFile } from './write.js';
 
-function certSummary(cert: IssuedCert) {
-  return { file: `pki/${cert.fileBase}.crt`, sha256Fingerprint: cert.sha256Fingerprint, notAfter: cert.notAfter };
-}
-
-/** cluster.json: what was generated, for the operator and for day-2 commands. */
-export function renderClusterJson(plan: ClusterPlan, pki: ClusterPki, generatedAt: Date): string {
-  const description = {
-    clusterName: plan.clusterName,
-    etcdVersion: plan.etcdVersion,
-    install: plan.install,
-    initialCluster: plan.initialCluster,
-    initialClusterToken: plan.initialClusterToken,
-    endpoints: plan.members.map((member) => member.clientUrl),
-    keySize: plan.keySize,
-    certDays: plan.certDays,
-    raftTiming: plan.raftTiming,
-    snapshots: plan.snapshots ?? false,
-    members: plan.members.map((member) => ({
-      name: member.name,
-      ...(member.ip !== undefined ? { ip: member.ip } : { hostname: member.hostname }),
-      peerUrl: member.peerUrl,
-      clientUrl: member.clientUrl,
-      userData: `user-data/${member.name}.yaml`,
-      certificate: certSummary(pki.members.get(member.name)!),
-    })),
-    ca: certSummary(pki.ca),
-    admin: certSummary(pki.admin),
-    generatedAt: generatedAt.toISOString(),
-  };
-  return `${JSON.stringify(description, null, 2)}\n`;
-}
-
 /** etcdctl.env: `. out/<cluster>/etcdctl.env` and etcdctl talks to the cluster as admin. */
 export function renderEtcdctlEnv(plan: ClusterPlan): string {
-  const pki = `${plan.outDir}/pki`;
+  const file = (name: string) => shellWord(`${plan.outDir}/${name}`);
   return [
-    `# Source this file: . ${shellWord(`${plan.outDir}/etcdctl.env`)}`,
+    `# Source this file: . ${file(FOLDER_FILES.etcdctlEnv)}`,
     `# then for example: etcdctl endpoint health --cluster`,
     'export ETCDCTL_API=3',
     `export ETCDCTL_ENDPOINTS=${shellWord(plan.endpoints)}`,
-    `export ETCDCTL_CACERT=${shellWord(`${pki}/ca.crt`)}`,
-    `export ETCDCTL_CERT=${shellWord(`${pki}/admin.crt`)}`,
-    `export ETCDCTL_KEY=${shellWord(`${pki}/admin.key`)}`,
+    `export ETCDCTL_CACERT=${file(FOLDER_FILES.cert('ca'))}`,
+    `export ETCDCTL_CERT=${file(FOLDER_FILES.cert('admin'))}`,
+    `export ETCDCTL_KEY=${file(FOLDER_FILES.key('admin'))}`,
     '',
   ].join('\n');
 }
 
+/** A certificate and its key (0600) as folder files. */
+export function certificateFiles(cert: { readonly fileBase: string; readonly certPem: string; readonly keyPem: string }, withKey = true): OutputFile[] {
+  return [
+    { path: FOLDER_FILES.cert(cert.fileBase), content: cert.certPem, mode: PUBLIC_MODE },
+    ...(withKey ? [{ path: FOLDER_FILES.key(cert.fileBase), content: cert.keyPem, mode: SECRET_MODE }] : []),
+  ];
+}
+
+/** A member's user-data: it holds the member's private key (0600). */
+export function userDataFile(member: string, text: string): OutputFile {
+  return { path: FOLDER_FILES.userData(member), content: text, mode: SECRET_MODE };
+}
+
+/** cluster.json and etcdctl.env: what changes whenever the members or certificates do. */
+export function recordFiles(plan: ClusterPlan, pki: ClusterPki, now: Date): OutputFile[] {
+  return [
+    { path: FOLDER_FILES.clusterJson, content: renderClusterRecord(plan, pki, now), mode: PUBLIC_MODE },
+    { path: FOLDER_FILES.etcdctlEnv, content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
+  ];
+}
+
 /** Every file of out/<cluster>/, keys 0600. */
 export function outputFiles(plan: ClusterPlan, pki: ClusterPki, userData: ReadonlyMap<string, string>, generatedAt: Date): OutputFile[] {
-  return [
-    ...pki.all.flatMap((cert) => [
-      { path: `pki/${cert.fileBase}.crt`, content: cert.certPem, mode: PUBLIC_MODE },
-      { path: `pki/${cert.fileBase}.key`, content: cert.keyPem, mode: SECRET_MODE },
-    ]),
-    // User-data holds the member's private key.
-    ...[...userData].map(([member, text]) => ({ path: `user-data/${member}.yaml`, content: text, mode: SECRET_MODE })),
-    { path: 'cluster.json', content: renderClusterJson(plan, pki, generatedAt), mode: PUBLIC_MODE },
-    { path: 'etcdctl.env', content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
-  ];
+  return [...pki.all.flatMap((cert) => certificateFiles(cert)), ...[...userData].map(([member, text]) => userDataFile(member, text)), ...recordFiles(plan, pki, generatedAt)];
 }

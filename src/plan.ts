@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
 import type { ClusterInput } from './input.js';
 import { isLoopback } from './ipv4.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
@@ -86,8 +85,6 @@ export interface DownloadInstallPlan {
   readonly releaseUrl: string;
   /** A pinned checksum; when absent the node trusts SHA256SUMS from the same release URL. */
   readonly sha256: string | undefined;
-  readonly tarballUrl: string;
-  readonly sha256SumsUrl: string;
 }
 
 /** Baked mode: the image already carries etcd (packer/etcd.pkr.hcl); the node only checks its version at boot. */
@@ -102,6 +99,8 @@ export type InstallPlan = DownloadInstallPlan | BakedInstallPlan;
 export interface ClusterPlan {
   readonly clusterName: string;
   readonly members: readonly MemberPlan[];
+  /** `--domain` clusters: members are `<cluster-name>-<member>.<domain>`, members added later too. */
+  readonly domain: string | undefined;
   readonly listenAddress: ListenAddressPlan;
   /** `etcd1=https://10.10.0.11:2380,...` */
   readonly initialCluster: string;
@@ -116,7 +115,7 @@ export interface ClusterPlan {
   /** Raft timing written to the etcd config only when the user set it. */
   readonly raftTiming: { readonly heartbeatIntervalMs: number | undefined; readonly electionTimeoutMs: number | undefined };
   readonly caDays: number;
-  /** Absolute folder the cluster is written to: `<out>/<cluster-name>`. */
+  /** Absolute folder the cluster is written to: `<out>/<cluster-name>` (ClusterFolder.dir). */
   readonly outDir: string;
   readonly node: NodePaths;
   readonly snapshots: SnapshotPlan | undefined;
@@ -127,11 +126,8 @@ export const CA_DAYS = 3650;
 /** Stands for the private IPv4 in the DNS-member config until the node fills it in; sed-safe. */
 export const PRIVATE_IPV4_PLACEHOLDER = '@PRIVATE_IPV4@';
 
-export function tarballName(version: string, arch = 'amd64'): string {
-  return `etcd-${version}-linux-${arch}.tar.gz`;
-}
-
-export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
+/** `outDir` is the cluster folder's absolute path, as ClusterFolder resolved it. */
+export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
   const version = parseEtcdVersion(input.etcdVersion);
   if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
   const dnsMode = input.members.some((member) => member.hostname !== undefined);
@@ -158,10 +154,10 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
     };
   });
   const initialCluster = members.map((member) => `${member.name}=${member.peerUrl}`).join(',');
-  const releaseDir = `${input.releaseUrl}/${input.etcdVersion}`;
   return {
     clusterName: input.clusterName,
     members,
+    domain: input.domain,
     listenAddress,
     initialCluster,
     initialClusterToken: clusterToken(input.clusterName, initialCluster),
@@ -176,14 +172,12 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
             version: input.etcdVersion,
             releaseUrl: input.releaseUrl,
             sha256: input.etcdSha256,
-            tarballUrl: `${releaseDir}/${tarballName(input.etcdVersion)}`,
-            sha256SumsUrl: `${releaseDir}/SHA256SUMS`,
           },
     keySize: input.keySize,
     certDays: input.certDays,
     raftTiming: { heartbeatIntervalMs: input.heartbeatIntervalMs, electionTimeoutMs: input.electionTimeoutMs },
     caDays: CA_DAYS,
-    outDir: resolve(cwd, input.out, input.clusterName),
+    outDir,
     node: NODE_PATHS,
     snapshots: input.snapshots ? { schedule: input.snapshotSchedule, retain: input.snapshotRetain } : undefined,
   };
@@ -192,8 +186,7 @@ export function planCluster(input: ClusterInput, cwd: string): ClusterPlan {
 /**
  * Unique per cluster name and membership, stable across re-runs: members of another cluster
  * (or an earlier incarnation with other addresses) cannot join by accident.
- */
-/** The initial-cluster-token of a cluster bootstrapped with this initial-cluster. Day-2 commands keep it as it was. */
+ * The initial-cluster-token of a cluster bootstrapped with this initial-cluster. Day-2 commands keep it as it was. */
 export function clusterToken(clusterName: string, initialCluster: string): string {
   const digest = createHash('sha256').update(`${clusterName}\n${initialCluster}`).digest('hex');
   return `${clusterName}-${digest.slice(0, 16)}`;

@@ -21,11 +21,6 @@ export function parseEtcdVersion(tag: string): EtcdVersion | undefined {
   return { major, minor, patch, tag };
 }
 
-/** The release lines whose configuration this tool knows how to write. */
-export function isSupportedVersion(version: EtcdVersion): boolean {
-  return version.major === 3 && version.minor >= 4 && version.minor <= 7;
-}
-
 function atLeast(version: EtcdVersion, minor: number, patch: number): boolean {
   return version.minor > minor || (version.minor === minor && version.patch >= patch);
 }

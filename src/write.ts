@@ -1,8 +1,7 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+// Atomic file operations on a folder; what the folder holds is cluster-folder.ts's business.
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CliError } from './errors.js';
-import type { KeyPairPem } from './pki/mint.js';
 
 /** One file of the output folder, relative to out/<cluster>/. */
 export interface OutputFile {
@@ -14,31 +13,6 @@ export interface OutputFile {
 
 export const SECRET_MODE = 0o600;
 export const PUBLIC_MODE = 0o644;
-
-/** Certificates and keys already in `<outDir>/pki`, by file base, so a re-run can keep them. */
-export function readExistingPki(outDir: string): Map<string, Partial<KeyPairPem>> {
-  const pkiDir = join(outDir, 'pki');
-  const existing = new Map<string, Partial<KeyPairPem>>();
-  if (!existsSync(pkiDir)) return existing;
-  for (const entry of readdirSync(pkiDir)) {
-    const match = /^(.+)\.(crt|key)$/.exec(entry);
-    if (!match) continue;
-    const [, base, kind] = match as unknown as [string, string, 'crt' | 'key'];
-    const pair = existing.get(base) ?? {};
-    existing.set(base, { ...pair, [kind === 'crt' ? 'certPem' : 'keyPem']: readFileSync(join(pkiDir, entry), 'utf8') });
-  }
-  return existing;
-}
-
-/** A JSON file of ours that may be absent or damaged: undefined then, so the caller decides what that means. */
-export function readJsonIfValid<T>(path: string): T | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Writes the whole folder atomically: everything goes to a temporary sibling, which then replaces
@@ -123,99 +97,5 @@ export function writeOutputFile(outDir: string, file: OutputFile): void {
   } catch (error) {
     rmSync(staging, { force: true });
     throw new CliError('write', `cannot write ${target}: ${(error as Error).message}`);
-  }
-}
-
-/** Who holds a folder's lock: written into the lock file, shown to whoever finds it taken. */
-export interface LockHolder {
-  readonly command: string;
-  readonly pid: number;
-  readonly hostname: string;
-  readonly startedAt: string;
-}
-
-/** `out/.etcd.lock` for `out/etcd`: beside the folder, since the folder itself is replaced by rename. */
-export function folderLockPath(outDir: string): string {
-  return join(dirname(outDir), `.${basename(outDir)}.lock`);
-}
-
-/**
- * Runs `change` while holding the folder's lock, so that two commands never read, change and
- * replace the same folder at once (the second rename would silently undo the first's change).
- * A lock left by a process of this host that no longer runs is taken over; any other held lock is
- * an error naming its holder. Folders this call had to create for the lock are removed again if
- * nothing else was written into them.
- */
-export async function withFolderLock<T>(outDir: string, command: string, now: Date, change: () => Promise<T>): Promise<T> {
-  const path = folderLockPath(outDir);
-  let firstCreated: string | undefined;
-  try {
-    firstCreated = mkdirSync(dirname(outDir), { recursive: true });
-  } catch (error) {
-    throw new CliError('write', `cannot write ${outDir}: ${(error as Error).message}`);
-  }
-  const holder: LockHolder = { command, pid: process.pid, hostname: hostname(), startedAt: now.toISOString() };
-  try {
-    takeLock(path, outDir, holder);
-    try {
-      return await change();
-    } finally {
-      rmSync(path, { force: true });
-    }
-  } finally {
-    if (firstCreated) removeEmptyFolders(dirname(outDir), firstCreated);
-  }
-}
-
-function takeLock(path: string, outDir: string, holder: LockHolder): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${JSON.stringify(holder)}\n`, { flag: 'wx', mode: PUBLIC_MODE });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError('write', `cannot write ${outDir}: ${(error as Error).message}`);
-    }
-    const other = readLockHolder(path);
-    if (other && other.hostname === holder.hostname && !processRuns(other.pid)) {
-      rmSync(path, { force: true }); // left by a command that crashed or was killed
-      continue;
-    }
-    const who = other ? `${other.command} (pid ${other.pid} on ${other.hostname}, since ${other.startedAt})` : 'another etcd-cloudinit command';
-    throw new CliError('preflight', `${outDir} is being changed by ${who}; wait for it to finish, or if that process is gone, delete ${path}`);
-  }
-  throw new CliError('preflight', `${outDir}: could not take the lock ${path}; try again`);
-}
-
-function readLockHolder(path: string): LockHolder | undefined {
-  try {
-    const holder = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
-    if (typeof holder.command === 'string' && Number.isInteger(holder.pid) && typeof holder.hostname === 'string' && typeof holder.startedAt === 'string') {
-      return holder as LockHolder;
-    }
-  } catch {
-    // unreadable or half-written: treated as held by an unknown command
-  }
-  return undefined;
-}
-
-/** Signal 0 only asks whether the process exists; nothing is sent to it. */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Removes `from` and its parents up to `upTo` (the first folder mkdir created), while they are empty. */
-function removeEmptyFolders(from: string, upTo: string): void {
-  for (let folder = from; folder.startsWith(upTo); folder = dirname(folder)) {
-    try {
-      rmdirSync(folder);
-    } catch {
-      return; // not empty: something was written
-    }
-    if (folder === upTo) return;
   }
 }

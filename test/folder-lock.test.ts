@@ -1,14 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { folderLockPath, withFolderLock, type LockHolder } from '../src/write.js';
+import { ClusterFolder, type LockHolder } from '../src/cluster-folder.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 
 const IPS = '10.10.0.11,10.10.0.12,10.10.0.13';
 const NOW = new Date('2026-11-22T05:00:00Z');
 const workDir = tempDirsRemovedAfterAll('lock');
+
+const folderAt = (outDir: string) => new ClusterFolder(dirname(outDir), basename(outDir), '/');
+const folderLockPath = (outDir: string) => folderAt(outDir).lockPath;
+const withFolderLock = <T>(outDir: string, command: string, now: Date, change: () => Promise<T>) => folderAt(outDir).withLock(command, now, change);
 
 /** The PID of a process that has exited: a lock it held is stale. */
 function deadPid(): number {

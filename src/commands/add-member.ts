@@ -1,26 +1,35 @@
+import { FOLDER_FILES, type DigitalOceanState } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs, planFromRecord, withClusterFolderLock, type ClusterFolder } from '../day2/cluster-folder.js';
+import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { checkMembers } from '../day2/health.js';
 import { hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
-import { relativeTo } from '../day2/paths.js';
+import { FOLDER_OPTIONS, TIMEOUT_OPTION, folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
-import { EtcdCallError, memberAdd, memberList, type ClientOptions, type EtcdMember, type MemberAddResponse } from '../etcd/client.js';
+import { EtcdCallError, memberList, type ClientOptions, type EtcdMember, type MemberAddResponse } from '../etcd/client.js';
 import { isPrivateOrLoopback } from '../ipv4.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
-import { renderClusterJson, renderEtcdctlEnv } from '../output.js';
+import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert, type KeyPairPem } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
 import { renderUserData } from '../render.js';
-import { PUBLIC_MODE, SECRET_MODE, updateOutputFolder } from '../write.js';
+import { DROPLET_WAIT_OPTIONS, dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
 
 export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'ip', type: 'string', valueName: 'address', description: "The new member's IPv4 address (required)" },
-  { name: 'name', type: 'string', valueName: 'name', description: 'The new member\'s name (default: the first free etcdN)' },
+  { name: 'ip', type: 'string', valueName: 'address', description: "IP mode: the new member's IPv4 address (required)" },
+  {
+    name: 'hostname',
+    type: 'string',
+    valueName: 'name',
+    description: "DNS-member mode: the new member's DNS name (required for a --hostnames cluster; a --domain cluster derives <cluster-name>-<name>.<domain>)",
+  },
+  { name: 'name', type: 'string', valueName: 'name', description: "The new member's name (default: the first free etcdN)" },
   {
     name: 'voter',
     type: 'boolean',
     description: 'Join as a voting member at once; by default it joins as a learner (no vote, no effect on quorum) and promotes itself once it has caught up',
   },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
+  ...DROPLET_WAIT_OPTIONS,
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
@@ -35,8 +44,8 @@ interface Preflight {
 }
 
 /** preflight: every member healthy, and the cluster's membership is what cluster.json says. */
-async function preflight(folder: ClusterFolder, joining: MemberPlan, client: ClientOptions, now: Date): Promise<Preflight> {
-  const health = await checkMembers(folder.plan, client, now);
+async function preflight(plan: ClusterPlan, joining: MemberPlan, client: ClientOptions, now: Date): Promise<Preflight> {
+  const health = await checkMembers(plan, client, now);
   const unhealthy = health.filter((member) => !member.healthy);
   if (unhealthy.length > 0) {
     throw new CliError(
@@ -57,50 +66,25 @@ async function preflight(folder: ClusterFolder, joining: MemberPlan, client: Cli
     );
   }
   if (existing?.name) {
-    throw new CliError('preflight', `ip: ${JSON.stringify(joining.ip)} is already the peer URL of running member ${existing.name} (ID ${hexMemberId(existing.ID)}), which cluster.json does not list`);
+    const field = joining.ip !== undefined ? 'ip' : 'hostname';
+    throw new CliError('preflight', `${field}: ${JSON.stringify(joining.host)} is already the peer URL of running member ${existing.name} (ID ${hexMemberId(existing.ID)}), which cluster.json does not list`);
   }
-  const drift = membershipDrift(folder.plan.members, existing ? running.filter((member) => member !== existing) : running);
+  const drift = membershipDrift(plan.members, existing ? running.filter((member) => member !== existing) : running);
   if (drift.length > 0) {
     throw new CliError('preflight', `cluster.json and the running cluster disagree: ${drift.join('; ')}; reconcile them (etcdctl member list/remove) before adding a member`);
   }
   return { endpoint, alreadyAdded: existing };
 }
 
-function summary(folder: ClusterFolder, plan: ClusterPlan, joining: MemberPlan, cert: IssuedCert, memberId: string, resumed: boolean, cwd: string): string {
-  const relative = relativeTo(folder.outDir, cwd);
-  const count = plan.members.length;
-  const role = joining.learnerId !== undefined ? ' as a learner' : '';
-  const next =
-    joining.learnerId !== undefined
-      ? [
-          `Next: boot the new machine with ${relative}/user-data/${joining.name}.yaml. As a learner it gets the data but no vote,`,
-          `so quorum stays ${Math.floor((count - 1) / 2) + 1} of ${count - 1} meanwhile; once it has caught up, the node promotes itself (etcd-promote.service).`,
-        ]
-      : [
-          `Next: boot the new machine with ${relative}/user-data/${joining.name}.yaml now: the cluster counts it towards quorum`,
-          `(${Math.floor(count / 2) + 1} of ${count}) from this moment, so it tolerates one fewer failure until the member has started.`,
-        ];
-  return [
-    `${resumed ? 'Member was already added (unstarted); wrote its files' : 'Added member'} ${joining.name} (${joining.ip}, ID ${hexMemberId(memberId)})${role} to cluster ${plan.clusterName}: now ${count} members.`,
-    `  ${joining.name.padEnd(8)}minted pki/${joining.name}.crt (expires ${cert.notAfter.slice(0, 10)})  user-data/${joining.name}.yaml (initial-cluster-state: existing)`,
-    `Updated ${relative}/cluster.json and etcdctl.env.`,
-    '',
-    ...next,
-    `Then check: etcd-cloudinit health${folder.plan.clusterName === 'etcd' ? '' : ` --cluster-name ${folder.plan.clusterName}`}`,
-    ...(count % 2 === 0 ? [`Note: ${count} members tolerate no more failures than ${count - 1}; add or remove one more member.`] : []),
-    '',
-  ].join('\n');
-}
-
 /**
  * etcd refuses a change that would leave fewer members than a quorum connected for 5 s
  * ("unhealthy cluster"), e.g. right after a member restarted although all answer health: wait that out.
  */
-async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOptions, learner: boolean): Promise<MemberAddResponse> {
+async function addWithRetry(effects: Day2Effects, endpoint: string, peerUrl: string, client: ClientOptions, learner: boolean): Promise<MemberAddResponse> {
   const attempts = 8;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await memberAdd(endpoint, [peerUrl], { ...client, learner });
+      return await effects.memberAdd(endpoint, peerUrl, client, learner);
     } catch (error) {
       const retryable = error instanceof EtcdCallError && /unhealthy cluster/.test(error.message);
       if (!retryable || attempt === attempts) {
@@ -113,29 +97,46 @@ async function addWithRetry(endpoint: string, peerUrl: string, client: ClientOpt
 
 /** Holds the folder's lock from the first read to the last write. */
 export function runAddMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
-  return withClusterFolderLock(flags, context, 'add-member', () => addMember(flags, context));
+  const folder = folderFromFlags(flags, context);
+  const now = context.now();
+  const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  const effects = flags['dry-run'] === true ? dryRunEffects(folder, progress) : realEffects(folder);
+  return folder.withLock('add-member', now, () => addMember(flags, context, openCluster(folder), effects, now));
 }
 
-/** validate -> load -> plan -> preflight (health, membership, no learner) -> mint -> render -> member add (as a learner unless --voter) -> render with its ID -> write. */
-async function addMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/**
+ * validate -> plan -> preflight (health, membership, no learner) -> mint -> render -> member add (as a
+ * learner unless --voter) -> render with its ID -> write -> (create-droplets clusters) droplet, wait
+ * for its address, A record. The member is added before its droplet exists: a learner has no vote,
+ * and its user-data, fixed when the droplet is created, must carry the member ID it promotes.
+ */
+async function addMember(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, effects: Day2Effects, now: Date): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
-  const folder = loadClusterFolder(flags, context);
-  const newMember = validateNewMember(flags.ip, flags.name, folder.record);
-  if (!isPrivateOrLoopback(newMember.ip)) {
+  const droplets = cluster.digitalocean ? dropletWaitOptions(flags) : undefined;
+  const resumed = cluster.digitalocean ? unfinishedDropletMember(cluster, cluster.digitalocean, flags.name) : undefined;
+  if (resumed) {
+    context.stderr.write(`${resumed}: add-member did not finish its droplet; resuming it\n`);
+    const member = cluster.plan.members.find((candidate) => candidate.name === resumed)!;
+    const provisioned = await provisionDroplet(context, cluster, effects, member, cluster.folder.readUserData(resumed), droplets!);
+    context.stdout.write(`Finished adding member ${resumed} (${member.host}): ${provisioned}\n`);
+    return 0;
+  }
+
+  const newMember = validateNewMember(flags, cluster.record, cluster.digitalocean);
+  if (newMember.ip !== undefined && !isPrivateOrLoopback(newMember.ip)) {
     context.stderr.write(`warning: ip: ${JSON.stringify(newMember.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses\n`);
   }
   const learner = flags.voter !== true;
-  const basePlan = planFromRecord(folder.record, [...folder.record.members, newMember], folder.out, context.cwd);
+  const basePlan = planFromRecord(cluster.record, [...cluster.record.members, newMember], cluster.folder);
   // The learner's member ID is known only after member add: until then, the longest one stands in.
   const plan = withJoiningMember(basePlan, newMember.name, learner ? 'f'.repeat(16) : undefined);
   const joining = plan.members.find((member) => member.name === newMember.name)!;
-  const client = { tls: folder.adminTls, timeoutMs };
-  const now = context.now();
+  const client = { tls: cluster.adminTls, timeoutMs };
 
-  const { endpoint, alreadyAdded } = await preflight(folder, joining, client, now);
+  const { endpoint, alreadyAdded } = await preflight(cluster.plan, joining, client, now);
 
   // Everything that can fail offline happens before the cluster changes.
-  const current = readClusterPki(folder.plan, folder.existingPki);
+  const current = readClusterPki(cluster.plan, cluster.pki);
   const ca: KeyPairPem = { certPem: current.ca.certPem, keyPem: current.ca.keyPem };
   const cert = await issueLeaf(plan, newMember.name, ca, {
     now,
@@ -152,7 +153,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
   let memberId = alreadyAdded?.ID;
   const joinedAsLearner = alreadyAdded ? alreadyAdded.isLearner === true : learner;
   if (!memberId) {
-    const added = await addWithRetry(endpoint, joining.peerUrl, client, learner);
+    const added = await addWithRetry(effects, endpoint, joining.peerUrl, client, learner);
     memberId = added.member?.ID ?? '0';
   }
   const finalPlan = withJoiningMember(basePlan, newMember.name, joinedAsLearner ? hexMemberId(memberId) : undefined);
@@ -160,21 +161,62 @@ async function addMember(flags: ParsedOptions, context: CommandContext): Promise
   const userData = renderUserData(finalPlan, pki, newMember.name);
 
   try {
-    updateOutputFolder(folder.outDir, {
-      files: [
-        { path: `pki/${newMember.name}.crt`, content: cert.certPem, mode: PUBLIC_MODE },
-        { path: `pki/${newMember.name}.key`, content: cert.keyPem, mode: SECRET_MODE },
-        { path: `user-data/${newMember.name}.yaml`, content: userData, mode: SECRET_MODE },
-        { path: 'cluster.json', content: renderClusterJson(finalPlan, pki, now), mode: PUBLIC_MODE },
-        { path: 'etcdctl.env', content: renderEtcdctlEnv(finalPlan), mode: PUBLIC_MODE },
-      ],
-    });
+    effects.updateFolder({ files: [...certificateFiles(cert), userDataFile(newMember.name, userData), ...recordFiles(finalPlan, pki, now)] });
   } catch (error) {
     throw new CliError(
       'write',
-      `${(error as Error).message.replace(/^\[write\] /, '')}; the cluster already lists ${joining.name} as an unstarted member: run add-member with the same --ip and --name again to write its files`,
+      `${(error as Error).message.replace(/^\[write\] /, '')}; the cluster already lists ${joining.name} as an unstarted member: run add-member with the same ${joining.ip !== undefined ? '--ip' : '--hostname'} and --name again to write its files`,
     );
   }
-  context.stdout.write(summary(folder, finalPlan, joined, cert, memberId, alreadyAdded !== undefined, context.cwd));
+  const machine = cluster.digitalocean ? await provisionDroplet(context, cluster, effects, joined, userData, droplets!) : undefined;
+  context.stdout.write(summary(cluster, finalPlan, joined, cert, memberId, alreadyAdded !== undefined, machine, effects.dryRun));
   return 0;
+}
+
+/**
+ * On a create-droplets cluster, a member cluster.json lists whose droplet add-member did not finish
+ * (killed, or the API failed): a re-run finishes it instead of adding another member.
+ */
+function unfinishedDropletMember(cluster: OpenCluster, state: DigitalOceanState, requested: unknown): string | undefined {
+  const unfinished = cluster.record.members.find((member) => !state.members.some((droplet) => droplet.name === member.name && droplet.privateIpv4 !== undefined))?.name;
+  if (unfinished === undefined || requested === undefined || requested === unfinished) return unfinished;
+  throw new CliError('preflight', `member ${unfinished} was added but its droplet is not finished; run add-member --name ${unfinished} to finish it (or remove-member --name ${unfinished}) before adding ${String(requested)}`);
+}
+
+function summary(
+  cluster: OpenCluster,
+  plan: ClusterPlan,
+  joining: MemberPlan,
+  cert: IssuedCert,
+  memberId: string,
+  resumed: boolean,
+  machine: string | undefined,
+  dryRun: boolean,
+): string {
+  const { folder } = cluster;
+  const userData = folder.shownFile(FOLDER_FILES.userData(joining.name));
+  const count = plan.members.length;
+  const role = joining.learnerId !== undefined ? ' as a learner' : '';
+  if (dryRun) return `Dry run: would add member ${joining.name} (${joining.host})${role} to cluster ${plan.clusterName}; nothing was changed or written.\n`;
+  const boot = machine ? `Its droplet boots from ${userData} (${machine})` : `Next: boot the new machine with ${userData}`;
+  const next =
+    joining.learnerId !== undefined
+      ? [
+          `${boot}. As a learner it gets the data but no vote,`,
+          `so quorum stays ${Math.floor((count - 1) / 2) + 1} of ${count - 1} meanwhile; once it has caught up, the node promotes itself (etcd-promote.service).`,
+        ]
+      : [
+          `${boot}${machine ? ';' : ' now:'} the cluster counts it towards quorum`,
+          `(${Math.floor(count / 2) + 1} of ${count}) from this moment, so it tolerates one fewer failure until the member has started.`,
+        ];
+  return [
+    `${resumed ? 'Member was already added (unstarted); wrote its files' : 'Added member'} ${joining.name} (${joining.host}, ID ${hexMemberId(memberId)})${role} to cluster ${plan.clusterName}: now ${count} members.`,
+    `  ${joining.name.padEnd(8)}minted ${FOLDER_FILES.cert(joining.name)} (expires ${cert.notAfter.slice(0, 10)})  ${FOLDER_FILES.userData(joining.name)} (initial-cluster-state: existing)`,
+    `Updated ${folder.shownFile(FOLDER_FILES.clusterJson)} and ${FOLDER_FILES.etcdctlEnv}.`,
+    '',
+    ...next,
+    `Then check: etcd-cloudinit health${plan.clusterName === 'etcd' ? '' : ` --cluster-name ${plan.clusterName}`}`,
+    ...(count % 2 === 0 ? [`Note: ${count} members tolerate no more failures than ${count - 1}; add or remove one more member.`] : []),
+    '',
+  ].join('\n');
 }

@@ -1,14 +1,11 @@
-import { join } from 'node:path';
+import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { CliError, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
+import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
-import { outputFiles } from '../output.js';
-import { mintPki, type ClusterPki } from '../pki/mint.js';
-import { clusterToken, planCluster, type ClusterPlan } from '../plan.js';
-import { installSource, renderUserData } from '../render.js';
+import { installSource } from '../render.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
-import { readExistingPki, readJsonIfValid, withFolderLock, writeOutputFolder } from '../write.js';
 
 /** The cluster options shared by every command that generates a cluster's files. */
 export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
@@ -45,14 +42,6 @@ export const GEN_USERDATA_OPTIONS: readonly OptionSpec[] = [
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
-export interface GeneratedCluster {
-  readonly input: ClusterInput;
-  readonly plan: ClusterPlan;
-  readonly pki: ClusterPki;
-  /** By member name. */
-  readonly userData: ReadonlyMap<string, string>;
-}
-
 /** validate: flags and the config file into a checked input; warnings go to stderr. */
 export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
   const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, context.cwd) : {};
@@ -61,69 +50,25 @@ export function validateClusterFlags(flags: ParsedOptions, context: CommandConte
   return input;
 }
 
-/**
- * A folder whose membership add-member or remove-member changed describes a running cluster that
- * was bootstrapped with other members. gen-userdata writes files that bootstrap a new cluster
- * (initial-cluster-state: new) for exactly the members it is given, so re-running it there would
- * replace the joined members' user-data and drop the certificates of members it is not given.
- * It refuses unless --force. Day-2 commands keep the bootstrap token while initial-cluster follows
- * the members, so the two disagree exactly when membership has changed since bootstrap.
- */
-function checkNoDay2Changes(plan: ClusterPlan, force: boolean): void {
-  if (force) return;
-  // Absent or unreadable: not ours to judge; the write replaces it.
-  const record = readJsonIfValid<{ clusterName?: unknown; initialCluster?: unknown; initialClusterToken?: unknown; members?: { name?: unknown; ip?: unknown; hostname?: unknown }[] }>(
-    join(plan.outDir, 'cluster.json'),
-  );
-  if (!record) return;
-  if (typeof record.clusterName !== 'string' || typeof record.initialCluster !== 'string' || typeof record.initialClusterToken !== 'string') return;
-  if (record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
-  const members = (record.members ?? []).map((member) => `${String(member.name)} (${String(member.ip ?? member.hostname)})`).join(', ');
-  throw new CliError(
-    'plan',
-    `${plan.outDir} was changed by add-member/remove-member since the cluster was bootstrapped (members now: ${members}). ` +
-      'gen-userdata writes user-data that bootstraps a new cluster, and would replace what the day-2 commands wrote. ' +
-      'Manage this cluster with add-member, remove-member and renew-certs (docs/day2.md), or pass --force to start its files over (the CA is kept).',
-  );
-}
-
-/** plan -> mint -> render -> check -> write, for a validated input. The caller holds the folder's lock. */
-export async function generateCluster(input: ClusterInput, context: CommandContext, force: boolean): Promise<GeneratedCluster> {
-  const plan = planCluster(input, context.cwd);
-  checkNoDay2Changes(plan, force);
-  const now = context.now();
-  const pki = await mintPki(plan, {
-    now,
-    existing: readExistingPki(plan.outDir),
-    force,
-    ...(context.keySource ? { keySource: context.keySource } : {}),
-    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
-  });
-  const userData = new Map(plan.members.map((member) => [member.name, renderUserData(plan, pki, member.name)]));
-  writeOutputFolder(plan.outDir, outputFiles(plan, pki, userData, now));
-  return { input, plan, pki, userData };
-}
-
-export function renderSummary(generated: GeneratedCluster, cwd: string): string {
+export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder): string {
   const { plan, pki, userData } = generated;
-  const relative = plan.outDir.startsWith(`${cwd}/`) ? plan.outDir.slice(cwd.length + 1) : plan.outDir;
   const state = (reused: boolean) => (reused ? 'kept' : 'minted');
   const lines = [
     `Cluster ${plan.clusterName}: ${plan.members.length} member(s), etcd ${plan.etcdVersion} ${installSource(plan)}`,
-    `  ca      ${state(pki.ca.reused).padEnd(7)}pki/ca.crt (expires ${pki.ca.notAfter.slice(0, 10)}; pki/ca.key stays here)`,
+    `  ca      ${state(pki.ca.reused).padEnd(7)}${FOLDER_FILES.cert('ca')} (expires ${pki.ca.notAfter.slice(0, 10)}; ${FOLDER_FILES.key('ca')} stays here)`,
     ...plan.members.map((member) => {
       const cert = pki.members.get(member.name)!;
       const bytes = Buffer.byteLength(userData.get(member.name)!);
-      return `  ${member.name.padEnd(8)}${state(cert.reused).padEnd(7)}pki/${member.name}.crt  user-data/${member.name}.yaml (${(bytes / 1024).toFixed(1)} KiB)  ${member.clientUrl}`;
+      return `  ${member.name.padEnd(8)}${state(cert.reused).padEnd(7)}${FOLDER_FILES.cert(member.name)}  ${FOLDER_FILES.userData(member.name)} (${(bytes / 1024).toFixed(1)} KiB)  ${member.clientUrl}`;
     }),
-    `  admin   ${state(pki.admin.reused).padEnd(7)}pki/admin.crt (expires ${pki.admin.notAfter.slice(0, 10)})`,
-    `Wrote ${relative}/`,
+    `  admin   ${state(pki.admin.reused).padEnd(7)}${FOLDER_FILES.cert('admin')} (expires ${pki.admin.notAfter.slice(0, 10)})`,
+    `Wrote ${folder.shown}/`,
     '',
     'Next: give each machine its user-data (the droplet console\'s "User data" box, or your cloud\'s equivalent),',
     plan.install.mode === 'baked'
       ? `boot them from an image baked with etcd ${plan.etcdVersion} (packer/, see docs/packer.md), then from this workstation:`
       : 'boot them, then from this workstation:',
-    `  . ${relative}/etcdctl.env && etcdctl endpoint health --cluster`,
+    `  . ${folder.shownFile(FOLDER_FILES.etcdctlEnv)} && etcdctl endpoint health --cluster`,
     '',
   ];
   return lines.join('\n');
@@ -135,13 +80,14 @@ export async function runGenUserdata(flags: ParsedOptions, context: CommandConte
   if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
     throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
   }
-  const outDir = planCluster(input, context.cwd).outDir;
-  const generated = await withFolderLock(outDir, 'gen-userdata', context.now(), () => generateCluster(input, context, flags.force === true));
+  const folder = folderOf(input, context.cwd);
+  const now = context.now();
+  const generated = await folder.withLock('gen-userdata', now, () => generateCluster(input, folder, context, now, flags.force === true));
   if (printMember !== undefined) {
-    context.stderr.write(renderSummary(generated, context.cwd));
+    context.stderr.write(renderSummary(generated, folder));
     context.stdout.write(generated.userData.get(printMember)!);
   } else {
-    context.stdout.write(renderSummary(generated, context.cwd));
+    context.stdout.write(renderSummary(generated, folder));
   }
   return 0;
 }

@@ -1,10 +1,11 @@
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs } from '../day2/cluster-folder.js';
+import { FOLDER_FILES } from '../cluster-folder.js';
+import { FOLDER_OPTIONS, TIMEOUT_OPTION, folderFromFlags, openCluster, parseTimeoutMs } from '../day2/open-cluster.js';
 import { assessHealth, checkMembers, describeLocalCertificate, renderHealthTable } from '../day2/health.js';
 import { membershipDrift } from '../day2/membership.js';
-import { EXIT_FAILURE, usageError } from '../errors.js';
+import { EXIT_FAILURE } from '../errors.js';
 import { memberList } from '../etcd/client.js';
-import type { OptionSpec, ParsedOptions } from '../options.js';
+import { numberFlag, type OptionSpec, type ParsedOptions } from '../options.js';
 
 export const HEALTH_OPTIONS: readonly OptionSpec[] = [
   ...FOLDER_OPTIONS,
@@ -15,30 +16,26 @@ export const HEALTH_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export function parseWarnDays(flags: ParsedOptions): number {
-  const raw = flags['warn-days'];
-  if (raw === undefined) return 30;
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) > 3650) {
-    throw usageError('validate', `warn-days: ${JSON.stringify(raw)} is not a whole number of days from 0 to 3650`);
-  }
-  return Number(raw);
+  return numberFlag(flags, 'warn-days', 30, (days) => Number.isInteger(days) && days <= 3650, 'is not a whole number of days from 0 to 3650');
 }
 
 /** validate -> load the folder -> ask every member -> assess -> print. Exit 1 on any problem. */
 export async function runHealth(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const warnDays = parseWarnDays(flags);
   const timeoutMs = parseTimeoutMs(flags);
-  const folder = loadClusterFolder(flags, context);
+  const cluster = openCluster(folderFromFlags(flags, context));
   const now = context.now();
-  const members = await checkMembers(folder.plan, { tls: folder.adminTls, timeoutMs }, now);
+  const client = { tls: cluster.adminTls, timeoutMs };
+  const members = await checkMembers(cluster.plan, client, now);
   const certificates = [
-    describeLocalCertificate('pki/admin.crt', folder.adminTls.certPem, now),
-    describeLocalCertificate('pki/ca.crt', folder.adminTls.caPem, now),
+    describeLocalCertificate(FOLDER_FILES.cert('admin'), cluster.adminTls.certPem, now),
+    describeLocalCertificate(FOLDER_FILES.cert('ca'), cluster.adminTls.caPem, now),
   ];
   // A member added or removed behind cluster.json's back would be invisible in the table.
   const answering = members.find((member) => member.healthy && member.leader) ?? members.find((member) => member.healthy);
-  const running = answering ? await memberList(answering.endpoint, { tls: folder.adminTls, timeoutMs }).catch(() => undefined) : undefined;
-  const drift = running ? membershipDrift(folder.plan.members, running) : [];
-  const report = assessHealth(folder.plan.clusterName, members, certificates, drift, warnDays, now);
+  const running = answering ? await memberList(answering.endpoint, client).catch(() => undefined) : undefined;
+  const drift = running ? membershipDrift(cluster.plan.members, running) : [];
+  const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now);
   context.stdout.write(flags.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderHealthTable(report));
   return report.healthy ? 0 : EXIT_FAILURE;
 }

@@ -1,17 +1,19 @@
 import { X509Certificate } from 'node:crypto';
+import { FOLDER_FILES } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, loadClusterFolder, parseTimeoutMs, planFromRecord, withClusterFolderLock } from '../day2/cluster-folder.js';
+import { retireDroplet } from '../day2/droplets.js';
+import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { hexMemberId } from '../day2/membership.js';
-import { relativeTo } from '../day2/paths.js';
+import { FOLDER_OPTIONS, TIMEOUT_OPTION, folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError, usageError } from '../errors.js';
-import { firstAnswer, memberList, memberRemove } from '../etcd/client.js';
+import { firstAnswer, memberList } from '../etcd/client.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
-import { renderClusterJson, renderEtcdctlEnv } from '../output.js';
+import { recordFiles } from '../output.js';
 import { readClusterPki } from '../pki/mint.js';
-import { PUBLIC_MODE, updateOutputFolder } from '../write.js';
 
 export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
   { name: 'name', type: 'string', valueName: 'name', description: 'The member to remove (required)' },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
@@ -19,57 +21,80 @@ export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
 
 /** Holds the folder's lock from the first read to the last write. */
 export function runRemoveMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
-  return withClusterFolderLock(flags, context, 'remove-member', () => removeMember(flags, context));
+  const folder = folderFromFlags(flags, context);
+  const now = context.now();
+  const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  const effects = flags['dry-run'] === true ? dryRunEffects(folder, progress) : realEffects(folder);
+  return folder.withLock('remove-member', now, () => removeMember(flags, context, openCluster(folder), effects, now));
 }
 
-/** validate -> load -> plan -> member remove (asked of the other members) -> write cluster.json without it. */
-async function removeMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/**
+ * validate -> plan -> member remove (asked of the other members) -> (create-droplets clusters) delete
+ * its A record and droplet -> write cluster.json without it. Each step finds what an interrupted
+ * run already did, so a re-run finishes the job.
+ */
+async function removeMember(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, effects: Day2Effects, now: Date): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
-  const folder = loadClusterFolder(flags, context);
+  const { folder, record } = cluster;
   const name = flags.name;
   if (typeof name !== 'string') throw usageError('validate', 'name: is required (for example --name etcd3)');
-  const leaving = folder.plan.members.find((member) => member.name === name);
-  if (!leaving) {
-    throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${folder.plan.members.map((member) => member.name).join(', ')})`);
+  const leaving = cluster.plan.members.find((member) => member.name === name);
+  // A run that deleted the member but not yet its droplet: only DigitalOcean's part is left.
+  const dropletLeft = cluster.digitalocean?.members.some((member) => member.name === name) === true;
+  if (!leaving && !dropletLeft) {
+    throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${cluster.plan.members.map((member) => member.name).join(', ')})`);
   }
-  if (folder.plan.members.length === 1) throw usageError('validate', `name: ${JSON.stringify(name)} is the only member; a cluster cannot remove its last member`);
-  const remaining = folder.record.members.filter((member) => member.name !== name);
-  const plan = planFromRecord(folder.record, remaining, folder.out, context.cwd);
-  const client = { tls: folder.adminTls, timeoutMs };
+  if (leaving && cluster.plan.members.length === 1) throw usageError('validate', `name: ${JSON.stringify(name)} is the only member; a cluster cannot remove its last member`);
+  const remaining = record.members.filter((member) => member.name !== name);
+  const plan = planFromRecord(record, remaining, folder);
+  const client = { tls: cluster.adminTls, timeoutMs };
 
-  // The leaving member may be the broken one: ask the others.
-  const others = plan.members.map((member) => member.clientUrl);
-  const { endpoint, value: running } = await firstAnswer(others, (candidate) => memberList(candidate, client)).catch((error: Error) => {
-    throw new CliError('preflight', `no remaining member answered member list: ${error.message}`);
-  });
-  const target = running.find((member) => member.peerURLs?.includes(leaving.peerUrl));
-  if (target) {
-    await memberRemove(endpoint, target.ID, client).catch((error: Error) => {
-      throw new CliError('api', `member remove ${name} (ID ${hexMemberId(target.ID)}) on ${endpoint} failed: ${error.message}`);
+  let removedId: string | undefined;
+  if (leaving) {
+    // The leaving member may be the broken one: ask the others.
+    const others = plan.members.map((member) => member.clientUrl);
+    const { endpoint, value: running } = await firstAnswer(others, (candidate) => memberList(candidate, client)).catch((error: Error) => {
+      throw new CliError('preflight', `no remaining member answered member list: ${error.message}`);
+    });
+    const target = running.find((member) => member.peerURLs?.includes(leaving.peerUrl));
+    if (target) {
+      await effects.memberRemove(endpoint, target.ID, client).catch((error: Error) => {
+        throw new CliError('api', `member remove ${name} (ID ${hexMemberId(target.ID)}) on ${endpoint} failed: ${error.message}`);
+      });
+      removedId = target.ID;
+    }
+  }
+  const machine = dropletLeft ? await retireDroplet(context, cluster, effects, name) : undefined;
+
+  if (leaving) {
+    const pki = readClusterPki(plan, cluster.pki);
+    effects.updateFolder({
+      files: recordFiles(plan, pki, now),
+      // A removed member cannot rejoin with its old identity: add-member mints afresh.
+      remove: [FOLDER_FILES.cert(name), FOLDER_FILES.key(name), FOLDER_FILES.userData(name), FOLDER_FILES.renewScript(name)],
     });
   }
-
-  const now = context.now();
-  const pki = readClusterPki(plan, folder.existingPki);
-  updateOutputFolder(folder.outDir, {
-    files: [
-      { path: 'cluster.json', content: renderClusterJson(plan, pki, now), mode: PUBLIC_MODE },
-      { path: 'etcdctl.env', content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
-    ],
-    // A removed member cannot rejoin with its old identity: add-member mints afresh.
-    remove: [`pki/${name}.crt`, `pki/${name}.key`, `user-data/${name}.yaml`, `renew/${name}.sh`],
-  });
-  const certificate = folder.existingPki.get(name)?.certPem;
+  if (effects.dryRun) {
+    context.stdout.write(`Dry run: would remove member ${name} from cluster ${plan.clusterName}; nothing was changed or written.\n`);
+    return 0;
+  }
+  const host = leaving?.host ?? name;
+  const certificate = cluster.pki.get(name)?.certPem;
   const expiry = certificate ? new Date(new X509Certificate(certificate).validTo).toISOString().slice(0, 10) : 'its expiry';
   context.stdout.write(
     [
-      target
-        ? `Removed member ${name} (${leaving.ip}, ID ${hexMemberId(target.ID)}) from cluster ${plan.clusterName}: now ${plan.members.length} members.`
-        : `Member ${name} (${leaving.ip}) was no longer in cluster ${plan.clusterName}; removed it from the folder: now ${plan.members.length} members.`,
-      `Updated ${relativeTo(folder.outDir, context.cwd)}/cluster.json and etcdctl.env; deleted pki/${name}.crt, pki/${name}.key and user-data/${name}.yaml.`,
+      removedId
+        ? `Removed member ${name} (${host}, ID ${hexMemberId(removedId)}) from cluster ${plan.clusterName}: now ${plan.members.length} members.`
+        : `Member ${name} (${host}) was no longer in cluster ${plan.clusterName}; removed it from the folder: now ${plan.members.length} members.`,
+      ...(leaving
+        ? [
+            `Updated ${folder.shownFile(FOLDER_FILES.clusterJson)} and ${FOLDER_FILES.etcdctlEnv}; deleted ${FOLDER_FILES.cert(name)}, ${FOLDER_FILES.key(name)} and ${FOLDER_FILES.userData(name)}.`,
+          ]
+        : []),
       '',
-      `Next: on ${leaving.ip}, stop and disable etcd (systemctl disable --now etcd etcd-snapshot.timer) and delete /var/lib/etcd,`,
-      `or destroy the machine. Its certificate stays valid (and trusted by the cluster) until ${expiry}: destroy the key with the machine.`,
+      machine
+        ? `DigitalOcean: ${machine}; its key went with the droplet.`
+        : `Next: on ${host}, stop and disable etcd (systemctl disable --now etcd etcd-snapshot.timer) and delete /var/lib/etcd,\nor destroy the machine. Its certificate stays valid (and trusted by the cluster) until ${expiry}: destroy the key with the machine.`,
       ...(plan.members.length % 2 === 0 ? [`Note: ${plan.members.length} members tolerate no more failures than ${plan.members.length - 1}.`] : []),
       '',
     ].join('\n'),

@@ -1,14 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { FOLDER_FILES, renderClusterRecord } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, loadClusterFolder, withClusterFolderLock } from '../day2/cluster-folder.js';
-import { relativeTo } from '../day2/paths.js';
+import { FOLDER_OPTIONS, folderFromFlags, openCluster } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
-import { CliError, usageError } from '../errors.js';
-import type { OptionSpec, ParsedOptions } from '../options.js';
-import { renderClusterJson } from '../output.js';
+import { usageError } from '../errors.js';
+import { numberFlag, type OptionSpec, type ParsedOptions } from '../options.js';
+import { certificateFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
-import { PUBLIC_MODE, SECRET_MODE, updateOutputFolder, type OutputFile } from '../write.js';
+import { PUBLIC_MODE, SECRET_MODE, type OutputFile } from '../write.js';
 
 export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
   { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Renew only this member (repeat or comma-separate; default: every member and the admin certificate)' },
@@ -20,23 +18,19 @@ export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
 ];
 
 function parseCertDays(flags: ParsedOptions, fallback: number): number {
-  const raw = flags['cert-days'];
-  if (raw === undefined) return fallback;
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 3650) {
-    throw usageError('validate', `cert-days: ${JSON.stringify(raw)} is not a whole number of days from 1 to 3650`);
-  }
-  return Number(raw);
+  return numberFlag(flags, 'cert-days', fallback, (days) => Number.isInteger(days) && days >= 1 && days <= 3650, 'is not a whole number of days from 1 to 3650');
 }
 
 /** Holds the folder's lock from the first read to the last write. */
 export function runRenewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
-  return withClusterFolderLock(flags, context, 'renew-certs', () => renewCerts(flags, context));
+  const now = context.now();
+  return folderFromFlags(flags, context).withLock('renew-certs', now, () => renewCerts(flags, context, now));
 }
 
 /** validate -> load -> mint (same CA, same profiles) -> render (install scripts, user-data) -> write. */
-async function renewCerts(flags: ParsedOptions, context: CommandContext): Promise<number> {
-  const folder = loadClusterFolder(flags, context);
-  const { plan } = folder;
+async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Date): Promise<number> {
+  const cluster = openCluster(folderFromFlags(flags, context));
+  const { plan, folder } = cluster;
   const certDays = parseCertDays(flags, plan.certDays);
   const requested = ((flags.member as string[] | undefined) ?? []).flatMap((value) => value.split(',').map((name) => name.trim()));
   for (const name of requested) {
@@ -48,9 +42,8 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext): Promis
   const renewAdmin = requested.length === 0 || flags.admin === true;
   const rotate = flags['rotate-keys'] === true;
 
-  const current = readClusterPki(plan, folder.existingPki);
+  const current = readClusterPki(plan, cluster.pki);
   const ca = { certPem: current.ca.certPem, keyPem: current.ca.keyPem };
-  const now = context.now();
   const issuePlan = { ...plan, certDays };
   const sources = {
     ...(context.keySource ? { keySource: context.keySource } : {}),
@@ -71,39 +64,29 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext): Promis
   const files: OutputFile[] = [];
   for (const member of members) {
     const cert = renewedMembers.get(member.name)!;
-    let userData: string;
-    try {
-      userData = readFileSync(join(folder.outDir, 'user-data', `${member.name}.yaml`), 'utf8');
-    } catch (error) {
-      throw new CliError('parse', `user-data/${member.name}.yaml: cannot read it: ${(error as NodeJS.ErrnoException).code ?? error}`);
-    }
+    const userData = folder.readUserData(member.name);
     files.push(
-      { path: `pki/${member.name}.crt`, content: cert.certPem, mode: PUBLIC_MODE },
-      ...(rotate ? [{ path: `pki/${member.name}.key`, content: cert.keyPem, mode: SECRET_MODE }] : []),
-      { path: `user-data/${member.name}.yaml`, content: replaceMemberCertificate(plan, member, userData, cert), mode: SECRET_MODE },
-      { path: `renew/${member.name}.sh`, content: renderInstallCertsScript(plan, member, cert, rotate), mode: SECRET_MODE },
+      ...certificateFiles(cert, rotate),
+      userDataFile(member.name, replaceMemberCertificate(plan, member, userData, cert)),
+      { path: FOLDER_FILES.renewScript(member.name), content: renderInstallCertsScript(plan, member, cert, rotate), mode: SECRET_MODE },
     );
   }
-  if (renewAdmin) {
-    files.push({ path: 'pki/admin.crt', content: admin.certPem, mode: PUBLIC_MODE });
-    if (rotate) files.push({ path: 'pki/admin.key', content: admin.keyPem, mode: SECRET_MODE });
-  }
+  if (renewAdmin) files.push(...certificateFiles(admin, rotate));
   // A --cert-days given here becomes the cluster's default for later renewals and new members.
-  files.push({ path: 'cluster.json', content: renderClusterJson(issuePlan, pki, now), mode: PUBLIC_MODE });
+  files.push({ path: FOLDER_FILES.clusterJson, content: renderClusterRecord(issuePlan, pki, now), mode: PUBLIC_MODE });
   // Scripts of an earlier renewal would install older certificates: only this run's stay.
-  const staleScripts = listFolder(join(folder.outDir, 'renew')).map((entry) => `renew/${entry}`);
-  updateOutputFolder(folder.outDir, { files, remove: staleScripts });
+  folder.update({ files, remove: folder.renewScripts() });
 
-  const relative = relativeTo(folder.outDir, context.cwd);
+  const relative = folder.shown;
   const lines = [
     `Renewed ${members.length} member certificate(s)${renewAdmin ? ' and the admin certificate' : ''} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
-    ...members.map((member) => `  ${member.name.padEnd(8)}pki/${member.name}.crt until ${renewedMembers.get(member.name)!.notAfter.slice(0, 10)}  install: ${relative}/renew/${member.name}.sh`),
-    ...(renewAdmin ? [`  ${'admin'.padEnd(8)}pki/admin.crt until ${admin.notAfter.slice(0, 10)} (used from here: nothing to install)`] : []),
+    ...members.map((member) => `  ${member.name.padEnd(8)}${FOLDER_FILES.cert(member.name)} until ${renewedMembers.get(member.name)!.notAfter.slice(0, 10)}  install: ${relative}/${FOLDER_FILES.renewScript(member.name)}`),
+    ...(renewAdmin ? [`  ${'admin'.padEnd(8)}${FOLDER_FILES.cert('admin')} until ${admin.notAfter.slice(0, 10)} (used from here: nothing to install)`] : []),
     '',
     ...(members.length > 0
       ? [
           'Next: install each on its machine, as root, for example:',
-          ...members.map((member) => `  ssh root@${member.ip} sh -s${rotate ? ' -- --restart' : ''} < ${relative}/renew/${member.name}.sh`),
+          ...members.map((member) => `  ssh root@${member.host} sh -s${rotate ? ' -- --restart' : ''} < ${relative}/${FOLDER_FILES.renewScript(member.name)}`),
           rotate
             ? 'The key changes too: --restart restarts etcd so that it uses the new pair; do one member at a time, checking health in between.'
             : 'etcd reads its certificate files on every new connection, so the new certificate is used at once; no restart is needed.',
@@ -116,10 +99,3 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext): Promis
   return 0;
 }
 
-function listFolder(path: string): string[] {
-  try {
-    return readdirSync(path);
-  } catch {
-    return [];
-  }
-}

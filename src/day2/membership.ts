@@ -1,38 +1,84 @@
 import { isIPv4 } from 'node:net';
 import { usageError } from '../errors.js';
 import type { EtcdMember } from '../etcd/client.js';
-import { RESERVED_MEMBER_NAMES, clusterSchema } from '../input.js';
+import { FOLDER_FILES, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
+import { MAX_DROPLET_NAME, dropletNameOf } from '../digitalocean/members.js';
+import { RESERVED_MEMBER_NAMES, clusterSchema, memberHostname } from '../input.js';
 import { isUnicastIPv4 } from '../ipv4.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
-import type { ClusterRecord } from './cluster-folder.js';
 
-const MEMBER_NAME = new RegExp((clusterSchema as { definitions: { memberName: { pattern: string } } }).definitions.memberName.pattern);
-const MEMBER_NAME_RULE = 'is not a lowercase DNS label (a-z, 0-9 and \'-\', at most 63 characters, starting with a letter, not ending with \'-\')';
+const definitions = (clusterSchema as { definitions: Record<'memberName' | 'hostname', { pattern: string; errorMessage: string }> }).definitions;
+const MEMBER_NAME = new RegExp(definitions.memberName.pattern);
+const HOSTNAME = new RegExp(definitions.hostname.pattern);
 export const MAX_MEMBERS = 9;
 
-/** validate for add-member: a free unicast address and a free name (default: the first free etcdN). */
-export function validateNewMember(ip: unknown, name: unknown, record: ClusterRecord): { name: string; ip: string } {
+/** The flags of add-member that say who the new member is. */
+export interface NewMemberFlags {
+  readonly ip?: unknown;
+  readonly hostname?: unknown;
+  readonly name?: unknown;
+}
+
+/**
+ * validate for add-member: a free name (default: the first free etcdN) and the member's address
+ * in the cluster's own mode: an IPv4 in IP mode; in DNS-member mode a DNS name, which a
+ * `--domain` cluster (and so every cluster create-droplets made) derives as `<cluster>-<name>.<domain>`.
+ */
+export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, digitalocean: DigitalOceanState | undefined): MemberRecord {
+  if (record.members.length >= MAX_MEMBERS) {
+    throw usageError('validate', `name: the cluster already has ${record.members.length} members; ${MAX_MEMBERS} is the most this tool manages`);
+  }
+  const name = validateNewName(flags.name, record, digitalocean);
+  const byName = record.members.every((member) => member.hostname !== undefined);
+  if (!byName) {
+    if (flags.hostname !== undefined) throw usageError('validate', `hostname: the members of cluster ${record.clusterName} are addressed by IPv4; give the new member's --ip instead`);
+    return { name, ip: validateNewIp(flags.ip, record) };
+  }
+  if (flags.ip !== undefined) {
+    throw usageError('validate', `ip: the members of cluster ${record.clusterName} are named by DNS (DNS-member mode), and each listens on the address its machine has; give --hostname${record.domain ? ', or only --name to use <cluster-name>-<name>.' + record.domain : ''}`);
+  }
+  const domain = digitalocean?.domain ?? record.domain;
+  if (digitalocean && flags.hostname !== undefined) {
+    throw usageError('validate', `hostname: create-droplets made cluster ${record.clusterName}, so its names are <cluster-name>-<member>.${digitalocean.domain} (the droplet's A record); give only --name`);
+  }
+  if (digitalocean && dropletNameOf(record.clusterName, name).length > MAX_DROPLET_NAME) {
+    throw usageError('validate', `name: droplet name ${JSON.stringify(dropletNameOf(record.clusterName, name))} (<cluster-name>-<member>) is longer than ${MAX_DROPLET_NAME} characters; use a shorter name`);
+  }
+  let hostname: string;
+  if (flags.hostname !== undefined) {
+    if (typeof flags.hostname !== 'string' || !HOSTNAME.test(flags.hostname)) throw usageError('validate', `hostname: ${JSON.stringify(flags.hostname)} ${definitions.hostname.errorMessage}`);
+    hostname = flags.hostname;
+  } else if (domain !== undefined) {
+    hostname = memberHostname(record.clusterName, name, domain);
+  } else {
+    throw usageError('validate', `hostname: is required: the members of cluster ${record.clusterName} are named by DNS (for example --hostname etcd4.example.com)`);
+  }
+  const owner = record.members.find((member) => member.hostname === hostname);
+  if (owner) throw usageError('validate', `hostname: ${JSON.stringify(hostname)} is already used by member ${owner.name}`);
+  return { name, hostname };
+}
+
+function validateNewIp(ip: unknown, record: ClusterRecord): string {
   if (typeof ip !== 'string') throw usageError('validate', 'ip: is required (for example --ip 10.10.0.14)');
   if (!isIPv4(ip)) throw usageError('validate', `ip: ${JSON.stringify(ip)} is not an IPv4 address`);
   if (!isUnicastIPv4(ip)) throw usageError('validate', `ip: ${JSON.stringify(ip)} is not a unicast host address`);
-  const ipOwner = record.members.find((member) => member.ip === ip);
-  if (ipOwner) throw usageError('validate', `ip: ${JSON.stringify(ip)} is already used by member ${ipOwner.name}`);
-  if (record.members.length >= MAX_MEMBERS) {
-    throw usageError('validate', `ip: the cluster already has ${record.members.length} members; ${MAX_MEMBERS} is the most this tool manages`);
-  }
-  let memberName: string;
+  const owner = record.members.find((member) => member.ip === ip);
+  if (owner) throw usageError('validate', `ip: ${JSON.stringify(ip)} is already used by member ${owner.name}`);
+  return ip;
+}
+
+function validateNewName(name: unknown, record: ClusterRecord, digitalocean: DigitalOceanState | undefined): string {
+  // A droplet of a member removed by hand still holds its name on DigitalOcean.
+  const taken = new Set([...record.members, ...(digitalocean?.members ?? [])].map((member) => member.name));
   if (name === undefined) {
-    const taken = new Set(record.members.map((member) => member.name));
     let index = 1;
     while (taken.has(`etcd${index}`)) index += 1;
-    memberName = `etcd${index}`;
-  } else {
-    if (typeof name !== 'string' || !MEMBER_NAME.test(name)) throw usageError('validate', `name: ${JSON.stringify(name)} ${MEMBER_NAME_RULE}`);
-    if (RESERVED_MEMBER_NAMES.includes(name)) throw usageError('validate', `name: ${JSON.stringify(name)} is reserved for pki/${name}.crt; choose another member name`);
-    if (record.members.some((member) => member.name === name)) throw usageError('validate', `name: ${JSON.stringify(name)} is already a member`);
-    memberName = name;
+    return `etcd${index}`;
   }
-  return { name: memberName, ip };
+  if (typeof name !== 'string' || !MEMBER_NAME.test(name)) throw usageError('validate', `name: ${JSON.stringify(name)} ${definitions.memberName.errorMessage}`);
+  if (RESERVED_MEMBER_NAMES.includes(name)) throw usageError('validate', `name: ${JSON.stringify(name)} is reserved for ${FOLDER_FILES.cert(name)}; choose another member name`);
+  if (taken.has(name)) throw usageError('validate', `name: ${JSON.stringify(name)} is already a member`);
+  return name;
 }
 
 /**

@@ -10,7 +10,7 @@ import { renderTemplate } from '../templates.js';
 export function renderInstallCertsScript(plan: ClusterPlan, member: MemberPlan, cert: IssuedCert, keyRotated: boolean): string {
   return renderTemplate('install-certs.sh.ejs', {
     memberName: member.name,
-    memberIp: member.ip,
+    memberHost: member.host,
     clusterName: plan.clusterName,
     node: plan.node,
     certPem: cert.certPem,

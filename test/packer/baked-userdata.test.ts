@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../src/cli.js';
-import { loadClusterFolder } from '../../src/day2/cluster-folder.js';
+import { ClusterFolder } from '../../src/cluster-folder.js';
+import { openCluster } from '../../src/day2/open-cluster.js';
 import { resolveClusterInput } from '../../src/input.js';
 import { NODE_PATHS, planCluster } from '../../src/plan.js';
 import type { CloudConfig } from '../../src/render.js';
@@ -167,7 +168,7 @@ describe('gen-userdata --help', () => {
 
 describe('day-2 commands keep the install mode of cluster.json', () => {
   let cwd: string;
-  const context = () => ({ env: {}, stdout: { write: () => true }, stderr: { write: () => true }, cwd, now: () => new Date() });
+  const open = () => openCluster(new ClusterFolder('out', 'etcd', cwd));
 
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'baked-day2-'));
@@ -180,9 +181,9 @@ describe('day-2 commands keep the install mode of cluster.json', () => {
   });
 
   it('plans a member added to a baked cluster as baked: it boots from the same image', async () => {
-    const folder = loadClusterFolder({}, context());
+    const folder = open();
     expect(folder.plan.install).toEqual({ mode: 'baked', version: DEFAULT_ETCD_VERSION });
-    const pki = await mintPki(folder.plan, { now: new Date(), existing: folder.existingPki });
+    const pki = await mintPki(folder.plan, { now: new Date(), existing: folder.pki });
     const userData = renderUserData(folder.plan, pki, 'etcd2');
     expect(userData).toContain(`install-etcd.sh check --version ${DEFAULT_ETCD_VERSION}`);
   });
@@ -191,6 +192,6 @@ describe('day-2 commands keep the install mode of cluster.json', () => {
     const file = join(cwd, 'out/etcd/cluster.json');
     const record = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     await writeFile(file, JSON.stringify({ ...record, install: { version: DEFAULT_ETCD_VERSION, releaseUrl: 'http://mirror.internal/etcd', sha256: undefined } }));
-    expect(loadClusterFolder({}, context()).plan.install).toMatchObject({ mode: 'download', releaseUrl: 'http://mirror.internal/etcd' });
+    expect(open().plan.install).toMatchObject({ mode: 'download', releaseUrl: 'http://mirror.internal/etcd' });
   });
 });

@@ -1,0 +1,397 @@
+/**
+ * The one owner of a cluster folder, `<out>/<cluster-name>/`: its path (resolved once), every file
+ * name in it, the records cluster.json and digitalocean.json (typed, checked on read against
+ * their JSON Schemas in schema/), the PKI reader, the lock, and atomic writes. Commands open the
+ * folder here and never build a path inside it or parse its files with a type of their own.
+ */
+import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { CliError, usageError } from './errors.js';
+import type { ClientTls } from './etcd/client.js';
+import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
+import type { ClusterPlan, InstallPlan } from './plan.js';
+import { compileSchema, fieldName, loadSchema } from './schemas.js';
+import { PUBLIC_MODE, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile } from './write.js';
+
+/** Every file of a cluster folder, relative to it. */
+export const FOLDER_FILES = {
+  clusterJson: 'cluster.json',
+  digitaloceanJson: 'digitalocean.json',
+  etcdctlEnv: 'etcdctl.env',
+  pkiDir: 'pki',
+  cert: (fileBase: string) => `pki/${fileBase}.crt`,
+  key: (fileBase: string) => `pki/${fileBase}.key`,
+  userData: (member: string) => `user-data/${member}.yaml`,
+  renewDir: 'renew',
+  renewScript: (member: string) => `renew/${member}.sh`,
+} as const;
+
+/** The format of cluster.json and digitalocean.json this release writes; 0.1.0 wrote none (read as 1). */
+export const FOLDER_FORMAT_VERSION = 1;
+
+export interface CertificateRecord {
+  readonly file: string;
+  readonly sha256Fingerprint: string;
+  readonly notAfter: string;
+}
+
+/** A member as cluster.json records it: by IPv4, or (DNS-member mode) by DNS name. */
+export type MemberRecord = (
+  | { readonly name: string; readonly ip: string; readonly hostname?: undefined }
+  | { readonly name: string; readonly hostname: string; readonly ip?: undefined }
+) & {
+  readonly peerUrl?: string;
+  readonly clientUrl?: string;
+  readonly userData?: string;
+  readonly certificate?: CertificateRecord;
+};
+
+/** cluster.json. Fields marked optional are absent in folders 0.1.0 wrote. */
+export interface ClusterRecord {
+  readonly formatVersion: number;
+  readonly clusterName: string;
+  readonly etcdVersion: string;
+  /** `mode` is absent in folders written before baked images existed (download). */
+  readonly install:
+    | { readonly mode?: 'download'; readonly version?: string; readonly releaseUrl: string; readonly sha256?: string }
+    | { readonly mode: 'baked'; readonly version: string };
+  readonly initialCluster?: string;
+  /** The bootstrap token: day-2 commands keep it while initial-cluster follows the members. */
+  readonly initialClusterToken: string;
+  readonly endpoints?: readonly string[];
+  /** `--domain` clusters; inferred from the member names for folders 0.1.0 wrote. */
+  readonly domain?: string;
+  readonly keySize: 2048 | 3072 | 4096;
+  readonly certDays: number;
+  readonly raftTiming?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
+  readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
+  readonly members: readonly MemberRecord[];
+  readonly ca?: CertificateRecord;
+  readonly admin?: CertificateRecord;
+  readonly generatedAt?: string;
+}
+
+/** A member's droplet as digitalocean.json records it. */
+export interface DropletMemberRecord {
+  readonly name: string;
+  /** `<cluster>-<member>`: the droplet's name and its A record's name in the zone. */
+  readonly dropletName: string;
+  readonly hostname: string;
+  readonly dropletId?: number;
+  readonly privateIpv4?: string;
+  readonly publicIpv4?: string;
+}
+
+/** What every droplet of the cluster is created with, so add-member makes the same kind. */
+export interface DropletSettings {
+  readonly size: string;
+  readonly image: string | number;
+  readonly sshKeys: readonly string[];
+  readonly ttl: number;
+}
+
+/** digitalocean.json: what create-droplets (and add-member/remove-member on such a cluster) made. */
+export interface DigitalOceanState {
+  readonly formatVersion: number;
+  readonly clusterName: string;
+  readonly region: string;
+  readonly domain: string;
+  readonly tag: string;
+  readonly vpc: { readonly id?: string; readonly name: string; readonly ipRange?: string; readonly createdByTool?: boolean };
+  readonly firewall?: { readonly id?: string; readonly name: string };
+  /** Absent in folders 0.1.0 wrote. */
+  readonly droplet?: DropletSettings;
+  readonly members: readonly DropletMemberRecord[];
+  readonly updatedAt?: string;
+}
+
+const validators = {
+  cluster: compileSchema(loadSchema('cluster-record.schema.json')),
+  digitalocean: compileSchema(loadSchema('digitalocean-state.schema.json')),
+};
+
+/** `out/etcd` when the path is under `cwd`, else the absolute path: how messages show a path. */
+export function shownPath(path: string, cwd: string): string {
+  const inside = relative(cwd, path);
+  return inside === '' ? '.' : inside.startsWith('..') || inside.startsWith('/') ? path : inside;
+}
+
+export class ClusterFolder {
+  /** Absolute path of `<out>/<cluster-name>`. */
+  readonly dir: string;
+  /** The folder as messages show it: relative to the working directory when inside it. */
+  readonly shown: string;
+
+  constructor(
+    readonly out: string,
+    readonly clusterName: string,
+    cwd: string,
+  ) {
+    this.dir = resolve(cwd, out, clusterName);
+    this.shown = shownPath(this.dir, cwd);
+  }
+
+  /** Absolute path of a file in the folder (a FOLDER_FILES name). */
+  path(file: string): string {
+    return join(this.dir, file);
+  }
+
+  /** As messages show it. */
+  shownFile(file: string): string {
+    return `${this.shown}/${file}`;
+  }
+
+  exists(file: string): boolean {
+    return existsSync(this.path(file));
+  }
+
+  /** cluster.json, checked; a missing, unreadable or malformed file is a [parse] error naming the field. */
+  readClusterRecord(): ClusterRecord {
+    if (!this.exists(FOLDER_FILES.clusterJson)) {
+      throw usageError('parse', `cluster-name: no cluster.json in ${JSON.stringify(this.dir)}; run gen-userdata first, or pass --out/--cluster-name of an existing cluster`);
+    }
+    const record = upgradeClusterRecord(this.readChecked(FOLDER_FILES.clusterJson, 'cluster'));
+    if (record.clusterName !== this.clusterName) {
+      throw new CliError('parse', `cluster.json: clusterName is ${JSON.stringify(record.clusterName)}, but the folder is for ${JSON.stringify(this.clusterName)}`);
+    }
+    return record;
+  }
+
+  /** digitalocean.json when create-droplets made this cluster; undefined otherwise. */
+  readDigitalOceanState(): DigitalOceanState | undefined {
+    if (!this.exists(FOLDER_FILES.digitaloceanJson)) return undefined;
+    const document = this.readChecked(FOLDER_FILES.digitaloceanJson, 'digitalocean') as Omit<DigitalOceanState, 'formatVersion'> & { formatVersion?: number };
+    return { ...document, formatVersion: FOLDER_FORMAT_VERSION };
+  }
+
+  private readChecked(file: string, kind: keyof typeof validators): Record<string, unknown> {
+    let document: unknown;
+    try {
+      document = JSON.parse(readFileSync(this.path(file), 'utf8'));
+    } catch (error) {
+      const reason = error instanceof SyntaxError ? `is not valid JSON: ${error.message}` : `cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`;
+      throw new CliError('parse', `${file}: ${reason}`);
+    }
+    const version = (document as { formatVersion?: unknown } | null)?.formatVersion;
+    if (typeof version === 'number' && version > FOLDER_FORMAT_VERSION) {
+      throw new CliError('parse', `${file}: formatVersion ${version} was written by a newer etcd-cloudinit (this one reads ${FOLDER_FORMAT_VERSION}); upgrade etcd-cloudinit`);
+    }
+    const validate = validators[kind];
+    if (!validate(document)) {
+      const first = validate.errors?.[0];
+      const field = first ? fieldName(first.instancePath) || 'the document' : 'the document';
+      throw new CliError('parse', `${file}: ${field} ${first?.message ?? 'is invalid'}; was it written by etcd-cloudinit?`);
+    }
+    return document as Record<string, unknown>;
+  }
+
+  /** Certificates and keys in pki/, by file base (`ca`, `etcd1`, `admin`), so a re-run can keep them. */
+  readPki(): Map<string, Partial<KeyPairPem>> {
+    const pkiDir = this.path(FOLDER_FILES.pkiDir);
+    const existing = new Map<string, Partial<KeyPairPem>>();
+    if (!existsSync(pkiDir)) return existing;
+    for (const entry of readdirSync(pkiDir)) {
+      const match = /^(.+)\.(crt|key)$/.exec(entry);
+      if (!match) continue;
+      const [, base, kind] = match as unknown as [string, string, 'crt' | 'key'];
+      const pair = existing.get(base) ?? {};
+      existing.set(base, { ...pair, [kind === 'crt' ? 'certPem' : 'keyPem']: readFileSync(join(pkiDir, entry), 'utf8') });
+    }
+    return existing;
+  }
+
+  /** The CA and admin pair from pki/: what a command needs to talk to the cluster. */
+  adminTls(pki: ReadonlyMap<string, Partial<KeyPairPem>>): ClientTls {
+    const pem = (base: string, kind: keyof KeyPairPem) => {
+      const value = pki.get(base)?.[kind];
+      if (!value) throw new CliError('parse', `${kind === 'certPem' ? FOLDER_FILES.cert(base) : FOLDER_FILES.key(base)}: missing in ${this.dir}`);
+      return value;
+    };
+    return { caPem: pem('ca', 'certPem'), certPem: pem('admin', 'certPem'), keyPem: pem('admin', 'keyPem') };
+  }
+
+  readUserData(member: string): string {
+    const file = FOLDER_FILES.userData(member);
+    try {
+      return readFileSync(this.path(file), 'utf8');
+    } catch (error) {
+      throw new CliError('parse', `${file}: cannot read it: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    }
+  }
+
+  /** The renewal scripts an earlier renew-certs left, as folder file names. */
+  renewScripts(): string[] {
+    try {
+      return readdirSync(this.path(FOLDER_FILES.renewDir)).map((entry) => `${FOLDER_FILES.renewDir}/${entry}`);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Writes the whole folder atomically; entries this run does not produce are carried over. */
+  writeAll(files: readonly OutputFile[]): void {
+    writeOutputFolder(this.dir, files);
+  }
+
+  /** Replaces, adds and deletes some files atomically (a changed copy replaces the folder). */
+  update(update: FolderUpdate): void {
+    updateOutputFolder(this.dir, update);
+  }
+
+  writeDigitalOceanState(state: Omit<DigitalOceanState, 'formatVersion'>): void {
+    writeOutputFile(this.dir, { path: FOLDER_FILES.digitaloceanJson, content: serialize({ formatVersion: FOLDER_FORMAT_VERSION, ...state }), mode: PUBLIC_MODE });
+  }
+
+  /** `out/.etcd.lock` for `out/etcd`: beside the folder, since the folder itself is replaced by rename. */
+  get lockPath(): string {
+    return join(dirname(this.dir), `.${basename(this.dir)}.lock`);
+  }
+
+  /**
+   * Runs `change` while holding the folder's lock, so that two commands never read, change and
+   * replace the same folder at once (the second rename would silently undo the first's change).
+   * A lock left by a process of this host that no longer runs is taken over; any other held lock
+   * is an error naming its holder. Folders created for the lock are removed again if nothing else
+   * was written into them.
+   */
+  async withLock<T>(command: string, now: Date, change: () => Promise<T>): Promise<T> {
+    let firstCreated: string | undefined;
+    try {
+      firstCreated = mkdirSync(dirname(this.dir), { recursive: true });
+    } catch (error) {
+      throw new CliError('write', `cannot write ${this.dir}: ${(error as Error).message}`);
+    }
+    const holder: LockHolder = { command, pid: process.pid, hostname: hostname(), startedAt: now.toISOString() };
+    try {
+      takeLock(this.lockPath, this.dir, holder);
+      try {
+        return await change();
+      } finally {
+        rmSync(this.lockPath, { force: true });
+      }
+    } finally {
+      if (firstCreated) removeEmptyFolders(dirname(this.dir), firstCreated);
+    }
+  }
+}
+
+/** A folder 0.1.0 wrote reads as format 1: its `--domain` is inferred from the member names. */
+function upgradeClusterRecord(document: Record<string, unknown>): ClusterRecord {
+  const record = document as unknown as Omit<ClusterRecord, 'formatVersion'> & { formatVersion?: number };
+  if (record.formatVersion !== undefined) return record as ClusterRecord;
+  return { ...record, formatVersion: FOLDER_FORMAT_VERSION, ...inferDomain(record) };
+}
+
+function inferDomain(record: Pick<ClusterRecord, 'clusterName' | 'members'>): { domain?: string } {
+  const prefix = (name: string) => `${record.clusterName}-${name}.`;
+  const domains = new Set(record.members.map((member) => (member.hostname?.startsWith(prefix(member.name)) ? member.hostname.slice(prefix(member.name).length) : undefined)));
+  const [domain] = domains;
+  return domains.size === 1 && domain !== undefined ? { domain } : {};
+}
+
+function serialize(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function certificateRecord(cert: IssuedCert): CertificateRecord {
+  return { file: FOLDER_FILES.cert(cert.fileBase), sha256Fingerprint: cert.sha256Fingerprint, notAfter: cert.notAfter };
+}
+
+/** The install plan as cluster.json keeps it. */
+function installRecord(install: InstallPlan): ClusterRecord['install'] {
+  return install.mode === 'baked'
+    ? { mode: 'baked', version: install.version }
+    : { mode: 'download', version: install.version, releaseUrl: install.releaseUrl, ...(install.sha256 ? { sha256: install.sha256 } : {}) };
+}
+
+/** cluster.json for a plan and its certificates: what was generated, for the operator and for every later command. */
+export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generatedAt: Date): string {
+  const record: ClusterRecord = {
+    formatVersion: FOLDER_FORMAT_VERSION,
+    clusterName: plan.clusterName,
+    etcdVersion: plan.etcdVersion,
+    install: installRecord(plan.install),
+    initialCluster: plan.initialCluster,
+    initialClusterToken: plan.initialClusterToken,
+    endpoints: plan.members.map((member) => member.clientUrl),
+    ...(plan.domain !== undefined ? { domain: plan.domain } : {}),
+    keySize: plan.keySize,
+    certDays: plan.certDays,
+    raftTiming: plan.raftTiming,
+    snapshots: plan.snapshots ?? false,
+    members: plan.members.map((member) => ({
+      name: member.name,
+      ...(member.ip !== undefined ? { ip: member.ip } : { hostname: member.hostname! }),
+      peerUrl: member.peerUrl,
+      clientUrl: member.clientUrl,
+      userData: FOLDER_FILES.userData(member.name),
+      certificate: certificateRecord(pki.members.get(member.name)!),
+    })),
+    ca: certificateRecord(pki.ca),
+    admin: certificateRecord(pki.admin),
+    generatedAt: generatedAt.toISOString(),
+  };
+  return serialize(record);
+}
+
+/** Who holds a folder's lock: written into the lock file, shown to whoever finds it taken. */
+export interface LockHolder {
+  readonly command: string;
+  readonly pid: number;
+  readonly hostname: string;
+  readonly startedAt: string;
+}
+
+function takeLock(path: string, outDir: string, holder: LockHolder): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, `${JSON.stringify(holder)}\n`, { flag: 'wx', mode: PUBLIC_MODE });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError('write', `cannot write ${outDir}: ${(error as Error).message}`);
+    }
+    const other = readLockHolder(path);
+    if (other && other.hostname === holder.hostname && !processRuns(other.pid)) {
+      rmSync(path, { force: true }); // left by a command that crashed or was killed
+      continue;
+    }
+    const who = other ? `${other.command} (pid ${other.pid} on ${other.hostname}, since ${other.startedAt})` : 'another etcd-cloudinit command';
+    throw new CliError('preflight', `${outDir} is being changed by ${who}; wait for it to finish, or if that process is gone, delete ${path}`);
+  }
+  throw new CliError('preflight', `${outDir}: could not take the lock ${path}; try again`);
+}
+
+function readLockHolder(path: string): LockHolder | undefined {
+  try {
+    const holder = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
+    if (typeof holder.command === 'string' && Number.isInteger(holder.pid) && typeof holder.hostname === 'string' && typeof holder.startedAt === 'string') {
+      return holder as LockHolder;
+    }
+  } catch {
+    // unreadable or half-written: treated as held by an unknown command
+  }
+  return undefined;
+}
+
+/** Signal 0 only asks whether the process exists; nothing is sent to it. */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes `from` and its parents up to `upTo` (the first folder mkdir created), while they are empty. */
+function removeEmptyFolders(from: string, upTo: string): void {
+  for (let folder = from; folder.startsWith(upTo); folder = dirname(folder)) {
+    try {
+      rmdirSync(folder);
+    } catch {
+      return; // not empty: something was written
+    }
+    if (folder === upTo) return;
+  }
+}

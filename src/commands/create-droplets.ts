@@ -1,0 +1,245 @@
+import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
+import type { CommandContext } from '../context.js';
+import { dropletWaitOptions } from '../day2/droplets.js';
+import { CliError, usageError } from '../errors.js';
+import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
+import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
+import { listFlag, numberFlag, stringFlag, type OptionSpec, type ParsedOptions } from '../options.js';
+import { CLIENT_PORT, PEER_PORT, planCluster } from '../plan.js';
+import { connectDigitalOcean } from '../digitalocean/connect.js';
+import { DigitalOceanApiError } from '../digitalocean/errors.js';
+import { createDropletCluster, PartialClusterError, type CreateResult, type DropletClusterSpec, type DropletMember } from '../digitalocean/cluster.js';
+import { DEFAULT_IMAGE, DEFAULT_SIZE, DEFAULT_TTL, MAX_DROPLET_NAME, dropletNameOf } from '../digitalocean/members.js';
+import { CLUSTER_OPTIONS } from './gen-userdata.js';
+
+const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
+
+export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
+  { name: 'domain', type: 'string', valueName: 'zone', description: 'DigitalOcean DNS zone for the members: <cluster-name>-<member>.<zone> (required)' },
+  { name: 'region', type: 'string', valueName: 'slug', description: 'Region of the droplets and VPC, e.g. nyc3 (required)' },
+  { name: 'ssh-key', type: 'string', valueName: 'fingerprint|id', multiple: true, description: 'SSH key already in the account, for the default user (repeatable)' },
+  { name: 'ssh-from', type: 'string', valueName: 'cidr', multiple: true, description: 'Open port 22 to this CIDR (repeatable; default: no SSH from anywhere)' },
+  { name: 'size', type: 'string', valueName: 'slug', description: `Droplet size (default ${DEFAULT_SIZE})` },
+  { name: 'image', type: 'string', valueName: 'slug|id', description: `Distribution slug or snapshot id (default ${DEFAULT_IMAGE})` },
+  { name: 'count', type: 'string', valueName: 'n', description: 'Number of members, named etcd1..etcdN (default 3; --names sets names and count)' },
+  { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names (default etcd1..etcdN); droplet and DNS label <cluster-name>-<name>' },
+  clusterOption('cluster-name'),
+  { name: 'vpc-uuid', type: 'string', valueName: 'uuid', description: 'Put the droplets in this existing VPC (default: a new VPC etcd-cluster-<cluster-name>)' },
+  { name: 'vpc-range', type: 'string', valueName: 'cidr', description: 'IP range of the new VPC, e.g. 10.20.0.0/20 (default: DigitalOcean picks one)' },
+  { name: 'ttl', type: 'string', valueName: 'seconds', description: `TTL of the members' A records (default ${DEFAULT_TTL}, minimum 30)` },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'Give up waiting for droplets to become active after this long (default 600)' },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
+  { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
+  { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'force'].map(clusterOption),
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
+const IPV6_CIDR = /^[0-9a-f:]+:[0-9a-f:]*\/(12[0-8]|1[01]\d|\d?\d)$/i;
+
+const endpointsOf = (result: CreateResult) => result.members.map((m) => `https://${m.hostname}:${CLIENT_PORT}`);
+
+/** validate: the flags of create-droplets into the cluster input (DNS-member mode) and the droplet spec. */
+export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput; spec: DropletClusterSpec } {
+  const domain = stringFlag(flags, 'domain');
+  if (!domain) throw usageError('validate', 'domain: is required: the DigitalOcean DNS zone the member names live in (--domain example.com)');
+  const region = stringFlag(flags, 'region');
+  if (!region) throw usageError('validate', 'region: is required, e.g. --region nyc3');
+  if (!/^[a-z]{3}\d$/.test(region)) throw usageError('validate', `region: ${JSON.stringify(region)} is not a region slug like nyc3`);
+  if (flags.names !== undefined && flags.count !== undefined) throw usageError('validate', 'count: give --names or --count, not both');
+  const count = numberFlag(flags, 'count', 3, (n) => Number.isInteger(n) && n >= 1 && n <= 9, 'is not a member count from 1 to 9');
+  const raw = flagsToRawInput(flags);
+  raw.domain = domain.toLowerCase();
+  raw.names ??= Array.from({ length: count }, (_, index) => `etcd${index + 1}`);
+  const { input } = resolveClusterInput({}, raw);
+
+  const members: DropletMember[] = input.members.map((member, index) => {
+    const dropletName = dropletNameOf(input.clusterName, member.name);
+    if (dropletName.length > MAX_DROPLET_NAME) {
+      throw usageError('validate', `names[${index}]: droplet name ${JSON.stringify(dropletName)} (<cluster-name>-<member>) is longer than ${MAX_DROPLET_NAME} characters; use shorter names`);
+    }
+    return { name: member.name, dropletName, hostname: member.hostname ?? memberHostname(input.clusterName, member.name, domain) };
+  });
+
+  const sshFrom = listFlag(flags, 'ssh-from');
+  for (const [index, cidr] of sshFrom.entries()) {
+    if (!IPV4_CIDR.test(cidr) && !IPV6_CIDR.test(cidr)) throw usageError('validate', `ssh-from[${index}]: ${JSON.stringify(cidr)} is not a CIDR like 198.51.100.7/32`);
+  }
+  const vpcRange = stringFlag(flags, 'vpc-range');
+  if (vpcRange !== undefined && !IPV4_CIDR.test(vpcRange)) throw usageError('validate', `vpc-range: ${JSON.stringify(vpcRange)} is not an IPv4 CIDR like 10.20.0.0/20`);
+  const vpcUuid = stringFlag(flags, 'vpc-uuid');
+  if (vpcUuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(vpcUuid)) {
+    throw usageError('validate', `vpc-uuid: ${JSON.stringify(vpcUuid)} is not a VPC id (a UUID)`);
+  }
+  if (vpcUuid !== undefined && vpcRange !== undefined) throw usageError('validate', 'vpc-range: only for a new VPC; it cannot be given with --vpc-uuid');
+  const imageFlag = stringFlag(flags, 'image') ?? DEFAULT_IMAGE;
+  const image = /^\d+$/.test(imageFlag) ? Number(imageFlag) : imageFlag;
+  const sshKeys = listFlag(flags, 'ssh-key');
+  const ttl = numberFlag(flags, 'ttl', DEFAULT_TTL, (n) => Number.isInteger(n) && n >= 30 && n <= 86400, 'is not a TTL in whole seconds from 30 to 86400');
+  return {
+    input,
+    spec: {
+      clusterName: input.clusterName,
+      domain: domain.toLowerCase(),
+      region,
+      size: stringFlag(flags, 'size') ?? DEFAULT_SIZE,
+      image,
+      sshKeys,
+      sshFrom,
+      vpcUuid,
+      vpcRange,
+      ttl,
+      members,
+    },
+  };
+}
+
+function renderCreateSummary(result: CreateResult, folder: ClusterFolder): string {
+  const width = Math.max(...result.members.map((m) => m.name.length)) + 2;
+  const lines = [
+    `Cluster ${result.clusterName} on DigitalOcean: ${result.members.length} droplet(s) in ${result.region}, VPC ${result.vpc.name} (${result.vpc.ipRange ?? '?'}), tag ${result.tag}`,
+    ...result.members.map(
+      (m) =>
+        `  ${m.name.padEnd(width)}droplet ${m.dropletId} (${m.droplet})  ${m.hostname} -> ${m.privateIpv4}${m.publicIpv4 ? `  public ${m.publicIpv4}` : ''}  DNS ${m.dnsRecord}`,
+    ),
+    `  firewall ${result.firewall.name} (${result.firewall.outcome}): ${CLIENT_PORT}-${PEER_PORT} only from the tag and the VPC`,
+    `Endpoints: ${endpointsOf(result).join(',')}`,
+    `State: ${folder.shownFile(FOLDER_FILES.digitaloceanJson)}`,
+    '',
+    'etcd starts when cloud-init has installed it and the names resolve (a few minutes). The names',
+    `resolve to private addresses and only the VPC may reach ports ${CLIENT_PORT}-${PEER_PORT}, so check from a machine`,
+    `in the VPC that has ${folder.shown}/ at the same path:`,
+    `  . ${folder.shownFile(FOLDER_FILES.etcdctlEnv)} && etcdctl endpoint health --cluster`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export async function runCreateDroplets(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  const { input, spec } = validateCreateFlags(flags);
+  const dryRun = flags['dry-run'] === true;
+  const json = flags.json === true;
+  const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  const { waitTimeoutMs, pollIntervalMs } = dropletWaitOptions(flags);
+  const client = connectDigitalOcean(context.env, progress, dryRun);
+  if (typeof spec.image === 'number' && input.install !== 'baked') {
+    progress('note: --image is a snapshot id; if it was baked with packer/ (docs/packer.md), add --install baked so nodes skip the download');
+  }
+  if (spec.sshKeys.length === 0) progress('note: no --ssh-key: the droplets get no SSH key (DigitalOcean then emails a root password)');
+
+  // plan -> mint -> render -> write: the same user-data gen-userdata --domain writes for these members.
+  // Only once the API has accepted the token and the domain, and only if a droplet is missing.
+  let generated: Promise<GeneratedCluster> | undefined;
+  const folder = folderOf(input, context.cwd);
+  const now = context.now();
+  const plan = planCluster(input, folder.dir);
+  const userDataOf = async (member: DropletMember) => {
+    if (!generated) {
+      generated = generateCluster(input, folder, context, now, flags.force === true);
+      await generated;
+      progress(`pki: wrote ${folder.shown}/ (CA, member and admin certificates, user-data; the CA key stays there)`);
+    }
+    return (await generated).userData.get(member.name)!;
+  };
+  // Resuming adds members to a cluster that already booted: they must share its CA and its
+  // initial-cluster, or they can never join. Both live in out/<cluster>/.
+  const checkResume = (existing: readonly DropletMember[], missing: readonly DropletMember[]) => {
+    const names = (list: readonly DropletMember[]) => list.map((m) => m.dropletName).join(', ');
+    if (!folder.exists(FOLDER_FILES.key('ca'))) {
+      throw new CliError(
+        'preflight',
+        `droplets ${names(existing)} of cluster ${spec.clusterName} exist, but ${folder.shownFile(FOLDER_FILES.key('ca'))} does not: new members would get another CA and never join. Run from the folder that holds ${folder.shown}/ (or --out), or destroy the cluster and create it again`,
+      );
+    }
+    const before = folder.exists(FOLDER_FILES.clusterJson) ? folder.readClusterRecord() : undefined;
+    if (before?.initialCluster !== undefined && before.initialCluster !== plan.initialCluster) {
+      throw new CliError(
+        'preflight',
+        `droplets ${names(existing)} exist with initial-cluster ${before.initialCluster}; this run plans ${plan.initialCluster}. Resuming creates only ${names(missing)} of the same members: use the same --names/--count and --domain (changing membership is a day-2 operation)`,
+      );
+    }
+  };
+
+  const createAndRecord = async (): Promise<CreateResult> => {
+    let result: CreateResult;
+    try {
+      result = await createDropletCluster(client, spec, {
+        progress,
+        sleep,
+        now: () => context.now().getTime(),
+        waitTimeoutMs,
+        pollIntervalMs,
+        userData: userDataOf,
+        checkResume,
+        userDataPath: (member) => folder.shownFile(FOLDER_FILES.userData(member.name)),
+      });
+    } catch (error) {
+      throw toCreateError(error, spec, flags);
+    }
+
+    if (!dryRun) {
+      folder.writeDigitalOceanState({
+        clusterName: result.clusterName,
+        region: result.region,
+        domain: result.domain,
+        tag: result.tag,
+        vpc: result.vpc,
+        firewall: result.firewall,
+        // What add-member creates its droplets with.
+        droplet: { size: spec.size, image: spec.image, sshKeys: [...spec.sshKeys], ttl: spec.ttl },
+        members: result.members.map(({ name, dropletName, hostname, dropletId, privateIpv4, publicIpv4 }) => ({
+          name,
+          dropletName,
+          hostname,
+          ...(dropletId !== undefined ? { dropletId } : {}),
+          ...(privateIpv4 !== undefined ? { privateIpv4 } : {}),
+          ...(publicIpv4 !== undefined ? { publicIpv4 } : {}),
+        })),
+        updatedAt: now.toISOString(),
+      });
+    }
+    return result;
+  };
+  // The API calls can take minutes: the folder stays locked until the state file is written.
+  const result = dryRun ? await createAndRecord() : await folder.withLock('create-droplets', now, createAndRecord);
+
+  if (json) {
+    context.stdout.write(`${JSON.stringify({ dryRun, ...result, endpoints: endpointsOf(result), etcdctlEnv: folder.shownFile(FOLDER_FILES.etcdctlEnv) }, null, 2)}\n`);
+  } else if (dryRun) {
+    context.stdout.write(`Dry run: ${result.plannedCalls.length} call(s) would change something (listed above); nothing was changed or written.\n`);
+  } else {
+    context.stdout.write(renderCreateSummary(result, folder));
+  }
+  return 0;
+}
+
+function resumeAdvice(spec: DropletClusterSpec, flags: ParsedOptions): string {
+  const clusterFlag = typeof flags['cluster-name'] === 'string' ? ` --cluster-name ${spec.clusterName}` : '';
+  return [
+    'Re-run the same create-droplets command to resume: it finds these by tag and creates only what is missing.',
+    `Or remove everything: etcd-cloudinit destroy-droplets${clusterFlag || ` --cluster-name ${spec.clusterName}`} --domain ${spec.domain} --yes`,
+  ].join('\n');
+}
+
+function toCreateError(error: unknown, spec: DropletClusterSpec, flags: ParsedOptions): unknown {
+  if (error instanceof PartialClusterError) {
+    return new CliError(
+      'api',
+      [
+        error.message,
+        `Exists now: ${error.existing.join(', ')}.`,
+        `Not done: ${error.missing.join(', ')}.`,
+        resumeAdvice(spec, flags),
+      ].join('\n'),
+    );
+  }
+  if (error instanceof DigitalOceanApiError) {
+    // Nothing exists yet (a failure after something was created is a PartialClusterError).
+    if (error.operation === 'preflight' || error.kind === 'auth') return new CliError('preflight', error.message);
+    return new CliError('api', `${error.message}\nNothing was created.`);
+  }
+  return error;
+}

@@ -1,0 +1,97 @@
+import { createInterface } from 'node:readline/promises';
+import { ClusterFolder, FOLDER_FILES } from '../cluster-folder.js';
+import type { CommandContext } from '../context.js';
+import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
+import { listFlag, secondsFlagMs, stringFlag, type OptionSpec, type ParsedOptions } from '../options.js';
+import { connectDigitalOcean } from '../digitalocean/connect.js';
+import { DigitalOceanApiError } from '../digitalocean/errors.js';
+import { clusterTag, destroyDropletCluster, findDropletCluster } from '../digitalocean/cluster.js';
+import { CLUSTER_OPTIONS } from './gen-userdata.js';
+
+const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
+  clusterOption('cluster-name'),
+  { name: 'domain', type: 'string', valueName: 'zone', multiple: true, description: `Remove the members' A records from this zone (default: the zone in out/<cluster-name>/${FOLDER_FILES.digitaloceanJson})` },
+  clusterOption('out'),
+  { name: 'yes', type: 'boolean', short: 'y', description: 'Do not ask for confirmation' },
+  { name: 'dry-run', type: 'boolean', description: 'Print every API call that would delete something, delete nothing' },
+  { name: 'json', type: 'boolean', description: 'Print what was (or would be) deleted as JSON on stdout' },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'How long to retry deleting the VPC while DigitalOcean releases the droplets (default 120)' },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+async function ttyConfirm(question: string): Promise<boolean | undefined> {
+  if (!process.stdin.isTTY) return undefined;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export async function runDestroyDroplets(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  const clusterName = stringFlag(flags, 'cluster-name') ?? 'etcd';
+  if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(clusterName)) throw usageError('validate', `cluster-name: ${JSON.stringify(clusterName)} is not a valid cluster name`);
+  const folder = new ClusterFolder(stringFlag(flags, 'out') ?? 'out', clusterName, context.cwd);
+  const dryRun = flags['dry-run'] === true;
+  const json = flags.json === true;
+  const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  const vpcDeleteTimeoutMs = secondsFlagMs(flags, 'wait-timeout', 120, 3600, 'is not a number of seconds from 1 to 3600');
+  const domains = listFlag(flags, 'domain').map((d) => d.toLowerCase());
+  const state = folder.readDigitalOceanState();
+  const knownRecordNames = (state?.members ?? []).map((m) => m.dropletName);
+  if (domains.length === 0) {
+    if (state?.domain) domains.push(state.domain);
+    else progress(`note: no --domain and no ${FOLDER_FILES.digitaloceanJson} in ${folder.dir}: DNS records are not looked for; pass --domain to remove them`);
+  }
+  const client = connectDigitalOcean(context.env, progress, dryRun);
+  const spec = { clusterName, domains, knownRecordNames, vpcDeleteTimeoutMs };
+  const found = await findDropletCluster(client, spec).catch((error: unknown) => {
+    throw error instanceof DigitalOceanApiError ? new CliError('api', error.message) : error;
+  });
+  const summary = {
+    clusterName,
+    tag: clusterTag(clusterName),
+    droplets: found.droplets.map((d) => ({ id: d.id, name: d.name })),
+    firewall: found.firewall ? { id: found.firewall.id, name: found.firewall.name } : null,
+    dnsRecords: found.records.map(({ domain, record }) => ({ id: record.id, name: `${record.name}.${domain}`, data: record.data })),
+    vpc: found.vpc ? { id: found.vpc.id, name: found.vpc.name } : null,
+  };
+  const nothing = !found.firewall && !found.vpc && found.droplets.length === 0 && found.records.length === 0;
+  const listing = [
+    `Cluster ${clusterName} (tag ${summary.tag}):`,
+    `  droplets:    ${summary.droplets.map((d) => `${d.name} (${d.id})`).join(', ') || 'none'}`,
+    `  DNS records: ${summary.dnsRecords.map((r) => `${r.name} -> ${r.data}`).join(', ') || 'none'}`,
+    `  firewall:    ${summary.firewall ? `${summary.firewall.name} (${summary.firewall.id})` : 'none'}`,
+    `  VPC:         ${summary.vpc ? `${summary.vpc.name} (${summary.vpc.id}, created by etcd-cloudinit)` : 'none created by etcd-cloudinit'}`,
+  ].join('\n');
+  if (nothing) {
+    if (json) context.stdout.write(`${JSON.stringify({ dryRun, deleted: false, ...summary }, null, 2)}\n`);
+    else context.stdout.write(`Nothing to destroy for cluster ${clusterName}: no droplet tagged ${summary.tag}, no firewall, DNS record or VPC of it.\n`);
+    return 0;
+  }
+  progress(listing);
+  if (!dryRun && flags.yes !== true) {
+    const answer = await (context.confirm ?? ttyConfirm)(`Delete all of this? This cannot be undone. [y/N] `);
+    if (answer === undefined) throw usageError('validate', 'yes: refusing to delete without confirmation; no terminal to ask on, so pass --yes');
+    if (!answer) {
+      context.stderr.write('Nothing deleted.\n');
+      return EXIT_FAILURE;
+    }
+  }
+  try {
+    await destroyDropletCluster(client, spec, found, { progress, sleep, now: () => context.now().getTime() });
+  } catch (error) {
+    if (error instanceof DigitalOceanApiError) {
+      throw new CliError('api', `${error.message}\nRe-run the same destroy-droplets command to finish: it finds what is left by tag and name.`);
+    }
+    throw error;
+  }
+  if (json) context.stdout.write(`${JSON.stringify({ dryRun, deleted: !dryRun, ...summary }, null, 2)}\n`);
+  else context.stdout.write(dryRun ? `Dry run: nothing was deleted.\n` : `Destroyed cluster ${clusterName}. The local files in ${folder.shown} are kept (the CA key is there).\n`);
+  return 0;
+}

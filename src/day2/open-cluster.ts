@@ -1,0 +1,100 @@
+import { ClusterFolder, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
+import type { CommandContext } from '../context.js';
+import { CliError } from '../errors.js';
+import type { ClientTls } from '../etcd/client.js';
+import { resolveClusterInput, type ClusterInput } from '../input.js';
+import { secondsFlagMs, type OptionSpec, type ParsedOptions } from '../options.js';
+import type { KeyPairPem } from '../pki/mint.js';
+import { planCluster, type ClusterPlan } from '../plan.js';
+
+/** The options every command uses to find a cluster's folder. */
+export const FOLDER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster whose folder <out>/<cluster-name>/ to use (default etcd)' },
+  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder gen-userdata wrote to (default out)' },
+];
+
+export const TIMEOUT_OPTION: OptionSpec = {
+  name: 'timeout',
+  type: 'string',
+  valueName: 'seconds',
+  description: 'Give up on a member that does not answer within this many seconds (default 5)',
+};
+
+export function parseTimeoutMs(flags: ParsedOptions): number {
+  return secondsFlagMs(flags, 'timeout', 5, 600, 'is not a number of seconds from 0 to 600');
+}
+
+/** `<out>/<cluster-name>/` as --out and --cluster-name name it. */
+export function folderFromFlags(flags: ParsedOptions, context: CommandContext): ClusterFolder {
+  const clusterName = typeof flags['cluster-name'] === 'string' ? flags['cluster-name'] : 'etcd';
+  const out = typeof flags.out === 'string' ? flags.out : 'out';
+  return new ClusterFolder(out, clusterName, context.cwd);
+}
+
+/** A cluster folder, read and checked: what every day-2 command starts from. */
+export interface OpenCluster {
+  readonly folder: ClusterFolder;
+  readonly record: ClusterRecord;
+  /** The plan of the current members, with the cluster's original initial-cluster-token. */
+  readonly plan: ClusterPlan;
+  readonly pki: ReadonlyMap<string, Partial<KeyPairPem>>;
+  /** The admin certificate and CA, for talking to the cluster. */
+  readonly adminTls: ClientTls;
+  /** Set when create-droplets made the cluster: day-2 commands then do DigitalOcean's part too. */
+  readonly digitalocean: DigitalOceanState | undefined;
+}
+
+/** Reads the folder: cluster.json, digitalocean.json if any, the CA and the admin pair. */
+export function openCluster(folder: ClusterFolder): OpenCluster {
+  const record = folder.readClusterRecord();
+  const pki = folder.readPki();
+  return {
+    folder,
+    record,
+    plan: planFromRecord(record, record.members, folder),
+    pki,
+    adminTls: folder.adminTls(pki),
+    digitalocean: folder.readDigitalOceanState(),
+  };
+}
+
+/** The input gen-userdata would have taken for these members; validated with the same schema and rules. */
+export function inputFromRecord(record: ClusterRecord, members: readonly MemberRecord[], out: string): ClusterInput {
+  const snapshots = record.snapshots;
+  const byName = members.every((member) => member.hostname !== undefined);
+  const raw: Record<string, unknown> = {
+    'cluster-name': record.clusterName,
+    // DNS-member mode: each member's own name (a --domain cluster's derived ones included).
+    ...(byName ? { hostnames: members.map((member) => member.hostname), names: members.map((member) => member.name) } : { members: members.map(({ name, ip }) => ({ name, ip })) }),
+    out,
+    'etcd-version': record.etcdVersion,
+    // A member added to a baked cluster boots from the same image: its user-data checks, never downloads.
+    ...(record.install.mode === 'baked'
+      ? { install: 'baked' }
+      : { 'release-url': record.install.releaseUrl, ...(record.install.sha256 ? { 'etcd-sha256': record.install.sha256 } : {}) }),
+    'key-size': record.keySize,
+    'cert-days': record.certDays,
+    // A new member must use the cluster's raft timing.
+    ...(record.raftTiming?.heartbeatIntervalMs !== undefined ? { 'heartbeat-interval': record.raftTiming.heartbeatIntervalMs } : {}),
+    ...(record.raftTiming?.electionTimeoutMs !== undefined ? { 'election-timeout': record.raftTiming.electionTimeoutMs } : {}),
+    // Growing 3 -> 4 -> 5 passes through even counts; add-member warns instead.
+    'allow-even': true,
+    snapshots: snapshots !== false,
+    ...(snapshots ? { 'snapshot-schedule': snapshots.schedule, 'snapshot-retain': snapshots.retain } : {}),
+  };
+  if (!byName && members.some((member) => member.ip === undefined)) {
+    throw new CliError('parse', 'cluster.json: members mixes addresses and DNS names; was it written by etcd-cloudinit?');
+  }
+  try {
+    return { ...resolveClusterInput(raw, {}).input, domain: record.domain };
+  } catch (error) {
+    if (error instanceof CliError) throw new CliError('parse', `cluster.json: ${error.message.replace(/^\[\w+\] /, '')}`);
+    throw error;
+  }
+}
+
+/** A plan for these members that keeps the cluster's token (it names the cluster, not its membership). */
+export function planFromRecord(record: ClusterRecord, members: readonly MemberRecord[], folder: ClusterFolder): ClusterPlan {
+  const plan = planCluster(inputFromRecord(record, members, folder.out), folder.dir);
+  return { ...plan, initialClusterToken: record.initialClusterToken };
+}

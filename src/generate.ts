@@ -1,0 +1,69 @@
+import { ClusterFolder, FOLDER_FILES, type ClusterRecord } from './cluster-folder.js';
+import type { CommandContext } from './context.js';
+import { CliError } from './errors.js';
+import type { ClusterInput } from './input.js';
+import { outputFiles } from './output.js';
+import { mintPki, type ClusterPki } from './pki/mint.js';
+import { clusterToken, planCluster, type ClusterPlan } from './plan.js';
+import { renderUserData } from './render.js';
+
+export interface GeneratedCluster {
+  readonly input: ClusterInput;
+  readonly plan: ClusterPlan;
+  readonly pki: ClusterPki;
+  /** By member name. */
+  readonly userData: ReadonlyMap<string, string>;
+}
+
+/** The folder a validated input writes to. */
+export function folderOf(input: ClusterInput, cwd: string): ClusterFolder {
+  return new ClusterFolder(input.out, input.clusterName, cwd);
+}
+
+/** The existing cluster.json, or undefined when there is none or it is not ours to judge (the write replaces it). */
+function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
+  if (!folder.exists(FOLDER_FILES.clusterJson)) return undefined;
+  try {
+    return folder.readClusterRecord();
+  } catch (error) {
+    if (error instanceof CliError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A folder whose membership add-member or remove-member changed describes a running cluster that
+ * was bootstrapped with other members. gen-userdata writes files that bootstrap a new cluster
+ * (initial-cluster-state: new) for exactly the members it is given, so re-running it there would
+ * replace the joined members' user-data and drop the certificates of members it is not given.
+ * It refuses unless --force. Day-2 commands keep the bootstrap token while initial-cluster follows
+ * the members, so the two disagree exactly when membership has changed since bootstrap.
+ */
+function checkNoDay2Changes(folder: ClusterFolder, force: boolean): void {
+  if (force) return;
+  const record = existingRecord(folder);
+  if (!record?.initialCluster || record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
+  const members = record.members.map((member) => `${member.name} (${member.ip ?? member.hostname})`).join(', ');
+  throw new CliError(
+    'plan',
+    `${folder.dir} was changed by add-member/remove-member since the cluster was bootstrapped (members now: ${members}). ` +
+      'gen-userdata writes user-data that bootstraps a new cluster, and would replace what the day-2 commands wrote. ' +
+      'Manage this cluster with add-member, remove-member and renew-certs (docs/day2.md), or pass --force to start its files over (the CA is kept).',
+  );
+}
+
+/** plan -> mint -> render -> check -> write, for a validated input. The caller holds the folder's lock. */
+export async function generateCluster(input: ClusterInput, folder: ClusterFolder, context: CommandContext, now: Date, force: boolean): Promise<GeneratedCluster> {
+  const plan = planCluster(input, folder.dir);
+  checkNoDay2Changes(folder, force);
+  const pki = await mintPki(plan, {
+    now,
+    existing: folder.readPki(),
+    force,
+    ...(context.keySource ? { keySource: context.keySource } : {}),
+    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
+  });
+  const userData = new Map(plan.members.map((member) => [member.name, renderUserData(plan, pki, member.name)]));
+  folder.writeAll(outputFiles(plan, pki, userData, now));
+  return { input, plan, pki, userData };
+}
