@@ -1,7 +1,12 @@
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli.js';
-import { runCli } from '../support/cli.js';
+import { runCli, tempDirsRemovedAfterAll } from '../support/cli.js';
 import { Day2Cluster } from '../support/day2-cluster.js';
+import { FIXTURES } from '../support/golden.js';
+
+const workDir = tempDirsRemovedAfterAll('day2v');
 
 /** Usage errors need no running cluster: a generated folder is enough. */
 describe('day-2 usage errors (exit 2, one line naming the field and value)', () => {
@@ -49,6 +54,27 @@ describe('day-2 usage errors (exit 2, one line naming the field and value)', () 
     const result = await runCli(['health', '--out', 'elsewhere'], cluster.workDir);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`[parse] cluster-name: no cluster.json in "${cluster.workDir}/elsewhere/etcd"; run gen-userdata first`);
+  });
+});
+
+/** add-member names the new member in the cluster's own mode; folders as 0.1.0 wrote them, no cluster needed. */
+describe('add-member in each kind of cluster: usage errors', () => {
+  it.each([
+    ['ipmode', ['--hostname', 'etcd4.example.com'], '[validate] hostname: the members of cluster ipmode are addressed by IPv4; give the new member\'s --ip instead'],
+    ['dnsdomain', ['--ip', '10.0.0.9'], '[validate] ip: the members of cluster dnsdomain are named by DNS (DNS-member mode), and each listens on the address its machine has; give --hostname, or only --name to use <cluster-name>-<name>.example.com'],
+    ['dnshosts', ['--name', 'etcd4'], '[validate] hostname: is required: the members of cluster dnshosts are named by DNS (for example --hostname etcd4.example.com)'],
+    ['dnshosts', ['--hostname', 'Bad_Name'], '[validate] hostname: "Bad_Name" is not a lowercase fully qualified DNS name'],
+    ['dnshosts', ['--hostname', 'b.db.example.net'], '[validate] hostname: "b.db.example.net" is already used by member etcd2'],
+    ['docluster', ['--hostname', 'x.example.com'], '[validate] hostname: create-droplets made cluster docluster, so its names are <cluster-name>-<member>.example.com (the droplet\'s A record); give only --name'],
+    ['docluster', ['--name', 'a-name-that-is-far-too-long'], '[validate] name: droplet name "docluster-a-name-that-is-far-too-long" (<cluster-name>-<member>) is longer than 32 characters'],
+    ['docluster', ['--wait-timeout', '0'], '[validate] wait-timeout: "0" is not a number of seconds from 1 to 3600'],
+  ])('%s %j', async (name, args, message) => {
+    const cwd = workDir();
+    cpSync(join(FIXTURES, 'folders-0.1.0', name), join(cwd, 'out', name), { recursive: true });
+    const result = await runCli(['add-member', '--cluster-name', name, ...args], cwd);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.split('\n')[0]).toContain(`etcd-cloudinit add-member: ${message}`);
   });
 });
 
