@@ -78,6 +78,23 @@ export interface FakeDigitalOceanOptions {
   /** After droplets are deleted, their VPC still counts them for this long. */
   releaseAfterMs?: number;
   now?: () => number;
+  /** Also serve the API on this Unix socket (the DigitalOcean-in-a-box reaches it from its network namespace). */
+  socketPath?: string;
+  /** The range of a VPC created without ip_range (default 10.<10+n>.0.0/20). */
+  vpcRange?: string;
+  /** Real machines behind the droplets (the e2e box): a droplet is active once its machine runs. */
+  backend?: DropletBackend;
+}
+
+/** What boots, stops and connects the machines behind the fake's droplets. */
+export interface DropletBackend {
+  /** A droplet was created: start its machine (asynchronously; `running` says when it is up). */
+  create(droplet: FakeDroplet): void;
+  running(droplet: FakeDroplet): boolean;
+  /** A droplet was deleted: stop its machine. */
+  remove(droplet: FakeDroplet): void;
+  /** Droplets, domain records or firewalls changed: what the network enforces and resolves must follow. */
+  changed(): void;
 }
 export interface FakeDigitalOcean {
   url: string;
@@ -135,12 +152,13 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
     ]);
   }
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((error: unknown) => {
       violations.push(`fake API crashed on ${req.method} ${req.url}: ${String(error)}`);
       send(res, 500, { id: 'server_error', message: String(error) });
     });
-  });
+  };
+  const server = createServer(onRequest);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readBody(req);
@@ -188,6 +206,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
 
     try {
       const [status, payload] = route(method, url, body as Record<string, unknown> | undefined);
+      if (method !== 'GET' && status < 300) options.backend?.changed();
       violations.push(...validator().validateResponse(method, url.pathname, status, payload === undefined ? undefined : JSON.parse(JSON.stringify(payload))));
       send(res, status, payload);
     } catch (error) {
@@ -342,11 +361,13 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
       publicIpv4: `203.0.113.${nextPublicHost++}`,
     };
     droplets.set(droplet.id, droplet);
+    options.backend?.create(droplet);
     return { droplet: dropletJson(droplet), links: { actions: [{ id: droplet.id + 1, rel: 'create', href: `http://fake/v2/actions/${droplet.id + 1}` }] } };
   }
 
   function removeDroplet(droplet: FakeDroplet): void {
     droplets.delete(droplet.id);
+    options.backend?.remove(droplet);
     const vpc = vpcs.get(droplet.vpcUuid);
     if (vpc) vpc.releasingUntil = now() + releaseAfterMs;
   }
@@ -362,7 +383,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
     const name = String(body['name']);
     const region = String(body['region']);
     if ([...vpcs.values()].some((v) => v.name === name)) throw unprocessable(`A VPC with name ${name} already exists`);
-    const ipRange = typeof body['ip_range'] === 'string' ? body['ip_range'] : `10.${10 + vpcs.size}.0.0/20`;
+    const ipRange = typeof body['ip_range'] === 'string' ? body['ip_range'] : (options.vpcRange ?? `10.${10 + vpcs.size}.0.0/20`);
     const [base, bits] = ipRange.split('/');
     if (!base || !/^\d+\.\d+\.\d+\.\d+$/.test(base) || Number(bits) < 16 || Number(bits) > 24) {
       throw unprocessable(`ip_range ${ipRange} must be a private range between /16 and /24`);
@@ -419,9 +440,9 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
 
   function dropletJson(d: FakeDroplet): unknown {
     const age = now() - d.createdAt;
-    const active = age >= activeAfterMs;
+    const active = options.backend ? options.backend.running(d) : age >= activeAfterMs;
     const v4 = [
-      ...(age >= privateIpAfterMs ? [{ ip_address: d.privateIpv4, netmask: '255.255.240.0', gateway: '', type: 'private' }] : []),
+      ...((options.backend ? active : age >= privateIpAfterMs) ? [{ ip_address: d.privateIpv4, netmask: '255.255.240.0', gateway: '', type: 'private' }] : []),
       ...(active ? [{ ip_address: d.publicIpv4, netmask: '255.255.255.0', gateway: '203.0.113.1', type: 'public' }] : []),
     ];
     return {
@@ -478,6 +499,8 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  const socketServer = options.socketPath ? createServer(onRequest) : undefined;
+  if (socketServer) await new Promise<void>((resolve) => socketServer.listen(options.socketPath, resolve));
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -495,8 +518,11 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
       return requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.path}`);
     },
     close() {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+      const closing = [server, ...(socketServer ? [socketServer] : [])].map((each) => {
+        each.closeAllConnections();
+        return new Promise<void>((resolve) => each.close(() => resolve()));
+      });
+      return Promise.all(closing).then(() => undefined);
     },
   };
 }

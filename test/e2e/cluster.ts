@@ -280,9 +280,10 @@ export function describeFindings(cluster: TestCluster): string {
   return lines.join('\n');
 }
 
-// If the test process dies without afterAll (timeout, crash), still kill our qemus and drop the namespace.
-class EmergencyCleanup {
+// If the test process dies without afterAll (timeout, crash), still kill our qemus and drop the namespaces.
+export class EmergencyCleanup {
   private readonly pids = new Set<number>();
+  private readonly namespaces: readonly string[];
   private readonly onExit = (): void => {
     for (const pid of this.pids) {
       try {
@@ -291,8 +292,10 @@ class EmergencyCleanup {
         // already gone
       }
     }
-    spawnSync('ip', ['netns', 'del', this.namespace]);
-    removeNetnsEtcDir(this.namespace);
+    for (const namespace of this.namespaces) {
+      spawnSync('ip', ['netns', 'del', namespace]);
+      removeNetnsEtcDir(namespace);
+    }
   };
 
   // vitest stops a worker with SIGTERM on timeout or Ctrl-C; Node's default then skips 'exit' handlers.
@@ -301,7 +304,8 @@ class EmergencyCleanup {
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
 
-  constructor(private readonly namespace: string) {
+  constructor(...namespaces: string[]) {
+    this.namespaces = namespaces;
     process.once('exit', this.onExit);
     process.once('SIGTERM', this.onSignal);
     process.once('SIGINT', this.onSignal);
@@ -319,12 +323,12 @@ class EmergencyCleanup {
 }
 
 /** Files here replace /etc's for commands run with `ip netns exec <namespace>`. */
-function netnsEtcDir(namespace: string): string {
+export function netnsEtcDir(namespace: string): string {
   return join('/etc/netns', namespace);
 }
 
 /** Ours, and /etc/netns too once nothing else is in it. */
-function removeNetnsEtcDir(namespace: string): void {
+export function removeNetnsEtcDir(namespace: string): void {
   rmSync(netnsEtcDir(namespace), { recursive: true, force: true });
   try {
     rmdirSync('/etc/netns');

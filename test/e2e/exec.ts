@@ -11,6 +11,8 @@ export interface RunOptions {
   cwd?: string;
   input?: string;
   timeoutMs?: number;
+  /** Variables added to the inherited environment. */
+  env?: Record<string, string>;
   // Long, chatty steps (debootstrap) log to a file instead of filling memory.
   logFile?: string;
 }
@@ -22,6 +24,7 @@ export function runAllowingFailure(argv: readonly string[], options: RunOptions 
   const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   const child = spawn(command, args, {
     cwd: options.cwd,
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
     stdio: [options.input === undefined ? 'ignore' : 'pipe', logFd ?? 'pipe', logFd ?? 'pipe'],
   });
   if (logFd !== undefined) closeSync(logFd);

@@ -26,15 +26,14 @@ export function releaseTarballName(version: string): string {
  * Builds a release mirror in the official layout from local binaries, so the real
  * download-and-verify path of cloud-init/install-etcd.sh runs without the internet.
  */
-export async function buildEtcdMirror(root: string, release: { version: string; etcd: string; etcdctl: string } = DEBIAN_ETCD): Promise<EtcdMirror> {
+export async function buildEtcdMirror(root: string, release: { version: string; etcd: string; etcdctl: string; etcdutl?: string } = DEBIAN_ETCD): Promise<EtcdMirror> {
   const topDir = `etcd-${release.version}-linux-amd64`;
   const staging = await mkdtemp(join(tmpdir(), 'etcd-mirror-staging-'));
   try {
     await mkdir(join(staging, topDir), { recursive: true });
-    for (const [source, name] of [
-      [release.etcd, 'etcd'],
-      [release.etcdctl, 'etcdctl'],
-    ] as const) {
+    // etcdutl ships from 3.5 on.
+    const binaries = [[release.etcd, 'etcd'], [release.etcdctl, 'etcdctl'], ...(release.etcdutl ? [[release.etcdutl, 'etcdutl']] : [])] as const;
+    for (const [source, name] of binaries) {
       await copyFile(source, join(staging, topDir, name));
       await chmod(join(staging, topDir, name), 0o755);
     }
