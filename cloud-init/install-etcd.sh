@@ -51,9 +51,20 @@ tarball="etcd-$version-linux-$arch.tar.gz"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# An https release URL stays https: after a redirect to http, the tarball and SHA256SUMS would come
+# over a connection that anyone on the path can rewrite.
+case $release_url in
+  https://*) redirect_protocols='=https' redirect_words=https ;;
+  *) redirect_protocols='=http,https' redirect_words='http or https' ;;
+esac
+
 fetch() {
-  curl --fail --silent --show-error --location --retry 10 --retry-delay 3 --retry-connrefused \
-    --connect-timeout 10 --max-time 600 --output "$2" "$1" || die "download failed: $1"
+  status=0
+  curl --fail --silent --show-error --location --proto-redir "$redirect_protocols" \
+    --retry 10 --retry-delay 3 --retry-connrefused --connect-timeout 10 --max-time 600 --output "$2" "$1" || status=$?
+  # curl's "unsupported protocol": a redirect that --proto-redir refused.
+  [ "$status" -ne 1 ] || die "download failed: $1 redirects to a URL that is not $redirect_words; not installing"
+  [ "$status" -eq 0 ] || die "download failed: $1"
 }
 
 fetch "$release_url/$version/$tarball" "$work/$tarball"

@@ -1,5 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,5 +128,69 @@ describe('install-etcd.sh check: the boot-time guard of baked images', () => {
     const binDir = await freshBinDir();
     const check = await installScript('check', '--version', 'v3.4.23', '--bin-dir', binDir);
     expect(check).toEqual({ code: 1, stdout: '', stderr: `etcd-cloudinit: install-etcd: expected etcd v3.4.23 in ${binDir}, found nothing\n` });
+  });
+});
+
+/**
+ * An https server with a self-signed certificate (curl trusts it through CURL_CA_BUNDLE):
+ * /to-http/<path> redirects to the plain-http mirror, /to-https/<path> to its own /files/<path>,
+ * which serves the mirror's files itself.
+ */
+async function serveHttpsRedirects(dir: string, httpMirrorUrl: string, mirrorRoot: string) {
+  const key = join(dir, 'tls.key');
+  const cert = join(dir, 'tls.crt');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {
+    stdio: 'ignore',
+    timeout: 60_000,
+  });
+  let origin = '';
+  const server: HttpsServer = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (request, response) => {
+    const path = new URL(request.url ?? '/', 'https://mirror').pathname;
+    const [, route, rest] = /^\/([^/]+)(\/.*)$/.exec(path) ?? [];
+    if (route === 'to-http') response.writeHead(302, { location: `${httpMirrorUrl}${rest}` }).end();
+    else if (route === 'to-https') response.writeHead(302, { location: `${origin}/files${rest}` }).end();
+    else if (route === 'files' && rest !== undefined && !rest.includes('..') && existsSync(join(mirrorRoot, rest))) response.writeHead(200).end(readFileSync(join(mirrorRoot, rest)));
+    else response.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    origin,
+    caBundle: cert,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('install-etcd.sh with an https release URL: https stays https', () => {
+  let https: Awaited<ReturnType<typeof serveHttpsRedirects>>;
+  beforeAll(async () => {
+    https = await serveHttpsRedirects(await mkdtemp(join(scratch, 'tls-')), server.url, mirror.root);
+  });
+  afterAll(async () => https?.close());
+
+  const installOverHttps = (releaseUrl: string, binDir: string) =>
+    runProgram('sh', [INSTALL_SCRIPT, 'install', '--version', 'v3.4.23', '--release-url', releaseUrl, '--bin-dir', binDir], {
+      timeoutMs: 120_000,
+      env: { ...process.env, CURL_CA_BUNDLE: https.caBundle },
+    });
+
+  it('refuses a redirect to http with a clear message, fetches nothing over http and installs nothing', async () => {
+    const binDir = await freshBinDir();
+    const before = server.requests.length;
+    const install = await installOverHttps(`${https.origin}/to-http`, binDir);
+    expect(install.code).toBe(1);
+    expect(install.stderr).toContain(
+      `etcd-cloudinit: install-etcd: download failed: ${https.origin}/to-http/v3.4.23/${releaseTarballName('v3.4.23')} redirects to a URL that is not https; not installing\n`,
+    );
+    expect(server.requests.slice(before)).toEqual([]);
+    expect(await readdir(binDir)).toEqual([]);
+  });
+
+  it('still follows a redirect from https to https', async () => {
+    const binDir = await freshBinDir();
+    const install = await installOverHttps(`${https.origin}/to-https`, binDir);
+    expect(install.stderr).toBe('');
+    expect(install.code).toBe(0);
+    expect((await readdir(binDir)).sort()).toEqual(['etcd', 'etcdctl']);
   });
 });
