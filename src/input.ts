@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { usageError } from './errors.js';
 import { isPrivateOrLoopback, isUnicastIPv4 } from './ipv4.js';
 import type { ParsedOptions } from './options.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
+import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
@@ -56,14 +57,21 @@ const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-u
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
+/** A cluster config is a few hundred bytes; anything near this is a wrong file (or /dev/zero). */
+export const CONFIG_MAX_BYTES = 1024 * 1024;
+
 /** Reads `--config`; `path` is as the user wrote it, resolved against `cwd`. */
 export function loadConfigFile(path: string, cwd: string): RawInput {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(resolve(cwd, path), 'utf8');
+    bytes = readAtMost(resolve(cwd, path), CONFIG_MAX_BYTES + 1);
   } catch (error) {
     throw usageError('parse', `config: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
+  if (bytes.length > CONFIG_MAX_BYTES) {
+    throw usageError('parse', `config: ${JSON.stringify(path)} is larger than 1 MiB (${CONFIG_MAX_BYTES} bytes); is it the right file?`);
+  }
+  const text = bytes.toString('utf8');
   let document: unknown;
   try {
     document = parseYaml(text);
@@ -75,6 +83,23 @@ export function loadConfigFile(path: string, cwd: string): RawInput {
     throw usageError('validate', `config: ${JSON.stringify(path)} must be a mapping of option names to values`);
   }
   return document as RawInput;
+}
+
+/** The first `limit` bytes of a file; reading stops there, so a huge file or a device that never ends costs nothing. */
+function readAtMost(path: string, limit: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(limit);
+    let length = 0;
+    while (length < limit) {
+      const read = readSync(fd, buffer, length, limit - length, null);
+      if (read === 0) break;
+      length += read;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Flags as schema-shaped values; a number flag that is not a number stays a string so the error shows it. */
@@ -117,7 +142,7 @@ function describeSchemaError(error: ErrorObject): string {
     return `${fieldName(error.instancePath)}.${missing}: is required`;
   }
   const field = fieldName(error.instancePath) || 'config';
-  const value = JSON.stringify(error.data);
+  const value = quoted(error.data);
   if (error.keyword === 'minItems') return `${field}: at least ${(error.params as { limit: number }).limit} member is required`;
   if (error.keyword === 'maxItems') {
     return `${field}: ${(error.data as unknown[]).length} members given; a cluster has 1 to 9 members (more slows every write and adds no useful fault tolerance)`;
@@ -150,6 +175,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     const first = validate.errors?.[0];
     throw usageError('validate', first ? describeSchemaError(first) : 'input is invalid');
   }
+  checkConsumerRules(raw);
   const clusterName = (raw['cluster-name'] as string | undefined) ?? 'etcd';
   const members = resolveMembers(raw, clusterName);
   const allowEven = raw['allow-even'] === true;
@@ -202,6 +228,78 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
   };
   return { input, warnings };
+}
+
+/** What the schema's patterns cannot say about the values that reach a node or a file: the consumer's own rules. */
+function checkConsumerRules(raw: RawInput): void {
+  const checks = [
+    ['out', outError],
+    ['release-url', releaseUrlError],
+    ['snapshot-schedule', scheduleError],
+  ] as const;
+  for (const [key, check] of checks) {
+    const value = raw[key];
+    const problem = typeof value === 'string' ? check(value) : undefined;
+    if (problem !== undefined) throw usageError('validate', `${key}: ${quoted(value)} ${problem}`);
+  }
+}
+
+/** A value as messages show it: JSON, with C1 controls and Unicode line breaks escaped too, so no terminal acts on them. */
+function quoted(value: unknown): string {
+  return String(JSON.stringify(value)).replace(/[\u007f-\u009f\u2028\u2029]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
+const KERNEL_FOLDERS = ['/proc', '/sys'];
+
+/**
+ * An absolute --out must be creatable: under no kernel interface (symlinks followed), below a folder.
+ * A relative one is resolved against the working folder only when the folder is made.
+ */
+function outError(out: string): string | undefined {
+  if (!isAbsolute(out)) return undefined;
+  const target = resolve(out);
+  let existing = target;
+  while (!existsSync(existing)) existing = dirname(existing);
+  let real: string;
+  try {
+    real = realpathSync(existing);
+  } catch (error) {
+    return `cannot be used: ${JSON.stringify(existing)}: ${(error as NodeJS.ErrnoException).code ?? error}`;
+  }
+  for (const path of [target, real]) {
+    const kernel = KERNEL_FOLDERS.find((folder) => path === folder || path.startsWith(`${folder}/`));
+    if (kernel !== undefined) return `is under ${kernel}, a kernel interface, not a folder for files`;
+  }
+  if (!statSync(real).isDirectory()) return `cannot be created: ${JSON.stringify(existing)} is not a folder`;
+  return undefined;
+}
+
+/**
+ * Nodes fetch <release-url>/<version>/<file> with curl: a base URL with a host, nothing after the path,
+ * and no password (every node's user-data would carry it, readable from the metadata service).
+ */
+function releaseUrlError(url: string): string | undefined {
+  const [, authority = '', path = ''] = /^https?:\/\/([^/?#]*)(.*)$/.exec(url) ?? [];
+  const at = authority.lastIndexOf('@');
+  const host = authority.slice(at + 1).replace(/^(\[[^\]]*\]|[^:]*).*$/, '$1');
+  if (host === '') return 'has no host (http(s)://host[:port]/path)';
+  if (authority.slice(0, Math.max(at, 0)).includes(':')) {
+    return "holds a password; every node's user-data would carry it: use a mirror that needs none (restrict it by network instead)";
+  }
+  if (path.includes('#')) return 'has a fragment (#...); give the base URL that holds the <version>/ folders';
+  if (path.includes('?')) return 'has a query (?...); nodes append /<version>/<file> to it, so give a plain base URL';
+  try {
+    new URL(url);
+  } catch {
+    return 'is not a valid URL (check the host and port)';
+  }
+  return undefined;
+}
+
+function scheduleError(schedule: string): string | undefined {
+  if (isCalendarExpression(schedule)) return undefined;
+  return 'is not a systemd calendar expression (see systemd.time(7); check one with systemd-analyze calendar); for example hourly, Mon..Fri 02:00 or *-*-* 00/6:00:00';
 }
 
 /** Member certificates are pki/<name>.crt: these names belong to the CA and the admin certificate. */

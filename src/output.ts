@@ -8,7 +8,8 @@ import { PUBLIC_MODE, SECRET_MODE, type OutputFile } from './write.js';
 export function renderEtcdctlEnv(plan: ClusterPlan): string {
   const file = (name: string) => shellWord(`${plan.outDir}/${name}`);
   return [
-    `# Source this file: . ${file(FOLDER_FILES.etcdctlEnv)}`,
+    // A line break would end the comment and run the rest; only the working folder could still hold one.
+    `# Source this file: . ${file(FOLDER_FILES.etcdctlEnv).replace(/[\n\r]/g, '?')}`,
     `# then for example: etcdctl endpoint health --cluster`,
     'export ETCDCTL_API=3',
     `export ETCDCTL_ENDPOINTS=${shellWord(plan.endpoints)}`,

@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CliError, EXIT_USAGE } from '../src/errors.js';
-import { resolveClusterInput } from '../src/input.js';
+import { CONFIG_MAX_BYTES, loadConfigFile, resolveClusterInput } from '../src/input.js';
+import { CLI, tempDirsRemovedAfterAll } from './support/cli.js';
 
 function errorOf(fileInput: Record<string, unknown>, flagInput: Record<string, unknown> = {}): string {
   try {
@@ -14,6 +18,7 @@ function errorOf(fileInput: Record<string, unknown>, flagInput: Record<string, u
 }
 
 const THREE = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
+const NOT_CALENDAR = 'is not a systemd calendar expression (see systemd.time(7); check one with systemd-analyze calendar); for example hourly, Mon..Fri 02:00 or *-*-* 00/6:00:00';
 
 describe('input validation: each bad input gets one message naming the field and the value', () => {
   it.each([
@@ -34,8 +39,28 @@ describe('input validation: each bad input gets one message naming the field and
     [{ ips: THREE, 'cluster-name': 'Prod_1' }, `[validate] cluster-name: "Prod_1" is not a valid cluster name (1-32 characters of a-z, 0-9 and '-', starting with a letter, not ending with '-')`],
     [{ ips: THREE, 'etcd-version': 'v3.3.27' }, '[validate] etcd-version: "v3.3.27" is not a supported etcd version (v3.4.x to v3.7.x, for example v3.6.14)'],
     [{ ips: THREE, 'etcd-version': '3.6.14' }, '[validate] etcd-version: "3.6.14" is not a supported etcd version (v3.4.x to v3.7.x, for example v3.6.14)'],
-    [{ ips: THREE, 'release-url': 'ftp://mirror/etcd' }, `[validate] release-url: "ftp://mirror/etcd" is not an http(s) URL without spaces, quotes or '$'`],
-    [{ ips: THREE, 'release-url': 'https://mirror/$(reboot)' }, `[validate] release-url: "https://mirror/$(reboot)" is not an http(s) URL without spaces, quotes or '$'`],
+    [{ ips: THREE, 'release-url': 'ftp://mirror/etcd' }, `[validate] release-url: "ftp://mirror/etcd" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
+    [{ ips: THREE, 'release-url': 'https://mirror/$(reboot)' }, `[validate] release-url: "https://mirror/$(reboot)" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
+    // Values that reach a sourced shell file, YAML as cloud-init's PyYAML reads it, a systemd unit, or curl.
+    [{ ips: THREE, out: 'out\n touch /tmp/pwned' }, '[validate] out: "out\\n touch /tmp/pwned" is not a folder path without control characters (line breaks, tabs, escape codes)'],
+    [{ ips: THREE, out: 'out\u0085x' }, '[validate] out: "out\\u0085x" is not a folder path without control characters (line breaks, tabs, escape codes)'],
+    [{ ips: THREE, out: 'out\u2028x' }, '[validate] out: "out\\u2028x" is not a folder path without control characters (line breaks, tabs, escape codes)'],
+    [{ ips: THREE, out: '/proc/self/x' }, '[validate] out: "/proc/self/x" is under /proc, a kernel interface, not a folder for files'],
+    [{ ips: THREE, out: '/sys' }, '[validate] out: "/sys" is under /sys, a kernel interface, not a folder for files'],
+    [{ ips: THREE, out: '/dev/null/out' }, '[validate] out: "/dev/null/out" cannot be created: "/dev/null" is not a folder'],
+    [{ ips: THREE, 'release-url': 'https://mirror/etcd\u0085' }, `[validate] release-url: "https://mirror/etcd\\u0085" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
+    [{ ips: THREE, 'release-url': 'https://mirror/\u2029etcd' }, `[validate] release-url: "https://mirror/\\u2029etcd" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
+    [{ ips: THREE, 'release-url': 'https://mirror/\u00e9tcd' }, `[validate] release-url: "https://mirror/\u00e9tcd" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
+    [{ ips: THREE, 'release-url': 'https://mirror/etcd#v3' }, '[validate] release-url: "https://mirror/etcd#v3" has a fragment (#...); give the base URL that holds the <version>/ folders'],
+    [{ ips: THREE, 'release-url': 'https://mirror/etcd?token=1' }, '[validate] release-url: "https://mirror/etcd?token=1" has a query (?...); nodes append /<version>/<file> to it, so give a plain base URL'],
+    [{ ips: THREE, 'release-url': 'https:///etcd' }, '[validate] release-url: "https:///etcd" has no host (http(s)://host[:port]/path)'],
+    [{ ips: THREE, 'release-url': 'http://user@:8080/etcd' }, '[validate] release-url: "http://user@:8080/etcd" has no host (http(s)://host[:port]/path)'],
+    [{ ips: THREE, 'release-url': 'https://me:secret@mirror/etcd' }, `[validate] release-url: "https://me:secret@mirror/etcd" holds a password; every node's user-data would carry it: use a mirror that needs none (restrict it by network instead)`],
+    [{ ips: THREE, 'release-url': 'http://mirror:99999/etcd' }, '[validate] release-url: "http://mirror:99999/etcd" is not a valid URL (check the host and port)'],
+    [{ ips: THREE, 'snapshot-schedule': 'x' }, `[validate] snapshot-schedule: "x" ${NOT_CALENDAR}`],
+    [{ ips: THREE, 'snapshot-schedule': '*-*-* 25:00' }, `[validate] snapshot-schedule: "*-*-* 25:00" ${NOT_CALENDAR}`],
+    [{ ips: THREE, 'snapshot-schedule': 'Fri..Mon 02:00' }, `[validate] snapshot-schedule: "Fri..Mon 02:00" ${NOT_CALENDAR}`],
+    [{ ips: THREE, 'snapshot-schedule': 'hourly\nExecStartPre=/bin/true' }, `[validate] snapshot-schedule: "hourly\\nExecStartPre=/bin/true" is not a systemd calendar expression (up to 64 characters of letters, digits, space and * : / , . ~ - _ +; for example hourly or *-*-* 00/6:00:00)`],
     [{ ips: THREE, 'etcd-sha256': 'abc' }, '[validate] etcd-sha256: "abc" is not a SHA-256 checksum (64 lowercase hex digits)'],
     [{ ips: THREE, 'key-size': 1024 }, '[validate] key-size: 1024 is not one of 2048, 3072, 4096'],
     [{ ips: THREE, 'key-size': 'big' }, '[validate] key-size: "big" is not one of 2048, 3072, 4096'],
@@ -78,4 +103,63 @@ describe('input validation: each bad input gets one message naming the field and
       'ips[1]: "203.0.113.7" is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster\'s own addresses',
     ]);
   });
+});
+
+describe('values a consumer accepts pass', () => {
+  it.each([
+    ['snapshot-schedule', 'Mon..Fri 02:00'],
+    ['snapshot-schedule', '*:0/15'],
+    ['snapshot-schedule', 'Sat *-*-1..7 03:00 UTC'],
+    ['snapshot-schedule', '*-*~01 04:30:00'],
+    ['release-url', 'http://mirror.internal:8080/etcd/'],
+    ['release-url', 'https://[fd00::1]:8443/etcd'],
+    ['release-url', 'https://mirror/etcd%20releases'],
+    ['release-url', 'http://reader@mirror/etcd'],
+    ['out', `clusters/it's "$HOME" & more`],
+  ])('%s: %j', (key, value) => {
+    expect(() => resolveClusterInput({ ips: THREE, [key]: value }, {})).not.toThrow();
+  });
+});
+
+describe('--config size cap', () => {
+  const workDir = tempDirsRemovedAfterAll('config-size');
+
+  it('reads a config of exactly 1 MiB', () => {
+    const dir = workDir();
+    writeFileSync(join(dir, 'cluster.yaml'), `cluster-name: big\n${'#'.repeat(CONFIG_MAX_BYTES - 19)}\n`);
+    expect(loadConfigFile('cluster.yaml', dir)).toEqual({ 'cluster-name': 'big' });
+  });
+
+  it.each([
+    ['a file one byte over', 'cluster.yaml'],
+    ['a device that never ends', '/dev/zero'],
+  ])('refuses %s with a [parse] error', (_what, file) => {
+    const dir = workDir();
+    if (file === 'cluster.yaml') writeFileSync(join(dir, file), `cluster-name: big\n${'#'.repeat(CONFIG_MAX_BYTES - 18)}\n`);
+    let error: unknown;
+    try {
+      loadConfigFile(file, dir);
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).exitCode).toBe(EXIT_USAGE);
+    expect((error as Error).message).toBe(`[parse] config: ${JSON.stringify(file)} is larger than 1 MiB (1048576 bytes); is it the right file?`);
+  });
+});
+
+describe('gen-userdata --out under /proc (the real CLI, bounded: Node\'s recursive mkdir spins there)', () => {
+  const workDir = tempDirsRemovedAfterAll('proc-out');
+
+  it('exits 2 at [validate] promptly and writes nothing', async () => {
+    const cwd = workDir();
+    const run = await new Promise<{ code: number | null; stderr: string; killed: boolean }>((resolve) => {
+      execFile(process.execPath, [CLI, 'gen-userdata', '--ips', '10.0.0.1', '--key-size', '2048', '--out', '/proc/self/x'], { cwd, timeout: 15_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (error, _stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stderr, killed: error?.killed ?? false }),
+      );
+    });
+    expect(run.killed, 'still running after 15 s').toBe(false);
+    expect(run).toEqual({ code: 2, stderr: expect.stringContaining('[validate] out: "/proc/self/x" is under /proc, a kernel interface, not a folder for files'), killed: false });
+    expect(existsSync(join(cwd, 'out'))).toBe(false);
+  }, 30_000);
 });
