@@ -5,6 +5,7 @@ import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
 import type { OptionSpec, ParsedOptions } from '../options.js';
 import { installSource } from '../render.js';
+import { shellWord } from '../templates.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 
 /** The cluster options shared by every command that generates a cluster's files. */
@@ -68,7 +69,7 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
     plan.install.mode === 'baked'
       ? `boot them from an image baked with etcd ${plan.etcdVersion} (packer/, see docs/packer.md), then from this workstation:`
       : 'boot them, then from this workstation:',
-    `  . ${folder.shownFile(FOLDER_FILES.etcdctlEnv)} && etcdctl endpoint health --cluster`,
+    `  . ${shellWord(folder.shownFile(FOLDER_FILES.etcdctlEnv))} && etcdctl endpoint health --cluster`,
     '',
   ];
   return lines.join('\n');
