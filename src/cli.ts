@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { GEN_USERDATA_OPTIONS, runGenUserdata } from './commands/gen-userdata.js';
-import { ADD_MEMBER_OPTIONS, runAddMember } from './commands/add-member.js';
-import { HEALTH_OPTIONS, runHealth } from './commands/health.js';
-import { REMOVE_MEMBER_OPTIONS, runRemoveMember } from './commands/remove-member.js';
-import { RENEW_CERTS_OPTIONS, runRenewCerts } from './commands/renew-certs.js';
-import { CREATE_DROPLETS_OPTIONS, runCreateDroplets } from './commands/create-droplets.js';
-import { DESTROY_DROPLETS_OPTIONS, runDestroyDroplets } from './commands/destroy-droplets.js';
+import {
+  ADD_MEMBER_OPTIONS,
+  CREATE_DROPLETS_OPTIONS,
+  DESTROY_DROPLETS_OPTIONS,
+  GEN_USERDATA_OPTIONS,
+  HEALTH_OPTIONS,
+  REMOVE_MEMBER_OPTIONS,
+  RENEW_CERTS_OPTIONS,
+} from './commands/specs.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
@@ -16,8 +18,11 @@ export interface Command {
   readonly usage: string;
   readonly options: readonly OptionSpec[];
   readonly examples: readonly string[];
-  readonly run: (flags: ParsedOptions, context: CommandContext) => Promise<number>;
+  /** The command's code, imported only when it runs: `--help` and the other commands never load it (nor its SDKs). */
+  readonly load: () => Promise<RunCommand>;
 }
+
+export type RunCommand = (flags: ParsedOptions, context: CommandContext) => Promise<number>;
 
 export const COMMANDS: Command[] = [
   {
@@ -31,7 +36,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit gen-userdata --config cluster.yaml --print etcd1 > etcd1.yaml',
       'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
     ],
-    run: runGenUserdata,
+    load: () => import('./commands/gen-userdata.js').then((command) => command.runGenUserdata),
   },
   {
     name: 'health',
@@ -43,7 +48,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit health --cluster-name prod --warn-days 60',
       'etcd-cloudinit health --json | jq -r \'.members[] | select(.healthy | not) | .name\'',
     ],
-    run: runHealth,
+    load: () => import('./commands/health.js').then((command) => command.runHealth),
   },
   {
     name: 'add-member',
@@ -58,7 +63,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit add-member --cluster-name dns --hostname etcd4.db.example.com    # a --hostnames cluster',
       'DIGITALOCEAN_TOKEN=... etcd-cloudinit add-member --cluster-name prod --dry-run   # a create-droplets cluster: <cluster>-etcd4.<domain>',
     ],
-    run: runAddMember,
+    load: () => import('./commands/add-member.js').then((command) => command.runAddMember),
   },
   {
     name: 'remove-member',
@@ -70,7 +75,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit remove-member --cluster-name prod --name delta --dry-run',
       'DIGITALOCEAN_TOKEN=... etcd-cloudinit remove-member --cluster-name prod --name etcd4',
     ],
-    run: runRemoveMember,
+    load: () => import('./commands/remove-member.js').then((command) => command.runRemoveMember),
   },
   {
     name: 'renew-certs',
@@ -82,7 +87,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit renew-certs --member etcd2 --cert-days 365',
       'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
     ],
-    run: runRenewCerts,
+    load: () => import('./commands/renew-certs.js').then((command) => command.runRenewCerts),
   },
   {
     name: 'create-droplets',
@@ -93,7 +98,7 @@ export const COMMANDS: Command[] = [
       'DIGITALOCEAN_TOKEN=... etcd-cloudinit create-droplets --domain example.com --region nyc3 --ssh-key <fingerprint>',
       'etcd-cloudinit create-droplets --domain example.com --region fra1 --cluster-name prod --count 5 --ssh-from 198.51.100.7/32 --dry-run',
     ],
-    run: runCreateDroplets,
+    load: () => import('./commands/create-droplets.js').then((command) => command.runCreateDroplets),
   },
   {
     name: 'destroy-droplets',
@@ -101,7 +106,7 @@ export const COMMANDS: Command[] = [
     usage: 'etcd-cloudinit destroy-droplets [--cluster-name <name>] [--yes]',
     options: DESTROY_DROPLETS_OPTIONS,
     examples: ['etcd-cloudinit destroy-droplets --cluster-name etcd --yes', 'etcd-cloudinit destroy-droplets --cluster-name prod --domain example.com --dry-run'],
-    run: runDestroyDroplets,
+    load: () => import('./commands/destroy-droplets.js').then((command) => command.runDestroyDroplets),
   },
 ];
 
@@ -179,7 +184,8 @@ export async function main(argv: readonly string[], io: MainIo, overrides: Parti
       context.stdout.write(renderCommandHelp(command));
       return 0;
     }
-    return await command.run(flags, context);
+    const run = await command.load();
+    return await run(flags, context);
   } catch (error) {
     if (error instanceof CliError) {
       context.stderr.write(`etcd-cloudinit ${command.name}: ${error.message}\n`);

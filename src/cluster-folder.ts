@@ -4,7 +4,8 @@
  * their JSON Schemas in schema/), the PKI reader, the lock, and atomic writes. Commands open the
  * folder here and never build a path inside it or parse its files with a type of their own.
  */
-import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, linkSync, readFileSync, readdirSync, rmSync, rmdirSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
@@ -12,7 +13,7 @@ import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
 import type { ClusterPlan, InstallPlan } from './plan.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';
-import { PUBLIC_MODE, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile } from './write.js';
+import { PUBLIC_MODE, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
 
 /** Every file of a cluster folder, relative to it. */
 export const FOLDER_FILES = {
@@ -229,14 +230,14 @@ export class ClusterFolder {
     }
   }
 
-  /** Writes the whole folder atomically; entries this run does not produce are carried over. */
-  writeAll(files: readonly OutputFile[]): void {
-    writeOutputFolder(this.dir, files);
+  /** Writes the whole folder, crash-safe (write.ts); entries this run does not produce stay. `step`: the crash tests' seam. */
+  writeAll(files: readonly OutputFile[], step?: WriteStep): void {
+    writeOutputFolder(this.dir, files, step);
   }
 
-  /** Replaces, adds and deletes some files atomically (a changed copy replaces the folder). */
-  update(update: FolderUpdate): void {
-    updateOutputFolder(this.dir, update);
+  /** Replaces, adds and deletes some files, crash-safe (write.ts); the CA files are never touched. */
+  update(update: FolderUpdate, step?: WriteStep): void {
+    updateOutputFolder(this.dir, update, step);
   }
 
   writeDigitalOceanState(state: Omit<DigitalOceanState, 'formatVersion'>): void {
@@ -252,8 +253,9 @@ export class ClusterFolder {
    * Runs `change` while holding the folder's lock, so that two commands never read, change and
    * replace the same folder at once (the second rename would silently undo the first's change).
    * A lock left by a process of this host that no longer runs is taken over; any other held lock
-   * is an error naming its holder. Folders created for the lock are removed again if nothing else
-   * was written into them.
+   * is an error naming its holder. With the lock held, a write of the folder that an earlier
+   * command left cut short is finished (or its staging folder removed) before `change` reads it.
+   * Folders created for the lock are removed again if nothing else was written into them.
    */
   async withLock<T>(command: string, now: Date, change: () => Promise<T>): Promise<T> {
     let firstCreated: string | undefined;
@@ -266,6 +268,7 @@ export class ClusterFolder {
     try {
       takeLock(this.lockPath, this.dir, holder);
       try {
+        recoverOutputFolder(this.dir);
         return await change();
       } finally {
         rmSync(this.lockPath, { force: true });
@@ -344,34 +347,95 @@ export interface LockHolder {
 }
 
 function takeLock(path: string, outDir: string, holder: LockHolder): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${JSON.stringify(holder)}\n`, { flag: 'wx', mode: PUBLIC_MODE });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError('write', `cannot write ${outDir}: ${(error as Error).message}`);
-    }
-    const other = readLockHolder(path);
-    if (other && other.hostname === holder.hostname && !processRuns(other.pid)) {
-      rmSync(path, { force: true }); // left by a command that crashed or was killed
-      continue;
-    }
-    const who = other ? `${other.command} (pid ${other.pid} on ${other.hostname}, since ${other.startedAt})` : 'another etcd-cloudinit command';
-    throw new CliError('preflight', `${outDir} is being changed by ${who}; wait for it to finish, or if that process is gone, delete ${path}`);
+  const attempt = tryLock(path, holder, 0);
+  if (attempt.state === 'taken') return;
+  if (attempt.state === 'busy') {
+    throw new CliError('preflight', `${outDir}: could not take the lock ${path} (others were taking it over); try again, and if this persists, delete ${path} and ${path}.takeover-*`);
   }
-  throw new CliError('preflight', `${outDir}: could not take the lock ${path}; try again`);
+  const other = attempt.holder;
+  const who = other ? `${other.command} (pid ${other.pid} on ${other.hostname}, since ${other.startedAt})` : 'another etcd-cloudinit command';
+  throw new CliError('preflight', `${outDir} is being changed by ${who}; wait for it to finish, or if that process is gone, delete ${path}`);
 }
 
-function readLockHolder(path: string): LockHolder | undefined {
+type LockAttempt = { readonly state: 'taken' } | { readonly state: 'held'; readonly holder: LockHolder | undefined } | { readonly state: 'busy' };
+
+/** Claims of claims: each level only exists if a taker died in the few steps of a takeover. */
+const MAX_TAKEOVER_DEPTH = 3;
+
+/**
+ * Creates the lock file, or takes over a stale one (its process, on this host, no longer runs).
+ * Only a taker holding the claim `<lock>.takeover-<digest of the stale file>` (itself a lock,
+ * taken the same way) may delete a lock file, and only while it still has those exact bytes: no
+ * live lock has them, so two takers can never both delete and both create.
+ */
+function tryLock(path: string, holder: LockHolder, depth: number): LockAttempt {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (createLockFile(path, holder)) return { state: 'taken' };
+    const seen = readIfPresent(path);
+    if (!seen) continue; // released in between
+    const other = parseLockHolder(seen);
+    if (!other || other.hostname !== holder.hostname || processRuns(other.pid)) return { state: 'held', holder: other };
+    const claim = `${path}.takeover-${createHash('sha256').update(seen).digest('hex').slice(0, 16)}`;
+    if (depth < MAX_TAKEOVER_DEPTH && tryLock(claim, holder, depth + 1).state === 'taken') {
+      try {
+        if (readIfPresent(path)?.equals(seen)) unlinkSync(path); // left by a command that crashed or was killed
+      } finally {
+        rmSync(claim, { force: true });
+      }
+    } else {
+      sleepMs(5 + Math.random() * 20); // another taker holds the claim: it is done in a moment
+    }
+  }
+  return { state: 'busy' };
+}
+
+/** The lock file appears whole or not at all (written aside, then linked): a reader never sees half of it. */
+function createLockFile(path: string, holder: LockHolder): boolean {
+  const content = `${JSON.stringify(holder)}\n`;
+  const aside = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
+  writeFileSync(aside, content, { flag: 'wx', mode: PUBLIC_MODE });
   try {
-    const holder = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
+    linkSync(aside, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw error;
+    // A file system without hard links: created exclusively instead.
+    try {
+      writeFileSync(path, content, { flag: 'wx', mode: PUBLIC_MODE });
+      return true;
+    } catch (fallbackError) {
+      if ((fallbackError as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw fallbackError;
+    }
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+function readIfPresent(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseLockHolder(content: Buffer): LockHolder | undefined {
+  try {
+    const holder = JSON.parse(content.toString('utf8')) as Partial<LockHolder>;
     if (typeof holder.command === 'string' && Number.isInteger(holder.pid) && typeof holder.hostname === 'string' && typeof holder.startedAt === 'string') {
       return holder as LockHolder;
     }
   } catch {
-    // unreadable or half-written: treated as held by an unknown command
+    // unreadable: treated as held by an unknown command
   }
   return undefined;
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Signal 0 only asks whether the process exists; nothing is sent to it. */

@@ -6,6 +6,7 @@ import { outputFiles } from './output.js';
 import { mintPki, type ClusterPki } from './pki/mint.js';
 import { clusterToken, planCluster, type ClusterPlan } from './plan.js';
 import { renderUserData } from './render.js';
+import { crashAtStep } from './write.js';
 
 export interface GeneratedCluster {
   readonly input: ClusterInput;
@@ -64,6 +65,6 @@ export async function generateCluster(input: ClusterInput, folder: ClusterFolder
     ...(context.serialSource ? { serialSource: context.serialSource } : {}),
   });
   const userData = new Map(plan.members.map((member) => [member.name, renderUserData(plan, pki, member.name)]));
-  folder.writeAll(outputFiles(plan, pki, userData, now));
+  folder.writeAll(outputFiles(plan, pki, userData, now), crashAtStep(context.env, context.stderr));
   return { input, plan, pki, userData };
 }

@@ -1,10 +1,7 @@
 import { createRequire } from 'node:module';
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-
-// ajv and ajv-formats are CommonJS with a default export object.
-const Ajv = AjvModule.default ?? AjvModule;
-const addFormats = addFormatsModule.default ?? addFormatsModule;
+import type AjvModule from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import type addFormatsModule from 'ajv-formats';
 
 const require = createRequire(import.meta.url);
 
@@ -15,6 +12,9 @@ export function loadSchema(file: 'cluster.schema.json' | 'cluster-record.schema.
 
 /** One ajv setup for every schema: strict, all errors, IPv4 format, our `errorMessage` wording. */
 export function compileSchema(schema: Record<string, unknown>): ValidateFunction {
+  // Required on first compile, not imported: --help loads this module but never ajv. Both are CommonJS with a default export object.
+  const Ajv = (require('ajv') as typeof AjvModule).default;
+  const addFormats = (require('ajv-formats') as typeof addFormatsModule).default;
   const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, useDefaults: false });
   addFormats(ajv, ['ipv4']);
   ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });

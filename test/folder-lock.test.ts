@@ -1,10 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ClusterFolder, type LockHolder } from '../src/cluster-folder.js';
-import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
+import { REPO_ROOT, runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 
 const IPS = '10.10.0.11,10.10.0.12,10.10.0.13';
 const NOW = new Date('2026-11-22T05:00:00Z');
@@ -103,4 +104,63 @@ describe('a held lock stops every command that changes the folder, and nothing i
     expect(readFileSync(join(outDir, 'cluster.json'), 'utf8')).toBe(before);
     expect(readdirSync(join(outDir, 'pki')).sort()).toEqual(['admin.crt', 'admin.key', 'ca.crt', 'ca.key', 'etcd1.crt', 'etcd1.key', 'etcd2.crt', 'etcd2.key', 'etcd3.crt', 'etcd3.key']);
   });
+});
+
+/**
+ * One racer: waits for the common start time, then takes the lock through the built code and
+ * holds it for 200 ms, logging when it enters and leaves. Exit 3: refused (held by another).
+ */
+const RACER = `
+import { appendFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+const [moduleUrl, outDir, log, startAt] = process.argv.slice(2);
+const { ClusterFolder } = await import(moduleUrl);
+while (Date.now() < Number(startAt)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+try {
+  await new ClusterFolder(dirname(outDir), basename(outDir), '/').withLock('racer', new Date(), async () => {
+    appendFileSync(log, \`enter \${process.pid}\\n\`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    appendFileSync(log, \`leave \${process.pid}\\n\`);
+  });
+} catch (error) {
+  if (error.phase !== 'preflight') throw error;
+  process.exitCode = 3;
+}
+`;
+
+function runRacer(script: string, args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('taking over a stale lock', () => {
+  it('gives the lock to one process at a time when 8 race for it (15 trials)', async () => {
+    const cwd = workDir();
+    const script = join(cwd, 'racer.mjs');
+    writeFileSync(script, RACER);
+    const moduleUrl = pathToFileURL(join(REPO_ROOT, 'dist', 'cluster-folder.js')).href;
+    for (let trial = 1; trial <= 15; trial++) {
+      const outDir = join(cwd, `trial${trial}`, 'out', 'etcd');
+      writeLock(outDir, { pid: deadPid() });
+      const log = join(cwd, `trial${trial}.log`);
+      writeFileSync(log, '');
+      const startAt = String(Date.now() + 1000);
+      const racers = await Promise.all(Array.from({ length: 8 }, () => runRacer(script, [moduleUrl, outDir, log, startAt])));
+      for (const racer of racers) expect([0, 3], racer.stderr).toContain(racer.code);
+      const events = readFileSync(log, 'utf8').trim().split('\n');
+      // Held by one at a time: every entry is followed by the same process leaving, before anyone else enters.
+      expect(events.length, `trial ${trial}`).toBeGreaterThanOrEqual(2);
+      for (let index = 0; index < events.length; index += 2) {
+        const pid = events[index]!.replace(/^enter /, '');
+        expect([events[index], events[index + 1]], `trial ${trial}: ${events.join(', ')}`).toEqual([`enter ${pid}`, `leave ${pid}`]);
+      }
+      expect(racers.filter((racer) => racer.code === 0).length, `trial ${trial}`).toBe(events.length / 2);
+      expect(readdirSync(dirname(outDir)), `trial ${trial}: no lock nor claim left`).toEqual([]);
+    }
+  }, 120_000);
 });

@@ -3,37 +3,16 @@ import type { CommandContext } from '../context.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { checkMembers } from '../day2/health.js';
 import { hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
 import { EtcdCallError, memberList, type ClientOptions, type EtcdMember, type MemberAddResponse } from '../etcd/client.js';
 import { isPrivateOrLoopback } from '../ipv4.js';
-import type { OptionSpec, ParsedOptions } from '../options.js';
+import type { ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert, type KeyPairPem } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
 import { renderUserData } from '../render.js';
-import { DROPLET_WAIT_OPTIONS, dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
-
-export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'ip', type: 'string', valueName: 'address', description: "IP mode: the new member's IPv4 address (required)" },
-  {
-    name: 'hostname',
-    type: 'string',
-    valueName: 'name',
-    description: "DNS-member mode: the new member's DNS name (required for a --hostnames cluster; a --domain cluster derives <cluster-name>-<name>.<domain>)",
-  },
-  { name: 'name', type: 'string', valueName: 'name', description: "The new member's name (default: the first free etcdN)" },
-  {
-    name: 'voter',
-    type: 'boolean',
-    description: 'Join as a voting member at once; by default it joins as a learner (no vote, no effect on quorum) and promotes itself once it has caught up',
-  },
-  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
-  ...DROPLET_WAIT_OPTIONS,
-  ...FOLDER_OPTIONS,
-  TIMEOUT_OPTION,
-  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
-];
+import { dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
 
 /** The running cluster as the preflight found it. */
 interface Preflight {

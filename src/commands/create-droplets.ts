@@ -4,36 +4,12 @@ import { dropletWaitOptions } from '../day2/droplets.js';
 import { CliError, usageError } from '../errors.js';
 import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
-import { listFlag, numberFlag, stringFlag, type OptionSpec, type ParsedOptions } from '../options.js';
+import { listFlag, numberFlag, stringFlag, type ParsedOptions } from '../options.js';
 import { CLIENT_PORT, PEER_PORT, planCluster } from '../plan.js';
 import { connectDigitalOcean } from '../digitalocean/connect.js';
 import { DigitalOceanApiError } from '../digitalocean/errors.js';
 import { createDropletCluster, PartialClusterError, type CreateResult, type DropletClusterSpec, type DropletMember } from '../digitalocean/cluster.js';
 import { DEFAULT_IMAGE, DEFAULT_SIZE, DEFAULT_TTL, MAX_DROPLET_NAME, dropletNameOf } from '../digitalocean/members.js';
-import { CLUSTER_OPTIONS } from './gen-userdata.js';
-
-const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
-
-export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
-  { name: 'domain', type: 'string', valueName: 'zone', description: 'DigitalOcean DNS zone for the members: <cluster-name>-<member>.<zone> (required)' },
-  { name: 'region', type: 'string', valueName: 'slug', description: 'Region of the droplets and VPC, e.g. nyc3 (required)' },
-  { name: 'ssh-key', type: 'string', valueName: 'fingerprint|id', multiple: true, description: 'SSH key already in the account, for the default user (repeatable)' },
-  { name: 'ssh-from', type: 'string', valueName: 'cidr', multiple: true, description: 'Open port 22 to this CIDR (repeatable; default: no SSH from anywhere)' },
-  { name: 'size', type: 'string', valueName: 'slug', description: `Droplet size (default ${DEFAULT_SIZE})` },
-  { name: 'image', type: 'string', valueName: 'slug|id', description: `Distribution slug or snapshot id (default ${DEFAULT_IMAGE})` },
-  { name: 'count', type: 'string', valueName: 'n', description: 'Number of members, named etcd1..etcdN (default 3; --names sets names and count)' },
-  { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names (default etcd1..etcdN); droplet and DNS label <cluster-name>-<name>' },
-  clusterOption('cluster-name'),
-  { name: 'vpc-uuid', type: 'string', valueName: 'uuid', description: 'Put the droplets in this existing VPC (default: a new VPC etcd-cluster-<cluster-name>)' },
-  { name: 'vpc-range', type: 'string', valueName: 'cidr', description: 'IP range of the new VPC, e.g. 10.20.0.0/20 (default: DigitalOcean picks one)' },
-  { name: 'ttl', type: 'string', valueName: 'seconds', description: `TTL of the members' A records (default ${DEFAULT_TTL}, minimum 30)` },
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'Give up waiting for droplets to become active after this long (default 600)' },
-  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
-  { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
-  { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'force'].map(clusterOption),
-  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
-];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

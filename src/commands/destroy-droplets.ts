@@ -2,26 +2,12 @@ import { createInterface } from 'node:readline/promises';
 import { ClusterFolder, FOLDER_FILES } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
-import { listFlag, secondsFlagMs, stringFlag, type OptionSpec, type ParsedOptions } from '../options.js';
+import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { connectDigitalOcean } from '../digitalocean/connect.js';
 import { DigitalOceanApiError } from '../digitalocean/errors.js';
 import { clusterTag, destroyDropletCluster, findDropletCluster } from '../digitalocean/cluster.js';
-import { CLUSTER_OPTIONS } from './gen-userdata.js';
-
-const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
-  clusterOption('cluster-name'),
-  { name: 'domain', type: 'string', valueName: 'zone', multiple: true, description: `Remove the members' A records from this zone (default: the zone in out/<cluster-name>/${FOLDER_FILES.digitaloceanJson})` },
-  clusterOption('out'),
-  { name: 'yes', type: 'boolean', short: 'y', description: 'Do not ask for confirmation' },
-  { name: 'dry-run', type: 'boolean', description: 'Print every API call that would delete something, delete nothing' },
-  { name: 'json', type: 'boolean', description: 'Print what was (or would be) deleted as JSON on stdout' },
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'How long to retry deleting the VPC while DigitalOcean releases the droplets (default 120)' },
-  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
-];
 
 async function ttyConfirm(question: string): Promise<boolean | undefined> {
   if (!process.stdin.isTTY) return undefined;

@@ -1,19 +1,11 @@
 import type { CommandContext } from '../context.js';
 import { FOLDER_FILES } from '../cluster-folder.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, folderFromFlags, openCluster, parseTimeoutMs } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, parseTimeoutMs } from '../day2/open-cluster.js';
 import { assessHealth, checkMembers, describeLocalCertificate, renderHealthTable } from '../day2/health.js';
 import { membershipDrift } from '../day2/membership.js';
 import { EXIT_FAILURE } from '../errors.js';
 import { memberList } from '../etcd/client.js';
-import { numberFlag, type OptionSpec, type ParsedOptions } from '../options.js';
-
-export const HEALTH_OPTIONS: readonly OptionSpec[] = [
-  ...FOLDER_OPTIONS,
-  { name: 'warn-days', type: 'string', valueName: 'days', description: 'Fail when a member, admin or CA certificate expires within this many days (default 30)' },
-  { name: 'json', type: 'boolean', description: 'Print the report as JSON instead of a table' },
-  TIMEOUT_OPTION,
-  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
-];
+import { numberFlag, type ParsedOptions } from '../options.js';
 
 export function parseWarnDays(flags: ParsedOptions): number {
   return numberFlag(flags, 'warn-days', 30, (days) => Number.isInteger(days) && days <= 3650, 'is not a whole number of days from 0 to 3650');

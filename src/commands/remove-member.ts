@@ -4,20 +4,12 @@ import type { CommandContext } from '../context.js';
 import { retireDroplet } from '../day2/droplets.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { hexMemberId } from '../day2/membership.js';
-import { FOLDER_OPTIONS, TIMEOUT_OPTION, folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError, usageError } from '../errors.js';
 import { firstAnswer, memberList } from '../etcd/client.js';
-import type { OptionSpec, ParsedOptions } from '../options.js';
+import type { ParsedOptions } from '../options.js';
 import { recordFiles } from '../output.js';
 import { readClusterPki } from '../pki/mint.js';
-
-export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'name', type: 'string', valueName: 'name', description: 'The member to remove (required)' },
-  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
-  ...FOLDER_OPTIONS,
-  TIMEOUT_OPTION,
-  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
-];
 
 /** Holds the folder's lock from the first read to the last write. */
 export function runRemoveMember(flags: ParsedOptions, context: CommandContext): Promise<number> {

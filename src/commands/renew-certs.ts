@@ -6,7 +6,7 @@ import { usageError } from '../errors.js';
 import { numberFlag, type OptionSpec, type ParsedOptions } from '../options.js';
 import { certificateFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
-import { PUBLIC_MODE, SECRET_MODE, type OutputFile } from '../write.js';
+import { PUBLIC_MODE, SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
 
 export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
   { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Renew only this member (repeat or comma-separate; default: every member and the admin certificate)' },
@@ -75,7 +75,7 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   // A --cert-days given here becomes the cluster's default for later renewals and new members.
   files.push({ path: FOLDER_FILES.clusterJson, content: renderClusterRecord(issuePlan, pki, now), mode: PUBLIC_MODE });
   // Scripts of an earlier renewal would install older certificates: only this run's stay.
-  folder.update({ files, remove: folder.renewScripts() });
+  folder.update({ files, remove: folder.renewScripts() }, crashAtStep(context.env, context.stderr));
 
   const relative = folder.shown;
   const lines = [

@@ -3,15 +3,10 @@
 import { FOLDER_FILES } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
-import { secondsFlagMs, type OptionSpec, type ParsedOptions } from '../options.js';
+import { secondsFlagMs, type ParsedOptions } from '../options.js';
 import type { MemberPlan } from '../plan.js';
 import type { Day2Effects } from './effects.js';
 import type { OpenCluster } from './open-cluster.js';
-
-export const DROPLET_WAIT_OPTIONS: readonly OptionSpec[] = [
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: give up waiting for the new droplet to become active after this long (default 600)' },
-  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: seconds between status checks while waiting (default 5)' },
-];
 
 export interface DropletWait {
   readonly waitTimeoutMs: number;

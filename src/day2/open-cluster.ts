@@ -3,22 +3,9 @@ import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import type { ClientTls } from '../etcd/client.js';
 import { resolveClusterInput, type ClusterInput } from '../input.js';
-import { secondsFlagMs, type OptionSpec, type ParsedOptions } from '../options.js';
+import { secondsFlagMs, type ParsedOptions } from '../options.js';
 import type { KeyPairPem } from '../pki/mint.js';
 import { planCluster, type ClusterPlan } from '../plan.js';
-
-/** The options every command uses to find a cluster's folder. */
-export const FOLDER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster whose folder <out>/<cluster-name>/ to use (default etcd)' },
-  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder gen-userdata wrote to (default out)' },
-];
-
-export const TIMEOUT_OPTION: OptionSpec = {
-  name: 'timeout',
-  type: 'string',
-  valueName: 'seconds',
-  description: 'Give up on a member that does not answer within this many seconds (default 5)',
-};
 
 export function parseTimeoutMs(flags: ParsedOptions): number {
   return secondsFlagMs(flags, 'timeout', 5, 600, 'is not a number of seconds from 0 to 600');

@@ -69,6 +69,8 @@ export async function mintPki(plan: ClusterPlan, options: MintOptions): Promise<
   if (!caRequest || caRequest.profile.issuer !== null) throw new Error('the CA profile must come first');
 
   const existingCa = loadExistingCa(caRequest, plan, options);
+  // A re-run issues leaves for --cert-days: the CA must outlive them, whether or not this run re-mints one.
+  if (existingCa) checkCaOutlives(existingCa.certPem, Math.max(...leafRequests.map((request) => request.validityDays)), options.now);
   const kept = new Map<string, KeyPairPem>();
   if (existingCa && !options.force) {
     for (const request of leafRequests) {
@@ -99,14 +101,11 @@ export async function mintPki(plan: ClusterPlan, options: MintOptions): Promise<
   return { ca, admin, members, all };
 }
 
-/** The CA on disk, if any. It is never replaced: a broken pair is an error for the operator to fix. */
+/** The CA on disk, if any, checked (checkCa). It is never replaced: a broken pair is an error for the operator to fix. */
 function loadExistingCa(request: CertRequest, plan: ClusterPlan, options: MintOptions): IssuedCert | undefined {
   const existing = options.existing?.get(request.fileBase);
   if (existing?.keyPem && existing.certPem) {
-    const cert = new X509Certificate(existing.certPem);
-    if (!cert.checkPrivateKey(createPrivateKey(existing.keyPem))) {
-      throw new CliError('mint', `pki/ca.key does not belong to pki/ca.crt in ${plan.outDir}; restore the matching pair (the CA is never replaced automatically)`);
-    }
+    checkCa(existing as KeyPairPem, plan, options.now);
     return describe(request, existing as KeyPairPem, true);
   }
   if (existing?.certPem || existing?.keyPem) {
@@ -116,6 +115,79 @@ function loadExistingCa(request: CertRequest, plan: ClusterPlan, options: MintOp
     );
   }
   return undefined;
+}
+
+/** A PEM file of pki/ that cannot be parsed: the error names it, and nothing is written. */
+function damaged(file: string, what: string): CliError {
+  return new CliError('mint', `${file}: is not ${what} (damaged or truncated?); restore it from a backup of the folder`);
+}
+
+function parseCertificate(file: string, pem: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw damaged(file, 'a PEM certificate');
+  }
+}
+
+function parsePrivateKey(file: string, pem: string): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch {
+    throw damaged(file, 'an unencrypted PEM private key');
+  }
+}
+
+/** A certificate's date as messages show it (certificates carry whole seconds). */
+const isoDate = (date: Date) => date.toISOString().replace('.000Z', 'Z');
+
+/**
+ * Before the CA signs anything: it is a CA (basicConstraints CA:TRUE, keyUsage keyCertSign), an
+ * RSA one (issue() signs sha256WithRSA), with the key in pki/ca.key, and valid now.
+ */
+function checkCa(ca: KeyPairPem, plan: ClusterPlan, now: Date): KeyObject {
+  const cert = parseCertificate('pki/ca.crt', ca.certPem);
+  const key = parsePrivateKey('pki/ca.key', ca.keyPem);
+  if (!cert.ca) throw new CliError('mint', 'pki/ca.crt: is not a CA certificate (basicConstraints CA:TRUE is missing); restore the CA certificate from a backup of the folder');
+  if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new CliError('mint', `pki/ca.crt: its key is ${cert.publicKey.asymmetricKeyType}, not RSA; etcd-cloudinit signs with RSA CAs only`);
+  let keyUsage: { keyCertSign?: boolean } | undefined;
+  try {
+    keyUsage = forge.pki.certificateFromPem(ca.certPem).getExtension('keyUsage') as typeof keyUsage;
+  } catch {
+    throw damaged('pki/ca.crt', 'a certificate etcd-cloudinit can read');
+  }
+  if (!keyUsage?.keyCertSign) throw new CliError('mint', 'pki/ca.crt: may not sign certificates (its keyUsage lacks keyCertSign); restore the CA certificate from a backup of the folder');
+  if (!cert.checkPrivateKey(key)) {
+    throw new CliError('mint', `pki/ca.key does not belong to pki/ca.crt in ${plan.outDir}; restore the matching pair (the CA is never replaced automatically)`);
+  }
+  const validFrom = new Date(cert.validFrom);
+  const validTo = new Date(cert.validTo);
+  if (validTo.getTime() <= now.getTime()) {
+    throw new CliError(
+      'mint',
+      `pki/ca.crt: the CA expired on ${isoDate(validTo)} (valid from ${isoDate(validFrom)}); what it signs would not verify. ` +
+        'It is never replaced automatically: a new CA means a new cluster folder and new user-data for every member',
+    );
+  }
+  if (validFrom.getTime() > now.getTime()) {
+    throw new CliError('mint', `pki/ca.crt: the CA is not valid before ${isoDate(validFrom)}, and it is ${isoDate(now)} here; check this machine's clock`);
+  }
+  return key;
+}
+
+/**
+ * The CA must outlive what it issues: a certificate valid after its CA expires would not verify
+ * then. Refused with the dates rather than capped, so no certificate is shorter than asked for.
+ */
+function checkCaOutlives(caPem: string, validityDays: number, now: Date): void {
+  const caValidTo = new Date(new X509Certificate(caPem).validTo);
+  if (now.getTime() + validityDays * DAY_MS <= caValidTo.getTime()) return;
+  const daysLeft = Math.floor((caValidTo.getTime() - now.getTime()) / DAY_MS);
+  throw new CliError(
+    'mint',
+    `pki/ca.crt: the CA expires on ${isoDate(caValidTo)}, in ${daysLeft} day(s): a certificate issued now for ${validityDays} days would outlive it. ` +
+      `${daysLeft >= 1 ? `Pass --cert-days ${daysLeft} or less, or start` : 'Start'} a new CA (a new cluster folder and new user-data for every member)`,
+  );
 }
 
 function mintCa(request: CertRequest, keyPem: string, now: Date, serialHex: string): IssuedCert {
@@ -221,13 +293,15 @@ export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now:
   return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
 
-/** The certificates on disk, described as mintPki describes them; nothing is minted. */
+/** The certificates on disk, described as mintPki describes them; nothing is minted. A file that does not parse is a [mint] error naming it. */
 export function readClusterPki(plan: ClusterPlan, existing: ReadonlyMap<string, Partial<KeyPairPem>>): ClusterPki {
   const described = certRequests(plan).map((request) => {
     const pair = existing.get(request.fileBase);
     if (!pair?.certPem || !pair.keyPem) {
       throw new CliError('parse', `pki/${request.fileBase}.${pair?.certPem ? 'key' : 'crt'}: missing in ${plan.outDir}/pki`);
     }
+    parseCertificate(`pki/${request.fileBase}.crt`, pair.certPem);
+    parsePrivateKey(`pki/${request.fileBase}.key`, pair.keyPem);
     return describe(request, pair as KeyPairPem, true);
   });
   const [ca, ...leaves] = described;
@@ -246,15 +320,15 @@ export interface IssueLeafOptions {
 
 /**
  * Issues one leaf of the plan (`etcd4`, `admin`) with the existing CA, from the same profile
- * table as mintPki: same key usages, SANs and validity. The CA itself is only read.
+ * table as mintPki: same key usages, SANs and validity. The CA itself is only read, and checked
+ * as mintPki checks it.
  */
 export async function issueLeaf(plan: ClusterPlan, fileBase: string, ca: KeyPairPem, options: IssueLeafOptions): Promise<IssuedCert> {
   const request = certRequests(plan).find((candidate) => candidate.fileBase === fileBase);
   if (!request || request.profile.issuer === null) throw new Error(`no leaf certificate ${fileBase} in the plan`);
-  const caKey = createPrivateKey(ca.keyPem);
-  if (!new X509Certificate(ca.certPem).checkPrivateKey(caKey)) {
-    throw new CliError('mint', `pki/ca.key does not belong to pki/ca.crt in ${plan.outDir}; restore the matching pair (the CA is never replaced automatically)`);
-  }
+  const caKey = checkCa(ca, plan, options.now);
+  checkCaOutlives(ca.certPem, request.validityDays, options.now);
+  if (options.keyPem !== undefined) parsePrivateKey(`pki/${fileBase}.key`, options.keyPem);
   const keyPem = options.keyPem ?? (await (options.keySource ?? nativeKeySource)(plan.keySize, fileBase));
   const certPem = issue(request, keyPem, { certPem: ca.certPem, key: caKey }, options.now, (options.serialSource ?? randomSerial)());
   return describe(request, { certPem, keyPem }, false);

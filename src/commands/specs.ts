@@ -1,0 +1,141 @@
+/**
+ * Every command's options: parsing and `--help` both read them from here. This module imports
+ * nothing heavy, so the command table (and so `--help`) loads without any command's code.
+ */
+import { FOLDER_FILES } from '../cluster-folder.js';
+import { DEFAULT_IMAGE, DEFAULT_SIZE, DEFAULT_TTL } from '../digitalocean/members.js';
+import type { OptionSpec } from '../options.js';
+import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
+
+/** The cluster options shared by every command that generates a cluster's files. */
+export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'ips', type: 'string', valueName: 'a,b,c', description: 'Member IPv4 addresses, comma-separated (required unless --config gives members)' },
+  { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names, one per address (default etcd1..etcdN)' },
+  { name: 'hostnames', type: 'string', valueName: 'h1,h2,h3', description: 'DNS-member mode: one DNS name per member instead of --ips; you create the A records (see docs/digitalocean.md)' },
+  { name: 'domain', type: 'string', valueName: 'zone', description: 'DNS-member mode with names <cluster-name>-<member>.<zone> (members from --names, default etcd1..etcd3)' },
+  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster name: output folder and initial-cluster-token seed (default etcd)' },
+  { name: 'config', type: 'string', valueName: 'file', description: 'Read options from a YAML file (keys as the flags, see schema/cluster.schema.json); flags override it' },
+  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder; files go to <dir>/<cluster-name>/ (default out)' },
+  { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: `etcd release to install (or, with --install baked, the one the image must have), v3.4.x to v3.7.x (default ${DEFAULT_ETCD_VERSION})` },
+  { name: 'release-url', type: 'string', valueName: 'url', description: `Base URL of etcd releases, e.g. a mirror (default ${DEFAULT_RELEASE_URL})` },
+  {
+    name: 'install',
+    type: 'string',
+    valueName: 'mode',
+    description: 'How nodes get etcd: download (fetch and verify the release at first boot; default) or baked (the image has it, see docs/packer.md; only its version is checked at boot)',
+  },
+  { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
+  { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
+  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member and admin certificate validity in days (default 825; the CA gets 10 years)' },
+  { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: "Raft heartbeat interval in ms (default etcd's 100); raise with --election-timeout on slow or distant networks" },
+  { name: 'election-timeout', type: 'string', valueName: 'ms', description: "Raft election timeout in ms (default etcd's 1000; at least 5x the heartbeat interval)" },
+  { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
+  { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
+  { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
+  { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
+  { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
+];
+
+export const GEN_USERDATA_OPTIONS: readonly OptionSpec[] = [
+  ...CLUSTER_OPTIONS,
+  { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+/** The options every command uses to find a cluster's folder. */
+export const FOLDER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster whose folder <out>/<cluster-name>/ to use (default etcd)' },
+  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder gen-userdata wrote to (default out)' },
+];
+
+export const TIMEOUT_OPTION: OptionSpec = {
+  name: 'timeout',
+  type: 'string',
+  valueName: 'seconds',
+  description: 'Give up on a member that does not answer within this many seconds (default 5)',
+};
+
+export const HEALTH_OPTIONS: readonly OptionSpec[] = [
+  ...FOLDER_OPTIONS,
+  { name: 'warn-days', type: 'string', valueName: 'days', description: 'Fail when a member, admin or CA certificate expires within this many days (default 30)' },
+  { name: 'json', type: 'boolean', description: 'Print the report as JSON instead of a table' },
+  TIMEOUT_OPTION,
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const DROPLET_WAIT_OPTIONS: readonly OptionSpec[] = [
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: give up waiting for the new droplet to become active after this long (default 600)' },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: seconds between status checks while waiting (default 5)' },
+];
+
+export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'ip', type: 'string', valueName: 'address', description: "IP mode: the new member's IPv4 address (required)" },
+  {
+    name: 'hostname',
+    type: 'string',
+    valueName: 'name',
+    description: "DNS-member mode: the new member's DNS name (required for a --hostnames cluster; a --domain cluster derives <cluster-name>-<name>.<domain>)",
+  },
+  { name: 'name', type: 'string', valueName: 'name', description: "The new member's name (default: the first free etcdN)" },
+  {
+    name: 'voter',
+    type: 'boolean',
+    description: 'Join as a voting member at once; by default it joins as a learner (no vote, no effect on quorum) and promotes itself once it has caught up',
+  },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
+  ...DROPLET_WAIT_OPTIONS,
+  ...FOLDER_OPTIONS,
+  TIMEOUT_OPTION,
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'name', type: 'string', valueName: 'name', description: 'The member to remove (required)' },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
+  ...FOLDER_OPTIONS,
+  TIMEOUT_OPTION,
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
+  { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Renew only this member (repeat or comma-separate; default: every member and the admin certificate)' },
+  { name: 'admin', type: 'boolean', description: 'With --member: renew the admin certificate too' },
+  { name: 'rotate-keys', type: 'boolean', description: 'Generate new keys too (default: keep each key, so installing is one file and no restart)' },
+  { name: 'cert-days', type: 'string', valueName: 'days', description: "Validity of the renewed certificates (default: certDays in cluster.json; a new value is stored there)" },
+  ...FOLDER_OPTIONS,
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
+
+export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
+  { name: 'domain', type: 'string', valueName: 'zone', description: 'DigitalOcean DNS zone for the members: <cluster-name>-<member>.<zone> (required)' },
+  { name: 'region', type: 'string', valueName: 'slug', description: 'Region of the droplets and VPC, e.g. nyc3 (required)' },
+  { name: 'ssh-key', type: 'string', valueName: 'fingerprint|id', multiple: true, description: 'SSH key already in the account, for the default user (repeatable)' },
+  { name: 'ssh-from', type: 'string', valueName: 'cidr', multiple: true, description: 'Open port 22 to this CIDR (repeatable; default: no SSH from anywhere)' },
+  { name: 'size', type: 'string', valueName: 'slug', description: `Droplet size (default ${DEFAULT_SIZE})` },
+  { name: 'image', type: 'string', valueName: 'slug|id', description: `Distribution slug or snapshot id (default ${DEFAULT_IMAGE})` },
+  { name: 'count', type: 'string', valueName: 'n', description: 'Number of members, named etcd1..etcdN (default 3; --names sets names and count)' },
+  { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names (default etcd1..etcdN); droplet and DNS label <cluster-name>-<name>' },
+  clusterOption('cluster-name'),
+  { name: 'vpc-uuid', type: 'string', valueName: 'uuid', description: 'Put the droplets in this existing VPC (default: a new VPC etcd-cluster-<cluster-name>)' },
+  { name: 'vpc-range', type: 'string', valueName: 'cidr', description: 'IP range of the new VPC, e.g. 10.20.0.0/20 (default: DigitalOcean picks one)' },
+  { name: 'ttl', type: 'string', valueName: 'seconds', description: `TTL of the members' A records (default ${DEFAULT_TTL}, minimum 30)` },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'Give up waiting for droplets to become active after this long (default 600)' },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
+  { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
+  { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'force'].map(clusterOption),
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
+  clusterOption('cluster-name'),
+  { name: 'domain', type: 'string', valueName: 'zone', multiple: true, description: `Remove the members' A records from this zone (default: the zone in out/<cluster-name>/${FOLDER_FILES.digitaloceanJson})` },
+  clusterOption('out'),
+  { name: 'yes', type: 'boolean', short: 'y', description: 'Do not ask for confirmation' },
+  { name: 'dry-run', type: 'boolean', description: 'Print every API call that would delete something, delete nothing' },
+  { name: 'json', type: 'boolean', description: 'Print what was (or would be) deleted as JSON on stdout' },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'How long to retry deleting the VPC while DigitalOcean releases the droplets (default 120)' },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
