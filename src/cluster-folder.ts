@@ -107,10 +107,9 @@ export interface DigitalOceanState {
   readonly updatedAt?: string;
 }
 
-const validators = {
-  cluster: compileSchema(loadSchema('cluster-record.schema.json')),
-  digitalocean: compileSchema(loadSchema('digitalocean-state.schema.json')),
-};
+// Compiled on first read, not at import: --help loads this module for FOLDER_FILES alone.
+const schemaFiles = { cluster: 'cluster-record.schema.json', digitalocean: 'digitalocean-state.schema.json' } as const;
+const validators: Partial<Record<keyof typeof schemaFiles, ReturnType<typeof compileSchema>>> = {};
 
 /** `out/etcd` when the path is under `cwd`, else the absolute path: how messages show a path. */
 export function shownPath(path: string, cwd: string): string {
@@ -166,7 +165,7 @@ export class ClusterFolder {
     return { ...document, formatVersion: FOLDER_FORMAT_VERSION };
   }
 
-  private readChecked(file: string, kind: keyof typeof validators): Record<string, unknown> {
+  private readChecked(file: string, kind: keyof typeof schemaFiles): Record<string, unknown> {
     let document: unknown;
     try {
       document = JSON.parse(readFileSync(this.path(file), 'utf8'));
@@ -178,7 +177,7 @@ export class ClusterFolder {
     if (typeof version === 'number' && version > FOLDER_FORMAT_VERSION) {
       throw new CliError('parse', `${file}: formatVersion ${version} was written by a newer etcd-cloudinit (this one reads ${FOLDER_FORMAT_VERSION}); upgrade etcd-cloudinit`);
     }
-    const validate = validators[kind];
+    const validate = (validators[kind] ??= compileSchema(loadSchema(schemaFiles[kind])));
     if (!validate(document)) {
       const first = validate.errors?.[0];
       const field = first ? fieldName(first.instancePath) || 'the document' : 'the document';

@@ -1,21 +1,12 @@
 import { FOLDER_FILES, renderClusterRecord } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { FOLDER_OPTIONS, folderFromFlags, openCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { usageError } from '../errors.js';
-import { numberFlag, type OptionSpec, type ParsedOptions } from '../options.js';
+import { numberFlag, type ParsedOptions } from '../options.js';
 import { certificateFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
 import { PUBLIC_MODE, SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
-
-export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
-  { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Renew only this member (repeat or comma-separate; default: every member and the admin certificate)' },
-  { name: 'admin', type: 'boolean', description: 'With --member: renew the admin certificate too' },
-  { name: 'rotate-keys', type: 'boolean', description: 'Generate new keys too (default: keep each key, so installing is one file and no restart)' },
-  { name: 'cert-days', type: 'string', valueName: 'days', description: "Validity of the renewed certificates (default: certDays in cluster.json; a new value is stored there)" },
-  ...FOLDER_OPTIONS,
-  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
-];
 
 function parseCertDays(flags: ParsedOptions, fallback: number): number {
   return numberFlag(flags, 'cert-days', fallback, (days) => Number.isInteger(days) && days >= 1 && days <= 3650, 'is not a whole number of days from 1 to 3650');
