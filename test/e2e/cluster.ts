@@ -1,9 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmdirSync, rmSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stringify as toYaml } from 'yaml';
 import { run, runAllowingFailure, startLogged, waitFor, type RunResult } from './exec.js';
 import type { ClientIdentity } from './certificates.js';
 import { etcdctl, startedMembers } from './etcd-client.js';
@@ -23,10 +21,6 @@ const MIRROR_PORT = 8080;
 const MEMBER_IPS = ['10.77.0.11', '10.77.0.12', '10.77.0.13'];
 /** The address a member added later (add-member) boots with: its tap exists from the start. */
 export const JOINER_IP = '10.77.0.14';
-/** DNS-member mode: DigitalOcean's metadata service address, reached on-link from a link-local address as on a droplet. */
-const METADATA_ADDRESS = '169.254.169.254';
-const linkLocalOf = (ip: string) => `169.254.77.${ip.split('.')[3]}`;
-const METADATA_SERVER_SCRIPT = fileURLToPath(new URL('./metadata-server.mjs', import.meta.url));
 
 export interface Member {
   name: string;
@@ -53,12 +47,6 @@ export interface TestClusterOptions {
   bake?: BakeStep;
   extraGenUserDataArgs?: string[];
   memoryMiB?: number;
-  /**
-   * DNS-member mode (gen-userdata --hostnames) with names <member>.<dnsDomain>. The harness plays the
-   * cloud: A records (the guests' /etc/hosts from vendor-data; the namespace's own hosts file for the
-   * host-side etcdctl) and a metadata service that tells each guest its private IPv4.
-   */
-  dnsDomain?: string;
 }
 
 export interface TestCluster {
@@ -94,11 +82,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   const releaseUrl = `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`;
 
   const memberNames = MEMBER_IPS.map((_, index) => `etcd${index + 1}`);
-  // What clients and peers dial: the address, or in DNS-member mode the member's name.
-  const hostOf = (name: string, ip: string) => (options.dnsDomain === undefined ? ip : `${name}.${options.dnsDomain}`);
-  const memberHosts = MEMBER_IPS.map((ip, index) => hostOf(memberNames[index]!, ip));
-  const memberArgs = options.dnsDomain === undefined ? ['--ips', MEMBER_IPS.join(',')] : ['--hostnames', memberHosts.join(',')];
-  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, [...memberArgs, ...(options.extraGenUserDataArgs ?? [])], memberNames);
+  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, ['--ips', MEMBER_IPS.join(','), ...(options.extraGenUserDataArgs ?? [])], memberNames);
   if (options.alterGenerated !== undefined) await options.alterGenerated(generated, join(runDir, 'altered'));
 
   const namespace = `e2e-etcd-${process.pid}`;
@@ -111,11 +95,9 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   });
   const members: Member[] = [];
   let mirror: MirrorServer | undefined;
-  let metadataServer: ReturnType<typeof startLogged> | undefined;
   const teardown = async (outcome: 'passed' | 'failed'): Promise<void> => {
     for (const member of members) await member.vm.kill();
     if (mirror !== undefined) mirror.process.kill('SIGKILL');
-    metadataServer?.kill('SIGKILL');
     await destroyTestNetwork(namespace);
     removeNetnsEtcDir(namespace);
     cleanup.disarm();
@@ -130,33 +112,16 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   try {
     mirror = await serveMirror(network, mirrorRoot, MIRROR_PORT, join(runDir, 'mirror.log'));
     cleanup.track(mirror.process.pid);
-    let vendorData: string | undefined;
-    if (options.dnsDomain !== undefined) {
-      const hostsFile = ['127.0.0.1 localhost', ...MEMBER_IPS.map((ip, index) => `${ip} ${memberHosts[index]}`), ''].join('\n');
-      // `ip netns exec` puts /etc/netns/<namespace>/hosts over /etc/hosts for what runs inside.
-      await mkdir(netnsEtcDir(namespace), { recursive: true });
-      await writeFile(join(netnsEtcDir(namespace), 'hosts'), hostsFile);
-      vendorData = `#cloud-config\n${toYaml({ bootcmd: [['sh', '-c', `cat >/etc/hosts <<'EOF'\n${hostsFile}EOF`]] })}`;
-      await run(network.inside(['ip', 'addr', 'add', `${METADATA_ADDRESS}/16`, 'dev', network.bridge]));
-      const table = MEMBER_IPS.map((ip) => `${linkLocalOf(ip)}=${ip}`).join(',');
-      metadataServer = startLogged(network.inside(['node', METADATA_SERVER_SCRIPT, METADATA_ADDRESS, '80', table]), join(runDir, 'metadata.log'));
-      cleanup.track(metadataServer.pid);
-    }
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
 
     const createMember = async (name: string, ip: string, tap: string): Promise<Member> => {
       const macAddress = `52:54:00:77:00:${ip.split('.')[3]}`;
       const userData = await readFile(join(generated.userDataDir, `${name}.yaml`), 'utf8');
-      const dnsMode = options.dnsDomain === undefined ? {} : { extraAddressCidrs: [`${linkLocalOf(ip)}/16`], vendorData };
-      const seedIso = await writeSeedIso(
-        { instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}`, ...dnsMode },
-        runDir,
-      );
+      const seedIso = await writeSeedIso({ instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` }, runDir);
       const vm = new Vm({ name, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
       await vm.createDisk();
-      const host = hostOf(name, ip);
-      const member = { name, ip, clientUrl: `https://${host}:2379`, peerUrl: `https://${host}:2380`, vm };
+      const member = { name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm };
       members.push(member);
       return member;
     };

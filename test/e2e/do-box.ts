@@ -192,7 +192,8 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
     const applyDns = async (): Promise<void> => {
       const records = (fake?.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A');
       const config = join(runDir, 'dnsmasq.conf');
-      await writeFile(config, records.map((record) => `address=/${record.name}.${BOX_DOMAIN}/${record.data}\n`).join(''));
+      // local=: the zone is ours, so what has no record (a missing name, a name's AAAA) is NXDOMAIN, not REFUSED.
+      await writeFile(config, [`local=/${BOX_DOMAIN}/`, ...records.map((record) => `address=/${record.name}.${BOX_DOMAIN}/${record.data}`), ''].join('\n'));
       if (dns) {
         const exited = new Promise((resolve) => dns!.once('exit', resolve));
         dns.kill('SIGKILL');

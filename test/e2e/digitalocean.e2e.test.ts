@@ -1,0 +1,179 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runAllowingFailure, waitFor, type RunResult } from './exec.js';
+import { readCloudInitVerdict } from './guest-console.js';
+import { BOX_DOMAIN, BOX_REGION, OUTSIDE_ADDRESS, startDigitalOceanBox, type DigitalOceanBox } from './do-box.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
+const log = (line: string): void => console.log(`[e2e-do ${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+const CLUSTER = 'box';
+const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
+const dropletName = (member: string) => `${CLUSTER}-${member}`;
+const hostname = (member: string) => `${dropletName(member)}.${BOX_DOMAIN}`;
+const FOLDER = ['--cluster-name', CLUSTER];
+// Short polls; the guests run what a user's droplets would (etcd's default raft timing, pre-vote on).
+const POLL = ['--poll-interval', '2', '--wait-timeout', '900'];
+
+/**
+ * The path a DigitalOcean user takes, through the real CLI with no step a user would not do:
+ * create-droplets (interrupted once, then resumed), the cluster forms through the cloud firewall,
+ * add-member (a 4th droplet joins as a learner and promotes itself), remove-member, renew-certs,
+ * destroy-droplets. Each step's time is logged.
+ */
+describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () => {
+  let box: DigitalOceanBox;
+  let anyFailed = false;
+  const stepStarted = new Map<string, number>();
+  const step = (name: string) => stepStarted.set(name, Date.now());
+  const done = (name: string) => log(`step ${name}: ${Math.round((Date.now() - (stepStarted.get(name) ?? Date.now())) / 1000)} s`);
+
+  beforeAll(async () => {
+    box = await startDigitalOceanBox({ repoRoot, debianMirror, log });
+  });
+  afterEach((context) => {
+    if (context.task.result?.state === 'fail') anyFailed = true;
+  });
+  afterAll(async () => {
+    await box?.teardown(anyFailed ? 'failed' : 'passed');
+  });
+
+  const pki = (file: string) => join(box.workDir, 'out', CLUSTER, 'pki', file);
+  const etcdctl = (args: readonly string[], endpoints: readonly string[] = MEMBERS.map((member) => `https://${hostname(member)}:2379`)): Promise<RunResult> =>
+    runAllowingFailure(
+      box.inside(['etcdctl', `--endpoints=${endpoints.join(',')}`, `--cacert=${pki('ca.crt')}`, `--cert=${pki('admin.crt')}`, `--key=${pki('admin.key')}`, '--dial-timeout=5s', '--command-timeout=15s', ...args]),
+      { timeoutMs: 60_000 },
+    );
+  const aRecords = () => (box.fake.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A');
+  const healthy = (members: number, timeoutMs: number) =>
+    waitFor(
+      `health of ${members} members`,
+      async () => {
+        const health = await box.cli(['health', ...FOLDER, '--json', '--timeout', '10'], 120_000);
+        if (health.code !== 0) return undefined;
+        const report = JSON.parse(health.stdout) as { members: { healthy: boolean; learner: boolean }[] };
+        return report.members.length === members && report.members.every((member) => member.healthy && !member.learner) ? report : undefined;
+      },
+      { timeoutMs, intervalMs: 15_000 },
+    );
+
+  it('create-droplets, killed after the droplets exist and before their records, resumes to a whole cluster', async () => {
+    step('create (interrupted)');
+    const create = [
+      'create-droplets', ...FOLDER, '--domain', BOX_DOMAIN, '--region', BOX_REGION,
+      '--etcd-version', box.releases.new.version, '--release-url', box.releaseUrl, '--key-size', '2048', ...POLL,
+    ];
+    // The API drops the first record request, and the user's Ctrl-C ends the command there.
+    box.fake.fail({ method: 'POST', path: `/v2/domains/${BOX_DOMAIN}/records`, network: true, times: 1 });
+    const interrupted = box.startCli(create, join(box.runDir, 'create-interrupted.log'));
+    await waitFor(
+      'the first A record request',
+      async () => (box.fake.requests.some((request) => request.method === 'POST' && request.path.endsWith('/records')) ? true : undefined),
+      { timeoutMs: 10 * 60_000, intervalMs: 200 },
+    );
+    const exited = interrupted.exitCode !== null || interrupted.signalCode !== null ? Promise.resolve() : new Promise((resolve) => interrupted.once('exit', resolve));
+    interrupted.kill('SIGKILL');
+    await exited;
+    done('create (interrupted)');
+    expect([...box.fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(MEMBERS.map(dropletName));
+    expect(aRecords()).toEqual([]);
+    const dropletIds = [...box.fake.droplets.keys()].sort();
+
+    step('create (resumed)');
+    const resumed = await box.cli(create);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    done('create (resumed)');
+    expect([...box.fake.droplets.keys()].sort()).toEqual(dropletIds);
+    expect(aRecords().map((record) => record.name).sort()).toEqual(MEMBERS.map(dropletName));
+    expect(box.fake.firewalls.size).toBe(1);
+    expect(box.fake.violations).toEqual([]);
+  });
+
+  it('the cluster forms through the firewall: health exits 0 and data goes in', async () => {
+    step('healthy');
+    await healthy(3, 25 * 60_000);
+    done('healthy');
+    const put = await etcdctl(['put', '/box/before', 'kept']);
+    expect(put.code, put.stderr).toBe(0);
+    const status = await etcdctl(['endpoint', 'status', '-w', 'json']);
+    expect(status.code, status.stderr).toBe(0);
+    const versions = (JSON.parse(status.stdout) as { Status: { version: string } }[]).map((entry) => entry.Status.version);
+    expect(versions).toEqual(MEMBERS.map(() => box.releases.new.version.slice(1)));
+    log(`etcd ${versions.join(', ')} booted for real`);
+  });
+
+  it('each droplet asked the metadata service for its own address, and cloud-init finished cleanly', async () => {
+    for (const member of MEMBERS) {
+      const machine = box.machine(dropletName(member))!;
+      expect(machine.vm.console(), member).toContain(`etcd-cloudinit: listen-address: etcd listens on ${machine.droplet.privateIpv4}`);
+      const verdict = await waitFor(`cloud-init's verdict on ${member}`, async () => readCloudInitVerdict(machine.vm.console()), { timeoutMs: 5 * 60_000, intervalMs: 5_000 });
+      expect(verdict, member).toMatchObject({ status: 'done', errors: [], failedModules: [] });
+    }
+  });
+
+  it('a host outside the firewall\'s sources is refused on 2379 and 2380; the VPC is not', async () => {
+    const target = box.machine(dropletName('etcd1'))!.droplet.privateIpv4;
+    for (const port of [2379, 2380]) {
+      // No certificate: a TCP connection that gets as far as TLS is what the firewall must prevent.
+      const fromOutside = await runAllowingFailure(box.outside(['curl', '-sS', '-k', '--connect-timeout', '5', '--max-time', '10', `https://${target}:${port}/health`]), { timeoutMs: 30_000 });
+      expect(fromOutside.code, `${OUTSIDE_ADDRESS} -> ${target}:${port}: ${fromOutside.stderr}`).toBe(28);
+      const fromVpc = await runAllowingFailure(box.inside(['curl', '-sS', '-k', '--connect-timeout', '5', '--max-time', '10', `https://${target}:${port}/health`]), { timeoutMs: 30_000 });
+      // Inside the VPC the member answers, and its TLS layer refuses a client without a certificate.
+      expect(fromVpc.code, fromVpc.stderr).not.toBe(28);
+      expect(fromVpc.code, fromVpc.stderr).not.toBe(7);
+    }
+  });
+
+  it('add-member: a 4th droplet joins as a learner and promotes itself', async () => {
+    step('add-member');
+    const added = await box.cli(['add-member', ...FOLDER, ...POLL]);
+    expect(added.code, added.stderr).toBe(0);
+    const droplet = [...box.fake.droplets.values()].find((candidate) => candidate.name === dropletName('etcd4'));
+    expect(droplet?.userData).toBe(readFileSync(join(box.workDir, 'out', CLUSTER, 'user-data', 'etcd4.yaml'), 'utf8'));
+    expect(aRecords().find((record) => record.name === dropletName('etcd4'))?.data).toBe(droplet?.privateIpv4);
+    await healthy(4, 20 * 60_000);
+    done('add-member');
+    expect(box.machine(dropletName('etcd4'))!.vm.console()).toMatch(/etcd-cloudinit: etcd-promote: promoted member etcd4/);
+    const read = await etcdctl(['get', '/box/before', '--print-value-only', '--consistency=s'], [`https://${hostname('etcd4')}:2379`]);
+    expect(read.stdout.trim(), read.stderr).toBe('kept');
+    expect(box.fake.violations).toEqual([]);
+  });
+
+  it('remove-member: the member, its droplet, VM and record are gone', async () => {
+    step('remove-member');
+    const removed = await box.cli(['remove-member', ...FOLDER, '--name', 'etcd4']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(box.machine(dropletName('etcd4'))).toBeUndefined();
+    expect([...box.fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(MEMBERS.map(dropletName));
+    expect(aRecords().map((record) => record.name).sort()).toEqual(MEMBERS.map(dropletName));
+    await healthy(3, 5 * 60_000);
+    done('remove-member');
+  });
+
+  it('renew-certs re-issues every certificate with the same CA', async () => {
+    step('renew-certs');
+    const before = readFileSync(pki('etcd1.crt'), 'utf8');
+    const renewed = await box.cli(['renew-certs', ...FOLDER]);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    expect(readFileSync(pki('etcd1.crt'), 'utf8')).not.toBe(before);
+    expect(existsSync(join(box.workDir, 'out', CLUSTER, 'renew', 'etcd1.sh'))).toBe(true);
+    done('renew-certs');
+  });
+
+  it('destroy-droplets --yes leaves no droplet, VM, record, firewall or VPC', async () => {
+    step('destroy');
+    const destroyed = await box.cli(['destroy-droplets', ...FOLDER, '--yes']);
+    expect(destroyed.code, destroyed.stderr).toBe(0);
+    expect(box.fake.droplets.size).toBe(0);
+    expect(box.machines()).toEqual([]);
+    expect(aRecords()).toEqual([]);
+    expect(box.fake.firewalls.size).toBe(0);
+    expect([...box.fake.vpcs.values()].filter((vpc) => !vpc.isDefault)).toEqual([]);
+    expect(box.fake.violations).toEqual([]);
+    expect(box.errors).toEqual([]);
+    done('destroy');
+  });
+});
