@@ -10,6 +10,8 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 /** Whether systemd takes `expression` as a calendar expression (OnCalendar=). */
 export function isCalendarExpression(expression: string): boolean {
+  // The shorthands (the default hourly among them) need no second opinion.
+  if (Object.hasOwn(SHORTHANDS, expression.toLowerCase())) return true;
   let accepted = verdicts.get(expression);
   if (accepted === undefined) {
     accepted = systemdAnalyzeAccepts(expression) ?? fallbackAccepts(expression);
