@@ -130,6 +130,7 @@ describe('shellWord: sh reads back exactly the value', () => {
 interface CloudConfig {
   write_files: { path: string; content: string }[];
   runcmd: string[][];
+  final_message: string;
 }
 
 /** Reads every file the run wrote back as its consumer would, and finds `value` unchanged there. */
@@ -147,6 +148,7 @@ function checkOutput(key: string, value: string, cwd: string, summary: string): 
   expect(PYYAML_TROUBLE.exec(userData)?.[0], 'a character PyYAML refuses or reads as a line break').toBeUndefined();
   const cloudConfig = parseYaml(userData, { version: '1.1' }) as CloudConfig;
   const file = (path: string) => cloudConfig.write_files.find((entry) => entry.path === path)?.content;
+  expect(cloudConfig.final_message).toContain(`on member ${member.name} of cluster ${clusterName} after`);
 
   // etcd's config, as YAML 1.1 too.
   const etcdConfig = parseYaml(file(NODE_PATHS.configFile) ?? file(NODE_PATHS.configTemplate)!, { version: '1.1' }) as Record<string, string>;
