@@ -9,6 +9,7 @@ import { existsSync, linkSync, readFileSync, readdirSync, rmSync, rmdirSync, mkd
 import { hostname } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
+import { outError } from './input.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
 import type { ClusterPlan, InstallPlan } from './plan.js';
@@ -257,6 +258,9 @@ export class ClusterFolder {
    * Folders created for the lock are removed again if nothing else was written into them.
    */
   async withLock<T>(command: string, now: Date, change: () => Promise<T>): Promise<T> {
+    // A relative --out is only known to be under /proc or /sys once resolved (recursive mkdir would spin there).
+    const outProblem = outError(this.dir);
+    if (outProblem !== undefined) throw usageError('validate', `out: ${JSON.stringify(this.out)} ${outProblem}`);
     let firstCreated: string | undefined;
     try {
       firstCreated = mkdirSync(dirname(this.dir), { recursive: true });

@@ -256,7 +256,7 @@ const KERNEL_FOLDERS = ['/proc', '/sys'];
  * An absolute --out must be creatable: under no kernel interface (symlinks followed), below a folder.
  * A relative one is resolved against the working folder only when the folder is made.
  */
-function outError(out: string): string | undefined {
+export function outError(out: string): string | undefined {
   if (!isAbsolute(out)) return undefined;
   const target = resolve(out);
   let existing = target;

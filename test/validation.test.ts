@@ -162,4 +162,14 @@ describe('gen-userdata --out under /proc (the real CLI, bounded: Node\'s recursi
     expect(run).toEqual({ code: 2, stderr: expect.stringContaining('[validate] out: "/proc/self/x" is under /proc, a kernel interface, not a folder for files'), killed: false });
     expect(existsSync(join(cwd, 'out'))).toBe(false);
   }, 30_000);
+
+  it('a relative --out that resolves under /proc (run from there) is refused the same way', async () => {
+    const run = await new Promise<{ code: number | null; stderr: string; killed: boolean }>((resolve) => {
+      execFile(process.execPath, [CLI, 'gen-userdata', '--ips', '10.0.0.1', '--key-size', '2048', '--out', 'x'], { cwd: '/proc/self', timeout: 15_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (error, _stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stderr, killed: error?.killed ?? false }),
+      );
+    });
+    expect(run.killed, 'still running after 15 s').toBe(false);
+    expect(run).toEqual({ code: 2, stderr: expect.stringContaining('[validate] out: "x" is under /proc, a kernel interface, not a folder for files'), killed: false });
+  }, 30_000);
 });
