@@ -73,6 +73,12 @@ export interface BoxOptions {
   debianMirror: string;
   log: (line: string) => void;
   memoryMiB?: number;
+  /**
+   * The negative check: enforce the firewalls as if their inbound rules had no sources (as if
+   * create-droplets had left out the VPC range and the cluster tag), to show the cluster forms
+   * only through them.
+   */
+  firewallWithoutSources?: boolean;
 }
 
 export async function startDigitalOceanBox(options: BoxOptions): Promise<DigitalOceanBox> {
@@ -212,7 +218,7 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
 
     const applyNetwork = async (): Promise<void> => {
       await applyDns();
-      const ruleset = firewallRuleset(fake!);
+      const ruleset = firewallRuleset(fake!, options.firewallWithoutSources === true);
       await writeFile(join(runDir, 'firewall.nft'), ruleset);
       await run(inside(['nft', '-f', join(runDir, 'firewall.nft')]));
     };
@@ -288,7 +294,7 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
  * tag accepts a new connection only on an inbound rule's ports from its sources (addresses, and
  * droplets by tag); every other new connection to it is dropped, as DigitalOcean drops it.
  */
-export function firewallRuleset(fake: FakeDigitalOcean): string {
+export function firewallRuleset(fake: FakeDigitalOcean, withoutSources = false): string {
   const droplets = [...fake.droplets.values()];
   const rules: string[] = [];
   for (const firewall of fake.firewalls.values()) {
@@ -299,7 +305,7 @@ export function firewallRuleset(fake: FakeDigitalOcean): string {
         ...(rule.sources?.addresses ?? []).filter((address) => !address.includes(':')),
         ...droplets.filter((droplet) => droplet.tags.some((tag) => rule.sources?.tags?.includes(tag))).map((droplet) => droplet.privateIpv4),
       ];
-      if (sources.length === 0) continue;
+      if (sources.length === 0 || withoutSources) continue;
       const ports = rule.ports === 'all' || rule.ports === '0' || rule.ports === undefined ? '' : ` tcp dport ${rule.ports}`;
       // One rule per source: a set may not hold a droplet's address and the VPC range that contains it.
       for (const droplet of guarded) for (const source of sources) rules.push(`ip daddr ${droplet.privateIpv4} ip saddr ${source} ip protocol tcp${ports} accept`);
