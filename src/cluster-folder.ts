@@ -5,11 +5,10 @@
  * folder here and never build a path inside it or parse its files with a type of their own.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, readdirSync, rmSync, rmdirSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
-import { outError } from './input.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
 import type { ClusterPlan, InstallPlan } from './plan.js';
@@ -116,6 +115,26 @@ const validators: Partial<Record<keyof typeof schemaFiles, ReturnType<typeof com
 export function shownPath(path: string, cwd: string): string {
   const inside = relative(cwd, path);
   return inside === '' ? '.' : inside.startsWith('..') || inside.startsWith('/') ? path : inside;
+}
+
+/** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
+const KERNEL_FOLDERS = ['/proc', '/sys'];
+
+/** The kernel interface (/proc, /sys) an absolute path lies under, symlinks followed; undefined if none. */
+export function kernelFolderOf(target: string): string | undefined {
+  let existing = target;
+  while (!existsSync(existing)) existing = dirname(existing);
+  let real = existing;
+  try {
+    real = realpathSync(existing);
+  } catch {
+    // unreadable: judged by its name alone
+  }
+  for (const path of [target, real]) {
+    const kernel = KERNEL_FOLDERS.find((folder) => path === folder || path.startsWith(`${folder}/`));
+    if (kernel !== undefined) return kernel;
+  }
+  return undefined;
 }
 
 export class ClusterFolder {
@@ -259,8 +278,8 @@ export class ClusterFolder {
    */
   async withLock<T>(command: string, now: Date, change: () => Promise<T>): Promise<T> {
     // A relative --out is only known to be under /proc or /sys once resolved (recursive mkdir would spin there).
-    const outProblem = outError(this.dir);
-    if (outProblem !== undefined) throw usageError('validate', `out: ${JSON.stringify(this.out)} ${outProblem}`);
+    const kernel = kernelFolderOf(this.dir);
+    if (kernel !== undefined) throw usageError('validate', `out: ${JSON.stringify(this.out)} is under ${kernel}, a kernel interface, not a folder for files`);
     let firstCreated: string | undefined;
     try {
       firstCreated = mkdirSync(dirname(this.dir), { recursive: true });

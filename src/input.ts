@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { usageError } from './errors.js';
 import { isPrivateOrLoopback, isUnicastIPv4 } from './ipv4.js';
 import type { ParsedOptions } from './options.js';
+import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
@@ -249,16 +250,15 @@ function quoted(value: unknown): string {
   return String(JSON.stringify(value)).replace(/[\u007f-\u009f\u2028\u2029]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
-const KERNEL_FOLDERS = ['/proc', '/sys'];
-
 /**
  * An absolute --out must be creatable: under no kernel interface (symlinks followed), below a folder.
  * A relative one is resolved against the working folder only when the folder is made.
  */
-export function outError(out: string): string | undefined {
+function outError(out: string): string | undefined {
   if (!isAbsolute(out)) return undefined;
   const target = resolve(out);
+  const kernel = kernelFolderOf(target);
+  if (kernel !== undefined) return `is under ${kernel}, a kernel interface, not a folder for files`;
   let existing = target;
   while (!existsSync(existing)) existing = dirname(existing);
   let real: string;
@@ -266,10 +266,6 @@ export function outError(out: string): string | undefined {
     real = realpathSync(existing);
   } catch (error) {
     return `cannot be used: ${JSON.stringify(existing)}: ${(error as NodeJS.ErrnoException).code ?? error}`;
-  }
-  for (const path of [target, real]) {
-    const kernel = KERNEL_FOLDERS.find((folder) => path === folder || path.startsWith(`${folder}/`));
-    if (kernel !== undefined) return `is under ${kernel}, a kernel interface, not a folder for files`;
   }
   if (!statSync(real).isDirectory()) return `cannot be created: ${JSON.stringify(existing)} is not a folder`;
   return undefined;

@@ -29,20 +29,26 @@ export const NODE_PATHS = {
   backupDir: '/var/backups/etcd',
   promoteScript: '/usr/local/lib/etcd-cloudinit/etcd-promote.sh',
   promoteService: '/etc/systemd/system/etcd-promote.service',
+  metadataLockdownScript: '/usr/local/lib/etcd-cloudinit/metadata-lockdown.sh',
+  metadataLockdownService: '/etc/systemd/system/etcd-metadata-lockdown.service',
   user: 'etcd',
 } as const;
 
 export type NodePaths = typeof NODE_PATHS;
 
 /** DigitalOcean's metadata service: the droplet's own private IPv4, readable only from the droplet. */
-export const DO_PRIVATE_IPV4_METADATA_URL = 'http://169.254.169.254/metadata/v1/interfaces/private/0/ipv4/address';
+export const DO_METADATA_ADDRESS = '169.254.169.254';
+export const DO_PRIVATE_IPV4_METADATA_URL = `http://${DO_METADATA_ADDRESS}/metadata/v1/interfaces/private/0/ipv4/address`;
 
 /**
  * Where etcd binds. `static`: the member address itself. `metadata` (DNS-member mode): listen URLs
  * must be IP addresses, and the address is only known on the machine, so the config carries
  * `placeholder` and the unit fills in the address read from `url` before each start.
  */
-export type ListenAddressPlan = { readonly source: 'static' } | { readonly source: 'metadata'; readonly url: string; readonly placeholder: string };
+export type ListenAddressPlan =
+  | { readonly source: 'static' }
+  /** `address`: the metadata service's, which only root may reach once the node is set up (it serves the user-data). */
+  | { readonly source: 'metadata'; readonly url: string; readonly placeholder: string; readonly address: string };
 
 export interface MemberPlan {
   readonly name: string;
@@ -132,7 +138,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
   if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
   const dnsMode = input.members.some((member) => member.hostname !== undefined);
   const listenAddress: ListenAddressPlan = dnsMode
-    ? { source: 'metadata', url: DO_PRIVATE_IPV4_METADATA_URL, placeholder: PRIVATE_IPV4_PLACEHOLDER }
+    ? { source: 'metadata', url: DO_PRIVATE_IPV4_METADATA_URL, placeholder: PRIVATE_IPV4_PLACEHOLDER, address: DO_METADATA_ADDRESS }
     : { source: 'static' };
   const members: MemberPlan[] = input.members.map(({ name, ip, hostname }) => {
     const host = ip ?? hostname;

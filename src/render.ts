@@ -65,6 +65,15 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
       raftTiming: plan.raftTiming,
     }),
     profile: renderTemplate('etcdctl-profile.sh.ejs', { member, node }),
+    metadataLockdown:
+      listenAddress.source === 'metadata'
+        ? renderTemplate('etcd-metadata-lockdown.service.ejs', {
+            memberName: member.name,
+            clusterName: plan.clusterName,
+            address: listenAddress.address,
+            script: node.metadataLockdownScript,
+          })
+        : undefined,
     snapshot: plan.snapshots ? renderSnapshotUnits(plan, member, plan.snapshots) : undefined,
     promoteService: member.learnerId !== undefined ? renderPromoteUnit(plan, member, member.learnerId) : undefined,
   };
@@ -184,6 +193,12 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
       ...(files.listenAddressDropIn !== undefined
         ? [{ path: node.listenAddressDropIn, content: files.listenAddressDropIn, owner: 'root:root', permissions: '0644' }]
         : []),
+      ...(files.metadataLockdown !== undefined
+        ? [
+            { path: node.metadataLockdownScript, content: nodeFile('metadata-lockdown.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.metadataLockdownService, content: files.metadataLockdown, owner: 'root:root', permissions: '0644' },
+          ]
+        : []),
       // DNS-member mode: the unit writes the real config from this template before each start.
       { path: plan.listenAddress.source === 'metadata' ? node.configTemplate : node.configFile, content: files.config, owner: 'root:root', permissions: '0644' },
       { path: node.caCert, content: caCertPem, owner: 'root:root', permissions: '0644' },
@@ -214,6 +229,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'set -eu',
           installCommand(plan),
           'systemctl daemon-reload',
+          // DNS-member mode: from now on (and early at every boot) only root reaches the metadata service, which serves this user-data.
+          ...(files.metadataLockdown !== undefined ? ['systemctl enable --now etcd-metadata-lockdown.service'] : []),
           'systemctl enable etcd.service',
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',

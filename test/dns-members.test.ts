@@ -107,13 +107,13 @@ describe.skipIf(!hasSystemdAnalyze)('systemd accepts the unit with the DNS-membe
       mkdirSync(join(root, path, '..'), { recursive: true });
       writeFileSync(join(root, path), path.endsWith('.conf') ? dropIn(file.content) : file.content);
     }
-    for (const executable of ['/usr/local/bin/etcd', '/usr/local/lib/etcd-cloudinit/listen-address.sh']) {
+    for (const executable of ['/usr/local/bin/etcd', '/usr/local/lib/etcd-cloudinit/listen-address.sh', '/usr/local/lib/etcd-cloudinit/metadata-lockdown.sh']) {
       mkdirSync(join(root, executable, '..'), { recursive: true });
       writeFileSync(join(root, executable), '#!/bin/sh\n', { mode: 0o755 });
     }
     mkdirSync(join(root, 'usr/lib/systemd'), { recursive: true });
     await execFileAsync('cp', ['-a', '/usr/lib/systemd/system', join(root, 'usr/lib/systemd/')]);
-    const { stdout, stderr } = await execFileAsync('systemd-analyze', ['verify', `--root=${root}`, 'etcd.service'], { timeout: 60_000 }).catch(
+    const { stdout, stderr } = await execFileAsync('systemd-analyze', ['verify', `--root=${root}`, 'etcd.service', 'etcd-metadata-lockdown.service'], { timeout: 60_000 }).catch(
       (error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? '', stderr: `${error.stderr ?? ''}(exit non-zero)` }),
     );
     return stdout + stderr;

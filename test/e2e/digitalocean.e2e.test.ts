@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +48,12 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
       box.inside(['etcdctl', `--endpoints=${endpoints.join(',')}`, `--cacert=${pki('ca.crt')}`, `--cert=${pki('admin.crt')}`, `--key=${pki('admin.key')}`, '--dial-timeout=5s', '--command-timeout=15s', ...args]),
       { timeoutMs: 60_000 },
     );
+  /** A command on a member's droplet, as root over SSH with the account's key (the firewall lets the VPC in on 22). */
+  const onMember = (member: string, command: readonly string[], input?: string) =>
+    runAllowingFailure(
+      box.inside(['ssh', '-i', box.ssh.identityFile, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30', `root@${hostname(member)}`, ...command]),
+      { timeoutMs: 3 * 60_000, ...(input !== undefined ? { input } : {}) },
+    );
   const aRecords = () => (box.fake.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A');
   const healthy = (members: number, timeoutMs: number) =>
     waitFor(
@@ -65,6 +72,8 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     const create = [
       'create-droplets', ...FOLDER, '--domain', BOX_DOMAIN, '--region', BOX_REGION,
       '--etcd-version', box.releases.new.version, '--release-url', box.releaseUrl, '--key-size', '2048', ...POLL,
+      // The account's key for root, and port 22 from the VPC only (the workstation is in it).
+      '--ssh-key', box.ssh.fingerprint, '--ssh-from', '10.77.0.0/24',
     ];
     // The API drops the first record request, and the user's Ctrl-C ends the command there.
     box.fake.fail({ method: 'POST', path: `/v2/domains/${BOX_DOMAIN}/records`, network: true, times: 1 });
@@ -114,6 +123,20 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     }
   });
 
+  it('on every droplet only root reaches the metadata service (it serves the user-data with the member key)', async () => {
+    const url = 'http://169.254.169.254/metadata/v1';
+    for (const member of MEMBERS) {
+      const machine = box.machine(dropletName(member))!;
+      expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
+      const asRoot = await onMember(member, ['curl', '-sS', '--max-time', '10', `${url}/interfaces/private/0/ipv4/address`]);
+      expect(asRoot, member).toMatchObject({ code: 0, stdout: machine.droplet.privateIpv4 });
+      const asNobody = await onMember(member, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'curl', '-sS', '--max-time', '10', `${url}/user-data`]);
+      // Refused at once by the node's nftables rule (curl: could not connect); nothing of the user-data leaks.
+      expect(asNobody.code, `${member}: ${asNobody.stderr}`).toBe(7);
+      expect(asNobody.stdout).toBe('');
+    }
+  });
+
   it('a host outside the firewall\'s sources is refused on 2379 and 2380; the VPC is not', async () => {
     const target = box.machine(dropletName('etcd1'))!.droplet.privateIpv4;
     for (const port of [2379, 2380]) {
@@ -153,13 +176,23 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     done('remove-member');
   });
 
-  it('renew-certs re-issues every certificate with the same CA', async () => {
+  it('renew-certs, installed the way docs/day2.md says (ssh root@<member> sh -s < renew/<member>.sh): every member serves its new certificate', async () => {
     step('renew-certs');
-    const before = readFileSync(pki('etcd1.crt'), 'utf8');
     const renewed = await box.cli(['renew-certs', ...FOLDER]);
     expect(renewed.code, renewed.stderr).toBe(0);
-    expect(readFileSync(pki('etcd1.crt'), 'utf8')).not.toBe(before);
-    expect(existsSync(join(box.workDir, 'out', CLUSTER, 'renew', 'etcd1.sh'))).toBe(true);
+    for (const member of MEMBERS) {
+      const script = readFileSync(join(box.workDir, 'out', CLUSTER, 'renew', `${member}.sh`), 'utf8');
+      const installed = await onMember(member, ['sh', '-s'], script);
+      expect(installed.code, installed.stderr).toBe(0);
+      expect(installed.stdout).toContain(`etcd-cloudinit: installed the certificate of ${member}`);
+    }
+    const health = await box.cli(['health', ...FOLDER, '--json']);
+    expect(health.code, health.stdout).toBe(0);
+    const served = (JSON.parse(health.stdout) as { members: { name: string; certNotAfter: string }[] }).members;
+    for (const member of MEMBERS) {
+      const notAfter = new X509Certificate(readFileSync(pki(`${member}.crt`))).validTo;
+      expect(new Date(served.find((entry) => entry.name === member)!.certNotAfter).getTime(), member).toBe(new Date(notAfter).getTime());
+    }
     done('renew-certs');
   });
 

@@ -7,7 +7,7 @@
 // DIGITALOCEAN_API_URL, as a user's CLI reaches DigitalOcean.
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,8 @@ export interface DigitalOceanBox {
   /** The releases the mirror serves: Debian's bookworm etcd and the one from sid. */
   releases: { old: LocalEtcdRelease; new: LocalEtcdRelease };
   releaseUrl: string;
+  /** An SSH key of the account: droplets created with its fingerprint let root in with it, as on DigitalOcean. */
+  ssh: { fingerprint: string; identityFile: string };
   /** The product's CLI in the namespace, with the token and DIGITALOCEAN_API_URL a user would set. */
   cli(args: readonly string[], timeoutMs?: number): Promise<RunResult>;
   /** The same, as a process the test may kill. */
@@ -147,7 +149,13 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
 
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
-    const vendorData = `#cloud-config\n${toYaml({ bootcmd: [['sh', '-c', `echo 'nameserver ${BRIDGE_ADDRESS}' > /etc/resolv.conf`]] })}`;
+    // DigitalOcean's own cloud-config lets root in with the account's keys; and the guests resolve through the box's DNS.
+    const vendorData = `#cloud-config\n${toYaml({ disable_root: false, ssh_pwauth: false, bootcmd: [['sh', '-c', `echo 'nameserver ${BRIDGE_ADDRESS}' > /etc/resolv.conf`]] })}`;
+    const identityFile = join(runDir, 'ssh', 'id_ed25519');
+    await mkdir(join(runDir, 'ssh'), { recursive: true, mode: 0o700 });
+    await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'e2e-box', '-f', identityFile]);
+    const fingerprint = (await run(['ssh-keygen', '-l', '-E', 'md5', '-f', `${identityFile}.pub`])).split(' ')[1]!.replace(/^MD5:/, '');
+    const accountKeys = new Map([[fingerprint, (await readFile(`${identityFile}.pub`, 'utf8')).trim()]]);
 
     const startMachine = async (droplet: FakeDroplet): Promise<void> => {
       const tap = freeTaps.shift();
@@ -164,6 +172,7 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
           addressCidr: `${ip}/${GUEST_PREFIX}`,
           extraAddressCidrs: [`${linkLocalOf(ip)}/16`],
           vendorData,
+          publicKeys: droplet.sshKeys.flatMap((key) => accountKeys.get(String(key)) ?? []),
         },
         runDir,
       );
@@ -265,6 +274,7 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
       accelerator,
       releases,
       releaseUrl: `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`,
+      ssh: { fingerprint, identityFile },
       cli: (args, timeoutMs = 15 * 60_000) => runAllowingFailure(cliArgv(args), { cwd: workDir, env: cliEnv, timeoutMs }),
       startCli: (args, logFile) => {
         const [command, ...rest] = cliArgv(args);

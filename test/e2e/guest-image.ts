@@ -44,6 +44,10 @@ const PACKAGES = [
   'locales',
   'curl',
   'ca-certificates',
+  // As on a droplet: renew-certs' install path is `ssh root@<member> sh -s < renew/<member>.sh`.
+  'openssh-server',
+  // As on a droplet: DNS-member mode's metadata lockdown uses nft.
+  'nftables',
   'initramfs-tools',
   'linux-image-amd64',
 ];

@@ -14,10 +14,13 @@ export interface SeedSpec {
   extraAddressCidrs?: readonly string[];
   // The cloud's own cloud-config (NoCloud vendor-data), e.g. the DNS records the user would create.
   vendorData?: string;
+  // The account's SSH keys the cloud hands the instance (NoCloud meta-data public-keys).
+  publicKeys?: readonly string[];
 }
 
 export function renderMetaData(seed: SeedSpec): string {
-  return `instance-id: ${seed.instanceId}\nlocal-hostname: ${seed.hostname}\n`;
+  const keys = (seed.publicKeys ?? []).map((key) => `  - ${JSON.stringify(key)}\n`).join('');
+  return `instance-id: ${seed.instanceId}\nlocal-hostname: ${seed.hostname}\n${keys ? `public-keys:\n${keys}` : ''}`;
 }
 
 export function renderNetworkConfig(seed: SeedSpec): string {
