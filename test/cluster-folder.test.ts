@@ -1,22 +1,22 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ClusterFolder, FOLDER_FILES, FOLDER_FORMAT_VERSION } from '../src/cluster-folder.js';
 import { openCluster } from '../src/day2/open-cluster.js';
 import { readClusterPki } from '../src/pki/mint.js';
-import { NODE_PATHS } from '../src/plan.js';
+import { NODE_PATHS, planCluster } from '../src/plan.js';
+import { resolveClusterInput } from '../src/input.js';
 import { renderUserData } from '../src/render.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 import { FIXTURES } from './support/golden.js';
 
 const workDir = tempDirsRemovedAfterAll('folder');
 
-/** A cloud-config with the content of the scripts copied verbatim from cloud-init/ (into the node's script folder) left out. */
-function withoutShippedScripts(userData: string): unknown {
+/** The etcd configuration (or, in DNS-member mode, its template) a member's user-data writes. */
+function etcdConfigOf(userData: string): string | undefined {
   const config = parseYaml(userData) as { write_files: { path: string; content: string }[] };
-  for (const file of config.write_files) if (file.path.startsWith(`${dirname(NODE_PATHS.installScript)}/`)) file.content = '<shipped script>';
-  return config;
+  return config.write_files.find((file) => file.path === NODE_PATHS.configFile || file.path === NODE_PATHS.configTemplate)?.content;
 }
 
 /** A copy of a fixture folder as 0.1.0 wrote it, under <tmp>/out/<name>. */
@@ -25,6 +25,14 @@ function oldFolder(name: string): ClusterFolder {
   cpSync(join(FIXTURES, 'folders-0.1.0', name), join(cwd, 'out', name), { recursive: true });
   return new ClusterFolder('out', name, cwd);
 }
+
+/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input. */
+const ORIGINAL_INPUT: Record<string, Record<string, unknown>> = {
+  ipmode: { 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
+  dnsdomain: { 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048 },
+  dnshosts: { 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048 },
+  docluster: { 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048 },
+};
 
 describe('folders written by 0.1.0 are read by this release', () => {
   it.each([
@@ -39,12 +47,13 @@ describe('folders written by 0.1.0 are read by this release', () => {
     expect(cluster.record.domain).toBe(domain);
     expect(cluster.plan.domain).toBe(domain);
     expect(cluster.plan.listenAddress.source).toBe(listen);
-    expect(cluster.plan.members.map((member) => member.name)).toEqual(['etcd1', 'etcd2', 'etcd3']);
-    // The plan read back is the plan that wrote the folder: it renders every member's user-data as it
-    // was, but for the node scripts this release ships changed (they come verbatim from cloud-init/).
+    // The plan read back is the plan of the input that wrote the folder.
+    const { input } = resolveClusterInput(ORIGINAL_INPUT[name]!, {});
+    expect(cluster.plan).toEqual(planCluster(input, cluster.folder.dir));
+    // And it renders each member's etcd configuration as it was then.
     const pki = readClusterPki(cluster.plan, cluster.pki);
     for (const member of ['etcd1', 'etcd2', 'etcd3']) {
-      expect(withoutShippedScripts(renderUserData(cluster.plan, pki, member)), member).toEqual(withoutShippedScripts(cluster.folder.readUserData(member)));
+      expect(etcdConfigOf(renderUserData(cluster.plan, pki, member)), member).toBe(etcdConfigOf(cluster.folder.readUserData(member)));
     }
     expect(cluster.adminTls.certPem).toBe(readFileSync(cluster.folder.path(FOLDER_FILES.cert('admin')), 'utf8'));
   });
