@@ -1,31 +1,18 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { cpSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveClusterInput } from '../src/input.js';
 import { issue, randomSerial } from '../src/pki/mint.js';
 import { certRequests } from '../src/pki/profiles.js';
 import { planCluster } from '../src/plan.js';
-import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
+import { runCli, tempDirsRemovedAfterAll, folderSnapshot } from './support/cli.js';
 
 const IPS = '10.10.0.11,10.10.0.12,10.10.0.13';
 const GEN = ['gen-userdata', '--ips', IPS, '--key-size', '2048'];
 const DAY_MS = 86_400_000;
 const workDir = tempDirsRemovedAfterAll('ca-checks');
 
-/** Every file under `dir` with its mode and bytes: "nothing written" means this is unchanged. */
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (path: string) => {
-    for (const entry of readdirSync(path, { withFileTypes: true })) {
-      const full = join(path, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else files[relative(dir, full)] = `${(statSync(full).mode & 0o777).toString(8)} ${readFileSync(full, 'base64')}`;
-    }
-  };
-  walk(dir);
-  return files;
-}
 
 const shownDate = (validity: string) => new Date(validity).toISOString().replace('.000Z', 'Z');
 
@@ -109,12 +96,12 @@ describe('the CA is checked before it signs anything: exit 1, the message, nothi
     cpSync(join(baseline, 'out'), join(cwd, 'out'), { recursive: true });
     const dir = join(cwd, 'out', 'etcd');
     const message = damage(join(dir, 'pki'), dir);
-    const before = snapshot(join(cwd, 'out'));
+    const before = folderSnapshot(join(cwd, 'out'));
     const run = await runCli(args, cwd);
     expect(run.stderr).toBe(`etcd-cloudinit ${args[0]}: ${message}\n`);
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
-    expect(snapshot(join(cwd, 'out'))).toEqual(before);
+    expect(folderSnapshot(join(cwd, 'out'))).toEqual(before);
   }
 
   it.each(DAMAGES)('gen-userdata with %s', (_label, damage) => expectRefused([...GEN, '--cert-days', '825'], damage));

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recoverOutputFolder } from '../src/write.js';
-import { CLI, runCli, tempDirsRemovedAfterAll } from './support/cli.js';
+import { CLI, runCli, tempDirsRemovedAfterAll, folderSnapshot } from './support/cli.js';
 
 const GEN = ['gen-userdata', '--ips', '10.10.0.11,10.10.0.12,10.10.0.13', '--key-size', '2048'];
 // The every-step tests write a one-member folder: the same kinds of steps, fewer of them.
@@ -28,19 +28,6 @@ function runKillable(args: readonly string[], cwd: string, env: Record<string, s
   });
 }
 
-/** Every file under `dir` with its bytes and mode, by path relative to it. */
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (path: string) => {
-    for (const entry of readdirSync(path, { withFileTypes: true })) {
-      const full = join(path, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else files[relative(dir, full)] = `${(statSync(full).mode & 0o777).toString(8)} ${readFileSync(full, 'base64')}`;
-    }
-  };
-  walk(dir);
-  return files;
-}
 
 const pemLines = (pem: string) => pem.split('\n').filter((line) => line !== '' && !line.startsWith('-----'));
 
@@ -207,14 +194,14 @@ describe('leftovers of a write cut short', () => {
 
   it('a staging folder of a write killed before its commit is removed, keys and all, and the folder kept as it was', async () => {
     const { cwd, dir } = await generated();
-    const before = snapshot(dir);
+    const before = folderSnapshot(dir);
     const staging = join(cwd, 'out', '.etcd.staging-XyZ789');
     mkdirSync(join(staging, 'files', 'pki'), { recursive: true });
     writeFileSync(join(staging, 'files', 'pki', 'etcd1.key'), readFileSync(join(dir, 'pki', 'admin.key')), { mode: 0o600 });
     const run = await runCli(['renew-certs', '--member', 'nosuch'], cwd);
     expect(run.code).toBe(2);
     expectNoLeftovers(cwd);
-    expect(snapshot(dir)).toEqual(before);
+    expect(folderSnapshot(dir)).toEqual(before);
   });
 
   it('a leftover holding another CA key than the folder is never deleted: the error says where it is, and nothing changes', async () => {
@@ -222,7 +209,7 @@ describe('leftovers of a write cut short', () => {
     const other = await generated();
     const leftover = join(cwd, 'out', '.etcd.staging-AbC123.previous');
     cpSync(other.dir, leftover, { recursive: true });
-    const before = { folder: snapshot(dir), leftover: snapshot(leftover) };
+    const before = { folder: folderSnapshot(dir), leftover: folderSnapshot(leftover) };
     for (const args of [GEN, ['renew-certs']]) {
       const run = await runCli(args, cwd);
       expect(run.code, args[0]).toBe(1);
@@ -230,8 +217,8 @@ describe('leftovers of a write cut short', () => {
         `etcd-cloudinit ${args[0]}: [write] ${leftover}/pki/ca.key is a CA key that ${dir}/pki/ca.key is not (left by a write that was cut short): it may be this cluster's CA. ` +
           `Move that folder to ${dir} (if ${dir} has nothing to keep) or elsewhere, then run again`,
       );
-      expect(snapshot(dir)).toEqual(before.folder);
-      expect(snapshot(leftover)).toEqual(before.leftover);
+      expect(folderSnapshot(dir)).toEqual(before.folder);
+      expect(folderSnapshot(leftover)).toEqual(before.leftover);
       expect(readdirSync(join(cwd, 'out')).sort()).toEqual(['.etcd.staging-AbC123.previous', 'etcd']);
     }
   });

@@ -101,12 +101,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
     await destroyTestNetwork(namespace);
     removeNetnsEtcDir(namespace);
     cleanup.disarm();
-    if (outcome === 'passed') {
-      // Overlays are gigabytes of sparse disk; consoles and logs are small and stay for reading.
-      for (const name of await readdir(runDir)) if (name.endsWith('.qcow2')) await rm(join(runDir, name));
-    } else {
-      options.log(`kept the failed run's consoles and logs in ${runDir}`);
-    }
+    await keepRunEvidence(runDir, outcome, options.log);
   };
 
   try {
@@ -284,6 +279,15 @@ export class EmergencyCleanup {
     process.off('exit', this.onExit);
     process.off('SIGTERM', this.onSignal);
     process.off('SIGINT', this.onSignal);
+  }
+}
+
+/** After a run: overlays are gigabytes of sparse disk and go; consoles and logs are small and stay for reading. */
+export async function keepRunEvidence(runDir: string, outcome: 'passed' | 'failed', log: (line: string) => void): Promise<void> {
+  if (outcome === 'passed') {
+    for (const name of await readdir(runDir)) if (name.endsWith('.qcow2')) await rm(join(runDir, name));
+  } else {
+    log(`kept the failed run's consoles and logs in ${runDir}`);
   }
 }
 

@@ -7,13 +7,13 @@
 // DIGITALOCEAN_API_URL, as a user's CLI reaches DigitalOcean.
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { startFakeDigitalOcean, type DropletBackend, type FakeDigitalOcean, type FakeDroplet } from '../digitalocean/fake-api.js';
-import { EmergencyCleanup, netnsEtcDir, removeNetnsEtcDir } from './cluster.js';
+import { EmergencyCleanup, keepRunEvidence, netnsEtcDir, removeNetnsEtcDir } from './cluster.js';
 import { fetchDebianEtcd, type LocalEtcdRelease } from './debian-etcd.js';
 import { run, runAllowingFailure, startLogged, waitFor, type RunResult } from './exec.js';
 import { buildGuestImage } from './guest-image.js';
@@ -121,11 +121,7 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
     await runAllowingFailure(['ip', 'netns', 'del', outsideNamespace]);
     removeNetnsEtcDir(namespace);
     cleanup.disarm();
-    if (outcome === 'passed') {
-      for (const name of await readdir(runDir)) if (name.endsWith('.qcow2')) await rm(join(runDir, name));
-    } else {
-      options.log(`kept the failed run's consoles and logs in ${runDir}`);
-    }
+    await keepRunEvidence(runDir, outcome, options.log);
   };
 
   try {

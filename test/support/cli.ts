@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll } from 'vitest';
@@ -47,4 +47,18 @@ export function tempDirsRemovedAfterAll(prefix: string): () => string {
     made.push(dir);
     return dir;
   };
+}
+
+/** Every file under `dir` with its mode and bytes, by path relative to it: "nothing written" means this is unchanged. */
+export function folderSnapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (path: string) => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else files[relative(dir, full)] = `${(statSync(full).mode & 0o777).toString(8)} ${readFileSync(full, 'base64')}`;
+    }
+  };
+  walk(dir);
+  return files;
 }
