@@ -7,6 +7,8 @@ import {
   HEALTH_OPTIONS,
   REMOVE_MEMBER_OPTIONS,
   RENEW_CERTS_OPTIONS,
+  REPAIR_OPTIONS,
+  ROLL_OPTIONS,
 } from './commands/specs.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -88,6 +90,31 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
     ],
     load: () => import('./commands/renew-certs.js').then((command) => command.runRenewCerts),
+  },
+  {
+    name: 'roll',
+    summary:
+      'Replace members one at a time by new machines (new certificates, and optionally a new etcd release, key size, install mode, droplet size or image): each joins as a learner, catches up and is promoted before the old one is removed',
+    usage: 'etcd-cloudinit roll [--etcd-version <vX.Y.Z>] [--member <name>]... (IP mode: --ips <a,b,c>) [--print] [--dry-run] [--cluster-name <name>]',
+    options: ROLL_OPTIONS,
+    examples: [
+      'etcd-cloudinit roll --ips 10.10.0.21,10.10.0.22,10.10.0.23 --dry-run',
+      'etcd-cloudinit roll --etcd-version v3.5.30 --ips 10.10.0.21,10.10.0.22,10.10.0.23',
+      'etcd-cloudinit roll --cluster-name dns --member etcd2 --print > etcd2-2.yaml    # a --domain cluster: etcd2 -> etcd2-2',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit roll --cluster-name prod --etcd-version v3.6.14 --size s-2vcpu-4gb',
+    ],
+    load: () => import('./commands/roll.js').then((command) => command.runRoll),
+  },
+  {
+    name: 'repair',
+    summary: 'Replace a dead member: remove it (the others keep quorum), then add a new machine in its place the way roll does',
+    usage: 'etcd-cloudinit repair --name <member> (IP mode: --ip <address>) [--print] [--dry-run] [--cluster-name <name>]',
+    options: REPAIR_OPTIONS,
+    examples: [
+      'etcd-cloudinit repair --name etcd2 --ip 10.10.0.22 --print > etcd2-2.yaml',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit repair --cluster-name prod --name etcd3',
+    ],
+    load: () => import('./commands/roll.js').then((command) => command.runRepair),
   },
   {
     name: 'create-droplets',

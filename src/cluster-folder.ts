@@ -26,6 +26,7 @@ export const FOLDER_FILES = {
   userData: (member: string) => `user-data/${member}.yaml`,
   renewDir: 'renew',
   renewScript: (member: string) => `renew/${member}.sh`,
+  rollJson: 'roll.json',
 } as const;
 
 /** The format of cluster.json and digitalocean.json this release writes; 0.1.0 wrote none (read as 1). */
@@ -107,8 +108,48 @@ export interface DigitalOceanState {
   readonly updatedAt?: string;
 }
 
+/** One action of a replacement; a roll adds before it removes, a repair removes (the dead member) first. */
+export type ReplaceAction = 'add' | 'promote' | 'remove-old' | 'retire-old';
+
+/** One member being replaced, as roll.json keeps it: every action already done, so a re-run goes on with the next. */
+export interface ReplacementStep {
+  /** The member replaced. */
+  readonly old: string;
+  /** Its peer URL: a repair removes it from cluster.json before the replacement exists. */
+  readonly oldPeerUrl: string;
+  /** The replacement: a name never used before in this cluster, and its address. */
+  readonly replacement: MemberRecord;
+  readonly done: readonly ReplaceAction[];
+  /** The replacement's member ID (decimal, as the API gives it) once added. */
+  readonly memberId?: string;
+  /** Why the last try of this step was rolled back. */
+  readonly lastFailure?: string;
+}
+
+/** What the replacements get beyond fresh certificates: the settings cluster.json takes when the roll ends. */
+export interface RollTarget {
+  readonly etcdVersion: string;
+  readonly install: ClusterRecord['install'];
+  readonly keySize: ClusterRecord['keySize'];
+  /** create-droplets clusters: what the replacement droplets are created with. */
+  readonly droplet?: DropletSettings;
+}
+
+/** roll.json: the roll or repair in progress (if any), and every replacement made, so no name is used twice. */
+export interface RollState {
+  readonly formatVersion: number;
+  readonly current?: {
+    readonly operation: 'roll' | 'repair';
+    readonly startedAt: string;
+    readonly fromVersion: string;
+    readonly target: RollTarget;
+    readonly steps: readonly ReplacementStep[];
+  };
+  readonly history: readonly { readonly old: string; readonly replacement: string; readonly operation: 'roll' | 'repair'; readonly finishedAt: string }[];
+}
+
 // Compiled on first read, not at import: --help loads this module for FOLDER_FILES alone.
-const schemaFiles = { cluster: 'cluster-record.schema.json', digitalocean: 'digitalocean-state.schema.json' } as const;
+const schemaFiles = { cluster: 'cluster-record.schema.json', digitalocean: 'digitalocean-state.schema.json', roll: 'roll-state.schema.json' } as const;
 const validators: Partial<Record<keyof typeof schemaFiles, ReturnType<typeof compileSchema>>> = {};
 
 /** `out/etcd` when the path is under `cwd`, else the absolute path: how messages show a path. */
@@ -183,6 +224,12 @@ export class ClusterFolder {
     if (!this.exists(FOLDER_FILES.digitaloceanJson)) return undefined;
     const document = this.readChecked(FOLDER_FILES.digitaloceanJson, 'digitalocean') as Omit<DigitalOceanState, 'formatVersion'> & { formatVersion?: number };
     return { ...document, formatVersion: FOLDER_FORMAT_VERSION };
+  }
+
+  /** roll.json, checked; undefined when no roll or repair ever ran here. */
+  readRollState(): RollState | undefined {
+    if (!this.exists(FOLDER_FILES.rollJson)) return undefined;
+    return this.readChecked(FOLDER_FILES.rollJson, 'roll') as unknown as RollState;
   }
 
   private readChecked(file: string, kind: keyof typeof schemaFiles): Record<string, unknown> {
@@ -323,8 +370,13 @@ function certificateRecord(cert: IssuedCert): CertificateRecord {
   return { file: FOLDER_FILES.cert(cert.fileBase), sha256Fingerprint: cert.sha256Fingerprint, notAfter: cert.notAfter };
 }
 
+/** roll.json as a folder file, for an update together with the files a step changed. */
+export function rollStateFile(state: Omit<RollState, 'formatVersion'>): OutputFile {
+  return { path: FOLDER_FILES.rollJson, content: serialize({ formatVersion: FOLDER_FORMAT_VERSION, ...state }), mode: PUBLIC_MODE };
+}
+
 /** The install plan as cluster.json keeps it. */
-function installRecord(install: InstallPlan): ClusterRecord['install'] {
+export function installRecord(install: InstallPlan): ClusterRecord['install'] {
   return install.mode === 'baked'
     ? { mode: 'baked', version: install.version }
     : { mode: 'download', version: install.version, releaseUrl: install.releaseUrl, ...(install.sha256 ? { sha256: install.sha256 } : {}) };

@@ -1,5 +1,5 @@
 /** The phase of a command that failed; printed as a prefix so a user knows where to look. */
-export type Phase = 'parse' | 'validate' | 'plan' | 'mint' | 'render' | 'check' | 'write' | 'api' | 'preflight';
+export type Phase = 'parse' | 'validate' | 'plan' | 'mint' | 'render' | 'check' | 'write' | 'api' | 'preflight' | 'catch-up';
 
 /** Exit code for a user error in how the command was called (bad flag, bad value). */
 export const EXIT_USAGE = 2;

@@ -6,7 +6,7 @@ import type addFormatsModule from 'ajv-formats';
 const require = createRequire(import.meta.url);
 
 /** A JSON Schema shipped in schema/ (the input's, and those of the files the tool writes and reads back). */
-export function loadSchema(file: 'cluster.schema.json' | 'cluster-record.schema.json' | 'digitalocean-state.schema.json'): Record<string, unknown> {
+export function loadSchema(file: 'cluster.schema.json' | 'cluster-record.schema.json' | 'digitalocean-state.schema.json' | 'roll-state.schema.json'): Record<string, unknown> {
   return require(`../schema/${file}`) as Record<string, unknown>;
 }
 

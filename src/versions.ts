@@ -45,3 +45,16 @@ export function featuresOf(version: EtcdVersion): EtcdFeatures {
     loggerKey: version.minor === 4,
   };
 }
+
+/**
+ * etcd's upgrade rules for a rolling replacement from `from` to `to`: one minor at a time
+ * (3.4 -> 3.5 -> 3.6), never down a minor, any patch within a minor. A sentence on why not, or undefined.
+ */
+export function upgradeRefusal(from: EtcdVersion, to: EtcdVersion): string | undefined {
+  if (to.major !== from.major) return `${to.tag} is another major version than the cluster's ${from.tag}`;
+  if (to.minor < from.minor) return `${to.tag} would downgrade the cluster from ${from.tag}; etcd does not support downgrades by replacement`;
+  if (to.minor > from.minor + 1) {
+    return `${to.tag} skips a minor version: upgrade ${from.tag} to the latest v${from.major}.${from.minor + 1}.x first (etcd upgrades one minor version at a time)`;
+  }
+  return undefined;
+}

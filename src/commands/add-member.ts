@@ -2,10 +2,10 @@ import { FOLDER_FILES, type DigitalOceanState } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { checkMembers } from '../day2/health.js';
-import { hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
-import { folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { addWithRetry, hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
-import { EtcdCallError, memberList, type ClientOptions, type EtcdMember, type MemberAddResponse } from '../etcd/client.js';
+import { memberList, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { isPrivateOrLoopback } from '../ipv4.js';
 import type { ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
@@ -55,32 +55,16 @@ async function preflight(plan: ClusterPlan, joining: MemberPlan, client: ClientO
   return { endpoint, alreadyAdded: existing };
 }
 
-/**
- * etcd refuses a change that would leave fewer members than a quorum connected for 5 s
- * ("unhealthy cluster"), e.g. right after a member restarted although all answer health: wait that out.
- */
-async function addWithRetry(effects: Day2Effects, endpoint: string, peerUrl: string, client: ClientOptions, learner: boolean): Promise<MemberAddResponse> {
-  const attempts = 8;
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await effects.memberAdd(endpoint, peerUrl, client, learner);
-    } catch (error) {
-      const retryable = error instanceof EtcdCallError && /unhealthy cluster/.test(error.message);
-      if (!retryable || attempt === attempts) {
-        throw new CliError('api', `member add ${peerUrl} on ${endpoint} failed: ${(error as Error).message}${retryable ? ' (some member has not been connected for 5 s; retry when health has been green a while)' : ''}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-    }
-  }
-}
-
 /** Holds the folder's lock from the first read to the last write. */
 export function runAddMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const folder = folderFromFlags(flags, context);
   const now = context.now();
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const effects = flags['dry-run'] === true ? dryRunEffects(folder, progress) : realEffects(folder);
-  return folder.withLock('add-member', now, () => addMember(flags, context, openCluster(folder), effects, now));
+  return folder.withLock('add-member', now, () => {
+    refuseDuringReplacement(folder, 'add-member');
+    return addMember(flags, context, openCluster(folder), effects, now);
+  });
 }
 
 /**

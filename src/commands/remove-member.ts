@@ -4,7 +4,7 @@ import type { CommandContext } from '../context.js';
 import { retireDroplet } from '../day2/droplets.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { hexMemberId } from '../day2/membership.js';
-import { folderFromFlags, openCluster, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError, usageError } from '../errors.js';
 import { firstAnswer, memberList } from '../etcd/client.js';
 import type { ParsedOptions } from '../options.js';
@@ -17,7 +17,10 @@ export function runRemoveMember(flags: ParsedOptions, context: CommandContext): 
   const now = context.now();
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const effects = flags['dry-run'] === true ? dryRunEffects(folder, progress) : realEffects(folder);
-  return folder.withLock('remove-member', now, () => removeMember(flags, context, openCluster(folder), effects, now));
+  return folder.withLock('remove-member', now, () => {
+    refuseDuringReplacement(folder, 'remove-member');
+    return removeMember(flags, context, openCluster(folder), effects, now);
+  });
 }
 
 /**

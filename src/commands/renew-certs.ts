@@ -1,6 +1,6 @@
 import { FOLDER_FILES, renderClusterRecord } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { folderFromFlags, openCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { usageError } from '../errors.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
@@ -22,6 +22,7 @@ export function runRenewCerts(flags: ParsedOptions, context: CommandContext): Pr
 async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Date): Promise<number> {
   const cluster = openCluster(folderFromFlags(flags, context));
   const { plan, folder } = cluster;
+  refuseDuringReplacement(folder, 'renew-certs');
   const certDays = parseCertDays(flags, plan.certDays);
   const requested = ((flags.member as string[] | undefined) ?? []).flatMap((value) => value.split(',').map((name) => name.trim()));
   for (const name of requested) {

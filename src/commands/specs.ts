@@ -36,6 +36,8 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
 ];
 
+const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
+
 export const GEN_USERDATA_OPTIONS: readonly OptionSpec[] = [
   ...CLUSTER_OPTIONS,
   { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
@@ -106,7 +108,6 @@ export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
-const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
 
 export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'domain', type: 'string', valueName: 'zone', description: 'DigitalOcean DNS zone for the members: <cluster-name>-<member>.<zone> (required)' },
@@ -138,4 +139,39 @@ export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'json', type: 'boolean', description: 'Print what was (or would be) deleted as JSON on stdout' },
   { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'How long to retry deleting the VPC while DigitalOcean releases the droplets (default 120)' },
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+/** What roll and repair share: the bounds of a replacement, printing its user-data, and the folder. */
+const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'catch-up-timeout',
+    type: 'string',
+    valueName: 'seconds',
+    description: 'Give a replacement this long to boot, join and catch up before it is rolled back (default 900); also bounds the final cluster-version check',
+  },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between checks while waiting (default 5)' },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: give up waiting for a droplet to become active after this long (default 600)' },
+  { name: 'print', type: 'boolean', description: "Also write each replacement's user-data to stdout as it is made (the summary then goes to stderr)" },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print the plan (which member is replaced by which, with what), change nothing' },
+  ...FOLDER_OPTIONS,
+  TIMEOUT_OPTION,
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const ROLL_OPTIONS: readonly OptionSpec[] = [
+  { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: "Upgrade to this release: the cluster's minor or the next one (3.4 -> 3.5 -> 3.6), no downgrades (default: the cluster's)" },
+  ...['release-url', 'install', 'etcd-sha256', 'key-size'].map(clusterOption),
+  { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Replace only these members (repeat or comma-separate; default: every member, the leader last)' },
+  { name: 'ips', type: 'string', valueName: 'a,b,c', description: "IP mode: the new machines' IPv4 addresses, one per replaced member in order (required)" },
+  { name: 'hostnames', type: 'string', valueName: 'h1,h2', description: "A --hostnames cluster: the new machines' DNS names, one per replaced member (a --domain cluster derives them)" },
+  { name: 'size', type: 'string', valueName: 'slug', description: 'On a create-droplets cluster: droplet size of the replacements (default: the cluster\'s)' },
+  { name: 'image', type: 'string', valueName: 'slug|id', description: 'On a create-droplets cluster: image of the replacements (default: the cluster\'s)' },
+  ...REPLACE_COMMON_OPTIONS,
+];
+
+export const REPAIR_OPTIONS: readonly OptionSpec[] = [
+  { name: 'name', type: 'string', valueName: 'name', description: 'The dead member to replace (required); refused if it is healthy, or if removing it would lose quorum' },
+  { name: 'ip', type: 'string', valueName: 'address', description: "IP mode: the new machine's IPv4 address (required)" },
+  { name: 'hostname', type: 'string', valueName: 'name', description: "A --hostnames cluster: the new machine's DNS name (a --domain cluster derives it)" },
+  ...REPLACE_COMMON_OPTIONS,
 ];

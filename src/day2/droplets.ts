@@ -1,6 +1,6 @@
 // The DigitalOcean part of add-member and remove-member, for clusters create-droplets made. The
 // DigitalOcean module (and so its SDK) is imported only here, and only for such a cluster.
-import { FOLDER_FILES } from '../cluster-folder.js';
+import { FOLDER_FILES, type DropletSettings } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { secondsFlagMs, type ParsedOptions } from '../options.js';
@@ -34,13 +34,24 @@ function apiFailure(error: unknown, DigitalOceanApiError: new (...args: never[])
 }
 
 /** Creates (or finds) the member's droplet with its user-data, waits for its address, points its A record at it. */
-export async function provisionDroplet(context: CommandContext, cluster: OpenCluster, effects: Day2Effects, member: MemberPlan, userData: string, wait: DropletWait): Promise<string> {
+export async function provisionDroplet(
+  context: CommandContext,
+  cluster: OpenCluster,
+  effects: Day2Effects,
+  member: MemberPlan,
+  userData: string,
+  wait: DropletWait,
+  /** A roll's new size or image; otherwise the cluster's own settings. */
+  settingsOverride?: DropletSettings,
+  retryAdvice?: string,
+): Promise<string> {
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const { api, DigitalOceanApiError } = await connect(context, effects, progress);
   const { dropletSettingsOf, provisionMemberDroplet } = await import('../digitalocean/members.js');
   const state = cluster.digitalocean!;
-  const { settings, recorded } = dropletSettingsOf(state);
-  if (!recorded) progress(`note: ${cluster.folder.shownFile(FOLDER_FILES.digitaloceanJson)} predates recorded droplet settings; the droplet gets size ${settings.size}, image ${settings.image} and no SSH key`);
+  const { settings: recordedSettings, recorded } = dropletSettingsOf(state);
+  const settings = settingsOverride ?? recordedSettings;
+  if (!recorded && !settingsOverride) progress(`note: ${cluster.folder.shownFile(FOLDER_FILES.digitaloceanJson)} predates recorded droplet settings; the droplet gets size ${settings.size}, image ${settings.image} and no SSH key`);
   try {
     const { droplet } = await provisionMemberDroplet(api, state, { name: member.name, hostname: member.hostname! }, { path: cluster.folder.shownFile(FOLDER_FILES.userData(member.name)), read: async () => userData }, settings, {
       progress,
@@ -51,12 +62,12 @@ export async function provisionDroplet(context: CommandContext, cluster: OpenClu
     });
     return `droplet ${droplet.name}, id ${droplet.id}, ${member.hostname} -> ${droplet.privateIpv4}`;
   } catch (error) {
-    throw apiFailure(error, DigitalOceanApiError, `The member is in the cluster and in cluster.json; re-run add-member --name ${member.name} to finish its droplet, or remove-member --name ${member.name}.`);
+    throw apiFailure(error, DigitalOceanApiError, retryAdvice ?? `The member is in the cluster and in cluster.json; re-run add-member --name ${member.name} to finish its droplet, or remove-member --name ${member.name}.`);
   }
 }
 
 /** Deletes the member's A record and droplet; what is already gone is fine. */
-export async function retireDroplet(context: CommandContext, cluster: OpenCluster, effects: Day2Effects, name: string): Promise<string> {
+export async function retireDroplet(context: CommandContext, cluster: OpenCluster, effects: Day2Effects, name: string, retryAdvice?: string): Promise<string> {
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const { api, DigitalOceanApiError } = await connect(context, effects, progress);
   const { retireMemberDroplet } = await import('../digitalocean/members.js');
@@ -64,6 +75,6 @@ export async function retireDroplet(context: CommandContext, cluster: OpenCluste
     const { dropletId, records } = await retireMemberDroplet(api, cluster.digitalocean!, { name }, { progress, save: (next) => effects.saveDigitalOceanState(next) });
     return `${dropletId !== undefined ? `deleted droplet id ${dropletId}` : 'no droplet left'} and ${records} A record(s)`;
   } catch (error) {
-    throw apiFailure(error, DigitalOceanApiError, `Re-run remove-member --name ${name} to finish: it deletes what is left.`);
+    throw apiFailure(error, DigitalOceanApiError, retryAdvice ?? `Re-run remove-member --name ${name} to finish: it deletes what is left.`);
   }
 }

@@ -1,5 +1,5 @@
 import { FOLDER_FILES, type ClusterFolder, type DigitalOceanState } from '../cluster-folder.js';
-import { memberAdd, memberRemove, type ClientOptions, type MemberAddResponse } from '../etcd/client.js';
+import { memberAdd, memberPromote, memberRemove, moveLeader, type ClientOptions, type MemberAddResponse } from '../etcd/client.js';
 import type { FolderUpdate } from '../write.js';
 import { hexMemberId } from './membership.js';
 
@@ -12,6 +12,8 @@ export interface Day2Effects {
   readonly dryRun: boolean;
   memberAdd(endpoint: string, peerUrl: string, client: ClientOptions, learner: boolean): Promise<MemberAddResponse>;
   memberRemove(endpoint: string, memberId: string, client: ClientOptions): Promise<void>;
+  memberPromote(endpoint: string, memberId: string, client: ClientOptions): Promise<void>;
+  moveLeader(leaderEndpoint: string, targetId: string, client: ClientOptions): Promise<void>;
   updateFolder(update: FolderUpdate): void;
   saveDigitalOceanState(state: Omit<DigitalOceanState, 'formatVersion'>): void;
 }
@@ -21,6 +23,8 @@ export function realEffects(folder: ClusterFolder): Day2Effects {
     dryRun: false,
     memberAdd: (endpoint, peerUrl, client, learner) => memberAdd(endpoint, [peerUrl], { ...client, learner }),
     memberRemove: (endpoint, memberId, client) => memberRemove(endpoint, memberId, client),
+    memberPromote: (endpoint, memberId, client) => memberPromote(endpoint, memberId, client),
+    moveLeader: (leaderEndpoint, targetId, client) => moveLeader(leaderEndpoint, targetId, client),
     updateFolder: (update) => folder.update(update),
     saveDigitalOceanState: (state) => folder.writeDigitalOceanState(state),
   };
@@ -38,6 +42,12 @@ export function dryRunEffects(folder: ClusterFolder, progress: (line: string) =>
     },
     memberRemove: async (endpoint, memberId) => {
       progress(`[dry-run] etcd ${endpoint}: member remove ${hexMemberId(memberId)}`);
+    },
+    memberPromote: async (endpoint, memberId) => {
+      progress(`[dry-run] etcd ${endpoint}: member promote ${hexMemberId(memberId)}`);
+    },
+    moveLeader: async (endpoint, targetId) => {
+      progress(`[dry-run] etcd ${endpoint}: move leader to ${hexMemberId(targetId)}`);
     },
     updateFolder: (update) => {
       const files = update.files.map((file) => file.path);

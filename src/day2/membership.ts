@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
-import { usageError } from '../errors.js';
-import type { EtcdMember } from '../etcd/client.js';
+import { CliError, usageError } from '../errors.js';
+import { EtcdCallError, type ClientOptions, type EtcdMember, type MemberAddResponse } from '../etcd/client.js';
+import type { Day2Effects } from './effects.js';
 import { FOLDER_FILES, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
 import { MAX_DROPLET_NAME, dropletNameOf } from '../digitalocean/members.js';
 import { RESERVED_MEMBER_NAMES, clusterSchema, memberHostname } from '../input.js';
@@ -108,3 +109,23 @@ export function membershipDrift(expected: readonly MemberPlan[], actual: readonl
 export function hexMemberId(id: string): string {
   return BigInt(id).toString(16);
 }
+
+/**
+ * etcd refuses a change that would leave fewer members than a quorum connected for 5 s
+ * ("unhealthy cluster"), e.g. right after a member restarted although all answer health: wait that out.
+ */
+export async function addWithRetry(effects: Day2Effects, endpoint: string, peerUrl: string, client: ClientOptions, learner: boolean): Promise<MemberAddResponse> {
+  const attempts = 8;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await effects.memberAdd(endpoint, peerUrl, client, learner);
+    } catch (error) {
+      const retryable = error instanceof EtcdCallError && /unhealthy cluster/.test(error.message);
+      if (!retryable || attempt === attempts) {
+        throw new CliError('api', `member add ${peerUrl} on ${endpoint} failed: ${(error as Error).message}${retryable ? ' (some member has not been connected for 5 s; retry when health has been green a while)' : ''}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    }
+  }
+}
+

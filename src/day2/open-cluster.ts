@@ -45,8 +45,25 @@ export function openCluster(folder: ClusterFolder): OpenCluster {
   };
 }
 
+/** Membership and certificates belong to a roll or repair until it ends: other day-2 commands wait for it. */
+export function refuseDuringReplacement(folder: ClusterFolder, command: string): void {
+  const current = folder.readRollState()?.current;
+  if (!current) return;
+  throw new CliError('preflight', `a ${current.operation} of cluster ${folder.clusterName} is in progress (started ${current.startedAt}); run '${current.operation}' again to finish it before ${command}`);
+}
+
 /** The input gen-userdata would have taken for these members; validated with the same schema and rules. */
 export function inputFromRecord(record: ClusterRecord, members: readonly MemberRecord[], out: string): ClusterInput {
+  try {
+    return { ...resolveClusterInput(rawInputFromRecord(record, members, out), {}).input, domain: record.domain };
+  } catch (error) {
+    if (error instanceof CliError) throw new CliError('parse', `cluster.json: ${error.message.replace(/^\[\w+\] /, '')}`);
+    throw error;
+  }
+}
+
+/** cluster.json as gen-userdata's raw input (option names as keys), unvalidated. */
+export function rawInputFromRecord(record: ClusterRecord, members: readonly MemberRecord[], out: string): Record<string, unknown> {
   const snapshots = record.snapshots;
   const byName = members.every((member) => member.hostname !== undefined);
   const raw: Record<string, unknown> = {
@@ -72,12 +89,7 @@ export function inputFromRecord(record: ClusterRecord, members: readonly MemberR
   if (!byName && members.some((member) => member.ip === undefined)) {
     throw new CliError('parse', 'cluster.json: members mixes addresses and DNS names; was it written by etcd-cloudinit?');
   }
-  try {
-    return { ...resolveClusterInput(raw, {}).input, domain: record.domain };
-  } catch (error) {
-    if (error instanceof CliError) throw new CliError('parse', `cluster.json: ${error.message.replace(/^\[\w+\] /, '')}`);
-    throw error;
-  }
+  return raw;
 }
 
 /** A plan for these members that keeps the cluster's token (it names the cluster, not its membership). */

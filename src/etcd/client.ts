@@ -170,6 +170,28 @@ export async function memberRemove(endpoint: string, memberId: string, options: 
   await call<unknown>(endpoint, '/v3/cluster/member/remove', { ID: memberId }, options);
 }
 
+/** Promotes a learner; etcd refuses while it is not in sync with the leader ("can only promote a learner member which is in sync with leader"). */
+export async function memberPromote(endpoint: string, memberId: string, options: ClientOptions): Promise<void> {
+  await call<unknown>(endpoint, '/v3/cluster/member/promote', { ID: memberId }, options);
+}
+
+/** Hands leadership to `targetId`; only the leader itself accepts this call. */
+export async function moveLeader(leaderEndpoint: string, targetId: string, options: ClientOptions): Promise<void> {
+  await call<unknown>(leaderEndpoint, '/v3/maintenance/transfer-leadership', { targetID: targetId }, options);
+}
+
+export interface VersionAnswer {
+  /** The member's own release, e.g. 3.5.30. */
+  readonly etcdserver: string;
+  /** The version the whole cluster speaks (the lowest member's minor), e.g. 3.5.0; "not_decided" at first. */
+  readonly etcdcluster: string;
+}
+
+/** `/version`: the member's release and the cluster version. */
+export async function memberVersion(endpoint: string, options: ClientOptions): Promise<VersionAnswer> {
+  return (await call<VersionAnswer>(endpoint, '/version', undefined, options)).body;
+}
+
 /** The first endpoint that answers `call`, trying them in order; all failures when none does. */
 export async function firstAnswer<T>(endpoints: readonly string[], attempt: (endpoint: string) => Promise<T>): Promise<{ endpoint: string; value: T }> {
   const failures: string[] = [];

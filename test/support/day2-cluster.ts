@@ -4,7 +4,7 @@
  * paths moved). What it adds: members by name that can be stopped, restarted on the files
  * now on their root (after an install script changed them), or provisioned later (add-member).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -43,9 +43,11 @@ export function rewriteNodePaths(text: string, root: string): string {
 }
 
 /** Runs a program to completion (SIGKILL after `timeoutMs`), collecting its output; never throws for an exit code. */
-export function runProcess(command: string, args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
+/** `onChild`: given the process as soon as it runs (a test that kills a command mid-way). */
+export function runProcess(command: string, args: readonly string[], timeoutMs = 60_000, onChild?: (child: ChildProcess) => void): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ETCDCTL_API: '3' } });
+    onChild?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -5,6 +5,7 @@
  * Every member, etcdctl and the CLI run in a mount namespace whose /etc/hosts is this workspace's
  * hosts file, so member names resolve to loopback addresses and the machine's own file is untouched.
  */
+import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -132,16 +133,17 @@ export class LoopbackCluster {
     return ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', this.hostsFile, ...argv];
   }
 
-  private run(argv: readonly string[], timeoutMs?: number): Promise<CliRun> {
+  private run(argv: readonly string[], timeoutMs?: number, onChild?: (child: ChildProcess) => void): Promise<CliRun> {
     const [command, ...args] = this.inNamespace(argv);
-    return runProcess(command, args, timeoutMs);
+    return runProcess(command, args, timeoutMs, onChild);
   }
 
   /** The built CLI (`node bin/etcd-cloudinit.js`), run in the workspace as a user would; the fake API's token and URL for 'do'. */
-  cli(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+  cli(args: readonly string[], env: Record<string, string> = {}, onChild?: (child: ChildProcess) => void, timeoutMs = 120_000): Promise<CliRun> {
     const api = this.fake ? { DIGITALOCEAN_TOKEN: this.fake.token, DIGITALOCEAN_API_URL: this.fake.url } : {};
     const assignments = Object.entries({ ...api, ...env }).map(([key, value]) => `${key}=${value}`);
-    return this.run(['env', '-C', this.workDir, ...assignments, process.execPath, CLI, ...args], 120_000);
+    // unshare and sh exec into env and node: the child's PID is the CLI's own.
+    return this.run(['env', '-C', this.workDir, ...assignments, process.execPath, CLI, ...args], timeoutMs, onChild);
   }
 
   /** Rewritten in place (same inode), so namespaces that already bound it see the change. */
@@ -260,16 +262,18 @@ export class LoopbackCluster {
     member.running = undefined;
   }
 
-  /** One HTTPS GET to the member's own address with the admin certificate, checking its name as a client would. */
-  private get(name: string, path: string, timeoutMs = 3000): Promise<{ status: number; body: string; servedSerial: string }> {
+  /** One HTTPS GET (or POST of `body`) to the member's own address with the admin certificate, checking its name as a client would. */
+  private get(name: string, path: string, timeoutMs = 3000, body?: unknown): Promise<{ status: number; body: string; servedSerial: string }> {
     const member = this.member(name);
     const tls = adminTls(join(this.outDir, 'pki'));
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
         {
           host: member.ip,
           port: 2379,
           path,
+          method: payload === undefined ? 'GET' : 'POST',
           ...(member.hostname ? { servername: member.hostname } : {}),
           ca: readFileSync(tls.cacert),
           cert: readFileSync(tls.cert),
@@ -286,8 +290,33 @@ export class LoopbackCluster {
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', reject);
-      req.end();
+      req.end(payload);
     });
+  }
+
+  /** A put through the member's gRPC gateway; resolves only when etcd acknowledged it (HTTP 200). */
+  async put(name: string, key: string, value: string, timeoutMs = 1000): Promise<void> {
+    const answer = await this.get(name, '/v3/kv/put', timeoutMs, { key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') });
+    if (answer.status !== 200) throw new Error(`put on ${name}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+  }
+
+  /** Every key under `prefix` with its value, read from this member (linearizable: it has caught up with the leader). */
+  async range(name: string, prefix: string): Promise<Map<string, string>> {
+    const end = Buffer.from(prefix);
+    end[end.length - 1]! += 1;
+    const answer = await this.get(name, '/v3/kv/range', 10_000, { key: Buffer.from(prefix).toString('base64'), range_end: end.toString('base64') });
+    if (answer.status !== 200) throw new Error(`range on ${name}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+    const kvs = (JSON.parse(answer.body) as { kvs?: { key: string; value?: string }[] }).kvs ?? [];
+    return new Map(kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value ?? '', 'base64').toString()]));
+  }
+
+  /** Names of the members booted here whose etcd runs now. */
+  runningMembers(): string[] {
+    return [...this.members.values()].filter((member) => member.running).map((member) => member.name);
+  }
+
+  isBooted(name: string): boolean {
+    return this.members.has(name);
   }
 
   /** Waits until each member answers /health with true; fails with the tail of its log. */

@@ -1,0 +1,297 @@
+/**
+ * `roll` and `repair`: replace members by new machines, one at a time, without SSH. They plan here
+ * (validate -> plan the steps -> record them in roll.json) and run the steps in day2/replace.ts.
+ */
+import { isIPv4 } from 'node:net';
+import { installRecord, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
+import type { CommandContext } from '../context.js';
+import { dropletWaitOptions } from '../day2/droplets.js';
+import { realEffects, dryRunEffects } from '../day2/effects.js';
+import { checkMembers } from '../day2/health.js';
+import { MAX_MEMBERS } from '../day2/membership.js';
+import { folderFromFlags, openCluster, parseTimeoutMs, rawInputFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
+import { CliError, usageError } from '../errors.js';
+import { flagsToRawInput, memberHostname, resolveClusterInput } from '../input.js';
+import { isUnicastIPv4 } from '../ipv4.js';
+import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
+import { planCluster } from '../plan.js';
+import { parseEtcdVersion, upgradeRefusal } from '../versions.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export function runRoll(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  return runOperation('roll', flags, context);
+}
+
+export function runRepair(flags: ParsedOptions, context: CommandContext): Promise<number> {
+  return runOperation('repair', flags, context);
+}
+
+/** Holds the folder's lock for the whole run: nothing else changes the cluster meanwhile. */
+function runOperation(operation: Operation, flags: ParsedOptions, context: CommandContext): Promise<number> {
+  const folder = folderFromFlags(flags, context);
+  return folder.withLock(operation, context.now(), () => operate(operation, flags, context, folder));
+}
+
+async function operate(operation: Operation, flags: ParsedOptions, context: CommandContext, folder: ClusterFolder): Promise<number> {
+  const dryRun = flags['dry-run'] === true;
+  const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  const cluster = openCluster(folder);
+  const run: ReplaceRun = {
+    context,
+    folder,
+    effects: dryRun ? dryRunEffects(folder, progress) : realEffects(folder),
+    operation,
+    timeoutMs: parseTimeoutMs(flags),
+    catchUpMs: secondsFlagMs(flags, 'catch-up-timeout', 900, 7200, 'is not a number of seconds from 1 to 7200'),
+    pollMs: secondsFlagMs(flags, 'poll-interval', 5, 60, 'is not a number of seconds up to 60'),
+    droplets: cluster.digitalocean ? dropletWaitOptions(flags) : undefined,
+    print: flags.print === true,
+    sleep,
+  };
+  const existing = folder.readRollState();
+  let state: RollState;
+  if (existing?.current) {
+    state = resumable(operation, existing, flags, cluster);
+    const pending = existing.current.steps.filter((step) => step.done.length < ACTION_ORDER[operation].length);
+    progress(`resuming the ${operation} started ${existing.current.startedAt} (to ${existing.current.target.etcdVersion}): ${pending.map(describeStep).join(', ') || 'every member replaced; checking the cluster version'}`);
+  } else {
+    const plan = operation === 'roll' ? await planRoll(flags, context, cluster) : await planRepair(flags, context, cluster);
+    state = { formatVersion: 1, current: { operation, startedAt: context.now().toISOString(), fromVersion: cluster.record.etcdVersion, target: plan.target, steps: plan.steps }, history: existing?.history ?? [] };
+    if (dryRun) {
+      context.stdout.write(renderPlan(operation, cluster, state));
+      return 0;
+    }
+    folder.update({ files: [rollStateFile(state)] });
+    progress(`${operation} of cluster ${cluster.record.clusterName} to ${plan.target.etcdVersion}: ${plan.steps.map(describeStep).join(', ')}`);
+  }
+  if (dryRun) {
+    // A dry run of a roll in progress shows what the re-run would still do.
+    context.stdout.write(renderPlan(operation, cluster, state));
+    return 0;
+  }
+  const outcome = await runReplacement(run, state);
+  (run.print ? context.stderr : context.stdout).write(renderOutcome(operation, cluster, outcome));
+  return 0;
+}
+
+/** The flags that define a roll: on a re-run they may only repeat what roll.json recorded. */
+const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'name', 'ip', 'hostname'] as const;
+
+function resumable(operation: Operation, state: RollState, flags: ParsedOptions, cluster: OpenCluster): RollState {
+  const current = state.current!;
+  if (current.operation !== operation) {
+    throw usageError('preflight', `a ${current.operation} of cluster ${cluster.record.clusterName} is in progress (started ${current.startedAt}); run ${current.operation} again to finish it first`);
+  }
+  const recorded: Record<string, string | undefined> = {
+    'etcd-version': current.target.etcdVersion,
+    'key-size': String(current.target.keySize),
+    install: current.target.install.mode ?? 'download',
+    'release-url': current.target.install.mode === 'baked' ? undefined : current.target.install.releaseUrl,
+    'etcd-sha256': current.target.install.mode === 'baked' ? undefined : current.target.install.sha256,
+    image: current.target.droplet ? String(current.target.droplet.image) : undefined,
+    size: current.target.droplet?.size,
+    member: current.steps.map((step) => step.old).join(','),
+    name: current.steps.map((step) => step.old).join(','),
+    ips: current.steps.map((step) => step.replacement.ip).join(','),
+    ip: current.steps.map((step) => step.replacement.ip).join(','),
+    hostnames: current.steps.map((step) => step.replacement.hostname).join(','),
+    hostname: current.steps.map((step) => step.replacement.hostname).join(','),
+  };
+  for (const flag of DEFINING_FLAGS) {
+    const given = flag === 'member' || flag === 'ips' || flag === 'hostnames' ? listFlag(flags, flag).join(',') || undefined : stringFlag(flags, flag);
+    if (given !== undefined && given !== recorded[flag]) {
+      throw usageError(
+        'validate',
+        `${flag}: ${JSON.stringify(given)} differs from the ${operation} in progress (${recorded[flag] === undefined ? 'not set' : JSON.stringify(recorded[flag])}, started ${current.startedAt}); run '${operation}' without it to resume`,
+      );
+    }
+  }
+  return state;
+}
+
+/** What the replacements get: the cluster's settings with the flags' changes, checked as gen-userdata checks them, and by etcd's upgrade rules. */
+function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster): RollTarget {
+  const { record } = cluster;
+  const raw = rawInputFromRecord(record, record.members, cluster.folder.out);
+  const changes = flagsToRawInput(Object.fromEntries(['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-size'].filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
+  if (changes.install === 'baked') {
+    delete raw['release-url'];
+    delete raw['etcd-sha256'];
+  }
+  const versionChanges = changes['etcd-version'] !== undefined && changes['etcd-version'] !== record.etcdVersion;
+  if (versionChanges && raw['etcd-sha256'] !== undefined && changes['etcd-sha256'] === undefined && changes.install !== 'baked') {
+    throw usageError('validate', `etcd-sha256: cluster ${record.clusterName} pins the ${record.etcdVersion} tarball's SHA-256; give --etcd-sha256 of the ${String(changes['etcd-version'])} tarball too`);
+  }
+  const input = resolveClusterInput(raw, changes).input;
+  const plan = planCluster(input, cluster.folder.dir);
+  const from = parseEtcdVersion(record.etcdVersion)!;
+  const to = parseEtcdVersion(plan.etcdVersion)!;
+  const refusal = upgradeRefusal(from, to);
+  if (refusal) throw usageError('validate', `etcd-version: ${refusal}`);
+  return { etcdVersion: plan.etcdVersion, install: installRecord(plan.install), keySize: plan.keySize, ...dropletTarget(flags, cluster) };
+}
+
+/** create-droplets clusters: the replacements' droplet settings (--size, --image over the cluster's own). */
+function dropletTarget(flags: ParsedOptions, cluster: OpenCluster): { droplet?: DropletSettings } {
+  const size = stringFlag(flags, 'size');
+  const image = stringFlag(flags, 'image');
+  if (!cluster.digitalocean) {
+    if (size !== undefined || image !== undefined) throw usageError('validate', `${size !== undefined ? 'size' : 'image'}: only a cluster create-droplets made has droplets; replace this cluster's machines with your own`);
+    return {};
+  }
+  if (size !== undefined && !/^[a-z0-9-]+$/.test(size)) throw usageError('validate', `size: ${JSON.stringify(size)} is not a droplet size slug (for example s-2vcpu-4gb)`);
+  if (image !== undefined && !/^([a-z0-9][a-z0-9.-]*|\d+)$/.test(image)) throw usageError('validate', `image: ${JSON.stringify(image)} is not an image slug or snapshot id`);
+  const droplet = cluster.digitalocean.droplet;
+  const base: DropletSettings = droplet ?? { size: 's-1vcpu-2gb', image: 'ubuntu-24-04-x64', sshKeys: [], ttl: 60 };
+  return { droplet: { ...base, ...(size !== undefined ? { size } : {}), ...(image !== undefined ? { image: /^\d+$/.test(image) ? Number(image) : image } : {}) } };
+}
+
+/** Every name this cluster has used: current members, droplets, and every member replaced before. */
+function usedNames(cluster: OpenCluster): Set<string> {
+  const history = cluster.folder.readRollState()?.history ?? [];
+  return new Set([
+    ...cluster.record.members.map((member) => member.name),
+    ...(cluster.digitalocean?.members ?? []).map((member) => member.name),
+    ...history.flatMap((entry) => [entry.old, entry.replacement]),
+  ]);
+}
+
+/** `etcd1` -> `etcd1-2` -> `etcd1-3`: a replacement's name says whom it replaced, and is never one used before. */
+export function replacementName(old: string, taken: Set<string>): string {
+  const base = old.replace(/-\d+$/, '');
+  for (let generation = 2; ; generation += 1) {
+    const name = `${base}-${generation}`;
+    if (!taken.has(name)) {
+      taken.add(name);
+      return name;
+    }
+  }
+}
+
+/** The replacement of each old member: its name, and its address in the cluster's own mode. */
+function replacements(flags: ParsedOptions, cluster: OpenCluster, olds: readonly string[], addressFlags: { ip: string; hostname: string }): MemberRecord[] {
+  const { record } = cluster;
+  const taken = usedNames(cluster);
+  const byName = record.members.every((member) => member.hostname !== undefined);
+  const domain = cluster.digitalocean?.domain ?? record.domain;
+  const names = olds.map((old) => replacementName(old, taken));
+  for (const name of names) {
+    if (name.length > 63) throw usageError('validate', `member: replacement name ${JSON.stringify(name)} is longer than 63 characters`);
+    if (cluster.digitalocean && `${record.clusterName}-${name}`.length > 32) {
+      throw usageError('validate', `member: droplet name ${JSON.stringify(`${record.clusterName}-${name}`)} of the replacement is longer than 32 characters`);
+    }
+  }
+  if (!byName) {
+    if (listFlag(flags, addressFlags.hostname).length > 0) throw usageError('validate', `${addressFlags.hostname}: the members of cluster ${record.clusterName} are addressed by IPv4; give --${addressFlags.ip}`);
+    const ips = listFlag(flags, addressFlags.ip);
+    if (ips.length !== olds.length) {
+      throw usageError('validate', `${addressFlags.ip}: give the new machine's IPv4 for each replaced member (${olds.join(', ')}): ${olds.length} address(es), got ${ips.length}`);
+    }
+    ips.forEach((ip, index) => {
+      const field = addressFlags.ip === 'ip' ? 'ip' : `ips[${index}]`;
+      if (!isIPv4(ip)) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is not an IPv4 address`);
+      if (!isUnicastIPv4(ip)) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is not a unicast host address`);
+      const owner = record.members.find((member) => member.ip === ip);
+      if (owner) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is already used by member ${owner.name}; a replacement is a new machine`);
+      if (ips.indexOf(ip) !== index) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is given twice`);
+    });
+    return names.map((name, index) => ({ name, ip: ips[index]! }));
+  }
+  if (listFlag(flags, addressFlags.ip).length > 0) throw usageError('validate', `${addressFlags.ip}: the members of cluster ${record.clusterName} are named by DNS; ${domain ? 'their replacements are named <cluster-name>-<name>.' + domain : `give --${addressFlags.hostname}`}`);
+  if (domain !== undefined) {
+    if (listFlag(flags, addressFlags.hostname).length > 0) throw usageError('validate', `${addressFlags.hostname}: cluster ${record.clusterName} derives its names as <cluster-name>-<member>.${domain}; do not give --${addressFlags.hostname}`);
+    return names.map((name) => ({ name, hostname: memberHostname(record.clusterName, name, domain) }));
+  }
+  const hostnames = listFlag(flags, addressFlags.hostname);
+  if (hostnames.length !== olds.length) {
+    throw usageError('validate', `${addressFlags.hostname}: give the new machine's DNS name for each replaced member (${olds.join(', ')}): ${olds.length} name(s), got ${hostnames.length}`);
+  }
+  hostnames.forEach((hostname, index) => {
+    const owner = record.members.find((member) => member.hostname === hostname);
+    if (owner) throw usageError('validate', `${addressFlags.hostname}: ${JSON.stringify(hostname)} is already used by member ${owner.name}; a replacement is a new machine with a new name`);
+  });
+  return names.map((name, index) => ({ name, hostname: hostnames[index]! }));
+}
+
+interface OperationPlan {
+  readonly target: RollTarget;
+  readonly steps: readonly ReplacementStep[];
+}
+
+/** roll: every member (or --member), healthy cluster, no learner; the leader last, so leadership moves once. */
+async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster): Promise<OperationPlan> {
+  const target = targetFromFlags(flags, cluster);
+  const names = cluster.plan.members.map((member) => member.name);
+  const chosen = listFlag(flags, 'member');
+  for (const name of chosen) {
+    if (!names.includes(name)) throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
+  }
+  if (cluster.plan.members.length + 1 > MAX_MEMBERS) throw usageError('validate', `member: a roll adds one member at a time; cluster ${cluster.record.clusterName} has ${MAX_MEMBERS} already`);
+  const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
+  const health = await checkMembers(cluster.plan, client, context.now());
+  const unhealthy = health.filter((member) => !member.healthy);
+  if (unhealthy.length > 0) {
+    throw new CliError('preflight', `refusing to roll an unhealthy cluster: ${unhealthy.map((member) => `${member.name} (${member.error})`).join('; ')}; replace a dead member with 'etcd-cloudinit repair --name <member>' first`);
+  }
+  const learner = health.find((member) => member.learner);
+  if (learner) throw new CliError('preflight', `${learner.name} is still a learner; wait until it has promoted itself, then roll`);
+  const leader = health.find((member) => member.leader)?.name;
+  const olds = (chosen.length > 0 ? names.filter((name) => chosen.includes(name)) : names).sort((a, b) => Number(a === leader) - Number(b === leader));
+  const news = replacements(flags, cluster, olds, { ip: 'ips', hostname: 'hostnames' });
+  return {
+    target,
+    steps: olds.map((old, index) => ({ old, oldPeerUrl: cluster.plan.members.find((member) => member.name === old)!.peerUrl, replacement: news[index]!, done: [] })),
+  };
+}
+
+/** repair: the named member is dead, and the others keep quorum without it. */
+async function planRepair(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster): Promise<OperationPlan> {
+  const name = stringFlag(flags, 'name');
+  const names = cluster.plan.members.map((member) => member.name);
+  if (name === undefined) throw usageError('validate', 'name: is required: the dead member to replace (for example --name etcd2)');
+  const dead = cluster.plan.members.find((member) => member.name === name);
+  if (!dead) throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
+  const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
+  const now = context.now();
+  const health = await checkMembers(cluster.plan, client, now);
+  if (health.find((member) => member.name === name)!.healthy) {
+    throw usageError('preflight', `name: ${name} is healthy; repair replaces a dead member. Replace a live one with 'etcd-cloudinit roll --member ${name}'`);
+  }
+  const others = health.filter((member) => member.name !== name);
+  const healthyOthers = others.filter((member) => member.healthy && !member.learner);
+  const quorumAfter = Math.floor(others.length / 2) + 1;
+  if (healthyOthers.length < quorumAfter) {
+    throw new CliError(
+      'preflight',
+      `refusing to remove ${name}: only ${healthyOthers.length} other member(s) are healthy voters (${others.filter((member) => !member.healthy).map((member) => member.name).join(', ') || 'none'} unhealthy), and ${others.length} members need ${quorumAfter} for quorum; bring them back first`,
+    );
+  }
+  const { record } = cluster;
+  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keySize: record.keySize, ...dropletTarget(flags, cluster) };
+  const [replacement] = replacements(flags, cluster, [name], { ip: 'ip', hostname: 'hostname' });
+  return { target, steps: [{ old: name, oldPeerUrl: dead.peerUrl, replacement: replacement!, done: [] }] };
+}
+
+function renderPlan(operation: Operation, cluster: OpenCluster, state: RollState): string {
+  const current = state.current!;
+  const lines = [
+    `Dry run: ${operation} of cluster ${cluster.record.clusterName} from ${current.fromVersion} to ${current.target.etcdVersion}, key size ${current.target.keySize}${current.target.droplet ? `, droplets ${current.target.droplet.size} / ${current.target.droplet.image}` : ''}; nothing was changed or written.`,
+    ...current.steps.map((step) => `  ${describeStep(step)}: ${ACTION_ORDER[operation].filter((action) => !step.done.includes(action)).join(' -> ')}`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function renderOutcome(operation: Operation, cluster: OpenCluster, outcome: ReplaceOutcome): string {
+  const verb = operation === 'roll' ? 'Rolled' : 'Repaired';
+  return [
+    `${verb} cluster ${cluster.record.clusterName}: ${outcome.steps.map(describeStep).join(', ')}.`,
+    ...[...outcome.memberVersions].map(([name, version]) => `  ${name.padEnd(10)}etcd ${version}`),
+    `Cluster version: ${outcome.clusterVersion}`,
+    ...outcome.retiredMachines.map((line) => `  ${line}`),
+    `Updated ${cluster.folder.shownFile('cluster.json')}; every replacement has a freshly minted certificate.`,
+    '',
+  ].join('\n');
+}

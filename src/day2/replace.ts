@@ -1,0 +1,412 @@
+/**
+ * Rolling replacement: the engine of `roll` and `repair`. Each member is replaced by a new machine
+ * with a new name, a freshly minted certificate and the roll's settings; roll.json records every
+ * action done, so a re-run after a crash or Ctrl-C goes on with the next action and never makes a
+ * second replacement for the same member.
+ *
+ *   roll:   add (learner) -> promote (its machine joins, catches up, is promoted) -> remove-old -> retire-old
+ *   repair: remove-old (the dead member) -> retire-old -> add -> promote
+ */
+import {
+  FOLDER_FILES,
+  rollStateFile,
+  type ClusterFolder,
+  type ClusterRecord,
+  type ReplaceAction,
+  type ReplacementStep,
+  type RollState,
+  type RollTarget,
+} from '../cluster-folder.js';
+import type { CommandContext } from '../context.js';
+import { CliError } from '../errors.js';
+import { EtcdCallError, firstAnswer, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
+import { certificateFiles, recordFiles, userDataFile } from '../output.js';
+import { issueLeaf, readClusterPki, type ClusterPki } from '../pki/mint.js';
+import type { ClusterPlan, MemberPlan } from '../plan.js';
+import { renderUserData } from '../render.js';
+import { parseEtcdVersion } from '../versions.js';
+import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js';
+import type { Day2Effects } from './effects.js';
+import { checkMember, checkMembers } from './health.js';
+import { addWithRetry, hexMemberId, membershipDrift, withJoiningMember } from './membership.js';
+import { openCluster, planFromRecord, type OpenCluster } from './open-cluster.js';
+
+export type Operation = 'roll' | 'repair';
+
+export const ACTION_ORDER: Record<Operation, readonly ReplaceAction[]> = {
+  roll: ['add', 'promote', 'remove-old', 'retire-old'],
+  repair: ['remove-old', 'retire-old', 'add', 'promote'],
+};
+
+/** What one run of roll or repair works with. */
+export interface ReplaceRun {
+  readonly context: CommandContext;
+  readonly folder: ClusterFolder;
+  readonly effects: Day2Effects;
+  readonly operation: Operation;
+  /** Per etcd call. */
+  readonly timeoutMs: number;
+  /** The bound for a replacement to join, catch up and be promoted, and for the cluster version at the end. */
+  readonly catchUpMs: number;
+  readonly pollMs: number;
+  /** create-droplets clusters: how long to wait for a droplet. */
+  readonly droplets: DropletWait | undefined;
+  /** Write each replacement's user-data to stdout too. */
+  readonly print: boolean;
+  readonly sleep: (ms: number) => Promise<void>;
+}
+
+/** The result a finished run reports. */
+export interface ReplaceOutcome {
+  readonly steps: readonly ReplacementStep[];
+  readonly memberVersions: ReadonlyMap<string, string>;
+  readonly clusterVersion: string;
+  readonly retiredMachines: readonly string[];
+}
+
+const progressOf = (run: ReplaceRun) => (line: string) => void run.context.stderr.write(`${line}\n`);
+
+/** The cluster.json record with the roll's settings: what the replacements are rendered from. */
+export function targetRecord(record: ClusterRecord, target: RollTarget): ClusterRecord {
+  return { ...record, etcdVersion: target.etcdVersion, install: target.install, keySize: target.keySize };
+}
+
+/** Runs every step's remaining actions in order, then finishes the roll. */
+export async function runReplacement(run: ReplaceRun, initial: RollState): Promise<ReplaceOutcome> {
+  let state = initial;
+  const retiredMachines: string[] = [];
+  for (let index = 0; index < state.current!.steps.length; index += 1) {
+    for (const action of ACTION_ORDER[run.operation]) {
+      const step = state.current!.steps[index]!;
+      if (step.done.includes(action)) continue;
+      const result = await ACTIONS[action](run, state, step);
+      state = result.state;
+      if (result.retired) retiredMachines.push(result.retired);
+    }
+  }
+  return finish(run, state, retiredMachines);
+}
+
+interface ActionResult {
+  readonly state: RollState;
+  readonly retired?: string;
+}
+
+type Action = (run: ReplaceRun, state: RollState, step: ReplacementStep) => Promise<ActionResult>;
+
+const ACTIONS: Record<ReplaceAction, Action> = {
+  add: addReplacement,
+  promote: promoteReplacement,
+  'remove-old': removeOld,
+  'retire-old': retireOld,
+};
+
+/** The state with one step changed (matched by its old member). */
+function withStep(state: RollState, step: ReplacementStep): RollState {
+  const current = state.current!;
+  return { ...state, current: { ...current, steps: current.steps.map((candidate) => (candidate.old === step.old ? step : candidate)) } };
+}
+
+function markDone(step: ReplacementStep, action: ReplaceAction): ReplacementStep {
+  return { ...step, done: [...step.done, action] };
+}
+
+/** The replacement as a member of `plan` (it must be one). */
+function memberOf(plan: ClusterPlan, name: string): MemberPlan {
+  const member = plan.members.find((candidate) => candidate.name === name);
+  if (!member) throw new Error(`${name} is not in the plan`);
+  return member;
+}
+
+/** The certificates of the plan's members from pki/, plus `extra` (a replacement's, not written yet). */
+function clusterPki(plan: ClusterPlan, cluster: OpenCluster, extra?: ClusterPki['all'][number]): ClusterPki {
+  const withoutExtra = extra ? { ...plan, members: plan.members.filter((member) => member.name !== extra.fileBase) } : plan;
+  const current = readClusterPki(withoutExtra, cluster.pki);
+  if (!extra) return current;
+  return { ...current, members: new Map([...current.members, [extra.fileBase, extra]]), all: [...current.all, extra] };
+}
+
+/** Every current member healthy (the replaced one too, on a roll); the endpoint of the leader. */
+async function requireHealthy(cluster: OpenCluster, client: ClientOptions, now: Date, what: string): Promise<string> {
+  const health = await checkMembers(cluster.plan, client, now);
+  const unhealthy = health.filter((member) => !member.healthy);
+  if (unhealthy.length > 0) {
+    throw new CliError('preflight', `refusing to ${what}: ${unhealthy.map((member) => `${member.name} (${member.error})`).join('; ')}; fix it, or replace a dead member with 'etcd-cloudinit repair --name <member>'`);
+  }
+  return (health.find((member) => member.leader) ?? health[0]!).endpoint;
+}
+
+/** add: preflight, mint, member add as a learner, write its files and the step in one folder update. */
+async function addReplacement(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
+  const progress = progressOf(run);
+  const now = run.context.now();
+  const current = state.current!;
+  const cluster = openCluster(run.folder);
+  const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+  const endpoint = await requireHealthy(cluster, client, now, `add ${step.replacement.name}`);
+
+  const members = [...cluster.record.members, step.replacement];
+  const basePlan = planFromRecord(targetRecord(cluster.record, current.target), members, run.folder);
+  const placeholderPlan = withJoiningMember(basePlan, step.replacement.name, 'f'.repeat(16));
+  const joining = memberOf(placeholderPlan, step.replacement.name);
+
+  const running = await memberList(endpoint, client).catch((error: Error) => {
+    throw new CliError('preflight', `member list on ${endpoint} failed: ${error.message}`);
+  });
+  const already = running.find((member) => member.peerURLs?.includes(joining.peerUrl));
+  const learner = running.find((member) => member.isLearner && member !== already);
+  if (learner) throw new CliError('preflight', `${learner.name || 'an unstarted member'} (ID ${hexMemberId(learner.ID)}) is a learner that is not part of this ${run.operation}; wait until it is promoted or remove it`);
+  const drift = membershipDrift(cluster.plan.members, running.filter((member) => member !== already));
+  if (drift.length > 0) throw new CliError('preflight', `cluster.json and the running cluster disagree: ${drift.join('; ')}`);
+
+  // Everything that can fail offline happens before the cluster changes.
+  const ca = readClusterPki(cluster.plan, cluster.pki).ca;
+  const cert = await issueLeaf(placeholderPlan, step.replacement.name, { certPem: ca.certPem, keyPem: ca.keyPem }, {
+    now,
+    ...(run.context.keySource ? { keySource: run.context.keySource } : {}),
+    ...(run.context.serialSource ? { serialSource: run.context.serialSource } : {}),
+  });
+  const pki = clusterPki(placeholderPlan, cluster, cert);
+  renderUserData(placeholderPlan, pki, step.replacement.name);
+
+  const memberId = already?.ID ?? (await addWithRetry(run.effects, endpoint, joining.peerUrl, client, true)).member?.ID;
+  if (memberId === undefined) throw new CliError('api', `member add ${joining.peerUrl} on ${endpoint} returned no member ID`);
+  progress(`${step.old}: ${already ? 'found' : 'added'} replacement ${step.replacement.name} (${joining.host}, ID ${hexMemberId(memberId)}) as a learner`);
+  const plan = withJoiningMember(basePlan, step.replacement.name, hexMemberId(memberId));
+  const userData = renderUserData(plan, pki, step.replacement.name);
+  // cluster.json keeps the cluster's settings until the roll ends; only its member list changes now.
+  const recordPlan = planFromRecord(cluster.record, members, run.folder);
+  const next = withStep(state, { ...markDone(step, 'add'), memberId, lastFailure: undefined });
+  run.effects.updateFolder({
+    files: [...certificateFiles(cert), userDataFile(step.replacement.name, userData), ...recordFiles(recordPlan, clusterPki(recordPlan, cluster, cert), now), rollStateFile(next)],
+  });
+  if (run.print) run.context.stdout.write(userData);
+  return { state: next };
+}
+
+/**
+ * promote: the replacement's machine (a droplet on create-droplets clusters; otherwise the operator
+ * boots it) joins, catches up and is promoted, within the bound; else it is rolled back.
+ */
+async function promoteReplacement(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
+  const progress = progressOf(run);
+  const cluster = openCluster(run.folder);
+  const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+  const member = memberOf(cluster.plan, step.replacement.name);
+  const userDataPath = run.folder.shownFile(FOLDER_FILES.userData(member.name));
+  const deadline = Date.now() + run.catchUpMs;
+  try {
+    if (cluster.digitalocean) {
+      const advice = `Run ${run.operation} again to go on: it finds the droplet or creates it.`;
+      progress(`${step.old}: ${await provisionDroplet(run.context, cluster, run.effects, member, cluster.folder.readUserData(member.name), run.droplets!, state.current!.target.droplet, advice)}`);
+    } else {
+      progress(`${step.old}: boot the replacement machine ${member.host} with ${userDataPath} now; waiting up to ${Math.round(run.catchUpMs / 1000)} s for it to join and catch up`);
+    }
+    await waitPromoted(run, cluster, client, step, deadline);
+  } catch (error) {
+    if (!(error instanceof CatchUpTimeout)) throw error;
+    return rollBack(run, state, step, error.message);
+  }
+  progress(`${step.old}: replacement ${member.name} is a voting member and healthy`);
+  const next = withStep(state, markDone(step, 'promote'));
+  run.effects.updateFolder({ files: [rollStateFile(next)] });
+  return { state: next };
+}
+
+class CatchUpTimeout extends Error {}
+
+/** Until the replacement is a voter and healthy: promotes it as soon as etcd allows (the node's own etcd-promote.service may win). */
+async function waitPromoted(run: ReplaceRun, cluster: OpenCluster, client: ClientOptions, step: ReplacementStep, deadline: number): Promise<void> {
+  const voters = cluster.plan.members.filter((member) => member.name !== step.replacement.name).map((member) => member.clientUrl);
+  const replacement = memberOf(cluster.plan, step.replacement.name);
+  let last = 'its machine has not started etcd yet';
+  for (;;) {
+    try {
+      const { endpoint, value: running } = await firstAnswer(voters, (candidate) => memberList(candidate, client));
+      const member = running.find((candidate) => candidate.ID === step.memberId);
+      if (!member) throw new CliError('catch-up', `replacement ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) is no longer in the cluster; was it removed by hand? Run ${run.operation} again to add it anew`);
+      if (member.isLearner && member.name) {
+        try {
+          await run.effects.memberPromote(endpoint, member.ID, client);
+        } catch (error) {
+          last = (error as Error).message;
+        }
+      }
+      const now = await memberList(endpoint, client);
+      if (now.find((candidate) => candidate.ID === step.memberId)?.isLearner !== true) {
+        const health = await checkMember(replacement.name, replacement.clientUrl, client, run.context.now());
+        if (health.healthy) return;
+        last = `promoted, not healthy yet: ${health.error}`;
+      } else if (!member.name) {
+        last = 'its machine has not started etcd yet';
+      }
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+      last = (error as Error).message;
+    }
+    if (Date.now() >= deadline) throw new CatchUpTimeout(`${step.replacement.name} did not join and catch up within ${Math.round(run.catchUpMs / 1000)} s (last: ${last})`);
+    await run.sleep(Math.min(run.pollMs, Math.max(0, deadline - Date.now())));
+  }
+}
+
+/** A replacement that did not catch up: out of the cluster, its machine and files gone; the old member still serves. */
+async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep, reason: string): Promise<never> {
+  const progress = progressOf(run);
+  const now = run.context.now();
+  const cluster = openCluster(run.folder);
+  const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+  const others = cluster.plan.members.filter((member) => member.name !== step.replacement.name);
+  progress(`${step.old}: ${reason}; rolling ${step.replacement.name} back`);
+  const { endpoint, value: running } = await firstAnswer(
+    others.map((member) => member.clientUrl),
+    (candidate) => memberList(candidate, client),
+  ).catch((error: Error) => {
+    throw new CliError('api', `no member answered member list while rolling ${step.replacement.name} back: ${error.message}`);
+  });
+  if (running.some((member) => member.ID === step.memberId)) {
+    await run.effects.memberRemove(endpoint, step.memberId!, client).catch((error: Error) => {
+      throw new CliError('api', `member remove ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) failed while rolling it back: ${error.message}; run ${run.operation} again`);
+    });
+  }
+  if (cluster.digitalocean?.members.some((member) => member.name === step.replacement.name)) {
+    progress(`${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
+  }
+  const members = cluster.record.members.filter((member) => member.name !== step.replacement.name);
+  const plan = planFromRecord(cluster.record, members, run.folder);
+  const { memberId: _dropped, ...rest } = step;
+  const next = withStep(state, { ...rest, done: step.done.filter((action) => action !== 'add' && action !== 'promote'), lastFailure: `${now.toISOString()}: ${reason}` });
+  run.effects.updateFolder({
+    files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
+    remove: [FOLDER_FILES.cert(step.replacement.name), FOLDER_FILES.key(step.replacement.name), FOLDER_FILES.userData(step.replacement.name)],
+  });
+  throw new CliError(
+    'catch-up',
+    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${cluster.digitalocean ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
+  );
+}
+
+/** remove-old: leadership moved off the old member first (roll), then member remove; its files and record go. */
+async function removeOld(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
+  const progress = progressOf(run);
+  const now = run.context.now();
+  const cluster = openCluster(run.folder);
+  const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+  const old = cluster.plan.members.find((member) => member.name === step.old);
+  const others = cluster.plan.members.filter((member) => member.name !== step.old);
+  const { endpoint, value: running } = await firstAnswer(
+    others.map((member) => member.clientUrl),
+    (candidate) => memberList(candidate, client),
+  ).catch((error: Error) => {
+    throw new CliError('preflight', `no member but ${step.old} answered member list: ${error.message}`);
+  });
+  const target = running.find((member) => member.peerURLs?.includes(step.oldPeerUrl));
+  if (target) {
+    if (old && run.operation === 'roll') await moveLeadershipOff(run, old, target, step, client);
+    await removeWithRetry(run, endpoint, target, step, client);
+    progress(`${step.old}: removed from the cluster (ID ${hexMemberId(target.ID)})`);
+  }
+  const members = cluster.record.members.filter((member) => member.name !== step.old);
+  const plan = planFromRecord(cluster.record, members, run.folder);
+  const next = withStep(state, markDone(step, 'remove-old'));
+  run.effects.updateFolder({
+    files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
+    remove: [FOLDER_FILES.cert(step.old), FOLDER_FILES.key(step.old), FOLDER_FILES.userData(step.old), FOLDER_FILES.renewScript(step.old)],
+  });
+  return { state: next };
+}
+
+/** If the old member leads, hand leadership to the replacement (a caught-up voter) and wait until another member leads. */
+async function moveLeadershipOff(run: ReplaceRun, old: MemberPlan, oldMember: EtcdMember, step: ReplacementStep, client: ClientOptions): Promise<void> {
+  const status = await memberStatus(old.clientUrl, client).catch(() => undefined);
+  if (status?.leader !== oldMember.ID) return;
+  const progress = progressOf(run);
+  await run.effects.moveLeader(old.clientUrl, step.memberId!, client).catch((error: Error) => {
+    throw new CliError('api', `move leader from ${step.old} to ${step.replacement.name} failed: ${error.message}; run ${run.operation} again`);
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const now = await memberStatus(old.clientUrl, client).catch(() => undefined);
+    if (now?.leader !== undefined && now.leader !== oldMember.ID && now.leader !== '0') break;
+    if (Date.now() >= deadline) throw new CliError('api', `leadership did not move off ${step.old} within 30 s; run ${run.operation} again`);
+    await run.sleep(200);
+  }
+  progress(`${step.old}: was the leader; leadership moved to ${step.replacement.name}`);
+}
+
+/** etcd refuses a removal while some member has not been connected for 5 s (a replacement that just became active). */
+async function removeWithRetry(run: ReplaceRun, endpoint: string, target: EtcdMember, step: ReplacementStep, client: ClientOptions): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await run.effects.memberRemove(endpoint, target.ID, client);
+      return;
+    } catch (error) {
+      const retryable = error instanceof EtcdCallError && /unhealthy cluster/.test(error.message);
+      if (!retryable || attempt === 10) throw new CliError('api', `member remove ${step.old} (ID ${hexMemberId(target.ID)}) on ${endpoint} failed: ${(error as Error).message}; run ${run.operation} again`);
+      await run.sleep(1500);
+    }
+  }
+}
+
+/** retire-old: on a create-droplets cluster its droplet and A record are deleted; otherwise the operator is told the machine may go. */
+async function retireOld(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
+  const progress = progressOf(run);
+  const cluster = openCluster(run.folder);
+  let retired: string;
+  if (cluster.digitalocean?.members.some((member) => member.name === step.old)) {
+    retired = `${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.old, `Run ${run.operation} again to finish: it deletes what is left.`)}`;
+  } else {
+    retired = `${step.old}: out of the cluster; destroy its machine (${new URL(step.oldPeerUrl).hostname}) now: its key and certificate go with it`;
+  }
+  progress(retired);
+  const finishedAt = run.context.now().toISOString();
+  const next: RollState = {
+    ...withStep(state, markDone(step, 'retire-old')),
+    history: [...state.history, { old: step.old, replacement: step.replacement.name, operation: run.operation, finishedAt }],
+  };
+  run.effects.updateFolder({ files: [rollStateFile(next)] });
+  return { state: next, retired };
+}
+
+/** Every member healthy and on the target release, the cluster version reported; cluster.json takes the roll's settings. */
+async function finish(run: ReplaceRun, state: RollState, retiredMachines: readonly string[]): Promise<ReplaceOutcome> {
+  const progress = progressOf(run);
+  const now = run.context.now();
+  const current = state.current!;
+  const cluster = openCluster(run.folder);
+  const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+  const target = parseEtcdVersion(current.target.etcdVersion)!;
+  const wanted = `${target.major}.${target.minor}`;
+  const deadline = Date.now() + run.catchUpMs;
+  let memberVersions = new Map<string, string>();
+  let clusterVersion = 'unknown';
+  for (;;) {
+    const answers = await Promise.allSettled(cluster.plan.members.map((member) => memberVersion(member.clientUrl, client)));
+    memberVersions = new Map(cluster.plan.members.map((member, index) => {
+      const answer = answers[index]!;
+      return [member.name, answer.status === 'fulfilled' ? answer.value.etcdserver : `no answer (${(answer.reason as Error).message})`];
+    }));
+    const reported = answers.find((answer) => answer.status === 'fulfilled');
+    clusterVersion = reported?.status === 'fulfilled' ? reported.value.etcdcluster : clusterVersion;
+    const allOnTarget = [...memberVersions.values()].every((version) => version === current.target.etcdVersion.slice(1));
+    if (allOnTarget && clusterVersion.startsWith(`${wanted}.`)) break;
+    if (Date.now() >= deadline) {
+      throw new CliError('catch-up', `every member was replaced, but within ${Math.round(run.catchUpMs / 1000)} s the cluster did not report version ${wanted} (cluster ${clusterVersion}; ${[...memberVersions].map(([name, version]) => `${name} ${version}`).join(', ')}); run ${run.operation} again to check`);
+    }
+    await run.sleep(run.pollMs);
+  }
+  const settled = targetRecord(cluster.record, current.target);
+  const plan = planFromRecord(settled, settled.members, run.folder);
+  run.effects.updateFolder({ files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile({ history: state.history })] });
+  if (cluster.digitalocean && current.target.droplet) {
+    run.effects.saveDigitalOceanState({ ...cluster.digitalocean, droplet: current.target.droplet });
+  }
+  progress(`cluster ${cluster.record.clusterName}: every member on ${current.target.etcdVersion}, cluster version ${clusterVersion}`);
+  return { steps: current.steps, memberVersions, clusterVersion, retiredMachines };
+}
+
+/** The member records a roll's steps replace, for messages. */
+export function describeStep(step: ReplacementStep): string {
+  const address = step.replacement.ip ?? step.replacement.hostname;
+  return `${step.old} -> ${step.replacement.name} (${address})`;
+}
+

@@ -1,0 +1,268 @@
+/**
+ * roll and repair on real etcd members on loopback, on every kind of cluster the tool makes: members
+ * by IP, by DNS name (--domain), and droplets made by create-droplets against the fake DigitalOcean
+ * API. The test plays the operator and the cloud: it boots each replacement from the user-data the
+ * command wrote (or the API received) and destroys each machine the command retired. A client
+ * writes throughout the roll: one put every 100 ms, each a new key holding a counter.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ETCD_BIN, ETCDCTL_BIN } from '../support/local-cluster.js';
+import { DO_POLL_ARGS, LOOP_DOMAIN, LoopbackCluster, type ClusterKind } from '../support/loopback-cluster.js';
+
+const canRun = process.getuid?.() === 0 && existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN);
+
+const BOOTSTRAP = ['etcd1', 'etcd2', 'etcd3'];
+const WAITS = ['--catch-up-timeout', '60'];
+
+interface RollJson {
+  current?: { operation: string; steps: { old: string; replacement: { name: string }; done: string[]; memberId?: string; lastFailure?: string }[] };
+  history: { old: string; replacement: string; operation: string }[];
+}
+
+const json = <T>(path: string) => JSON.parse(readFileSync(path, 'utf8')) as T;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What differs between the kinds: the flags that give the replacements' addresses, and the wait flags. */
+const KINDS: readonly { kind: ClusterKind; rollArgs: (cluster: LoopbackCluster) => string[]; addressArgs: (cluster: LoopbackCluster, n: number) => string[]; waits: string[] }[] = [
+  {
+    kind: 'ip',
+    rollArgs: (cluster) => ['--ips', [11, 12, 13].map((n) => cluster.ip(n)).join(',')],
+    addressArgs: (cluster, n) => ['--ip', cluster.ip(n)],
+    waits: [...WAITS, '--poll-interval', '0.2'],
+  },
+  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'] },
+  { kind: 'do', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, ...DO_POLL_ARGS] },
+];
+
+/**
+ * The operator and the cloud while a roll or repair runs: boots each replacement once its machine
+ * exists (its user-data written, or on DigitalOcean its droplet active with its A record), and
+ * destroys each old machine once it is out of the cluster.
+ */
+class Operator {
+  private running = true;
+  private readonly loop: Promise<void>;
+  readonly errors: string[] = [];
+
+  constructor(private readonly cluster: LoopbackCluster) {
+    this.loop = this.run();
+  }
+
+  private rollState(): RollJson | undefined {
+    const path = join(this.cluster.outDir, 'roll.json');
+    try {
+      return json<RollJson>(path);
+    } catch {
+      return undefined; // not written yet, or being replaced
+    }
+  }
+
+  private machineReady(name: string): boolean {
+    if (this.cluster.kind !== 'do') return existsSync(this.cluster.userDataPath(name));
+    const droplet = this.cluster.droplet(name);
+    const record = (this.cluster.fake!.domains.get(LOOP_DOMAIN) ?? []).some((entry) => entry.type === 'A' && entry.name === `${this.cluster.clusterName}-${name}`);
+    return droplet?.userData !== undefined && record;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      for (const step of this.rollState()?.current?.steps ?? []) {
+        try {
+          const name = step.replacement.name;
+          if (step.done.includes('add') && !this.cluster.isBooted(name) && this.machineReady(name)) await this.cluster.boot(name);
+          if (step.done.includes('remove-old') && this.cluster.runningMembers().includes(step.old)) await this.cluster.stop(step.old);
+        } catch (error) {
+          this.errors.push((error as Error).message);
+        }
+      }
+      await sleep(100);
+    }
+  }
+
+  /** Stops the loop; machines of members no longer in cluster.json are destroyed. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    const members = json<{ members: { name: string }[] }>(join(this.cluster.outDir, 'cluster.json')).members.map((member) => member.name);
+    for (const name of this.cluster.runningMembers()) if (!members.includes(name)) await this.cluster.stop(name);
+  }
+}
+
+/** One put every 100 ms, each a new key holding a counter, to whichever running member answers first. */
+class Writer {
+  private running = true;
+  private readonly loop: Promise<void>;
+  readonly acknowledged: string[] = [];
+  private readonly ackTimes: number[] = [];
+  attempts = 0;
+
+  constructor(private readonly cluster: LoopbackCluster) {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let preferred = 0;
+    while (this.running) {
+      const started = Date.now();
+      this.attempts += 1;
+      const key = `/roll/${String(this.attempts).padStart(6, '0')}`;
+      const members = this.cluster.runningMembers();
+      for (let offset = 0; offset < members.length; offset += 1) {
+        const index = (preferred + offset) % members.length;
+        try {
+          await this.cluster.put(members[index]!, key, String(this.attempts));
+          this.acknowledged.push(key);
+          this.ackTimes.push(Date.now());
+          preferred = index;
+          break;
+        } catch {
+          // not acknowledged by this member: try the next
+        }
+      }
+      await sleep(Math.max(0, 100 - (Date.now() - started)));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  /** The longest time between two acknowledged writes: the client's outage. */
+  longestGapMs(): number {
+    return this.ackTimes.slice(1).reduce((longest, time, index) => Math.max(longest, time - this.ackTimes[index]!), 0);
+  }
+}
+
+describe.runIf(canRun)('roll and repair on real etcd members', () => {
+  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits }) => {
+    let cluster: LoopbackCluster;
+
+    beforeAll(async () => {
+      cluster = await LoopbackCluster.create(kind);
+      await cluster.startAll(BOOTSTRAP);
+    });
+
+    afterAll(async () => {
+      await cluster?.cleanup();
+    });
+
+    const rollJson = () => json<RollJson>(join(cluster.outDir, 'roll.json'));
+    const recordMembers = () => json<{ members: { name: string }[] }>(join(cluster.outDir, 'cluster.json')).members.map((member) => member.name).sort();
+    /** [name, ID, learner] of the running cluster, asked of any running member. */
+    const memberList = async () => {
+      const list = await cluster.etcdctl(['member', 'list', '-w', 'json', '--hex']);
+      expect(list.code, list.stderr).toBe(0);
+      return (JSON.parse(list.stdout) as { members: { name?: string; ID: string; isLearner?: boolean }[] }).members.map((member) => ({ name: member.name ?? '', id: member.ID, learner: member.isLearner === true }));
+    };
+    const expectValidApiRequests = () => expect(cluster.fake?.violations ?? []).toEqual([]);
+
+    /** Runs the CLI while the operator boots and destroys machines. */
+    const withOperator = async (args: readonly string[], onChild?: (child: ChildProcess) => void) => {
+      const operator = new Operator(cluster);
+      try {
+        return await cluster.cli(args, {}, onChild, 300_000);
+      } finally {
+        await operator.stop();
+        expect(operator.errors).toEqual([]);
+      }
+    };
+
+    it('roll: killed mid-roll and run again, it replaces every member once; no acknowledged write is lost; new certificates', async () => {
+      const originalSerials = new Set(await Promise.all(BOOTSTRAP.map((name) => cluster.servedSerial(name))));
+      const writer = new Writer(cluster);
+      try {
+        await sleep(500);
+        // First run: killed (as by Ctrl-C or a crash) right after its first replacement joined the cluster as a learner.
+        let child: ChildProcess | undefined;
+        const first = cluster.cli(['roll', ...rollArgs(cluster), ...waits], {}, (spawned) => (child = spawned), 300_000);
+        const deadline = Date.now() + 60_000;
+        while (!existsSync(join(cluster.outDir, 'roll.json')) || !rollJson().current?.steps[0]?.done.includes('add')) {
+          if (Date.now() > deadline) throw new Error(`the first replacement was not added within 60 s: ${(await first).stderr}`);
+          await sleep(50);
+        }
+        child!.kill('SIGKILL');
+        expect((await first).code).not.toBe(0);
+        const before = rollJson().current!.steps[0]!;
+        expect(before.done).toEqual(['add']);
+
+        const resumed = await withOperator(['roll', ...waits]);
+        expect(resumed.code, resumed.stderr).toBe(0);
+        expect(resumed.stderr).toContain('resuming the roll');
+        await sleep(500);
+        await writer.stop();
+
+        // Exactly one replacement per member, the first one the same member added before the kill.
+        const members = await memberList();
+        expect(members.map((member) => member.name).sort()).toEqual(BOOTSTRAP.map((name) => `${name}-2`));
+        expect(members.every((member) => !member.learner)).toBe(true);
+        expect(members.find((member) => member.name === before.replacement.name)!.id).toBe(BigInt(before.memberId!).toString(16));
+        expect(recordMembers()).toEqual(BOOTSTRAP.map((name) => `${name}-2`));
+        const state = rollJson();
+        expect(state.current).toBeUndefined();
+        expect(state.history.map((entry) => [entry.old, entry.replacement]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
+
+        // Every acknowledged write is on every member.
+        console.log(`[roll ${kind}] ${writer.acknowledged.length} of ${writer.attempts} writes acknowledged; longest gap between two ${writer.longestGapMs()} ms`);
+        expect(writer.acknowledged.length).toBeGreaterThan(10);
+        for (const member of members) {
+          const stored = await cluster.range(member.name, '/roll/');
+          const lost = writer.acknowledged.filter((key) => !stored.has(key));
+          expect(lost, `acknowledged writes missing on ${member.name}`).toEqual([]);
+        }
+        // Every member serves a certificate with a new serial.
+        for (const member of members) expect(originalSerials.has(await cluster.servedSerial(member.name)), member.name).toBe(false);
+        for (const name of BOOTSTRAP) expect(existsSync(join(cluster.outDir, 'pki', `${name}.key`)), name).toBe(false);
+        const health = await cluster.cli(['health']);
+        expect(health.code, health.stdout + health.stderr).toBe(0);
+        expectValidApiRequests();
+      } finally {
+        await writer.stop();
+      }
+    });
+
+    it('roll: a replacement that never starts is rolled back, the old member still serving; run again, it is replaced', async () => {
+      const membersBefore = await memberList();
+      const failed = await cluster.cli(['roll', '--member', 'etcd1-2', ...(kind === 'ip' ? ['--ips', cluster.ip(14)] : []), '--catch-up-timeout', '3', '--poll-interval', '0.2', ...(kind === 'do' ? ['--wait-timeout', '20'] : [])]);
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).toContain('etcd1-3 did not join and catch up within 3 s');
+      expect(failed.stderr).toContain('etcd1-2 still serves');
+      expect(await memberList()).toEqual(membersBefore);
+      expect(existsSync(cluster.userDataPath('etcd1-3'))).toBe(false);
+      expect(recordMembers()).toEqual(BOOTSTRAP.map((name) => `${name}-2`));
+      expect(rollJson().current!.steps[0]).toMatchObject({ old: 'etcd1-2', done: [] });
+      expect(rollJson().current!.steps[0]!.lastFailure).toContain('did not join');
+      if (kind === 'do') expect(cluster.droplet('etcd1-3')).toBeUndefined();
+      // Other day-2 commands wait for the roll.
+      const blocked = await cluster.cli(['renew-certs']);
+      expect(blocked.code).toBe(1);
+      expect(blocked.stderr).toContain('a roll of cluster etcd is in progress');
+
+      const retried = await withOperator(['roll', ...waits]);
+      expect(retried.code, retried.stderr).toBe(0);
+      expect((await memberList()).map((member) => member.name).sort()).toEqual(['etcd1-3', 'etcd2-2', 'etcd3-2']);
+      expectValidApiRequests();
+    });
+
+    it('repair: a stopped member is removed first, then replaced; refused while the member is healthy', async () => {
+      const healthy = await cluster.cli(['repair', '--name', 'etcd3-2', ...addressArgs(cluster, 15)]);
+      expect(healthy.code).toBe(2);
+      expect(healthy.stderr).toContain('name: etcd3-2 is healthy');
+
+      await cluster.stop('etcd2-2');
+      const repaired = await withOperator(['repair', '--name', 'etcd2-2', ...addressArgs(cluster, 15), ...waits, '--timeout', '2']);
+      expect(repaired.code, repaired.stderr).toBe(0);
+      const members = await memberList();
+      expect(members.map((member) => member.name).sort()).toEqual(['etcd1-3', 'etcd2-3', 'etcd3-2']);
+      expect(members.every((member) => !member.learner)).toBe(true);
+      expect(recordMembers()).toEqual(['etcd1-3', 'etcd2-3', 'etcd3-2']);
+      if (kind === 'do') expect(cluster.droplet('etcd2-2')).toBeUndefined();
+      const health = await cluster.cli(['health']);
+      expect(health.code, health.stdout + health.stderr).toBe(0);
+      expectValidApiRequests();
+    });
+  });
+});
