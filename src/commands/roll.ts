@@ -229,6 +229,9 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
     if (!names.includes(name)) throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
   }
   if (cluster.plan.members.length + 1 > MAX_MEMBERS) throw usageError('validate', `member: a roll adds one member at a time; cluster ${cluster.record.clusterName} has ${MAX_MEMBERS} already`);
+  // Everything offline first: the replacements' names and addresses, in the order the user gave them.
+  const olds = chosen.length > 0 ? names.filter((name) => chosen.includes(name)) : names;
+  const news = replacements(flags, cluster, olds, { ip: 'ips', hostname: 'hostnames' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
   const health = await checkMembers(cluster.plan, client, context.now());
   const unhealthy = health.filter((member) => !member.healthy);
@@ -238,12 +241,9 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
   const learner = health.find((member) => member.learner);
   if (learner) throw new CliError('preflight', `${learner.name} is still a learner; wait until it has promoted itself, then roll`);
   const leader = health.find((member) => member.leader)?.name;
-  const olds = (chosen.length > 0 ? names.filter((name) => chosen.includes(name)) : names).sort((a, b) => Number(a === leader) - Number(b === leader));
-  const news = replacements(flags, cluster, olds, { ip: 'ips', hostname: 'hostnames' });
-  return {
-    target,
-    steps: olds.map((old, index) => ({ old, oldPeerUrl: cluster.plan.members.find((member) => member.name === old)!.peerUrl, replacement: news[index]!, done: [] })),
-  };
+  const steps = olds.map((old, index): ReplacementStep => ({ old, oldPeerUrl: cluster.plan.members.find((member) => member.name === old)!.peerUrl, replacement: news[index]!, done: [] }));
+  // The leader last: leadership then moves once, to a member that stays.
+  return { target, steps: steps.sort((a, b) => Number(a.old === leader) - Number(b.old === leader)) };
 }
 
 /** repair: the named member is dead, and the others keep quorum without it. */
@@ -253,9 +253,11 @@ async function planRepair(flags: ParsedOptions, context: CommandContext, cluster
   if (name === undefined) throw usageError('validate', 'name: is required: the dead member to replace (for example --name etcd2)');
   const dead = cluster.plan.members.find((member) => member.name === name);
   if (!dead) throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
+  const { record } = cluster;
+  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keySize: record.keySize, ...dropletTarget(flags, cluster) };
+  const [replacement] = replacements(flags, cluster, [name], { ip: 'ip', hostname: 'hostname' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
-  const now = context.now();
-  const health = await checkMembers(cluster.plan, client, now);
+  const health = await checkMembers(cluster.plan, client, context.now());
   if (health.find((member) => member.name === name)!.healthy) {
     throw usageError('preflight', `name: ${name} is healthy; repair replaces a dead member. Replace a live one with 'etcd-cloudinit roll --member ${name}'`);
   }
@@ -268,9 +270,6 @@ async function planRepair(flags: ParsedOptions, context: CommandContext, cluster
       `refusing to remove ${name}: only ${healthyOthers.length} other member(s) are healthy voters (${others.filter((member) => !member.healthy).map((member) => member.name).join(', ') || 'none'} unhealthy), and ${others.length} members need ${quorumAfter} for quorum; bring them back first`,
     );
   }
-  const { record } = cluster;
-  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keySize: record.keySize, ...dropletTarget(flags, cluster) };
-  const [replacement] = replacements(flags, cluster, [name], { ip: 'ip', hostname: 'hostname' });
   return { target, steps: [{ old: name, oldPeerUrl: dead.peerUrl, replacement: replacement!, done: [] }] };
 }
 

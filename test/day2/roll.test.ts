@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ETCD_BIN, ETCDCTL_BIN } from '../support/local-cluster.js';
+import type { WriterSummary } from '../support/writer.js';
 import { DO_POLL_ARGS, LOOP_DOMAIN, LoopbackCluster, type ClusterKind } from '../support/loopback-cluster.js';
 
 const canRun = process.getuid?.() === 0 && existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN);
@@ -26,15 +27,27 @@ const json = <T>(path: string) => JSON.parse(readFileSync(path, 'utf8')) as T;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What differs between the kinds: the flags that give the replacements' addresses, and the wait flags. */
-const KINDS: readonly { kind: ClusterKind; rollArgs: (cluster: LoopbackCluster) => string[]; addressArgs: (cluster: LoopbackCluster, n: number) => string[]; waits: string[] }[] = [
+interface Kind {
+  readonly kind: ClusterKind;
+  readonly rollArgs: (cluster: LoopbackCluster) => string[];
+  readonly addressArgs: (cluster: LoopbackCluster, n: number) => string[];
+  readonly waits: string[];
+  /** The client URLs of the bootstrap members and of their replacements: the writer's endpoints. */
+  readonly writerEndpoints: (cluster: LoopbackCluster) => string[];
+}
+
+const byName = (names: readonly string[]) => names.map((name) => `https://etcd-${name}.${LOOP_DOMAIN}:2379`);
+
+const KINDS: readonly Kind[] = [
   {
     kind: 'ip',
     rollArgs: (cluster) => ['--ips', [11, 12, 13].map((n) => cluster.ip(n)).join(',')],
     addressArgs: (cluster, n) => ['--ip', cluster.ip(n)],
     waits: [...WAITS, '--poll-interval', '0.2'],
+    writerEndpoints: (cluster) => [1, 2, 3, 11, 12, 13].map((n) => `https://${cluster.ip(n)}:2379`),
   },
-  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'] },
-  { kind: 'do', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, ...DO_POLL_ARGS] },
+  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
+  { kind: 'do', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, ...DO_POLL_ARGS], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
 ];
 
 /**
@@ -91,54 +104,8 @@ class Operator {
   }
 }
 
-/** One put every 100 ms, each a new key holding a counter, to whichever running member answers first. */
-class Writer {
-  private running = true;
-  private readonly loop: Promise<void>;
-  readonly acknowledged: string[] = [];
-  private readonly ackTimes: number[] = [];
-  attempts = 0;
-
-  constructor(private readonly cluster: LoopbackCluster) {
-    this.loop = this.run();
-  }
-
-  private async run(): Promise<void> {
-    let preferred = 0;
-    while (this.running) {
-      const started = Date.now();
-      this.attempts += 1;
-      const key = `/roll/${String(this.attempts).padStart(6, '0')}`;
-      const members = this.cluster.runningMembers();
-      for (let offset = 0; offset < members.length; offset += 1) {
-        const index = (preferred + offset) % members.length;
-        try {
-          await this.cluster.put(members[index]!, key, String(this.attempts));
-          this.acknowledged.push(key);
-          this.ackTimes.push(Date.now());
-          preferred = index;
-          break;
-        } catch {
-          // not acknowledged by this member: try the next
-        }
-      }
-      await sleep(Math.max(0, 100 - (Date.now() - started)));
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-
-  /** The longest time between two acknowledged writes: the client's outage. */
-  longestGapMs(): number {
-    return this.ackTimes.slice(1).reduce((longest, time, index) => Math.max(longest, time - this.ackTimes[index]!), 0);
-  }
-}
-
 describe.runIf(canRun)('roll and repair on real etcd members', () => {
-  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits }) => {
+  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints }) => {
     let cluster: LoopbackCluster;
 
     beforeAll(async () => {
@@ -179,7 +146,8 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
     it('roll: killed mid-roll and run again, it replaces every member once; no acknowledged write is lost; new certificates', async () => {
       const originalSerials = new Set(await Promise.all(BOOTSTRAP.map((name) => cluster.servedSerial(name))));
-      const writer = new Writer(cluster);
+      const writer = cluster.startWriter('/roll/', writerEndpoints(cluster));
+      let summary: WriterSummary | undefined;
       try {
         await sleep(500);
         // First run: killed (as by Ctrl-C or a crash) right after its first replacement joined the cluster as a learner.
@@ -198,8 +166,10 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         const resumed = await withOperator(['roll', ...waits]);
         expect(resumed.code, resumed.stderr).toBe(0);
         expect(resumed.stderr).toContain('resuming the roll');
+        // The leader is replaced last, and hands its leadership to its replacement before it is removed.
+        expect(resumed.stderr).toMatch(/etcd\d: was the leader; leadership moved to etcd\d-2/);
         await sleep(500);
-        await writer.stop();
+        summary = await writer.stop();
 
         // Exactly one replacement per member, the first one the same member added before the kill.
         const members = await memberList();
@@ -212,11 +182,11 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         expect(state.history.map((entry) => [entry.old, entry.replacement]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
 
         // Every acknowledged write is on every member.
-        console.log(`[roll ${kind}] ${writer.acknowledged.length} of ${writer.attempts} writes acknowledged; longest gap between two ${writer.longestGapMs()} ms`);
-        expect(writer.acknowledged.length).toBeGreaterThan(10);
+        console.log(`[roll ${kind}] ${summary.acknowledged.length} of ${summary.attempts} writes acknowledged; longest gap between two ${summary.longestGapMs} ms`);
+        expect(summary.acknowledged.length).toBeGreaterThan(10);
         for (const member of members) {
           const stored = await cluster.range(member.name, '/roll/');
-          const lost = writer.acknowledged.filter((key) => !stored.has(key));
+          const lost = summary.acknowledged.filter((key) => !stored.has(key));
           expect(lost, `acknowledged writes missing on ${member.name}`).toEqual([]);
         }
         // Every member serves a certificate with a new serial.
@@ -226,7 +196,7 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         expect(health.code, health.stdout + health.stderr).toBe(0);
         expectValidApiRequests();
       } finally {
-        await writer.stop();
+        if (!summary) await writer.stop().catch(() => undefined);
       }
     });
 
@@ -258,7 +228,16 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
       expect(healthy.code).toBe(2);
       expect(healthy.stderr).toContain('name: etcd3-2 is healthy');
 
+      // Two of three down: removing one would leave no quorum, so repair refuses.
       await cluster.stop('etcd2-2');
+      await cluster.stop('etcd3-2');
+      const noQuorum = await cluster.cli(['repair', '--name', 'etcd2-2', ...addressArgs(cluster, 15), '--timeout', '2']);
+      expect(noQuorum.code, noQuorum.stderr).toBe(1);
+      expect(noQuorum.stderr).toContain('refusing to remove etcd2-2: only 1 other member(s) are healthy voters (etcd3-2 unhealthy), and 2 members need 2 for quorum');
+      expect(existsSync(join(cluster.outDir, 'roll.json')) && rollJson().current).toBeFalsy();
+      await cluster.start('etcd3-2');
+      await cluster.waitHealthy(['etcd1-3', 'etcd3-2']);
+
       const repaired = await withOperator(['repair', '--name', 'etcd2-2', ...addressArgs(cluster, 15), ...waits, '--timeout', '2']);
       expect(repaired.code, repaired.stderr).toBe(0);
       const members = await memberList();

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAllowingFailure, waitFor, type RunResult } from './exec.js';
 import { readCloudInitVerdict } from './guest-console.js';
+import { startWriter, type WriterSummary } from '../support/writer.js';
 import { BOX_DOMAIN, BOX_REGION, OUTSIDE_ADDRESS, startDigitalOceanBox, type DigitalOceanBox } from './do-box.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,7 +24,8 @@ const POLL = ['--poll-interval', '2', '--wait-timeout', '900'];
  * The path a DigitalOcean user takes, through the real CLI with no step a user would not do:
  * create-droplets (interrupted once, then resumed), the cluster forms through the cloud firewall,
  * add-member (a 4th droplet joins as a learner and promotes itself), remove-member, renew-certs,
- * destroy-droplets. Each step's time is logged.
+ * roll from etcd 3.4 to 3.5 (every member replaced by a new droplet while a client writes every
+ * 100 ms), destroy-droplets. Each step's time is logged.
  */
 describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () => {
   let box: DigitalOceanBox;
@@ -71,7 +73,8 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     step('create (interrupted)');
     const create = [
       'create-droplets', ...FOLDER, '--domain', BOX_DOMAIN, '--region', BOX_REGION,
-      '--etcd-version', box.releases.new.version, '--release-url', box.releaseUrl, '--key-size', '2048', ...POLL,
+      // The old release: the journey ends with a roll to the new one.
+      '--etcd-version', box.releases.old.version, '--release-url', box.releaseUrl, '--key-size', '2048', ...POLL,
       // The account's key for root, and port 22 from the VPC only (the workstation is in it).
       '--ssh-key', box.ssh.fingerprint, '--ssh-from', '10.77.0.0/24',
     ];
@@ -110,7 +113,7 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     const status = await etcdctl(['endpoint', 'status', '-w', 'json']);
     expect(status.code, status.stderr).toBe(0);
     const versions = (JSON.parse(status.stdout) as { Status: { version: string } }[]).map((entry) => entry.Status.version);
-    expect(versions).toEqual(MEMBERS.map(() => box.releases.new.version.slice(1)));
+    expect(versions).toEqual(MEMBERS.map(() => box.releases.old.version.slice(1)));
     log(`etcd ${versions.join(', ')} booted for real`);
   });
 
@@ -194,6 +197,53 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
       expect(new Date(served.find((entry) => entry.name === member)!.certNotAfter).getTime(), member).toBe(new Date(notAfter).getTime());
     }
     done('renew-certs');
+  });
+
+  it('roll: every member is replaced by a new droplet on the next etcd minor while a client writes every 100 ms; no acknowledged write is lost', async () => {
+    step('roll');
+    const replacements = MEMBERS.map((member) => `${member}-2`);
+    const writer = startWriter(
+      box.inside,
+      join(box.runDir, 'roll-writer.json'),
+      { cacert: pki('ca.crt'), cert: pki('admin.crt'), key: pki('admin.key') },
+      '/roll/',
+      [...MEMBERS, ...replacements].map((member) => `https://${hostname(member)}:2379`),
+    );
+    let summary: WriterSummary | undefined;
+    let rolled: RunResult;
+    try {
+      rolled = await box.cli(['roll', ...FOLDER, '--etcd-version', box.releases.new.version, ...POLL, '--catch-up-timeout', '1500'], 90 * 60_000);
+      summary = await writer.stop();
+    } finally {
+      if (!summary) await writer.stop().catch(() => undefined);
+    }
+    for (const line of rolled.stderr.trim().split('\n')) log(`roll: ${line}`);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    done('roll');
+    const clusterVersion = /^Cluster version: (\S+)$/m.exec(rolled.stdout)?.[1];
+    expect(clusterVersion, rolled.stdout).toMatch(/^3\.5\./);
+
+    const endpoints = replacements.map((member) => `https://${hostname(member)}:2379`);
+    const status = await etcdctl(['endpoint', 'status', '-w', 'json'], endpoints);
+    expect(status.code, status.stderr).toBe(0);
+    expect((JSON.parse(status.stdout) as { Status: { version: string } }[]).map((entry) => entry.Status.version)).toEqual(replacements.map(() => box.releases.new.version.slice(1)));
+    const list = await etcdctl(['member', 'list', '-w', 'simple'], endpoints);
+    expect(list.stdout.trim().split('\n').map((line) => line.split(', ')[2]).sort(), list.stderr).toEqual(replacements);
+    expect([...box.fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(replacements.map(dropletName));
+    expect(aRecords().map((record) => record.name).sort()).toEqual(replacements.map(dropletName));
+
+    let lost = 0;
+    for (const endpoint of endpoints) {
+      const keys = await etcdctl(['get', '/roll/', '--prefix', '--keys-only'], [endpoint]);
+      expect(keys.code, keys.stderr).toBe(0);
+      const stored = new Set(keys.stdout.split('\n').filter((line) => line !== ''));
+      const missing = summary!.acknowledged.filter((key) => !stored.has(key));
+      lost = Math.max(lost, missing.length);
+      expect(missing.slice(0, 5), `acknowledged writes missing on ${endpoint}`).toEqual([]);
+    }
+    log(`roll: ${summary!.acknowledged.length} of ${summary!.attempts} writes acknowledged, ${lost} lost; longest gap between two acknowledged writes ${summary!.longestGapMs} ms; cluster version ${clusterVersion}`);
+    expect(summary!.acknowledged.length).toBeGreaterThan(100);
+    expect(box.fake.violations).toEqual([]);
   });
 
   it('destroy-droplets --yes leaves no droplet, VM, record, firewall or VPC', async () => {

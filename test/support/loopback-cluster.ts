@@ -16,6 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { NODE_PATHS } from '../../src/plan.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean, type FakeDroplet } from '../digitalocean/fake-api.js';
 import { CLI, tempDir, type CliRun } from './cli.js';
+import { startWriter, type RunningWriter } from './writer.js';
 import { LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess } from './day2-cluster.js';
 import {
   adminTls,
@@ -294,12 +295,6 @@ export class LoopbackCluster {
     });
   }
 
-  /** A put through the member's gRPC gateway; resolves only when etcd acknowledged it (HTTP 200). */
-  async put(name: string, key: string, value: string, timeoutMs = 1000): Promise<void> {
-    const answer = await this.get(name, '/v3/kv/put', timeoutMs, { key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') });
-    if (answer.status !== 200) throw new Error(`put on ${name}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
-  }
-
   /** Every key under `prefix` with its value, read from this member (linearizable: it has caught up with the leader). */
   async range(name: string, prefix: string): Promise<Map<string, string>> {
     const end = Buffer.from(prefix);
@@ -308,6 +303,11 @@ export class LoopbackCluster {
     if (answer.status !== 200) throw new Error(`range on ${name}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
     const kvs = (JSON.parse(answer.body) as { kvs?: { key: string; value?: string }[] }).kvs ?? [];
     return new Map(kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value ?? '', 'base64').toString()]));
+  }
+
+  /** The continuous writer (test/support/writer.mjs) in the namespace, so member names resolve as the hosts file says. */
+  startWriter(prefix: string, endpoints: readonly string[]): RunningWriter {
+    return startWriter((argv) => this.inNamespace(argv), join(this.workDir, `writer-${prefix.replace(/\W/g, '')}.json`), adminTls(join(this.outDir, 'pki')), prefix, endpoints);
   }
 
   /** Names of the members booted here whose etcd runs now. */
