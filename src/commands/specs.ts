@@ -150,7 +150,7 @@ const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
     description: 'Give a replacement this long to boot, join and catch up before it is rolled back (default 900); also bounds the final cluster-version check',
   },
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between checks while waiting (default 5)' },
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: give up waiting for a droplet to become active after this long (default 600)' },
+  DROPLET_WAIT_OPTIONS.find((option) => option.name === 'wait-timeout')!,
   { name: 'print', type: 'boolean', description: "Also write each replacement's user-data to stdout as it is made (the summary then goes to stderr)" },
   { name: 'dry-run', type: 'boolean', description: 'Check and print the plan (which member is replaced by which, with what), change nothing' },
   ...FOLDER_OPTIONS,
