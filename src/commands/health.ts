@@ -29,5 +29,10 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
   const drift = running ? membershipDrift(cluster.plan.members, running) : [];
   const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now);
   context.stdout.write(flags.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderHealthTable(report));
+  const roll = cluster.folder.readRollState()?.current;
+  if (roll) {
+    const finished = roll.steps.filter((step) => step.done.length === 4).length;
+    context.stderr.write(`note: a ${roll.operation} is in progress (started ${roll.startedAt}, ${finished} of ${roll.steps.length} member(s) replaced); run '${roll.operation}' to finish it\n`);
+  }
   return report.healthy ? 0 : EXIT_FAILURE;
 }

@@ -216,6 +216,9 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
       const blocked = await cluster.cli(['renew-certs']);
       expect(blocked.code).toBe(1);
       expect(blocked.stderr).toContain('a roll of cluster etcd is in progress');
+      const health = await cluster.cli(['health']);
+      expect(health.code, health.stdout).toBe(0);
+      expect(health.stderr).toMatch(/note: a roll is in progress \(started .*, 0 of 1 member\(s\) replaced\); run 'roll' to finish it/);
 
       const retried = await withOperator(['roll', ...waits]);
       expect(retried.code, retried.stderr).toBe(0);
