@@ -126,14 +126,29 @@ function clusterPki(plan: ClusterPlan, cluster: OpenCluster, extra?: ClusterPki[
   return { ...current, members: new Map([...current.members, [extra.fileBase, extra]]), all: [...current.all, extra] };
 }
 
-/** Every current member healthy (the replaced one too, on a roll); the endpoint of the leader. */
-async function requireHealthy(cluster: OpenCluster, client: ClientOptions, now: Date, what: string): Promise<string> {
-  const health = await checkMembers(cluster.plan, client, now);
-  const unhealthy = health.filter((member) => !member.healthy);
-  if (unhealthy.length > 0) {
-    throw new CliError('preflight', `refusing to ${what}: ${unhealthy.map((member) => `${member.name} (${member.error})`).join('; ')}; fix it, or replace a dead member with 'etcd-cloudinit repair --name <member>'`);
+/** How long a step waits for the cluster to settle (a removed member, a moved leader, a DNS change) before refusing. */
+export const SETTLE_MS = 120_000;
+
+/**
+ * Every current member healthy (the replaced one too, on a roll); the endpoint of the leader. The
+ * step before may have just changed membership, leadership or DNS: unhealthy answers are asked
+ * again for up to SETTLE_MS before the step refuses.
+ */
+async function requireHealthy(run: ReplaceRun, cluster: OpenCluster, client: ClientOptions, what: string): Promise<string> {
+  const deadline = Date.now() + SETTLE_MS;
+  let waiting = false;
+  for (;;) {
+    const health = await checkMembers(cluster.plan, client, run.context.now());
+    const unhealthy = health.filter((member) => !member.healthy);
+    if (unhealthy.length === 0) return (health.find((member) => member.leader) ?? health[0]!).endpoint;
+    const problems = unhealthy.map((member) => `${member.name} (${member.error})`).join('; ');
+    if (Date.now() >= deadline) {
+      throw new CliError('preflight', `refusing to ${what}: ${problems}; fix it, or replace a dead member with 'etcd-cloudinit repair --name <member>', then run ${run.operation} again`);
+    }
+    if (!waiting) progressOf(run)(`waiting up to ${SETTLE_MS / 1000} s for every member to be healthy before it can ${what}: ${problems}`);
+    waiting = true;
+    await run.sleep(Math.min(run.pollMs, Math.max(0, deadline - Date.now())));
   }
-  return (health.find((member) => member.leader) ?? health[0]!).endpoint;
 }
 
 /** add: preflight, mint, member add as a learner, write its files and the step in one folder update. */
@@ -143,7 +158,7 @@ async function addReplacement(run: ReplaceRun, state: RollState, step: Replaceme
   const current = state.current!;
   const cluster = openCluster(run.folder);
   const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
-  const endpoint = await requireHealthy(cluster, client, now, `add ${step.replacement.name}`);
+  const endpoint = await requireHealthy(run, cluster, client, `add ${step.replacement.name}`);
 
   const members = [...cluster.record.members, step.replacement];
   const basePlan = planFromRecord(targetRecord(cluster.record, current.target), members, run.folder);
