@@ -1,28 +1,27 @@
 /**
  * cloud-init/etcd-backup-upload.sh run for real: real etcd members on loopback, real etcdctl and
- * curl (--aws-sigv4), and a real S3-compatible server (s3rver) on 127.0.0.1 that checks every
- * request's signature.
+ * curl (--aws-sigv4), and a real S3-compatible server (s3rver) on 127.0.0.1 behind a front that
+ * checks every request's v4 signature (s3rver checks only v2 ones).
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './support/cli.js';
 import { Day2Cluster, runProcess } from './support/day2-cluster.js';
 import { ETCD_BIN, ETCDCTL_BIN } from './support/local-cluster.js';
+import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
 const canRun = existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN) && process.getuid?.() === 0;
 const SCRIPT = join(REPO_ROOT, 'cloud-init', 'etcd-backup-upload.sh');
 const BUCKET = 'backups';
 const PREFIX = 'etcd/';
-// s3rver's built-in account.
-const ACCESS_KEY = 'S3RVER';
-const SECRET = 'S3RVER';
 
 describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
   let cluster: Day2Cluster;
-  let server: S3rver;
+  let server: CheckedS3;
+  let ACCESS_KEY: string;
+  let SECRET: string;
   let bucketUrl: string;
   let workDir: string;
   let leader: { name: string; endpoint: string };
@@ -33,9 +32,9 @@ describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
     await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
     workDir = join(cluster.workDir, 'backup-test');
     mkdirSync(workDir, { recursive: true });
-    server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: join(workDir, 's3rver'), configureBuckets: [{ name: BUCKET, configs: [] }] });
-    const address = (await server.run()) as { port: number };
-    bucketUrl = `http://127.0.0.1:${address.port}/${BUCKET}`;
+    server = await startCheckedS3(join(workDir, 's3rver'), [BUCKET]);
+    ({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET } = server);
+    bucketUrl = `${server.url}/${BUCKET}`;
     const members = [1, 2, 3].map((index) => ({ name: `etcd${index}`, endpoint: cluster.endpoint(index) }));
     const status = await cluster.etcdctl(members.map((member) => member.endpoint), ['endpoint', 'status', '-w', 'json']);
     const statuses = JSON.parse(status.stdout) as { Endpoint: string; Status: { leader: number; header: { member_id: number } } }[];
@@ -127,6 +126,7 @@ describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/etcd-backup: FAILED: upload of etcd-etcd\d-20261203T020000Z\.db to .* HTTP 403 .*SignatureDoesNotMatch.*the next run tries again/);
     expect(refused.curlArgv).not.toContain('not-the-secret');
+    expect(server.refused).toEqual([expect.stringMatching(/^SignatureDoesNotMatch PUT \/backups\/etcd\/20261203T020000Z-etcd\d-rev\d+\.db$/)]);
     expect(existsSync(file)).toBe(true);
     expect(await bucketKeys()).toHaveLength(1);
     const retried = await upload(leader);

@@ -1,0 +1,104 @@
+/**
+ * s3rver with AWS signature v4 checked. s3rver 3.7 checks only v2 signatures: for v4 it accepts
+ * any signature of a known access key id ("Signature version 4 calculation is unimplemented" in
+ * its middleware/authentication.js). This front, on 127.0.0.1, checks each request's v4 signature
+ * and payload hash as S3 does, answers a mismatch as S3 does (403 SignatureDoesNotMatch, 400
+ * XAmzContentSHA256Mismatch), and passes the rest to s3rver.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import S3rver from 's3rver';
+
+export interface CheckedS3 {
+  /** `http://127.0.0.1:<port>`: path-style, `<url>/<bucket>/<key>`. */
+  readonly url: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  /** Requests the front refused, as `<code> <method> <path>`. */
+  readonly refused: string[];
+  close(): Promise<void>;
+}
+
+/** s3rver's built-in account. */
+const ACCOUNT = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
+/** RFC 3986 encoding, as signature v4 wants for query names and values. */
+const encode = (text: string) => encodeURIComponent(text).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+
+function canonicalQuery(query: string): string {
+  if (query === '') return '';
+  return query
+    .split('&')
+    .map((pair) => {
+      const [name = '', value = ''] = pair.split('=');
+      return [encode(decodeURIComponent(name)), encode(decodeURIComponent(value))] as const;
+    })
+    .sort(([a, av], [b, bv]) => (a === b ? (av < bv ? -1 : 1) : a < b ? -1 : 1))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+}
+
+/** Why the request's v4 signature or payload hash is wrong, with S3's error code; undefined when right. */
+export function checkSignatureV4(req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>, body: Buffer, secretAccessKey: string): { status: number; code: string } | undefined {
+  const authorization = req.headers.authorization ?? '';
+  const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(authorization);
+  if (!match) return { status: 403, code: 'AccessDenied' };
+  const [, , date, region, service, signedHeaders, signature] = match as unknown as string[];
+  const payloadHash = String(req.headers['x-amz-content-sha256'] ?? '');
+  if (payloadHash === '') return { status: 400, code: 'InvalidRequest' };
+  if (payloadHash !== 'UNSIGNED-PAYLOAD' && payloadHash !== sha256(body)) return { status: 400, code: 'XAmzContentSHA256Mismatch' };
+  const [path = '/', query = ''] = (req.url ?? '/').split('?');
+  const headers = signedHeaders!
+    .split(';')
+    .map((name) => `${name}:${String(req.headers[name] ?? '').trim().replace(/\s+/g, ' ')}\n`)
+    .join('');
+  const canonicalRequest = [req.method, path, canonicalQuery(query), headers, signedHeaders, payloadHash].join('\n');
+  const scope = `${date}/${region}/${service}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', String(req.headers['x-amz-date'] ?? ''), scope, sha256(canonicalRequest)].join('\n');
+  const key = [date!, region!, service!, 'aws4_request'].reduce<Buffer | string>((previous, part) => hmac(previous, part), `AWS4${secretAccessKey}`);
+  return createHmac('sha256', key).update(stringToSign).digest('hex') === signature ? undefined : { status: 403, code: 'SignatureDoesNotMatch' };
+}
+
+/** s3rver on 127.0.0.1 with `buckets`, behind a front that checks v4 signatures. */
+export async function startCheckedS3(directory: string, buckets: readonly string[]): Promise<CheckedS3> {
+  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
+  const backend = await s3rver.run();
+  const refused: string[] = [];
+  const front: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const problem = checkSignatureV4(req, body, ACCOUNT.secretAccessKey);
+      if (problem) {
+        refused.push(`${problem.code} ${req.method} ${req.url}`);
+        res.writeHead(problem.status, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${problem.code}</Code><Message>checked by the test's signature v4 front</Message></Error>`);
+        return;
+      }
+      const { expect: _continue, ...headers } = req.headers;
+      const forward = request({ host: '127.0.0.1', port: backend.port, method: req.method, path: req.url, headers: { ...headers, 'content-length': String(body.length) } }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      forward.on('error', (error) => {
+        res.writeHead(502);
+        res.end(error.message);
+      });
+      forward.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`,
+    ...ACCOUNT,
+    refused,
+    async close() {
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+      await s3rver.close();
+    },
+  };
+}
