@@ -11,6 +11,8 @@
 # <prefix><UTC time>-<member>-rev<revision>.db. The credentials file has two lines,
 # access_key_id=... and secret_access_key=...; the secret reaches curl on its standard input,
 # never on a command line (which `ps` shows).
+# Work in progress (issue 13): gen-userdata does not install it on nodes yet; test/backup-upload.test.ts
+# runs it against real etcd, curl and s3rver.
 set -eu
 
 say() {
