@@ -202,8 +202,11 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
     it('roll: a replacement that never starts is rolled back, the old member still serving; run again, it is replaced', async () => {
       const membersBefore = await memberList();
-      const failed = await cluster.cli(['roll', '--member', 'etcd1-2', ...(kind === 'ip' ? ['--ips', cluster.ip(14)] : []), '--catch-up-timeout', '3', '--poll-interval', '0.2', ...(kind === 'do' ? ['--wait-timeout', '20'] : [])]);
+      const failed = await cluster.cli(['roll', '--member', 'etcd1-2', ...(kind === 'ip' ? ['--ips', cluster.ip(14)] : []), '--catch-up-timeout', '3', '--poll-interval', '0.2', '--print', ...(kind === 'do' ? ['--wait-timeout', '20'] : [])]);
       expect(failed.code, failed.stderr).toBe(1);
+      // --print wrote the replacement's user-data to stdout as it was made.
+      expect(failed.stdout).toMatch(/^#cloud-config\n/);
+      expect(failed.stdout).toContain('name: "etcd1-3"');
       expect(failed.stderr).toContain('etcd1-3 did not join and catch up within 3 s');
       expect(failed.stderr).toContain('etcd1-2 still serves');
       expect(await memberList()).toEqual(membersBefore);
