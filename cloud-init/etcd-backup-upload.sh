@@ -11,8 +11,8 @@
 # <prefix><UTC time>-<member>-rev<revision>.db. The credentials file has two lines,
 # access_key_id=... and secret_access_key=...; the secret reaches curl on its standard input,
 # never on a command line (which `ps` shows).
-# Work in progress (issue 13): gen-userdata does not install it on nodes yet; test/backup-upload.test.ts
-# runs it against real etcd, curl and s3rver.
+# gen-userdata --backup-url installs it as ExecStartPost= of etcd-snapshot.service, which passes
+# --credentials %d/backup: systemd's copy of the root-only key file (LoadCredential=).
 set -eu
 
 say() {

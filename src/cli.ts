@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ADD_MEMBER_OPTIONS,
+  BACKUPS_OPTIONS,
   CREATE_DROPLETS_OPTIONS,
   DESTROY_DROPLETS_OPTIONS,
   GEN_USERDATA_OPTIONS,
@@ -8,6 +9,7 @@ import {
   REMOVE_MEMBER_OPTIONS,
   RENEW_CERTS_OPTIONS,
   REPAIR_OPTIONS,
+  RESTORE_OPTIONS,
   ROLL_OPTIONS,
 } from './commands/specs.js';
 import type { CommandContext, Writable } from './context.js';
@@ -115,6 +117,30 @@ export const COMMANDS: Command[] = [
       'DIGITALOCEAN_TOKEN=... etcd-cloudinit repair --cluster-name prod --name etcd3',
     ],
     load: () => import('./commands/roll.js').then((command) => command.runRepair),
+  },
+  {
+    name: 'backups',
+    summary: "List a cluster's snapshots in its bucket (--backup-url), newest first: time, member, revision, size, SHA-256",
+    usage: 'etcd-cloudinit backups [--cluster-name <name>] [--backup-url s3://<bucket>/<prefix> --backup-region <slug>] [--json]',
+    options: BACKUPS_OPTIONS,
+    examples: [
+      'SPACES_ACCESS_KEY_ID=... SPACES_SECRET_ACCESS_KEY=... etcd-cloudinit backups --cluster-name prod',
+      'etcd-cloudinit backups --backup-url s3://acme-etcd/prod/ --backup-region fra1 --json | jq -r \'.snapshots[0].key\'',
+    ],
+    load: () => import('./commands/backups.js').then((command) => command.runBackups),
+  },
+  {
+    name: 'restore',
+    summary:
+      'Make a new cluster (as gen-userdata, or with --region as create-droplets) whose members download a snapshot from the bucket, check its SHA-256 and restore it at first boot (new cluster ID)',
+    usage: 'etcd-cloudinit restore --backup-url s3://<bucket>/<prefix> (--ips <a,b,c> | --domain <zone> [--region <slug>]) [--snapshot <object>] [options]',
+    options: RESTORE_OPTIONS,
+    examples: [
+      'etcd-cloudinit restore --backup-url s3://acme-etcd/prod/ --backup-region fra1 --cluster-name prod --ips 10.10.0.21,10.10.0.22,10.10.0.23',
+      'etcd-cloudinit restore --backup-url s3://acme-etcd/prod/ --backup-region fra1 --snapshot 20261203T080000Z-etcd2-rev4711.db --ips 10.10.0.21',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit restore --backup-url s3://acme-etcd/prod/ --cluster-name prod --domain example.com --region fra1',
+    ],
+    load: () => import('./commands/restore.js').then((command) => command.runRestore),
   },
   {
     name: 'create-droplets',

@@ -11,6 +11,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
+import { backupUrlOf, parseCredentialsFile, type BackupCredentials } from './backup/target.js';
 import type { ClusterPlan, InstallPlan } from './plan.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';
 import { PUBLIC_MODE, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
@@ -27,6 +28,8 @@ export const FOLDER_FILES = {
   renewDir: 'renew',
   renewScript: (member: string) => `renew/${member}.sh`,
   rollJson: 'roll.json',
+  /** The bucket key pair of --backup-url (0600), for the user-data of members added later. */
+  backupCredentials: 'backup-credentials',
 } as const;
 
 /** The format of cluster.json and digitalocean.json this release writes; 0.1.0 wrote none (read as 1). */
@@ -68,6 +71,10 @@ export interface ClusterRecord {
   readonly certDays: number;
   readonly raftTiming?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
   readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
+  /** --backup-url and its details; the key pair is in backup-credentials, never here. */
+  readonly backup?: { readonly url: string; readonly endpoint: string; readonly region: string; readonly retain: number };
+  /** Set when `restore` made the cluster: the snapshot its members started from. */
+  readonly restoredFrom?: { readonly source: string; readonly sha256: string; readonly revision: number };
   readonly members: readonly MemberRecord[];
   readonly ca?: CertificateRecord;
   readonly admin?: CertificateRecord;
@@ -224,6 +231,14 @@ export class ClusterFolder {
     if (!this.exists(FOLDER_FILES.digitaloceanJson)) return undefined;
     const document = this.readChecked(FOLDER_FILES.digitaloceanJson, 'digitalocean') as Omit<DigitalOceanState, 'formatVersion'> & { formatVersion?: number };
     return { ...document, formatVersion: FOLDER_FORMAT_VERSION };
+  }
+
+  /** The bucket key pair gen-userdata stored (backup-credentials, 0600); undefined when there is none. */
+  readBackupCredentials(): BackupCredentials | undefined {
+    if (!this.exists(FOLDER_FILES.backupCredentials)) return undefined;
+    const credentials = parseCredentialsFile(readFileSync(this.path(FOLDER_FILES.backupCredentials), 'utf8'));
+    if (!credentials) throw new CliError('parse', `${this.path(FOLDER_FILES.backupCredentials)}: not access_key_id=... and secret_access_key=... lines`);
+    return credentials;
   }
 
   /** roll.json, checked; undefined when no roll or repair ever ran here. */
@@ -397,6 +412,10 @@ export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generate
     certDays: plan.certDays,
     raftTiming: plan.raftTiming,
     snapshots: plan.snapshots ?? false,
+    ...(plan.backup
+      ? { backup: { url: backupUrlOf(plan.backup), endpoint: plan.backup.endpoint, region: plan.backup.region, retain: plan.backup.retain } }
+      : {}),
+    ...(plan.restore ? { restoredFrom: { source: plan.restore.source, sha256: plan.restore.sha256, revision: plan.restore.revision } } : {}),
     members: plan.members.map((member) => ({
       name: member.name,
       ...(member.ip !== undefined ? { ip: member.ip } : { hostname: member.hostname! }),

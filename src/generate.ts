@@ -1,10 +1,11 @@
 import { ClusterFolder, FOLDER_FILES, type ClusterRecord } from './cluster-folder.js';
 import type { CommandContext } from './context.js';
-import { CliError } from './errors.js';
+import { CliError, usageError } from './errors.js';
+import { CREDENTIAL_ENV, credentialsFromEnv, type BackupCredentials } from './backup/target.js';
 import type { ClusterInput } from './input.js';
 import { outputFiles } from './output.js';
 import { mintPki, type ClusterPki } from './pki/mint.js';
-import { clusterToken, planCluster, type ClusterPlan } from './plan.js';
+import { clusterToken, planCluster, type ClusterPlan, type RestorePlan } from './plan.js';
 import { renderUserData } from './render.js';
 import { crashAtStep } from './write.js';
 
@@ -40,10 +41,12 @@ function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
  * It refuses unless --force. Day-2 commands keep the bootstrap token while initial-cluster follows
  * the members, so the two disagree exactly when membership has changed since bootstrap.
  */
-function checkNoDay2Changes(folder: ClusterFolder, force: boolean): void {
+function checkNoDay2Changes(folder: ClusterFolder, force: boolean, plan: ClusterPlan): void {
   if (force) return;
   const record = existingRecord(folder);
   if (!record?.initialCluster || record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
+  // The same restore again (a resumed create): its token is derived from the same snapshot.
+  if (plan.restore && record.initialCluster === plan.initialCluster && record.initialClusterToken === plan.initialClusterToken) return;
   const members = record.members.map((member) => `${member.name} (${member.ip ?? member.hostname})`).join(', ');
   throw new CliError(
     'plan',
@@ -53,10 +56,45 @@ function checkNoDay2Changes(folder: ClusterFolder, force: boolean): void {
   );
 }
 
+/**
+ * The bucket key pair for --backup-url: from SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY, or
+ * (a re-run) the copy the folder keeps. Undefined without --backup-url; a usage error when none is known.
+ */
+export function backupCredentialsFor(input: ClusterInput, env: NodeJS.ProcessEnv, folder: ClusterFolder): BackupCredentials | undefined {
+  if (!input.backup) return undefined;
+  const fromEnv = credentialsFromEnv(env);
+  if (fromEnv && 'problem' in fromEnv) throw usageError('validate', `backup-url: ${fromEnv.problem}`);
+  const credentials = fromEnv ?? folder.readBackupCredentials();
+  if (!credentials) {
+    throw usageError(
+      'validate',
+      `backup-url: s3://${input.backup.bucket}/${input.backup.prefix} needs a key pair: set ${CREDENTIAL_ENV.accessKeyId} and ${CREDENTIAL_ENV.secretAccessKey} (a Spaces key limited to that bucket; see docs/backups.md)`,
+    );
+  }
+  return credentials;
+}
+
+/**
+ * A plan whose members restore a snapshot at first boot. Its token is new, so the cluster ID is
+ * too, even with the same name and addresses as the cluster the snapshot came from.
+ */
+export function withRestore(plan: ClusterPlan, restore: RestorePlan | undefined): ClusterPlan {
+  if (!restore) return plan;
+  return { ...plan, restore, initialClusterToken: clusterToken(plan.clusterName, `${plan.initialCluster}\nrestored from ${restore.source} ${restore.sha256}`) };
+}
+
 /** plan -> mint -> render -> check -> write, for a validated input. The caller holds the folder's lock. */
-export async function generateCluster(input: ClusterInput, folder: ClusterFolder, context: CommandContext, now: Date, force: boolean): Promise<GeneratedCluster> {
-  const plan = planCluster(input, folder.dir);
-  checkNoDay2Changes(folder, force);
+export async function generateCluster(
+  input: ClusterInput,
+  folder: ClusterFolder,
+  context: CommandContext,
+  now: Date,
+  force: boolean,
+  restore?: RestorePlan,
+): Promise<GeneratedCluster> {
+  const backupCredentials = backupCredentialsFor(input, context.env, folder);
+  const plan = withRestore(planCluster(backupCredentials ? { ...input, backupCredentials } : input, folder.dir), restore);
+  checkNoDay2Changes(folder, force, plan);
   const pki = await mintPki(plan, {
     now,
     existing: folder.readPki(),

@@ -8,6 +8,7 @@ import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
+import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
 export const clusterSchema = loadSchema('cluster.schema.json');
@@ -44,7 +45,18 @@ export interface ClusterInput {
   readonly snapshots: boolean;
   readonly snapshotSchedule: string;
   readonly snapshotRetain: number;
+  /** Off-site copies of the snapshots (--backup-url); the key pair is added by the command (backupCredentials). */
+  readonly backup: BackupSettings | undefined;
+  /** The bucket key pair, from the environment or the cluster folder; never in cluster.json. */
+  readonly backupCredentials?: BackupCredentials;
 }
+
+/** Where the leader uploads each snapshot, and how many the bucket keeps. */
+export interface BackupSettings extends BackupTarget {
+  readonly retain: number;
+}
+
+export const DEFAULT_BACKUP_RETAIN = 168;
 
 export const DEFAULT_SNAPSHOT_SCHEDULE = 'hourly';
 export const DEFAULT_SNAPSHOT_RETAIN = 24;
@@ -54,8 +66,8 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
-const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule'] as const;
-const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region'] as const;
+const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain'] as const;
 const BOOLEAN_KEYS = ['allow-even'] as const;
 
 /** A cluster config is a few hundred bytes; anything near this is a wrong file (or /dev/zero). */
@@ -227,8 +239,60 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
     snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
+    backup: resolveBackup(raw),
   };
   return { input, warnings };
+}
+
+const BACKUP_DETAIL_KEYS = ['backup-endpoint', 'backup-region', 'backup-retain'] as const;
+
+let backupValidator: ReturnType<typeof compileSchema> | undefined;
+
+/**
+ * Only the backup-* keys (backups and restore take no members), checked with the same schema
+ * entries and rules as gen-userdata's; undefined when backup-url is absent.
+ */
+export function resolveBackupInput(raw: RawInput): BackupSettings | undefined {
+  const keys = ['backup-url', ...BACKUP_DETAIL_KEYS] as const;
+  const properties = clusterSchema.properties as Record<string, unknown>;
+  backupValidator ??= compileSchema({ type: 'object', properties: Object.fromEntries(keys.map((key) => [key, properties[key]])) });
+  const picked = Object.fromEntries(keys.filter((key) => raw[key] !== undefined).map((key) => [key, raw[key]]));
+  if (!backupValidator(picked)) {
+    const first = backupValidator.errors?.[0];
+    throw usageError('validate', first ? describeSchemaError(first) : 'backup options are invalid');
+  }
+  return resolveBackup(picked);
+}
+
+/** --backup-url and its details; the schema checked each value's form. */
+function resolveBackup(raw: RawInput): BackupSettings | undefined {
+  const url = raw['backup-url'] as string | undefined;
+  if (url === undefined) {
+    const stray = BACKUP_DETAIL_KEYS.find((key) => raw[key] !== undefined);
+    if (stray) throw usageError('validate', `${stray}: ${quoted(raw[stray])} needs backup-url (s3://<bucket>/<prefix>) too`);
+    return undefined;
+  }
+  if (raw.snapshots === false) {
+    throw usageError('validate', `backup-url: ${quoted(url)} uploads the nodes' snapshots, and snapshots are off (--no-snapshots); drop one of the two`);
+  }
+  const { bucket, prefix } = parseBackupUrl(url)!;
+  if (bucket.includes('..')) throw usageError('validate', `backup-url: ${quoted(url)} has no valid bucket name (two dots in a row)`);
+  if (prefix.split('/').some((part, index, parts) => part === '.' || part === '..' || (part === '' && index < parts.length - 1))) {
+    throw usageError('validate', `backup-url: ${quoted(url)} has an empty, . or .. segment in its prefix`);
+  }
+  const region = raw['backup-region'] as string | undefined;
+  const endpoint = ((raw['backup-endpoint'] as string | undefined) ?? (region !== undefined ? spacesEndpoint(region) : undefined))?.replace(/\/+$/, '');
+  if (endpoint === undefined) {
+    throw usageError('validate', `backup-endpoint: is required with backup-url ${quoted(url)}; give --backup-region <slug> for DigitalOcean Spaces (e.g. nyc3), or --backup-endpoint (with --backup-region if the store checks it; default us-east-1) for another S3 store`);
+  }
+  return {
+    bucket,
+    prefix,
+    endpoint,
+    // Spaces accepts any region in signatures; other stores want theirs (AWS's default is us-east-1).
+    region: region ?? 'us-east-1',
+    retain: (raw['backup-retain'] as number | undefined) ?? DEFAULT_BACKUP_RETAIN,
+  };
 }
 
 /** What the schema's patterns cannot say about the values that reach a node or a file: the consumer's own rules. */

@@ -1,3 +1,4 @@
+import { renderCredentialsFile } from './backup/target.js';
 import { FOLDER_FILES, renderClusterRecord } from './cluster-folder.js';
 import type { ClusterPki } from './pki/mint.js';
 import type { ClusterPlan } from './plan.js';
@@ -41,7 +42,18 @@ export function recordFiles(plan: ClusterPlan, pki: ClusterPki, now: Date): Outp
   ];
 }
 
+/** The bucket key pair (0600), kept so members added later get it in their user-data too. */
+export function backupCredentialFiles(plan: ClusterPlan): OutputFile[] {
+  const credentials = plan.backup?.credentials;
+  return credentials ? [{ path: FOLDER_FILES.backupCredentials, content: renderCredentialsFile(credentials), mode: SECRET_MODE }] : [];
+}
+
 /** Every file of out/<cluster>/, keys 0600. */
 export function outputFiles(plan: ClusterPlan, pki: ClusterPki, userData: ReadonlyMap<string, string>, generatedAt: Date): OutputFile[] {
-  return [...pki.all.flatMap((cert) => certificateFiles(cert)), ...[...userData].map(([member, text]) => userDataFile(member, text)), ...recordFiles(plan, pki, generatedAt)];
+  return [
+    ...pki.all.flatMap((cert) => certificateFiles(cert)),
+    ...[...userData].map(([member, text]) => userDataFile(member, text)),
+    ...backupCredentialFiles(plan),
+    ...recordFiles(plan, pki, generatedAt),
+  ];
 }

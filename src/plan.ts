@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { ClusterInput } from './input.js';
 import { isLoopback } from './ipv4.js';
+import type { BackupCredentials, Secret } from './backup/target.js';
+import type { BackupSettings } from './input.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
 
 export const CLIENT_PORT = 2379;
@@ -27,6 +29,12 @@ export const NODE_PATHS = {
   snapshotTimer: '/etc/systemd/system/etcd-snapshot.timer',
   snapshotTmpfiles: '/etc/tmpfiles.d/etcd-snapshot.conf',
   backupDir: '/var/backups/etcd',
+  backupUploadScript: '/usr/local/lib/etcd-cloudinit/etcd-backup-upload.sh',
+  /** Root-only: the bucket key pair; etcd-snapshot.service gets it through systemd's LoadCredential=. */
+  backupCredentials: '/etc/etcd-cloudinit/backup-credentials',
+  restoreScript: '/usr/local/lib/etcd-cloudinit/etcd-restore.sh',
+  /** Root-only: the presigned URL of the snapshot a restored member starts from. */
+  restoreUrlFile: '/etc/etcd-cloudinit/restore-url',
   promoteScript: '/usr/local/lib/etcd-cloudinit/etcd-promote.sh',
   promoteService: '/etc/systemd/system/etcd-promote.service',
   metadataLockdownScript: '/usr/local/lib/etcd-cloudinit/metadata-lockdown.sh',
@@ -84,6 +92,26 @@ export interface SnapshotPlan {
   readonly retain: number;
 }
 
+/** Off-site copies: after each snapshot the leader uploads it (etcd-backup-upload.sh). */
+export interface BackupPlan extends BackupSettings {
+  /** Needed to render user-data; a plan for reading the cluster (health) does without. */
+  readonly credentials: BackupCredentials | undefined;
+}
+
+/**
+ * A cluster restored from a snapshot in the bucket: every member downloads it at first boot,
+ * checks its SHA-256 and restores it into an empty data dir before etcd's first start.
+ */
+export interface RestorePlan {
+  /** s3://bucket/key, for the record and messages. */
+  readonly source: string;
+  readonly sha256: string;
+  readonly revision: number;
+  /** A GET URL that needs no credentials and expires; only in user-data (0600), never in cluster.json. */
+  readonly url: Secret;
+  readonly urlExpires: string;
+}
+
 /** Download mode: the node fetches the release at first boot and verifies it before installing. */
 export interface DownloadInstallPlan {
   readonly mode: 'download';
@@ -125,6 +153,9 @@ export interface ClusterPlan {
   readonly outDir: string;
   readonly node: NodePaths;
   readonly snapshots: SnapshotPlan | undefined;
+  readonly backup: BackupPlan | undefined;
+  /** Set only when `restore` made the cluster; members joined later start empty and sync from peers. */
+  readonly restore: RestorePlan | undefined;
 }
 
 export const CA_DAYS = 3650;
@@ -186,6 +217,8 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     outDir,
     node: NODE_PATHS,
     snapshots: input.snapshots ? { schedule: input.snapshotSchedule, retain: input.snapshotRetain } : undefined,
+    backup: input.backup ? { ...input.backup, credentials: input.backupCredentials } : undefined,
+    restore: undefined,
   };
 }
 

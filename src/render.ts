@@ -1,7 +1,8 @@
 import { Document, parse as parseYaml } from 'yaml';
 import { CliError } from './errors.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
-import type { ClusterPlan, MemberPlan, NodePaths, SnapshotPlan } from './plan.js';
+import { bucketUrl, CREDENTIAL_ENV, renderCredentialsFile } from './backup/target.js';
+import type { BackupPlan, ClusterPlan, MemberPlan, NodePaths, RestorePlan, SnapshotPlan } from './plan.js';
 import { nodeFile, renderTemplate, shellWord } from './templates.js';
 
 /** DigitalOcean's user_data limit, and a sane bound for any cloud. */
@@ -79,10 +80,10 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
   };
 }
 
-/** systemd splits ExecStart= like a shell but expands % and $: only plain words go there. */
+/** systemd splits ExecStart= like a shell but expands % and $: only plain words go there, and %d/<name> (the unit's credentials). */
 function execStartLine(what: string, words: readonly string[]): string {
   for (const word of words) {
-    if (!/^[A-Za-z0-9_@+=:,./-]+$/.test(word)) throw new CliError('render', `${what}: ${JSON.stringify(word)} is not a plain word`);
+    if (!/^[A-Za-z0-9_@+=:,./-]+$/.test(word) && !/^%d\/[a-z-]+$/.test(word)) throw new CliError('render', `${what}: ${JSON.stringify(word)} is not a plain word`);
   }
   return words.join(' ');
 }
@@ -102,6 +103,50 @@ export function snapshotCommand(plan: ClusterPlan, member: MemberPlan, snapshots
     '--retain', String(snapshots.retain),
   ];
   return execStartLine('snapshot command', words);
+}
+
+/** The name etcd-snapshot.service loads the key pair under (LoadCredential=): the script reads %d/<name>. */
+export const BACKUP_CREDENTIAL_NAME = 'backup';
+
+/** The command line of the upload after each snapshot (ExecStartPost= of etcd-snapshot.service). */
+export function backupUploadCommand(plan: ClusterPlan, member: MemberPlan, backup: BackupPlan): string {
+  const { node } = plan;
+  return execStartLine('backup upload command', [
+    node.backupUploadScript,
+    '--etcdctl', `${node.binDir}/etcdctl`,
+    // 3.4 has no etcdutl; its etcdctl checks a snapshot instead.
+    '--etcdutl', plan.features.etcdutl ? `${node.binDir}/etcdutl` : 'none',
+    '--endpoint', member.localClientUrl,
+    '--cacert', node.caCert,
+    '--cert', node.memberCert,
+    '--key', node.memberKey,
+    '--dir', node.backupDir,
+    '--member', member.name,
+    '--bucket-url', bucketUrl(backup),
+    ...(backup.prefix !== '' ? ['--prefix', backup.prefix] : []),
+    '--region', backup.region,
+    '--credentials', `%d/${BACKUP_CREDENTIAL_NAME}`,
+    '--retain', String(backup.retain),
+  ]);
+}
+
+/** The first-boot step of a restored member: download, check, restore into an empty data dir; a shell line for runcmd. */
+export function restoreCommand(plan: ClusterPlan, member: MemberPlan, restore: RestorePlan): string {
+  const { node } = plan;
+  return [
+    node.restoreScript,
+    '--url-file', node.restoreUrlFile,
+    '--sha256', restore.sha256,
+    '--name', member.name,
+    '--initial-cluster', plan.initialCluster,
+    '--initial-advertise-peer-urls', member.peerUrl,
+    '--initial-cluster-token', plan.initialClusterToken,
+    '--data-dir', node.dataDir,
+    '--user', node.user,
+    ...(plan.features.etcdutl ? ['--etcdutl', `${node.binDir}/etcdutl`] : ['--etcdctl', `${node.binDir}/etcdctl`]),
+  ]
+    .map(shellWord)
+    .join(' ');
 }
 
 /** How long a learner keeps trying to get itself promoted: 360 tries, 10 s apart (an hour of catching up). */
@@ -147,6 +192,14 @@ export function renderSnapshotUnits(plan: ClusterPlan, member: MemberPlan, snaps
       backupDir: node.backupDir,
       tmpfilesConfig: node.snapshotTmpfiles,
       execStart: snapshotCommand(plan, member, snapshots),
+      backup: plan.backup
+        ? {
+            credentialName: BACKUP_CREDENTIAL_NAME,
+            credentialsFile: node.backupCredentials,
+            execStartPost: backupUploadCommand(plan, member, plan.backup),
+            target: `s3://${plan.backup.bucket}/${plan.backup.prefix}`,
+          }
+        : null,
     }),
     tmpfiles: renderTemplate('etcd-snapshot.tmpfiles.conf.ejs', { backupDir: node.backupDir, user: node.user }),
     timer: renderTemplate('etcd-snapshot.timer.ejs', {
@@ -214,6 +267,18 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
             { path: node.snapshotTmpfiles, content: files.snapshot.tmpfiles, owner: 'root:root', permissions: '0644' },
           ]
         : []),
+      ...(plan.backup
+        ? [
+            { path: node.backupUploadScript, content: nodeFile('etcd-backup-upload.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.backupCredentials, content: backupCredentialsText(plan, plan.backup), owner: 'root:root', permissions: '0600' },
+          ]
+        : []),
+      ...(plan.restore
+        ? [
+            { path: node.restoreScript, content: nodeFile('etcd-restore.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.restoreUrlFile, content: `${plan.restore.url.reveal()}\n`, owner: 'root:root', permissions: '0600' },
+          ]
+        : []),
       ...(files.promoteService !== undefined
         ? [
             { path: node.promoteScript, content: nodeFile('etcd-promote.sh'), owner: 'root:root', permissions: '0755' },
@@ -228,6 +293,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
         [
           'set -eu',
           installCommand(plan),
+          // A restored member: its data dir comes from the snapshot, before etcd's first start; a failure stops here.
+          ...(plan.restore ? [restoreCommand(plan, member, plan.restore), `rm -f ${node.restoreUrlFile}`] : []),
           'systemctl daemon-reload',
           // DNS-member mode: from now on (and early at every boot) only root reaches the metadata service, which serves this user-data.
           ...(files.metadataLockdown !== undefined ? ['systemctl enable --now etcd-metadata-lockdown.service'] : []),
@@ -244,6 +311,13 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
     // Printed whether or not runcmd succeeded: it says where to look, not that all went well.
     final_message: `etcd-cloudinit: cloud-init finished on member ${member.name} of cluster ${plan.clusterName} after $UPTIME seconds; 'cloud-init status --long' and 'systemctl status etcd' tell whether etcd is installed and running`,
   };
+}
+
+function backupCredentialsText(plan: ClusterPlan, backup: BackupPlan): string {
+  if (!backup.credentials) {
+    throw new CliError('render', `cluster ${plan.clusterName} uploads backups to s3://${backup.bucket}/${backup.prefix}, and no key pair is known: set ${CREDENTIAL_ENV.accessKeyId} and ${CREDENTIAL_ENV.secretAccessKey}`);
+  }
+  return renderCredentialsFile(backup.credentials);
 }
 
 /** Where etcd comes from, in words: for the user-data header and the summary. */

@@ -2,10 +2,10 @@ import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { dropletWaitOptions } from '../day2/droplets.js';
 import { CliError, usageError } from '../errors.js';
-import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
+import { backupCredentialsFor, folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
 import { listFlag, numberFlag, stringFlag, type ParsedOptions } from '../options.js';
-import { CLIENT_PORT, PEER_PORT, planCluster } from '../plan.js';
+import { CLIENT_PORT, PEER_PORT, planCluster, type RestorePlan } from '../plan.js';
 import { connectDigitalOcean } from '../digitalocean/connect.js';
 import { DigitalOceanApiError } from '../digitalocean/errors.js';
 import { createDropletCluster, PartialClusterError, type CreateResult, type DropletClusterSpec, type DropletMember } from '../digitalocean/cluster.js';
@@ -30,6 +30,8 @@ export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput
   const raw = flagsToRawInput(flags);
   raw.domain = domain.toLowerCase();
   raw.names ??= Array.from({ length: count }, (_, index) => `etcd${index + 1}`);
+  // The bucket is usually a Space in the droplets' own region.
+  if (raw['backup-url'] !== undefined && raw['backup-region'] === undefined) raw['backup-region'] = region;
   const { input } = resolveClusterInput({}, raw);
 
   const members: DropletMember[] = input.members.map((member, index) => {
@@ -94,7 +96,8 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder): strin
   return lines.join('\n');
 }
 
-export async function runCreateDroplets(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/** `restore`: the members' user-data restores this snapshot at first boot (restore --domain --region). */
+export async function runCreateDroplets(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan): Promise<number> {
   const { input, spec } = validateCreateFlags(flags);
   const dryRun = flags['dry-run'] === true;
   const json = flags.json === true;
@@ -110,11 +113,12 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   // Only once the API has accepted the token and the domain, and only if a droplet is missing.
   let generated: Promise<GeneratedCluster> | undefined;
   const folder = folderOf(input, context.cwd);
+  backupCredentialsFor(input, context.env, folder); // before any API call: a missing key pair is a usage error
   const now = context.now();
   const plan = planCluster(input, folder.dir);
   const userDataOf = async (member: DropletMember) => {
     if (!generated) {
-      generated = generateCluster(input, folder, context, now, flags.force === true);
+      generated = generateCluster(input, folder, context, now, flags.force === true, restore);
       await generated;
       progress(`pki: wrote ${folder.shown}/ (CA, member and admin certificates, user-data; the CA key stays there)`);
     }

@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
 import type { ParsedOptions } from '../options.js';
+import type { RestorePlan } from '../plan.js';
 import { installSource } from '../render.js';
 import { shellWord } from '../templates.js';
 
@@ -39,7 +40,8 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
   return lines.join('\n');
 }
 
-export async function runGenUserdata(flags: ParsedOptions, context: CommandContext): Promise<number> {
+/** `restore`: the members' user-data restores this snapshot at first boot. */
+export async function runGenUserdata(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan): Promise<number> {
   const input = validateClusterFlags(flags, context);
   const printMember = typeof flags.print === 'string' ? flags.print : undefined;
   if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
@@ -47,7 +49,7 @@ export async function runGenUserdata(flags: ParsedOptions, context: CommandConte
   }
   const folder = folderOf(input, context.cwd);
   const now = context.now();
-  const generated = await folder.withLock('gen-userdata', now, () => generateCluster(input, folder, context, now, flags.force === true));
+  const generated = await folder.withLock('gen-userdata', now, () => generateCluster(input, folder, context, now, flags.force === true, restore));
   if (printMember !== undefined) {
     context.stderr.write(renderSummary(generated, folder));
     context.stdout.write(generated.userData.get(printMember)!);

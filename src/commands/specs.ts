@@ -8,6 +8,18 @@ import type { OptionSpec } from '../options.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 
 /** The cluster options shared by every command that generates a cluster's files. */
+/** Where a cluster's snapshots live off-site: gen-userdata, create-droplets, backups and restore share these. */
+const BACKUP_TARGET_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'backup-url',
+    type: 'string',
+    valueName: 's3://bucket/prefix',
+    description: 'After each snapshot the leader uploads it, with its SHA-256, to this bucket (key pair from SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY)',
+  },
+  { name: 'backup-region', type: 'string', valueName: 'slug', description: "The bucket's region, e.g. nyc3 (Spaces); create-droplets defaults to --region" },
+  { name: 'backup-endpoint', type: 'string', valueName: 'url', description: 'S3 endpoint (default https://<backup-region>.digitaloceanspaces.com)' },
+];
+
 export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'ips', type: 'string', valueName: 'a,b,c', description: 'Member IPv4 addresses, comma-separated (required unless --config gives members)' },
   { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names, one per address (default etcd1..etcdN)' },
@@ -33,6 +45,8 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
   { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
   { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
+  ...BACKUP_TARGET_OPTIONS,
+  { name: 'backup-retain', type: 'string', valueName: 'count', description: 'Snapshots kept in the bucket; older ones are deleted after each upload (default 168)' },
   { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
 ];
 
@@ -126,7 +140,14 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'force'].map(clusterOption),
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'force'].map(clusterOption),
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const BACKUPS_OPTIONS: readonly OptionSpec[] = [
+  ...BACKUP_TARGET_OPTIONS.map((option) => ({ ...option, description: option.name === 'backup-url' ? "The bucket and prefix to list (default: the cluster's, from cluster.json)" : option.description })),
+  { name: 'json', type: 'boolean', description: 'Print the list as JSON' },
+  ...FOLDER_OPTIONS,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
@@ -174,4 +195,16 @@ export const REPAIR_OPTIONS: readonly OptionSpec[] = [
   { name: 'ip', type: 'string', valueName: 'address', description: "IP mode: the new machine's IPv4 address (required)" },
   { name: 'hostname', type: 'string', valueName: 'name', description: "A --hostnames cluster: the new machine's DNS name (a --domain cluster derives it)" },
   ...REPLACE_COMMON_OPTIONS,
+];
+
+/** restore takes what gen-userdata takes, and with --region what create-droplets takes, plus the snapshot to start from. */
+export const RESTORE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest)' },
+  { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default 24): boot the members before it expires` },
+  ...CLUSTER_OPTIONS,
+  ...CREATE_DROPLETS_OPTIONS.filter((option) => !CLUSTER_OPTIONS.some((other) => other.name === option.name) && !['dry-run', 'json', 'help'].includes(option.name)).map((option) =>
+    ['region', 'domain'].includes(option.name) ? { ...option, description: `${option.description}; with --region, restore creates the droplets as create-droplets does` } : option,
+  ),
+  { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];

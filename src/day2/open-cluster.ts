@@ -85,6 +85,10 @@ export function rawInputFromRecord(record: ClusterRecord, members: readonly Memb
     'allow-even': true,
     snapshots: snapshots !== false,
     ...(snapshots ? { 'snapshot-schedule': snapshots.schedule, 'snapshot-retain': snapshots.retain } : {}),
+    // A restored cluster's members joined later start empty and sync from their peers: no restoredFrom here.
+    ...(record.backup
+      ? { 'backup-url': record.backup.url, 'backup-endpoint': record.backup.endpoint, 'backup-region': record.backup.region, 'backup-retain': record.backup.retain }
+      : {}),
   };
   if (!byName && members.some((member) => member.ip === undefined)) {
     throw new CliError('parse', 'cluster.json: members mixes addresses and DNS names; was it written by etcd-cloudinit?');
@@ -94,6 +98,9 @@ export function rawInputFromRecord(record: ClusterRecord, members: readonly Memb
 
 /** A plan for these members that keeps the cluster's token (it names the cluster, not its membership). */
 export function planFromRecord(record: ClusterRecord, members: readonly MemberRecord[], folder: ClusterFolder): ClusterPlan {
-  const plan = planCluster(inputFromRecord(record, members, folder.out), folder.dir);
+  const input = inputFromRecord(record, members, folder.out);
+  // The key pair gen-userdata stored; rendering a member's user-data fails with a clear message without it.
+  const backupCredentials = input.backup ? folder.readBackupCredentials() : undefined;
+  const plan = planCluster(backupCredentials ? { ...input, backupCredentials } : input, folder.dir);
   return { ...plan, initialClusterToken: record.initialClusterToken };
 }
