@@ -8,6 +8,8 @@ import { parseObjectKey, type BackupCredentials, type BackupObject, type BackupT
  * speaks to Spaces and other S3-compatible stores). Loaded only by `backups` and `restore`.
  */
 export function s3Client(target: BackupTarget, credentials: BackupCredentials): S3Client {
+  // The SDK warns on every Node before 22 about its releases of 2027; this tool supports Node 20 and pins the SDK.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
     endpoint: target.endpoint,
     region: target.region,

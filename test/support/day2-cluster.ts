@@ -38,6 +38,7 @@ export function rewriteNodePaths(text: string, root: string): string {
     .replaceAll('/usr/local/lib/etcd-cloudinit/', `${root}/usr/local/lib/etcd-cloudinit/`)
     .replaceAll('/etc/systemd/system/', `${root}/etc/systemd/system/`)
     .replaceAll('/etc/etcd/', `${root}/etc/etcd/`)
+    .replaceAll('/etc/etcd-cloudinit/', `${root}/etc/etcd-cloudinit/`)
     .replaceAll(NODE_PATHS.dataDir, `${root}${NODE_PATHS.dataDir}`)
     .replaceAll(NODE_PATHS.backupDir, `${root}${NODE_PATHS.backupDir}`);
 }
@@ -80,6 +81,8 @@ export class Day2Cluster {
     readonly workDir: string,
     /** `127.a.b`: member n of the block is `${prefix}.${n}`. */
     readonly prefix: string,
+    /** Environment every CLI run gets (a bucket key pair, say). */
+    readonly cliEnv: Record<string, string> = {},
   ) {}
 
   get outDir(): string {
@@ -95,9 +98,9 @@ export class Day2Cluster {
   }
 
   /** gen-userdata for `size` members on a random loopback /24 (2048-bit keys: fast), in a new temp workspace. */
-  static async generate(size: number, genArgs: readonly string[] = []): Promise<Day2Cluster> {
+  static async generate(size: number, genArgs: readonly string[] = [], cliEnv: Record<string, string> = {}): Promise<Day2Cluster> {
     const ips = loopbackBlock(size);
-    const cluster = new Day2Cluster(tempDir('day2'), ips[0]!.replace(/\.\d+$/, ''));
+    const cluster = new Day2Cluster(tempDir('day2'), ips[0]!.replace(/\.\d+$/, ''), cliEnv);
     const result = await cluster.cli(['gen-userdata', '--ips', ips.join(','), '--etcd-version', LOCAL_ETCD_VERSION, '--key-size', '2048', ...genArgs]);
     if (result.code !== 0) {
       await cluster.cleanup();
@@ -108,7 +111,7 @@ export class Day2Cluster {
 
   /** The built CLI, run in the workspace as a user would. */
   cli(args: readonly string[]): Promise<CliRun> {
-    return runCli(args, this.workDir);
+    return runCli(args, this.workDir, this.cliEnv);
   }
 
   userData(name: string): string {

@@ -41,8 +41,50 @@ function canonicalQuery(query: string): string {
     .join('&');
 }
 
+/** `20261203T081500Z` -> ms since the epoch. */
+function amzDateMs(stamp: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(stamp);
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : Number.NaN;
+}
+
+/**
+ * A presigned request (query-string authentication): the signature covers the method, path, the
+ * query without X-Amz-Signature, the signed headers and UNSIGNED-PAYLOAD; it is refused once
+ * X-Amz-Date + X-Amz-Expires has passed, as S3 does (403 AccessDenied, "Request has expired").
+ */
+function checkPresignedV4(req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>, secretAccessKey: string, nowMs: number): { status: number; code: string } | undefined {
+  const [path = '/', query = ''] = (req.url ?? '/').split('?');
+  const params = new URLSearchParams(query);
+  const credential = params.get('X-Amz-Credential') ?? '';
+  const date = params.get('X-Amz-Date') ?? '';
+  const expires = Number(params.get('X-Amz-Expires') ?? 'NaN');
+  const signedHeaders = params.get('X-Amz-SignedHeaders') ?? '';
+  const signature = params.get('X-Amz-Signature') ?? '';
+  const match = /^([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request$/.exec(credential);
+  if (params.get('X-Amz-Algorithm') !== 'AWS4-HMAC-SHA256' || !match || !/^[0-9a-f]{64}$/.test(signature) || !(expires > 0)) return { status: 403, code: 'AccessDenied' };
+  const started = amzDateMs(date);
+  if (!(nowMs >= started - 15 * 60_000 && nowMs <= started + expires * 1000)) return { status: 403, code: 'AccessDenied' };
+  const [, , day, region, service] = match as unknown as string[];
+  const unsigned = query
+    .split('&')
+    .filter((pair) => !pair.startsWith('X-Amz-Signature='))
+    .join('&');
+  const headers = signedHeaders
+    .split(';')
+    .map((name) => `${name}:${String(req.headers[name] ?? '').trim().replace(/\s+/g, ' ')}\n`)
+    .join('');
+  const canonicalRequest = [req.method, path, canonicalQuery(unsigned), headers, signedHeaders, 'UNSIGNED-PAYLOAD'].join('\n');
+  const scope = `${day}/${region}/${service}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', date, scope, sha256(canonicalRequest)].join('\n');
+  const key = [day!, region!, service!, 'aws4_request'].reduce<Buffer | string>((previous, part) => hmac(previous, part), `AWS4${secretAccessKey}`);
+  return createHmac('sha256', key).update(stringToSign).digest('hex') === signature ? undefined : { status: 403, code: 'SignatureDoesNotMatch' };
+}
+
 /** Why the request's v4 signature or payload hash is wrong, with S3's error code; undefined when right. */
-export function checkSignatureV4(req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>, body: Buffer, secretAccessKey: string): { status: number; code: string } | undefined {
+export function checkSignatureV4(req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>, body: Buffer, secretAccessKey: string, nowMs = Date.now()): { status: number; code: string } | undefined {
+  if (req.headers.authorization === undefined && /[?&]X-Amz-Signature=/.test(req.url ?? '')) {
+    return req.method === 'GET' || req.method === 'HEAD' ? checkPresignedV4(req, secretAccessKey, nowMs) : { status: 403, code: 'AccessDenied' };
+  }
   const authorization = req.headers.authorization ?? '';
   const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(authorization);
   if (!match) return { status: 403, code: 'AccessDenied' };
@@ -62,8 +104,8 @@ export function checkSignatureV4(req: Pick<IncomingMessage, 'method' | 'url' | '
   return createHmac('sha256', key).update(stringToSign).digest('hex') === signature ? undefined : { status: 403, code: 'SignatureDoesNotMatch' };
 }
 
-/** s3rver on 127.0.0.1 with `buckets`, behind a front that checks v4 signatures. */
-export async function startCheckedS3(directory: string, buckets: readonly string[]): Promise<CheckedS3> {
+/** s3rver on 127.0.0.1 with `buckets`, behind a front (on `listen`, default 127.0.0.1 and any port) that checks v4 signatures. */
+export async function startCheckedS3(directory: string, buckets: readonly string[], listen: { host?: string; port?: number } = {}): Promise<CheckedS3> {
   const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
   const backend = await s3rver.run();
   const refused: string[] = [];
@@ -91,9 +133,10 @@ export async function startCheckedS3(directory: string, buckets: readonly string
       forward.end(body);
     });
   });
-  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const host = listen.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => front.listen(listen.port ?? 0, host, resolve));
   return {
-    url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`,
+    url: `http://${host}:${(front.address() as AddressInfo).port}`,
     ...ACCOUNT,
     refused,
     async close() {
