@@ -99,6 +99,8 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder): strin
 /** `restore`: the members' user-data restores this snapshot at first boot (restore --domain --region). */
 export async function runCreateDroplets(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan): Promise<number> {
   const { input, spec } = validateCreateFlags(flags);
+  const folder = folderOf(input, context.cwd);
+  backupCredentialsFor(input, context.env, folder); // before any API call: a missing key pair is a usage error
   const dryRun = flags['dry-run'] === true;
   const json = flags.json === true;
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
@@ -112,8 +114,6 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   // plan -> mint -> render -> write: the same user-data gen-userdata --domain writes for these members.
   // Only once the API has accepted the token and the domain, and only if a droplet is missing.
   let generated: Promise<GeneratedCluster> | undefined;
-  const folder = folderOf(input, context.cwd);
-  backupCredentialsFor(input, context.env, folder); // before any API call: a missing key pair is a usage error
   const now = context.now();
   const plan = planCluster(input, folder.dir);
   const userDataOf = async (member: DropletMember) => {
