@@ -111,7 +111,10 @@ say "uploaded $newest (revision $revision, sha256 $sha256) to $bucket_url/$objec
 # The prefix goes in encoded, as AWS signature v4 canonicalises the query.
 code=$(s3 -H "x-amz-content-sha256: $empty_sha256" "$bucket_url?list-type=2&prefix=$(printf "%s" "$prefix" | sed "s|/|%2F|g")") || code="no answer"
 [ "$code" = 200 ] || die "listing $bucket_url (prefix $prefix) to prune it: HTTP $code $(head -c 300 "$body" | tr -d '\n')"
-objects=$(grep -o '<Key>[^<]*</Key>' "$body" | sed 's/<\/*Key>//g' | grep '\.db$' | sort || true)
+# Only what this uploader names, directly under the prefix: other objects, and deeper prefixes, are not ours.
+# One page (up to 1000 keys, oldest first) is enough: pruning its oldest never touches the newest N.
+pattern=$(printf '%s' "$prefix" | sed 's/[.[\*^$]/\\&/g')
+objects=$(grep -o '<Key>[^<]*</Key>' "$body" | sed 's/<\/*Key>//g' | grep "^$pattern[0-9]\{8\}T[0-9]\{6\}Z-[a-z0-9-]*-rev[0-9]*\.db\$" | sort || true)
 count=$(printf '%s\n' "$objects" | grep -c . || true)
 if [ "$count" -gt "$retain" ]; then
   printf '%s\n' "$objects" | head -n "$((count - retain))" | while read -r old; do

@@ -46,19 +46,22 @@ done
 case $sha256 in *[!0-9a-f]*) die "--sha256 must be 64 lowercase hex digits, got $sha256" ;; esac
 [ ${#sha256} -eq 64 ] || die "--sha256 must be 64 lowercase hex digits, got $sha256"
 
+# The URL is good for one download: it leaves the node whether the restore works or not.
+trap 'rm -f "$url_file"' EXIT
+
 if [ -e "$data_dir/member" ]; then
   die "$data_dir/member exists; a restore never touches an existing data dir (move it away by hand if it is really to be replaced)"
 fi
 [ -r "$url_file" ] || die "cannot read $url_file (the snapshot's URL)"
+url=$(head -n 1 "$url_file")
 
 parent=$(dirname "$data_dir")
 mkdir -p "$parent"
 # Next to the data dir, so the restored member moves into place with a rename.
 work=$(mktemp -d "$parent/.etcd-restore.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; rm -f "$url_file"' EXIT
 
 say "downloading the snapshot for member $name"
-url=$(head -n 1 "$url_file")
 printf 'url = "%s"\n' "$url" | curl -q -fsS --config - --connect-timeout 20 --max-time 3600 --retry 5 --retry-delay 5 \
   -o "$work/snapshot.db" 2>"$work/curl.err" || die "download failed: $(head -c 300 "$work/curl.err" | tr '\n' ' ') (an expired URL answers 403: run etcd-cloudinit restore again for a fresh one)"
 actual=$(sha256sum "$work/snapshot.db" | cut -d' ' -f1)

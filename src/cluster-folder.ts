@@ -415,7 +415,7 @@ export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generate
     ...(plan.backup
       ? { backup: { url: backupUrlOf(plan.backup), endpoint: plan.backup.endpoint, region: plan.backup.region, retain: plan.backup.retain } }
       : {}),
-    ...(plan.restore ? { restoredFrom: { source: plan.restore.source, sha256: plan.restore.sha256, revision: plan.restore.revision } } : {}),
+    ...(plan.restoredFrom ? { restoredFrom: plan.restoredFrom } : {}),
     members: plan.members.map((member) => ({
       name: member.name,
       ...(member.ip !== undefined ? { ip: member.ip } : { hostname: member.hostname! }),

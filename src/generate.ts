@@ -44,9 +44,15 @@ function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
 function checkNoDay2Changes(folder: ClusterFolder, force: boolean, plan: ClusterPlan): void {
   if (force) return;
   const record = existingRecord(folder);
-  if (!record?.initialCluster || record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
-  // The same restore again (a resumed create): its token is derived from the same snapshot.
-  if (plan.restore && record.initialCluster === plan.initialCluster && record.initialClusterToken === plan.initialClusterToken) return;
+  // restore makes a new cluster on purpose: it replaces the folder's (the CA is kept).
+  if (plan.restore || !record?.initialCluster || record.initialClusterToken === clusterToken(record.clusterName, record.initialCluster)) return;
+  if (record.restoredFrom) {
+    throw new CliError(
+      'plan',
+      `${folder.dir} holds a cluster that restore made from ${record.restoredFrom.source}. gen-userdata would write user-data that bootstraps a new, empty cluster in its place. ` +
+        'Manage this cluster with the day-2 commands (docs/day2.md), run restore again to restore it anew, or pass --force to start its files over (the CA is kept).',
+    );
+  }
   const members = record.members.map((member) => `${member.name} (${member.ip ?? member.hostname})`).join(', ');
   throw new CliError(
     'plan',
@@ -80,7 +86,8 @@ export function backupCredentialsFor(input: ClusterInput, env: NodeJS.ProcessEnv
  */
 export function withRestore(plan: ClusterPlan, restore: RestorePlan | undefined): ClusterPlan {
   if (!restore) return plan;
-  return { ...plan, restore, initialClusterToken: clusterToken(plan.clusterName, `${plan.initialCluster}\nrestored from ${restore.source} ${restore.sha256}`) };
+  const restoredFrom = { source: restore.source, sha256: restore.sha256, revision: restore.revision };
+  return { ...plan, restore, restoredFrom, initialClusterToken: clusterToken(plan.clusterName, `${plan.initialCluster}\nrestored from ${restore.source} ${restore.sha256}`) };
 }
 
 /** plan -> mint -> render -> check -> write, for a validated input. The caller holds the folder's lock. */

@@ -102,11 +102,7 @@ export interface BackupPlan extends BackupSettings {
  * A cluster restored from a snapshot in the bucket: every member downloads it at first boot,
  * checks its SHA-256 and restores it into an empty data dir before etcd's first start.
  */
-export interface RestorePlan {
-  /** s3://bucket/key, for the record and messages. */
-  readonly source: string;
-  readonly sha256: string;
-  readonly revision: number;
+export interface RestorePlan extends RestoredFrom {
   /** A GET URL that needs no credentials and expires; only in user-data (0600), never in cluster.json. */
   readonly url: Secret;
   readonly urlExpires: string;
@@ -154,8 +150,16 @@ export interface ClusterPlan {
   readonly node: NodePaths;
   readonly snapshots: SnapshotPlan | undefined;
   readonly backup: BackupPlan | undefined;
-  /** Set only when `restore` made the cluster; members joined later start empty and sync from peers. */
+  /** Set only while `restore` makes the cluster; members joined later start empty and sync from peers. */
   readonly restore: RestorePlan | undefined;
+  /** The snapshot a restored cluster started from, kept in cluster.json for as long as the cluster lives. */
+  readonly restoredFrom: RestoredFrom | undefined;
+}
+
+export interface RestoredFrom {
+  readonly source: string;
+  readonly sha256: string;
+  readonly revision: number;
 }
 
 export const CA_DAYS = 3650;
@@ -219,6 +223,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     snapshots: input.snapshots ? { schedule: input.snapshotSchedule, retain: input.snapshotRetain } : undefined,
     backup: input.backup ? { ...input.backup, credentials: input.backupCredentials } : undefined,
     restore: undefined,
+    restoredFrom: undefined,
   };
 }
 

@@ -294,7 +294,7 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'set -eu',
           installCommand(plan),
           // A restored member: its data dir comes from the snapshot, before etcd's first start; a failure stops here.
-          ...(plan.restore ? [restoreCommand(plan, member, plan.restore), `rm -f ${node.restoreUrlFile}`] : []),
+          ...(plan.restore ? [restoreCommand(plan, member, plan.restore)] : []),
           'systemctl daemon-reload',
           // DNS-member mode: from now on (and early at every boot) only root reaches the metadata service, which serves this user-data.
           ...(files.metadataLockdown !== undefined ? ['systemctl enable --now etcd-metadata-lockdown.service'] : []),

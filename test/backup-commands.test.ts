@@ -51,7 +51,7 @@ describe('backup flags, backups and restore on the command line', () => {
       ['a password in the endpoint', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://me:pw@host'], () => env, /backup-endpoint: "http:\/\/me:pw@host" is not a base URL/],
       ['a .. in the prefix', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/a/../b', '--backup-region', 'nyc3'], () => env, /backup-url: "s3:\/\/acme-etcd\/a\/..\/b" has an empty, \. or \.\. segment/],
       ['restore without a bucket', () => ['restore', '--ips', '10.0.0.1'], () => env, /backup-url: is required: the s3:\/\/<bucket>\/<prefix> whose snapshot to restore/],
-      ['restore with a URL life over 7 days', () => ['restore', '--ips', '10.0.0.1', ...target(), '--url-expiry', '200'], () => env, /url-expiry: "200" is not a number of hours from 1 to 168/],
+      ['restore with a URL life over 7 days', () => ['restore', '--ips', '10.0.0.1', ...target(), '--url-expiry', '200'], () => env, /url-expiry: "200" is not a whole number of hours from 1 to 168/],
       ['restore of a snapshot that is not there', () => ['restore', '--ips', '10.0.0.1', ...target(), '--snapshot', 'nope.db'], () => env, /snapshot: "nope.db" is not in s3:\/\/acme-etcd\/prod\//],
       ['create-droplets without a key pair, before any API call', () => ['create-droplets', '--domain', 'example.com', '--region', 'nyc3', '--backup-url', 's3://acme-etcd/prod'], () => ({ DIGITALOCEAN_TOKEN: 'x' }), /backup-url: s3:\/\/acme-etcd\/prod\/ needs a key pair/],
     ];

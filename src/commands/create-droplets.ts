@@ -125,7 +125,7 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
     return (await generated).userData.get(member.name)!;
   };
   // Resuming adds members to a cluster that already booted: they must share its CA and its
-  // initial-cluster, or they can never join. Both live in out/<cluster>/.
+  // initial-cluster, or they can never join. Both live in out/<cluster>/. Called whenever droplets exist.
   const checkResume = (existing: readonly DropletMember[], missing: readonly DropletMember[]) => {
     const names = (list: readonly DropletMember[]) => list.map((m) => m.dropletName).join(', ');
     if (!folder.exists(FOLDER_FILES.key('ca'))) {
@@ -135,6 +135,15 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
       );
     }
     const before = folder.exists(FOLDER_FILES.clusterJson) ? folder.readClusterRecord() : undefined;
+    // A restore makes a new cluster: droplets that exist belong to the old one, unless this same restore made them (a resume).
+    if (restore && before?.restoredFrom?.sha256 !== restore.sha256) {
+      throw new CliError(
+        'preflight',
+        `droplets ${names(existing)} of cluster ${spec.clusterName} exist: a restore makes a new cluster and would leave them running with their own data. ` +
+          `Delete them first (etcd-cloudinit destroy-droplets --cluster-name ${spec.clusterName}), or restore under another --cluster-name`,
+      );
+    }
+    if (missing.length === 0) return; // nothing to create: re-running on a complete cluster changes nothing
     if (before?.initialCluster !== undefined && before.initialCluster !== plan.initialCluster) {
       throw new CliError(
         'preflight',

@@ -1,9 +1,8 @@
-import { bucketFromFlags, type BucketAccess } from '../backup/access.js';
 import { listBackups, PRESIGN_MAX_SECONDS, presignedGetUrl, s3Client } from '../backup/store.js';
 import { Secret, type BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';
 import { CliError, usageError } from '../errors.js';
-import { folderOf } from '../generate.js';
+import { backupCredentialsFor, folderOf } from '../generate.js';
 import { numberFlag, stringFlag, type ParsedOptions } from '../options.js';
 import type { RestorePlan } from '../plan.js';
 import { validateCreateFlags } from './create-droplets.js';
@@ -30,19 +29,19 @@ export function chooseSnapshot(objects: readonly BackupObject[], wanted: string 
  */
 export async function runRestore(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const onDigitalOcean = stringFlag(flags, 'region') !== undefined;
-  const hours = numberFlag(flags, 'url-expiry', DEFAULT_URL_HOURS, (n) => n > 0 && n * 3600 <= PRESIGN_MAX_SECONDS, 'is not a number of hours from 1 to 168 (signed URLs live at most 7 days)');
-  if (flags['backup-url'] === undefined) {
-    throw usageError('validate', 'backup-url: is required: the s3://<bucket>/<prefix> whose snapshot to restore (the new cluster uploads its own there too)');
-  }
+  const hours = numberFlag(flags, 'url-expiry', DEFAULT_URL_HOURS, (n) => Number.isInteger(n) && n >= 1 && n * 3600 <= PRESIGN_MAX_SECONDS, 'is not a whole number of hours from 1 to 168 (signed URLs live at most 7 days)');
   // Warnings are printed once, by the run below.
   const quiet = { ...context, stderr: { write: () => true } };
   const input = onDigitalOcean ? validateCreateFlags(flags).input : validateClusterFlags(flags, quiet);
+  if (!input.backup) {
+    throw usageError('validate', 'backup-url: is required: the s3://<bucket>/<prefix> whose snapshot to restore (the new cluster uploads its own there too)');
+  }
   const folder = folderOf(input, context.cwd);
-  const access: BucketAccess = bucketFromFlags(flags, context.env, folder, stringFlag(flags, 'region'));
-  const { target } = access;
+  const target = input.backup;
+  const credentials = backupCredentialsFor(input, context.env, folder)!;
   const where = `s3://${target.bucket}/${target.prefix}`;
 
-  const client = s3Client(target, access.credentials);
+  const client = s3Client(target, credentials);
   const snapshot = chooseSnapshot(await listBackups(client, target), stringFlag(flags, 'snapshot'), where);
   const seconds = Math.round(hours * 3600);
   const expires = new Date(context.now().getTime() + seconds * 1000);

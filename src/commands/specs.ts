@@ -7,7 +7,6 @@ import { DEFAULT_IMAGE, DEFAULT_SIZE, DEFAULT_TTL } from '../digitalocean/member
 import type { OptionSpec } from '../options.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 
-/** The cluster options shared by every command that generates a cluster's files. */
 /** Where a cluster's snapshots live off-site: gen-userdata, create-droplets, backups and restore share these. */
 const BACKUP_TARGET_OPTIONS: readonly OptionSpec[] = [
   {
@@ -20,6 +19,7 @@ const BACKUP_TARGET_OPTIONS: readonly OptionSpec[] = [
   { name: 'backup-endpoint', type: 'string', valueName: 'url', description: 'S3 endpoint (default https://<backup-region>.digitaloceanspaces.com)' },
 ];
 
+/** The cluster options shared by every command that generates a cluster's files. */
 export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'ips', type: 'string', valueName: 'a,b,c', description: 'Member IPv4 addresses, comma-separated (required unless --config gives members)' },
   { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names, one per address (default etcd1..etcdN)' },
@@ -201,9 +201,10 @@ export const REPAIR_OPTIONS: readonly OptionSpec[] = [
 export const RESTORE_OPTIONS: readonly OptionSpec[] = [
   { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest)' },
   { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default 24): boot the members before it expires` },
-  ...CLUSTER_OPTIONS,
+  // A restored cluster uploads its own snapshots: --no-snapshots would contradict --backup-url.
+  ...CLUSTER_OPTIONS.filter((option) => option.name !== 'no-snapshots'),
   ...CREATE_DROPLETS_OPTIONS.filter((option) => !CLUSTER_OPTIONS.some((other) => other.name === option.name) && !['dry-run', 'json', 'help'].includes(option.name)).map((option) =>
-    ['region', 'domain'].includes(option.name) ? { ...option, description: `${option.description}; with --region, restore creates the droplets as create-droplets does` } : option,
+    option.name === 'region' ? { ...option, description: 'With --domain: create the droplets in this region, as create-droplets does (DIGITALOCEAN_TOKEN)' } : option,
   ),
   { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },

@@ -102,5 +102,5 @@ export function planFromRecord(record: ClusterRecord, members: readonly MemberRe
   // The key pair gen-userdata stored; rendering a member's user-data fails with a clear message without it.
   const backupCredentials = input.backup ? folder.readBackupCredentials() : undefined;
   const plan = planCluster(backupCredentials ? { ...input, backupCredentials } : input, folder.dir);
-  return { ...plan, initialClusterToken: record.initialClusterToken };
+  return { ...plan, initialClusterToken: record.initialClusterToken, restoredFrom: record.restoredFrom };
 }

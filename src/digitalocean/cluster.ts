@@ -190,7 +190,7 @@ async function preflight(run: CreateRun): Promise<void> {
     options.progress(`${name}: droplet ${droplet.name} exists (id ${droplet.id}, ${droplet.status})`);
     run.existing.push(`droplet ${droplet.name} (id ${droplet.id})`);
   }
-  if (droplets.size > 0 && missing.length > 0) options.checkResume?.(spec.members.filter((m) => droplets.has(m.name)), missing);
+  if (droplets.size > 0) options.checkResume?.(spec.members.filter((m) => droplets.has(m.name)), missing);
 }
 
 /** --vpc-uuid, else the VPC the cluster's droplets use, else ours by name, else a new one. */
