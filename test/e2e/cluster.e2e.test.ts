@@ -5,7 +5,8 @@ import { mintForeignClient, type ClientIdentity } from './certificates.js';
 import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMembers, untilSucceeds } from './etcd-client.js';
 import { waitFor } from './exec.js';
 import { NODE_PATHS } from '../../src/plan.js';
-import { JOINER_IP } from './cluster.js';
+import { DEBIAN_ETCD_RELEASE } from './mirror.js';
+import { E2E_BUCKET, JOINER_IP } from './cluster.js';
 import { readSavedSnapshot } from './guest-console.js';
 import { expectCloudInitDone, useTestCluster } from './suite.js';
 
@@ -20,11 +21,32 @@ const SNAPSHOT_SCHEDULE = '*:0/2';
 const SNAPSHOT_WITHIN_MS = 12 * 60_000;
 // A 4th VM: boot, install, join as a learner, catch up and get promoted.
 const PROMOTED_WITHIN_MS = 20 * 60_000;
+// Off-site copies go to the test's S3 server on the bridge.
+const BACKUP_ARGS = ['--backup-url', `s3://${E2E_BUCKET.name}/e2e/`, '--backup-endpoint', E2E_BUCKET.endpoint];
+// The next snapshot after a write: the 2-minute schedule plus up to 5 minutes of RandomizedDelaySec.
+const UPLOADED_WITHIN_MS = 12 * 60_000;
+
+interface Listed {
+  snapshots: { key: string; member: string; revision: number; sha256?: string }[];
+}
 
 describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cluster', () => {
   // A short snapshot schedule, so the systemd timer fires while the test runs.
-  const suite = useTestCluster(async () => ({ repoRoot, debianMirror, log, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE] }));
+  const suite = useTestCluster(async () => ({ repoRoot, debianMirror, log, s3Bucket: true, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE, ...BACKUP_ARGS] }));
   const { skipUnlessHealthy } = suite;
+  let backedUpRevision = 0;
+  let oldClusterId = '';
+
+  const clusterIds = async (): Promise<string[]> => {
+    const status = await suite.cluster.etcdctl(['endpoint', 'status', '--write-out=json']);
+    expect(status.code, status.stderr).toBe(0);
+    return (JSON.parse(status.stdout) as { Status: { header: { cluster_id: number } } }[]).map((entry) => String(entry.Status.header.cluster_id));
+  };
+  const listBackups = async (): Promise<Listed> => {
+    const listed = await suite.cluster.cli(['backups', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    return JSON.parse(listed.stdout) as Listed;
+  };
 
   it('reports healthy on every member within a bounded wait', async () => {
     const seconds = await suite.waitHealthy(HEALTHY_WITHIN_MS);
@@ -94,6 +116,39 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     }
   });
 
+  it('uploads a snapshot off-site: only the leader, after its timer fires; backups --json lists it with its checksum', async (context) => {
+    skipUnlessHealthy(context);
+    const put = await untilSucceeds('put e2e/backed-up', () => suite.cluster.etcdctl(['put', 'e2e/backed-up', 'in the bucket']), etcdctlSucceeded, etcdctlOutput);
+    backedUpRevision = Number(/"revision":(\d+)/.exec((await suite.cluster.etcdctl(['get', 'e2e/backed-up', '--write-out=json'])).stdout)?.[1] ?? 'NaN');
+    expect(put.code).toBe(0);
+    expect(backedUpRevision).toBeGreaterThan(0);
+    oldClusterId = (await clusterIds())[0]!;
+    const startedAt = Date.now();
+    const listed = await waitFor(
+      `a snapshot of revision ${backedUpRevision} or later in the bucket`,
+      async () => {
+        const found = await listBackups();
+        return found.snapshots.some((snapshot) => snapshot.revision >= backedUpRevision) ? found : undefined;
+      },
+      { timeoutMs: UPLOADED_WITHIN_MS, intervalMs: 15_000 },
+    );
+    log(`uploaded ${Math.round((Date.now() - startedAt) / 1000)}s after the write: ${listed.snapshots.map((snapshot) => snapshot.key).join(', ')}`);
+    const newest = listed.snapshots[0]!;
+    expect(newest.sha256, JSON.stringify(newest)).toMatch(/^[0-9a-f]{64}$/);
+    // The uploader's own line on that member's console (journald), with the same checksum.
+    const uploader = suite.cluster.members.find((member) => member.name === newest.member)!;
+    await waitFor(`the upload line on ${uploader.name}'s console`, async () => (uploader.vm.console().includes(`sha256 ${newest.sha256}) to ${E2E_BUCKET.endpoint}/${E2E_BUCKET.name}/${newest.key}`) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 5_000,
+    });
+    // One snapshot per interval, not one per member: the others' upload step stood down (each has run after its snapshot above).
+    const others = suite.cluster.members.filter((member) => member !== uploader);
+    await waitFor('a follower standing down', async () => (others.some((member) => member.vm.console().includes(`etcd-backup: member ${member.name} is not the leader now`)) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 5_000,
+    });
+  });
+
   it('keeps accepting writes with one member down, and the member catches up after a restart', async (context) => {
     skipUnlessHealthy(context);
     const [first, victim, third] = suite.cluster.members;
@@ -150,5 +205,38 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     const get = await suite.cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only', '--consistency=s'], [joiner.clientUrl]);
     expect(get.stdout.trim(), get.stderr).toBe('hello from etcd1');
     await untilSucceeds('endpoint health --cluster with 4 members', () => suite.cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
+  });
+
+  it('restore: with every VM gone, new VMs restore the uploaded snapshot and form a new, healthy cluster with the data and a new cluster ID', async (context) => {
+    skipUnlessHealthy(context);
+    expect(backedUpRevision, 'the upload test ran first').toBeGreaterThan(0);
+    await suite.cluster.destroyAllVms();
+    // As an operator would after losing every machine: same addresses, new machines, the newest snapshot.
+    const restored = await suite.cluster.cli([
+      'restore', ...BACKUP_ARGS,
+      '--ips', suite.cluster.memberIps.join(','),
+      '--etcd-version', DEBIAN_ETCD_RELEASE.version, '--release-url', suite.cluster.mirror.url,
+      '--key-size', '2048', '--heartbeat-interval', '500', '--election-timeout', '5000', '--snapshot-schedule', SNAPSHOT_SCHEDULE,
+    ]);
+    expect(restored.code, restored.stderr).toBe(0);
+    log(restored.stderr.trim().split('\n').find((line) => line.startsWith('restore: snapshot')) ?? restored.stderr);
+    const members = await suite.cluster.bootNewVms('restored');
+    const seconds = await suite.cluster.waitHealthy(HEALTHY_WITHIN_MS);
+    log(`restored cluster healthy ${seconds}s after its VMs started`);
+    for (const member of members) {
+      expect(member.vm.console()).toContain(`etcd-cloudinit: etcd-restore: restored member ${member.name} into /var/lib/etcd`);
+      // From each member's own store: the data came from the snapshot, not from a peer that has it.
+      const get = await suite.cluster.etcdctl(['get', 'e2e/backed-up', '--print-value-only', '--consistency=s'], [member.clientUrl]);
+      expect(get.stdout.trim(), `${member.name}: ${get.stderr}`).toBe('in the bucket');
+    }
+    const greeting = await suite.cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only']);
+    expect(greeting.stdout.trim()).toBe('hello from etcd1');
+    const ids = new Set(await clusterIds());
+    expect(ids.size).toBe(1);
+    expect([...ids][0]).not.toBe(oldClusterId);
+    log(`cluster ID ${oldClusterId} -> ${[...ids][0]}`);
+    const list = await suite.cluster.etcdctl(['member', 'list', '--write-out=json']);
+    expect(startedMembers(list.stdout).map((member) => member.name).sort()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    for (const member of members) await expectCloudInitDone(member);
   });
 });

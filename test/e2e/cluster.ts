@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync, rmdirSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,6 +19,10 @@ export const CLUSTER_NAME = 'e2e';
 const BRIDGE_ADDRESS = '10.77.0.1';
 const PREFIX_LENGTH = 24;
 const MIRROR_PORT = 8080;
+const S3_PORT = 9000;
+/** The bucket of the test's S3 server (s3rver's own key pair S3RVER/S3RVER, signatures checked). */
+export const E2E_BUCKET = { name: 'e2e-backups', endpoint: `http://${BRIDGE_ADDRESS}:${S3_PORT}`, env: { SPACES_ACCESS_KEY_ID: 'S3RVER', SPACES_SECRET_ACCESS_KEY: 'S3RVER' } } as const;
+const S3_SERVER_SCRIPT = fileURLToPath(new URL('./s3-server.ts', import.meta.url));
 const MEMBER_IPS = ['10.77.0.11', '10.77.0.12', '10.77.0.13'];
 /** The address a member added later (add-member) boots with: its tap exists from the start. */
 export const JOINER_IP = '10.77.0.14';
@@ -47,6 +52,8 @@ export interface TestClusterOptions {
   bake?: BakeStep;
   extraGenUserDataArgs?: string[];
   memoryMiB?: number;
+  /** Serve E2E_BUCKET on the bridge (for --backup-url) and give gen-userdata its key pair. */
+  s3Bucket?: boolean;
 }
 
 export interface TestCluster {
@@ -55,6 +62,8 @@ export interface TestCluster {
   mirror: MirrorServer;
   accelerator: Accelerator;
   members: Member[];
+  /** The members' addresses, as gen-userdata got them. */
+  memberIps: readonly string[];
   admin: ClientIdentity & { cert: string; key: string };
   // Wall clock when the first qemu started.
   vmsStartedAt: number;
@@ -64,6 +73,10 @@ export interface TestCluster {
   cli(args: readonly string[]): Promise<RunResult>;
   /** Boots one more VM with the user-data now in out/ for `name` (after add-member wrote it). */
   bootMember(name: string, ip: string): Promise<Member>;
+  /** Kills every VM: the cluster is lost (their disks are kept until teardown, unused). */
+  destroyAllVms(): Promise<void>;
+  /** Boots one new VM per member from the user-data now in out/, on fresh disks; `label` names the VMs and their consoles. */
+  bootNewVms(label: string): Promise<Member[]>;
   // Boots a killed member again from its own overlay disk.
   restart(member: Member): void;
   findings(): { member: string; findings: ConsoleFinding[] }[];
@@ -82,7 +95,14 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   const releaseUrl = `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`;
 
   const memberNames = MEMBER_IPS.map((_, index) => `etcd${index + 1}`);
-  const generated = await generateUserData(options.repoRoot, join(runDir, 'out'), releaseUrl, ['--ips', MEMBER_IPS.join(','), ...(options.extraGenUserDataArgs ?? [])], memberNames);
+  const generated = await generateUserData(
+    options.repoRoot,
+    join(runDir, 'out'),
+    releaseUrl,
+    ['--ips', MEMBER_IPS.join(','), ...(options.extraGenUserDataArgs ?? [])],
+    memberNames,
+    options.s3Bucket ? { ...E2E_BUCKET.env } : {},
+  );
   if (options.alterGenerated !== undefined) await options.alterGenerated(generated, join(runDir, 'altered'));
 
   const namespace = `e2e-etcd-${process.pid}`;
@@ -95,9 +115,12 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   });
   const members: Member[] = [];
   let mirror: MirrorServer | undefined;
+  let s3: ChildProcess | undefined;
+  const retired: Member[] = [];
   const teardown = async (outcome: 'passed' | 'failed'): Promise<void> => {
-    for (const member of members) await member.vm.kill();
+    for (const member of [...members, ...retired]) await member.vm.kill();
     if (mirror !== undefined) mirror.process.kill('SIGKILL');
+    if (s3 !== undefined) s3.kill('SIGKILL');
     await destroyTestNetwork(namespace);
     removeNetnsEtcDir(namespace);
     cleanup.disarm();
@@ -107,14 +130,31 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   try {
     mirror = await serveMirror(network, mirrorRoot, MIRROR_PORT, join(runDir, 'mirror.log'));
     cleanup.track(mirror.process.pid);
+    if (options.s3Bucket) {
+      const tsx = join(options.repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+      const logFile = join(runDir, 's3.log');
+      const server = startLogged(network.inside([process.execPath, '--import', pathToFileURL(tsx).href, S3_SERVER_SCRIPT, join(runDir, 's3rver'), BRIDGE_ADDRESS, String(S3_PORT), E2E_BUCKET.name]), logFile);
+      s3 = server;
+      cleanup.track(server.pid);
+      await waitFor(
+        `the S3 server at ${E2E_BUCKET.endpoint}`,
+        async () => {
+          if (server.exitCode !== null) throw new Error(`S3 server exited (${server.exitCode}); see ${logFile}`);
+          // Unsigned: the front answers 403, which says it listens.
+          const probe = await runAllowingFailure(network.inside(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', `${E2E_BUCKET.endpoint}/`]), { timeoutMs: 10_000 });
+          return probe.stdout.trim() === '403' ? true : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+    }
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
 
-    const createMember = async (name: string, ip: string, tap: string): Promise<Member> => {
+    const createMember = async (name: string, ip: string, tap: string, vmName = name): Promise<Member> => {
       const macAddress = `52:54:00:77:00:${ip.split('.')[3]}`;
       const userData = await readFile(join(generated.userDataDir, `${name}.yaml`), 'utf8');
-      const seedIso = await writeSeedIso({ instanceId: `${CLUSTER_NAME}-${name}`, hostname: name, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` }, runDir);
-      const vm = new Vm({ name, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
+      const seedIso = await writeSeedIso({ instanceId: `${CLUSTER_NAME}-${vmName}`, hostname: vmName, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` }, runDir);
+      const vm = new Vm({ name: vmName, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
       await vm.createDisk();
       const member = { name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm };
       members.push(member);
@@ -142,6 +182,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
       mirror,
       accelerator,
       members,
+      memberIps: MEMBER_IPS,
       admin,
       vmsStartedAt,
       etcdctl: (args, endpoints = clientUrls, identity = admin) => etcdctl(network, identity, endpoints, args),
@@ -162,6 +203,24 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
         options.log(`started ${name}'s VM (${ip})`);
         return member;
       },
+      destroyAllVms: async () => {
+        for (const member of members) await member.vm.kill();
+        retired.push(...members.splice(0, members.length));
+        options.log(`killed every VM (${retired.map((member) => member.vm.spec.name).join(', ')})`);
+      },
+      bootNewVms: async (label) => {
+        if (members.length > 0) throw new Error('bootNewVms: destroy the running VMs first');
+        for (const [index, ip] of MEMBER_IPS.entries()) {
+          await createMember(memberNames[index]!, ip, network.taps[index] ?? '', `${memberNames[index]}-${label}`);
+        }
+        cluster.vmsStartedAt = Date.now();
+        for (const member of members) {
+          member.vm.start();
+          cleanup.track(member.vm.pid);
+        }
+        options.log(`started ${members.length} new VMs (${label}) on fresh disks`);
+        return members;
+      },
       restart: (member) => {
         member.vm.start();
         cleanup.track(member.vm.pid);
@@ -175,7 +234,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
   }
 }
 
-async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string, extraArgs: string[], memberNames: string[]): Promise<GeneratedCluster> {
+async function generateUserData(repoRoot: string, outDir: string, releaseUrl: string, extraArgs: string[], memberNames: string[], env: Record<string, string>): Promise<GeneratedCluster> {
   const cli = join(repoRoot, 'bin', 'etcd-cloudinit.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm ci` (or `npm run build`) first');
   // Exactly as a user would run it; only the release URL points at the local mirror.
@@ -192,7 +251,7 @@ async function generateUserData(repoRoot: string, outDir: string, releaseUrl: st
       '--election-timeout', '5000',
       ...extraArgs,
     ],
-    { cwd: repoRoot, timeoutMs: 5 * 60_000 },
+    { cwd: repoRoot, timeoutMs: 5 * 60_000, env },
   );
   const clusterDir = join(outDir, CLUSTER_NAME);
   return { outDir: clusterDir, pkiDir: join(clusterDir, 'pki'), userDataDir: join(clusterDir, 'user-data'), memberNames };

@@ -105,7 +105,7 @@ export function checkSignatureV4(req: Pick<IncomingMessage, 'method' | 'url' | '
 }
 
 /** s3rver on 127.0.0.1 with `buckets`, behind a front (on `listen`, default 127.0.0.1 and any port) that checks v4 signatures. */
-export async function startCheckedS3(directory: string, buckets: readonly string[], listen: { host?: string; port?: number } = {}): Promise<CheckedS3> {
+export async function startCheckedS3(directory: string, buckets: readonly string[], listen: { host?: string; port?: number; log?: (line: string) => void } = {}): Promise<CheckedS3> {
   const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
   const backend = await s3rver.run();
   const refused: string[] = [];
@@ -117,12 +117,14 @@ export async function startCheckedS3(directory: string, buckets: readonly string
       const problem = checkSignatureV4(req, body, ACCOUNT.secretAccessKey);
       if (problem) {
         refused.push(`${problem.code} ${req.method} ${req.url}`);
+        listen.log?.(`${req.socket.remoteAddress} ${req.method} ${req.url?.split('?')[0]} refused ${problem.status} ${problem.code}`);
         res.writeHead(problem.status, { 'content-type': 'application/xml' });
         res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${problem.code}</Code><Message>checked by the test's signature v4 front</Message></Error>`);
         return;
       }
       const { expect: _continue, ...headers } = req.headers;
       const forward = request({ host: '127.0.0.1', port: backend.port, method: req.method, path: req.url, headers: { ...headers, 'content-length': String(body.length) } }, (answer) => {
+        listen.log?.(`${req.socket.remoteAddress} ${req.method} ${req.url?.split('?')[0]} ${answer.statusCode} (${body.length} bytes in)`);
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       });
