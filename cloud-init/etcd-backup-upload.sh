@@ -1,7 +1,8 @@
 #!/bin/sh
 # Uploads the newest local snapshot, checked and with its SHA-256, to an S3-compatible bucket
 # (DigitalOcean Spaces or any other), if this member is the leader now, and keeps the newest N
-# snapshots of the cluster there. Run by etcd-snapshot.service after each snapshot. It never
+# snapshots of the cluster there. Run by etcd-backup-upload.service, which each successful
+# snapshot starts (OnSuccess= of etcd-snapshot.service). It never
 # deletes a local snapshot; a failed upload fails the service run (the journal and
 # `systemctl --failed` show it) and the next run uploads the newest snapshot again.
 #   etcd-backup-upload.sh --etcdctl BIN --etcdutl BIN|none --endpoint URL --cacert FILE --cert FILE
@@ -11,8 +12,8 @@
 # <prefix><UTC time>-<member>-rev<revision>.db. The credentials file has two lines,
 # access_key_id=... and secret_access_key=...; the secret reaches curl on its standard input,
 # never on a command line (which `ps` shows).
-# gen-userdata --backup-url installs it as ExecStartPost= of etcd-snapshot.service, which passes
-# --credentials %d/backup: systemd's copy of the root-only key file (LoadCredential=).
+# Its unit passes --credentials %d/backup: systemd's copy of the root-only key file
+# (LoadCredential=), readable by this run alone.
 set -eu
 
 say() {

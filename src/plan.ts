@@ -30,6 +30,7 @@ export const NODE_PATHS = {
   snapshotTmpfiles: '/etc/tmpfiles.d/etcd-snapshot.conf',
   backupDir: '/var/backups/etcd',
   backupUploadScript: '/usr/local/lib/etcd-cloudinit/etcd-backup-upload.sh',
+  backupUploadService: '/etc/systemd/system/etcd-backup-upload.service',
   /** Root-only: the bucket key pair; etcd-snapshot.service gets it through systemd's LoadCredential=. */
   backupCredentials: '/etc/etcd-cloudinit/backup-credentials',
   restoreScript: '/usr/local/lib/etcd-cloudinit/etcd-restore.sh',

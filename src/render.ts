@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { Document, parse as parseYaml } from 'yaml';
 import { CliError } from './errors.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
@@ -108,7 +109,7 @@ export function snapshotCommand(plan: ClusterPlan, member: MemberPlan, snapshots
 /** The name etcd-snapshot.service loads the key pair under (LoadCredential=): the script reads %d/<name>. */
 export const BACKUP_CREDENTIAL_NAME = 'backup';
 
-/** The command line of the upload after each snapshot (ExecStartPost= of etcd-snapshot.service). */
+/** The command line of etcd-backup-upload.service, which each successful snapshot starts (OnSuccess=). */
 export function backupUploadCommand(plan: ClusterPlan, member: MemberPlan, backup: BackupPlan): string {
   const { node } = plan;
   return execStartLine('backup upload command', [
@@ -192,15 +193,20 @@ export function renderSnapshotUnits(plan: ClusterPlan, member: MemberPlan, snaps
       backupDir: node.backupDir,
       tmpfilesConfig: node.snapshotTmpfiles,
       execStart: snapshotCommand(plan, member, snapshots),
-      backup: plan.backup
-        ? {
-            credentialName: BACKUP_CREDENTIAL_NAME,
-            credentialsFile: node.backupCredentials,
-            execStartPost: backupUploadCommand(plan, member, plan.backup),
-            target: `s3://${plan.backup.bucket}/${plan.backup.prefix}`,
-          }
-        : null,
+      uploadUnit: plan.backup ? basename(node.backupUploadService) : null,
     }),
+    upload: plan.backup
+      ? renderTemplate('etcd-backup-upload.service.ejs', {
+          memberName: member.name,
+          clusterName: plan.clusterName,
+          user: node.user,
+          backupDir: node.backupDir,
+          target: `s3://${plan.backup.bucket}/${plan.backup.prefix}`,
+          credentialName: BACKUP_CREDENTIAL_NAME,
+          credentialsFile: node.backupCredentials,
+          execStart: backupUploadCommand(plan, member, plan.backup),
+        })
+      : undefined,
     tmpfiles: renderTemplate('etcd-snapshot.tmpfiles.conf.ejs', { backupDir: node.backupDir, user: node.user }),
     timer: renderTemplate('etcd-snapshot.timer.ejs', {
       memberName: member.name,
@@ -270,6 +276,7 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
       ...(plan.backup
         ? [
             { path: node.backupUploadScript, content: nodeFile('etcd-backup-upload.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.backupUploadService, content: files.snapshot!.upload!, owner: 'root:root', permissions: '0644' },
             { path: node.backupCredentials, content: backupCredentialsText(plan, plan.backup), owner: 'root:root', permissions: '0600' },
           ]
         : []),

@@ -147,7 +147,7 @@ describe('backup flags, backups and restore on the command line', () => {
       }
     });
 
-    it('systemd-analyze verify accepts the snapshot unit with its upload (and reports a broken one)', async (context) => {
+    it('systemd-analyze verify accepts the snapshot unit and the upload unit it starts (and reports a broken one)', async (context) => {
       if (!(await hasTools('systemd-analyze'))) context.skip();
       const root = newDir();
       const files = writeFilesOf(readFileSync(join(dir, 'out', 'etcd', 'user-data', 'etcd2.yaml'), 'utf8'));
@@ -158,10 +158,10 @@ describe('backup flags, backups and restore on the command line', () => {
       const verify = async (edit: (unit: string) => string) => {
         const unitDir = join(root, 'verify', String(Math.random()).slice(2));
         mkdirSync(unitDir, { recursive: true });
-        const units = [NODE_PATHS.snapshotService, NODE_PATHS.snapshotTimer, NODE_PATHS.unitFile].map((path) => {
+        const units = [NODE_PATHS.snapshotService, NODE_PATHS.backupUploadService, NODE_PATHS.snapshotTimer, NODE_PATHS.unitFile].map((path) => {
           const target = join(unitDir, basename(path));
           const text = rewriteNodePaths(files.get(path)!.content, root);
-          writeFileSync(target, path === NODE_PATHS.snapshotService ? edit(text) : text);
+          writeFileSync(target, path === NODE_PATHS.backupUploadService ? edit(text) : text);
           return target;
         });
         return runProcess('systemd-analyze', ['verify', ...units]);
@@ -169,8 +169,8 @@ describe('backup flags, backups and restore on the command line', () => {
       const clean = await verify((unit) => unit);
       expect(clean.stderr).toBe('');
       expect(clean.code).toBe(0);
-      const broken = await verify((unit) => unit.replace(/^ExecStartPost=\//m, 'ExecStartPost=relative/'));
-      expect(broken.stderr).toMatch(/etcd-snapshot\.service:\d+: .*relative\/\S*etcd-backup-upload\.sh/);
+      const broken = await verify((unit) => unit.replace(/^ExecStart=\//m, 'ExecStart=relative/'));
+      expect(broken.stderr).toMatch(/etcd-backup-upload\.service:\d+: .*relative\/\S*etcd-backup-upload\.sh/);
     });
   });
 });

@@ -1,8 +1,8 @@
 /**
  * Off-site backup and restore, end to end on loopback with real parts: the built CLI, real etcd and
  * etcdctl, real curl, and s3rver behind a front that checks signature v4 (presigned URLs too).
- * A cluster made with --backup-url writes data; its snapshot unit's own command lines (ExecStart,
- * then ExecStartPost with the credential systemd would hand it) save and upload a snapshot;
+ * A cluster made with --backup-url writes data; its units' own command lines (etcd-snapshot's ExecStart, then
+ * etcd-backup-upload's with the credential systemd would hand it) save and upload a snapshot;
  * `backups --json` lists it; the cluster is destroyed; `restore` writes new user-data whose
  * first-boot line (runcmd) restores the snapshot on each new member; the new cluster is healthy,
  * has every key and a new cluster ID. A tampered snapshot and an existing data dir stop the restore.
@@ -105,9 +105,11 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
       const credentials = files.get(NODE_PATHS.backupCredentials);
       expect(credentials?.permissions).toBe('0600');
       expect(credentials?.content).toBe(`access_key_id=${server.accessKeyId}\nsecret_access_key=${server.secretAccessKey}\n`);
-      const unit = files.get(NODE_PATHS.snapshotService)!.content;
-      expect(unitValue(unit, 'LoadCredential')).toBe(`backup:${NODE_PATHS.backupCredentials}`);
-      expect(unitValue(unit, 'ExecStartPost')).not.toContain(server.secretAccessKey);
+      expect(unitValue(files.get(NODE_PATHS.snapshotService)!.content, 'OnSuccess')).toBe('etcd-backup-upload.service');
+      const upload = files.get(NODE_PATHS.backupUploadService)!.content;
+      expect(unitValue(upload, 'LoadCredential')).toBe(`backup:${NODE_PATHS.backupCredentials}`);
+      expect(unitValue(upload, 'User')).toBe(NODE_PATHS.user);
+      expect(unitValue(upload, 'ExecStart')).not.toContain(server.secretAccessKey);
     }
     const record = readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8');
     expect(JSON.parse(record).backup).toEqual({ url: `s3://${BUCKET}/${PREFIX}`, endpoint: server.url, region: 'us-east-1', retain: 5 });
@@ -115,12 +117,12 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
     expect(statSync(join(cluster.outDir, 'backup-credentials')).mode & 0o777).toBe(0o600);
   });
 
-  it("the snapshot unit's own command lines save and upload on the leader only; no curl argv holds the secret", async () => {
+  it("the units' own command lines save (etcd-snapshot) and upload (etcd-backup-upload) on the leader only; no curl argv holds the secret", async () => {
     for (const name of MEMBERS) {
-      const unit = writeFilesOf(cluster.userData(name)).get(NODE_PATHS.snapshotService)!.content;
-      const saved = await runUnitLine(name, unitValue(unit, 'ExecStart'));
+      const files = writeFilesOf(cluster.userData(name));
+      const saved = await runUnitLine(name, unitValue(files.get(NODE_PATHS.snapshotService)!.content, 'ExecStart'));
       expect(saved.code, saved.stderr).toBe(0);
-      const uploaded = await runUnitLine(name, unitValue(unit, 'ExecStartPost'));
+      const uploaded = await runUnitLine(name, unitValue(files.get(NODE_PATHS.backupUploadService)!.content, 'ExecStart'));
       expect(uploaded.code, uploaded.stderr + uploaded.stdout).toBe(0);
       if (name === leader) {
         expect(uploaded.stdout).toMatch(new RegExp(`uploaded etcd-${name}-\\d{8}T\\d{6}Z\\.db \\(revision \\d+, sha256 [0-9a-f]{64}\\)`));

@@ -70,6 +70,39 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     expect(value.stdout.trim()).toBe('hello from etcd1');
   });
 
+  it('uploads a snapshot off-site: only the leader, after its timer fires; backups --json lists it with its checksum', async (context) => {
+    skipUnlessHealthy(context);
+    const put = await untilSucceeds('put e2e/backed-up', () => suite.cluster.etcdctl(['put', 'e2e/backed-up', 'in the bucket']), etcdctlSucceeded, etcdctlOutput);
+    backedUpRevision = Number(/"revision":(\d+)/.exec((await suite.cluster.etcdctl(['get', 'e2e/backed-up', '--write-out=json'])).stdout)?.[1] ?? 'NaN');
+    expect(put.code).toBe(0);
+    expect(backedUpRevision).toBeGreaterThan(0);
+    oldClusterId = (await clusterIds())[0]!;
+    const startedAt = Date.now();
+    const listed = await waitFor(
+      `a snapshot of revision ${backedUpRevision} or later in the bucket`,
+      async () => {
+        const found = await listBackups();
+        return found.snapshots.some((snapshot) => snapshot.revision >= backedUpRevision) ? found : undefined;
+      },
+      { timeoutMs: UPLOADED_WITHIN_MS, intervalMs: 15_000 },
+    );
+    log(`uploaded ${Math.round((Date.now() - startedAt) / 1000)}s after the write: ${listed.snapshots.map((snapshot) => snapshot.key).join(', ')}`);
+    const newest = listed.snapshots[0]!;
+    expect(newest.sha256, JSON.stringify(newest)).toMatch(/^[0-9a-f]{64}$/);
+    // The uploader's own line on that member's console (journald), with the same checksum.
+    const uploader = suite.cluster.members.find((member) => member.name === newest.member)!;
+    await waitFor(`the upload line on ${uploader.name}'s console`, async () => (uploader.vm.console().includes(`sha256 ${newest.sha256}) to ${E2E_BUCKET.endpoint}/${E2E_BUCKET.name}/${newest.key}`) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 5_000,
+    });
+    // One snapshot per interval, not one per member: a follower's upload unit stands down (its timer fires in the same window).
+    const others = suite.cluster.members.filter((member) => member !== uploader);
+    await waitFor('a follower standing down', async () => (others.some((member) => member.vm.console().includes(`etcd-backup: member ${member.name} is not the leader now`)) ? true : undefined), {
+      timeoutMs: SNAPSHOT_WITHIN_MS,
+      intervalMs: 10_000,
+    });
+  });
+
   it('refuses a client without a certificate and one from another CA, on client and peer ports', async (context) => {
     skipUnlessHealthy(context);
     const foreign = await mintForeignClient(join(suite.cluster.runDir, 'foreign'));
@@ -114,39 +147,6 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
       });
       expect(saved.startsWith(`${NODE_PATHS.backupDir}/etcd-${member.name}-`), saved).toBe(true);
     }
-  });
-
-  it('uploads a snapshot off-site: only the leader, after its timer fires; backups --json lists it with its checksum', async (context) => {
-    skipUnlessHealthy(context);
-    const put = await untilSucceeds('put e2e/backed-up', () => suite.cluster.etcdctl(['put', 'e2e/backed-up', 'in the bucket']), etcdctlSucceeded, etcdctlOutput);
-    backedUpRevision = Number(/"revision":(\d+)/.exec((await suite.cluster.etcdctl(['get', 'e2e/backed-up', '--write-out=json'])).stdout)?.[1] ?? 'NaN');
-    expect(put.code).toBe(0);
-    expect(backedUpRevision).toBeGreaterThan(0);
-    oldClusterId = (await clusterIds())[0]!;
-    const startedAt = Date.now();
-    const listed = await waitFor(
-      `a snapshot of revision ${backedUpRevision} or later in the bucket`,
-      async () => {
-        const found = await listBackups();
-        return found.snapshots.some((snapshot) => snapshot.revision >= backedUpRevision) ? found : undefined;
-      },
-      { timeoutMs: UPLOADED_WITHIN_MS, intervalMs: 15_000 },
-    );
-    log(`uploaded ${Math.round((Date.now() - startedAt) / 1000)}s after the write: ${listed.snapshots.map((snapshot) => snapshot.key).join(', ')}`);
-    const newest = listed.snapshots[0]!;
-    expect(newest.sha256, JSON.stringify(newest)).toMatch(/^[0-9a-f]{64}$/);
-    // The uploader's own line on that member's console (journald), with the same checksum.
-    const uploader = suite.cluster.members.find((member) => member.name === newest.member)!;
-    await waitFor(`the upload line on ${uploader.name}'s console`, async () => (uploader.vm.console().includes(`sha256 ${newest.sha256}) to ${E2E_BUCKET.endpoint}/${E2E_BUCKET.name}/${newest.key}`) ? true : undefined), {
-      timeoutMs: 60_000,
-      intervalMs: 5_000,
-    });
-    // One snapshot per interval, not one per member: the others' upload step stood down (each has run after its snapshot above).
-    const others = suite.cluster.members.filter((member) => member !== uploader);
-    await waitFor('a follower standing down', async () => (others.some((member) => member.vm.console().includes(`etcd-backup: member ${member.name} is not the leader now`)) ? true : undefined), {
-      timeoutMs: 60_000,
-      intervalMs: 5_000,
-    });
   });
 
   it('keeps accepting writes with one member down, and the member catches up after a restart', async (context) => {
