@@ -89,16 +89,18 @@ function execStartLine(what: string, words: readonly string[]): string {
   return words.join(' ');
 }
 
+/** How a node's own scripts reach its member: etcdctl, the local client URL and the member's own certificate. */
+function localMemberWords(plan: ClusterPlan, member: MemberPlan): string[] {
+  const { node } = plan;
+  return ['--etcdctl', `${node.binDir}/etcdctl`, '--endpoint', member.localClientUrl, '--cacert', node.caCert, '--cert', node.memberCert, '--key', node.memberKey];
+}
+
 /** The command line of etcd-snapshot.service: the script and every input it needs, explicit. */
 export function snapshotCommand(plan: ClusterPlan, member: MemberPlan, snapshots: SnapshotPlan): string {
   const { node } = plan;
   const words = [
     node.snapshotScript,
-    '--etcdctl', `${node.binDir}/etcdctl`,
-    '--endpoint', member.localClientUrl,
-    '--cacert', node.caCert,
-    '--cert', node.memberCert,
-    '--key', node.memberKey,
+    ...localMemberWords(plan, member),
     '--dir', node.backupDir,
     '--member', member.name,
     '--retain', String(snapshots.retain),
@@ -106,7 +108,7 @@ export function snapshotCommand(plan: ClusterPlan, member: MemberPlan, snapshots
   return execStartLine('snapshot command', words);
 }
 
-/** The name etcd-snapshot.service loads the key pair under (LoadCredential=): the script reads %d/<name>. */
+/** The name etcd-backup-upload.service loads the key pair under (LoadCredential=): the script reads %d/<name>. */
 export const BACKUP_CREDENTIAL_NAME = 'backup';
 
 /** The command line of etcd-backup-upload.service, which each successful snapshot starts (OnSuccess=). */
@@ -114,13 +116,9 @@ export function backupUploadCommand(plan: ClusterPlan, member: MemberPlan, backu
   const { node } = plan;
   return execStartLine('backup upload command', [
     node.backupUploadScript,
-    '--etcdctl', `${node.binDir}/etcdctl`,
+    ...localMemberWords(plan, member),
     // 3.4 has no etcdutl; its etcdctl checks a snapshot instead.
     '--etcdutl', plan.features.etcdutl ? `${node.binDir}/etcdutl` : 'none',
-    '--endpoint', member.localClientUrl,
-    '--cacert', node.caCert,
-    '--cert', node.memberCert,
-    '--key', node.memberKey,
     '--dir', node.backupDir,
     '--member', member.name,
     '--bucket-url', bucketUrl(backup),
