@@ -13,10 +13,10 @@ const DIGITALOCEAN_SDK = /(^|\/)node_modules\/@(digitalocean|microsoft)\/|^dist\
 const PACKAGE = /(^|\/)node_modules\//;
 
 /** The built CLI run as a user would, plus every module the process resolved (repository-relative where inside it). */
-async function runCliLoggingModules(args: readonly string[], cwd: string): Promise<CliRun & { modules: string[] }> {
+async function runCliLoggingModules(args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<CliRun & { modules: string[] }> {
   const log = join(workDir(), 'modules.log');
   // A resolve hook (test/support/module-log.mjs) sees every ESM import, static or dynamic, before it loads.
-  const result = await runCli(args, cwd, { NODE_OPTIONS: `--import=${MODULE_LOG_HOOK}`, MODULE_LOG: log });
+  const result = await runCli(args, cwd, { ...env, NODE_OPTIONS: `--import=${MODULE_LOG_HOOK}`, MODULE_LOG: log });
   const modules = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((url) => url.replace(REPO_URL, ''));
   return { ...result, modules };
 }
@@ -65,5 +65,26 @@ describe('start-up: only the commands that call DigitalOcean load its SDK', () =
     expect(run.modules.filter((module) => DIGITALOCEAN_SDK.test(module))).toEqual(
       expect.arrayContaining(['dist/digitalocean/http.js', expect.stringMatching(/(^|\/)node_modules\/@digitalocean\/dots\//), expect.stringMatching(/(^|\/)node_modules\/@microsoft\/kiota-/)]),
     );
+  });
+});
+
+/** The AWS SDK (and our module that imports it): only backups and restore talk to a bucket. */
+const AWS_SDK = /(^|\/)node_modules\/@(aws-sdk|smithy)\/|^dist\/backup\/store\.js$/;
+
+describe('start-up: only backups and restore load the AWS SDK', () => {
+  const cwd = workDir();
+  const env = { SPACES_ACCESS_KEY_ID: 'AK', SPACES_SECRET_ACCESS_KEY: 'SK' };
+
+  it('gen-userdata --backup-url writes the upload units without loading it', async () => {
+    const run = await runCliLoggingModules(['gen-userdata', '--ips', '127.0.0.31', '--key-size', '2048', '--backup-url', 's3://acme-etcd/p', '--backup-region', 'nyc3'], cwd, env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.modules.filter((module) => AWS_SDK.test(module))).toEqual([]);
+  });
+
+  it('backups does load it (so the check above would see it)', async () => {
+    // Nothing listens on 127.0.0.1:9: the listing fails after the SDK is loaded.
+    const run = await runCliLoggingModules(['backups', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://127.0.0.1:9'], cwd, env);
+    expect(run.code).toBe(1);
+    expect(run.modules.filter((module) => AWS_SDK.test(module))).toEqual(expect.arrayContaining(['dist/backup/store.js', expect.stringMatching(/node_modules\/@aws-sdk\/client-s3\//)]));
   });
 });
