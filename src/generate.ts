@@ -1,7 +1,8 @@
 import { ClusterFolder, FOLDER_FILES, type ClusterRecord } from './cluster-folder.js';
 import type { CommandContext } from './context.js';
-import { CliError, usageError } from './errors.js';
-import { CREDENTIAL_ENV, credentialsFromEnv, type BackupCredentials } from './backup/target.js';
+import { CliError } from './errors.js';
+import { credentialsFor } from './backup/access.js';
+import type { BackupCredentials } from './backup/target.js';
 import type { ClusterInput } from './input.js';
 import { outputFiles } from './output.js';
 import { mintPki, type ClusterPki } from './pki/mint.js';
@@ -67,17 +68,7 @@ function checkNoDay2Changes(folder: ClusterFolder, force: boolean, plan: Cluster
  * (a re-run) the copy the folder keeps. Undefined without --backup-url; a usage error when none is known.
  */
 export function backupCredentialsFor(input: ClusterInput, env: NodeJS.ProcessEnv, folder: ClusterFolder): BackupCredentials | undefined {
-  if (!input.backup) return undefined;
-  const fromEnv = credentialsFromEnv(env);
-  if (fromEnv && 'problem' in fromEnv) throw usageError('validate', `backup-url: ${fromEnv.problem}`);
-  const credentials = fromEnv ?? folder.readBackupCredentials();
-  if (!credentials) {
-    throw usageError(
-      'validate',
-      `backup-url: s3://${input.backup.bucket}/${input.backup.prefix} needs a key pair: set ${CREDENTIAL_ENV.accessKeyId} and ${CREDENTIAL_ENV.secretAccessKey} (a Spaces key limited to that bucket; see docs/backups.md)`,
-    );
-  }
-  return credentials;
+  return input.backup ? credentialsFor(input.backup, env, folder) : undefined;
 }
 
 /**

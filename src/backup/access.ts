@@ -3,7 +3,7 @@ import { FOLDER_FILES } from '../cluster-folder.js';
 import { usageError } from '../errors.js';
 import { flagsToRawInput, resolveBackupInput, type BackupSettings } from '../input.js';
 import type { ParsedOptions } from '../options.js';
-import { CREDENTIAL_ENV, credentialsFromEnv, type BackupCredentials } from './target.js';
+import { CREDENTIAL_ENV, credentialsFromEnv, type BackupCredentials, type BackupTarget } from './target.js';
 
 /** A bucket and prefix with the key pair to read it: what `backups` and `restore` work from. */
 export interface BucketAccess {
@@ -29,11 +29,22 @@ export function bucketFromFlags(flags: ParsedOptions, env: NodeJS.ProcessEnv, fo
   if (!target) {
     throw usageError('validate', `backup-url: is required (s3://<bucket>/<prefix>), or run where ${folder.shownFile(FOLDER_FILES.clusterJson)} names one (gen-userdata --backup-url)`);
   }
+  return { target, credentials: credentialsFor(target, env, folder) };
+}
+
+/**
+ * The bucket key pair: from SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY, or else the copy the
+ * cluster folder keeps. A usage error when neither is there, or when only half the pair is set.
+ */
+export function credentialsFor(target: Pick<BackupTarget, 'bucket' | 'prefix'>, env: NodeJS.ProcessEnv, folder: ClusterFolder): BackupCredentials {
   const fromEnv = credentialsFromEnv(env);
   if (fromEnv && 'problem' in fromEnv) throw usageError('validate', `backup-url: ${fromEnv.problem}`);
   const credentials = fromEnv ?? folder.readBackupCredentials();
   if (!credentials) {
-    throw usageError('validate', `backup-url: reading s3://${target.bucket}/${target.prefix} needs a key pair: set ${CREDENTIAL_ENV.accessKeyId} and ${CREDENTIAL_ENV.secretAccessKey}`);
+    throw usageError(
+      'validate',
+      `backup-url: s3://${target.bucket}/${target.prefix} needs a key pair: set ${CREDENTIAL_ENV.accessKeyId} and ${CREDENTIAL_ENV.secretAccessKey} (a Spaces key limited to that bucket; see docs/backups.md)`,
+    );
   }
-  return { target, credentials };
+  return credentials;
 }

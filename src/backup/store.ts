@@ -46,9 +46,8 @@ export async function listBackups(client: S3Client, target: BackupTarget): Promi
     return parts && object.Key ? [{ key: object.Key, size: object.Size ?? 0, ...parts }] : [];
   });
   snapshots.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
-  const withSums: BackupObject[] = [];
-  for (const snapshot of snapshots) withSums.push({ ...snapshot, ...(await checksumOf(client, target, snapshot.key)) });
-  return withSums;
+  // One HEAD per object, all at once (the SDK bounds the sockets); the order stays newest first.
+  return Promise.all(snapshots.map(async (snapshot): Promise<BackupObject> => ({ ...snapshot, ...(await checksumOf(client, target, snapshot.key)) })));
 }
 
 async function checksumOf(client: S3Client, target: BackupTarget, key: string): Promise<{ sha256?: string }> {

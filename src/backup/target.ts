@@ -38,16 +38,6 @@ export function bucketUrl(target: BackupTarget): string {
 }
 
 /**
- * Why a bucket name is not one S3 and Spaces accept (3 to 63 lowercase letters, digits, dots and
- * hyphens, starting and ending with a letter or digit); undefined when it is.
- */
-export function bucketNameError(bucket: string): string | undefined {
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) return 'is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)';
-  if (bucket.includes('..')) return 'is not a bucket name (two dots in a row)';
-  return undefined;
-}
-
-/**
  * A value that must not be printed or logged: JSON and util.inspect show a placeholder, so a
  * plan or an error that carries one never spills it. `reveal()` is the one way to read it.
  */

@@ -40,9 +40,8 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
   return lines.join('\n');
 }
 
-/** `restore`: the members' user-data restores this snapshot at first boot. */
-export async function runGenUserdata(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan): Promise<number> {
-  const input = validateClusterFlags(flags, context);
+/** `restore`: the members' user-data restores this snapshot at first boot; it validated the flags already (`input`). */
+export async function runGenUserdata(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan, input = validateClusterFlags(flags, context)): Promise<number> {
   const printMember = typeof flags.print === 'string' ? flags.print : undefined;
   if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
     throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);

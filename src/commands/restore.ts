@@ -14,7 +14,7 @@ export const DEFAULT_URL_HOURS = 24;
 /** The snapshot --snapshot names (its object key or its file name), or the newest. */
 export function chooseSnapshot(objects: readonly BackupObject[], wanted: string | undefined, where: string): BackupObject {
   if (objects.length === 0) throw new CliError('preflight', `no snapshots in ${where}: nothing to restore (etcd-cloudinit backups lists them)`);
-  const chosen = wanted === undefined ? objects[0] : objects.find((object) => object.key === wanted || object.key.endsWith(`/${wanted}`) || object.key === `${wanted}`);
+  const chosen = wanted === undefined ? objects[0] : objects.find((object) => object.key === wanted || object.key.endsWith(`/${wanted}`));
   if (!chosen) throw usageError('validate', `snapshot: ${JSON.stringify(wanted)} is not in ${where} (etcd-cloudinit backups lists what is there)`);
   if (!chosen.sha256) {
     throw new CliError('preflight', `${chosen.key} in ${where} has no recorded sha256 (x-amz-meta-sha256): it was not uploaded by etcd-cloudinit, and a node could not check it`);
@@ -30,9 +30,7 @@ export function chooseSnapshot(objects: readonly BackupObject[], wanted: string 
 export async function runRestore(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const onDigitalOcean = stringFlag(flags, 'region') !== undefined;
   const hours = numberFlag(flags, 'url-expiry', DEFAULT_URL_HOURS, (n) => Number.isInteger(n) && n >= 1 && n * 3600 <= PRESIGN_MAX_SECONDS, 'is not a whole number of hours from 1 to 168 (signed URLs live at most 7 days)');
-  // Warnings are printed once, by the run below.
-  const quiet = { ...context, stderr: { write: () => true } };
-  const input = onDigitalOcean ? validateCreateFlags(flags).input : validateClusterFlags(flags, quiet);
+  const input = onDigitalOcean ? validateCreateFlags(flags).input : validateClusterFlags(flags, context);
   if (!input.backup) {
     throw usageError('validate', 'backup-url: is required: the s3://<bucket>/<prefix> whose snapshot to restore (the new cluster uploads its own there too)');
   }
@@ -61,5 +59,5 @@ export async function runRestore(flags: ParsedOptions, context: CommandContext):
     return runCreateDroplets(flags, context, restore);
   }
   const { runGenUserdata } = await import('./gen-userdata.js');
-  return runGenUserdata(flags, context, restore);
+  return runGenUserdata(flags, context, restore, input);
 }
