@@ -9,7 +9,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterFolder } from '../src/cluster-folder.js';
+import { openCluster } from '../src/day2/open-cluster.js';
+import { readClusterPki } from '../src/pki/mint.js';
 import { NODE_PATHS } from '../src/plan.js';
+import { renderUserData } from '../src/render.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 import { rewriteNodePaths, runProcess, writeFilesOf } from './support/day2-cluster.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
@@ -103,6 +107,21 @@ describe('backup flags, backups and restore on the command line', () => {
     expect(table.stdout.split('\n')[2]).toMatch(/^2026-12-03 08:00:00\s+etcd2\s+4711\s+4\.0 KiB\s+[0-9a-f]{64}\s+prod\/20261203T080000Z-etcd2-rev4711\.db$/);
     expect(table.stdout).toContain('(none recorded)');
     expect(existsSync(join(dir, 'out'))).toBe(false);
+  });
+
+  it.each([
+    ['an IP-mode cluster', ['--ips', '10.0.0.1,10.0.0.2,10.0.0.3']],
+    ['a --domain (DNS-member) cluster', ['--domain', 'db.example.com']],
+  ])('on %s, day-2 commands render the key pair from the folder, with no key pair in the environment', async (_kind, members) => {
+    const dir = newDir();
+    const gen = await runCli(['gen-userdata', ...members, '--key-size', '2048', '--etcd-version', 'v3.5.21', ...target()], dir, env);
+    expect(gen.code, gen.stderr).toBe(0);
+    // What add-member, roll and repair start from: the folder alone.
+    const cluster = openCluster(new ClusterFolder('out', 'etcd', dir));
+    expect(cluster.plan.backup?.credentials?.accessKeyId).toBe(server.accessKeyId);
+    const userData = renderUserData(cluster.plan, readClusterPki(cluster.plan, cluster.pki), 'etcd2');
+    expect(writeFilesOf(userData).get(NODE_PATHS.backupCredentials)?.content).toBe(`access_key_id=${server.accessKeyId}\nsecret_access_key=${server.secretAccessKey}\n`);
+    expect(userData).toBe(readFileSync(join(dir, 'out', 'etcd', 'user-data', 'etcd2.yaml'), 'utf8'));
   });
 
   describe('what gen-userdata --backup-url and restore render', () => {
