@@ -40,11 +40,11 @@ variable "etcd_version" {
   type        = string
   description = "etcd release to bake; pass the same --etcd-version to gen-userdata --install baked."
   # Equal to DEFAULT_ETCD_VERSION in src/versions.ts (test/packer/packer-template.test.ts checks it).
-  default = "v3.6.14"
+  default = "v3.6.16"
   validation {
     # The schema's pattern; regex_replace because packer 1.6.6 has no regex() here.
     condition     = regex_replace(var.etcd_version, "^v3\\.[4-7]\\.(0|[1-9][0-9]{0,2})$", "") == ""
-    error_message = "The etcd_version must be a supported etcd release, v3.4.x to v3.7.x (for example v3.6.14)."
+    error_message = "The etcd_version must be a supported etcd release, v3.4.x to v3.7.x (for example v3.6.16)."
   }
 }
 

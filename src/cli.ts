@@ -103,7 +103,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit roll --ips 10.10.0.21,10.10.0.22,10.10.0.23 --dry-run',
       'etcd-cloudinit roll --etcd-version v3.5.30 --ips 10.10.0.21,10.10.0.22,10.10.0.23',
       'etcd-cloudinit roll --cluster-name dns --member etcd2 --print > etcd2-2.yaml    # a --domain cluster: etcd2 -> etcd2-2',
-      'DIGITALOCEAN_TOKEN=... etcd-cloudinit roll --cluster-name prod --etcd-version v3.6.14 --size s-2vcpu-4gb',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit roll --cluster-name prod --etcd-version v3.6.16 --size s-2vcpu-4gb',
     ],
     load: () => import('./commands/roll.js').then((command) => command.runRoll),
   },

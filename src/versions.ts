@@ -1,5 +1,12 @@
-/** The etcd release installed when the user does not choose one. The one place it is set. */
-export const DEFAULT_ETCD_VERSION = 'v3.6.14';
+/**
+ * The etcd release installed when the user does not choose one. The one place it is set.
+ *
+ * The newest patch of 3.6, not 3.7: 3.6 is the minor with a long run of patch releases behind it,
+ * and a cluster made on it can move to 3.7 later with `roll --etcd-version v3.7.x` (one minor at a
+ * time, as etcd upgrades), while a cluster made on 3.7 can never go back to 3.6 by replacement.
+ * README "Choosing the etcd version" says how to check for a newer patch.
+ */
+export const DEFAULT_ETCD_VERSION = 'v3.6.16';
 
 /** Official release downloads: `<url>/<version>/etcd-<version>-linux-amd64.tar.gz` and `SHA256SUMS`. */
 export const DEFAULT_RELEASE_URL = 'https://github.com/etcd-io/etcd/releases/download';
@@ -8,7 +15,7 @@ export interface EtcdVersion {
   readonly major: number;
   readonly minor: number;
   readonly patch: number;
-  /** As written in release URLs: `v3.6.14`. */
+  /** As written in release URLs: `v3.6.16`. */
   readonly tag: string;
 }
 

@@ -63,7 +63,7 @@ describe('etcd-cloudinit gen-userdata (black box)', () => {
     };
     expect(cluster.members.map((member) => [member.name, member.ip])).toEqual([['etcd1', '10.10.0.11'], ['etcd2', '10.10.0.12'], ['etcd3', '10.10.0.13']]);
     expect(cluster.endpoints).toEqual(['https://10.10.0.11:2379', 'https://10.10.0.12:2379', 'https://10.10.0.13:2379']);
-    expect(cluster.etcdVersion).toBe('v3.6.14');
+    expect(cluster.etcdVersion).toBe('v3.6.16');
     const { stdout: fingerprint } = await execFileAsync('openssl', ['x509', '-in', join(clusterDir, 'pki', 'etcd1.crt'), '-noout', '-fingerprint', '-sha256']);
     expect(fingerprint.trim()).toBe(`sha256 Fingerprint=${cluster.members[0]!.certificate.sha256Fingerprint}`);
     const { stdout: env } = await execFileAsync('sh', ['-c', `. ${join(clusterDir, 'etcdctl.env')} && env`]);

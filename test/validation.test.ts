@@ -37,8 +37,8 @@ describe('input validation: each bad input gets one message naming the field and
     [{ ips: THREE, names: ['a', 'b', 'a'] }, '[validate] names[2]: "a" is already used by names[0]'],
     [{ ips: THREE, names: ['a', 'ca', 'c'] }, '[validate] names[1]: "ca" is reserved for pki/ca.crt; choose another member name'],
     [{ ips: THREE, 'cluster-name': 'Prod_1' }, `[validate] cluster-name: "Prod_1" is not a valid cluster name (1-32 characters of a-z, 0-9 and '-', starting with a letter, not ending with '-')`],
-    [{ ips: THREE, 'etcd-version': 'v3.3.27' }, '[validate] etcd-version: "v3.3.27" is not a supported etcd version (v3.4.x to v3.7.x, for example v3.6.14)'],
-    [{ ips: THREE, 'etcd-version': '3.6.14' }, '[validate] etcd-version: "3.6.14" is not a supported etcd version (v3.4.x to v3.7.x, for example v3.6.14)'],
+    [{ ips: THREE, 'etcd-version': 'v3.3.27' }, '[validate] etcd-version: "v3.3.27" is not a supported etcd version (v3.4.x to v3.7.x, for example v3.6.16)'],
+    [{ ips: THREE, 'etcd-version': '3.6.14' }, '[validate] etcd-version: "3.6.14" is not a supported etcd version (v3.4.x to v3.7.x, for example v3.6.16)'],
     [{ ips: THREE, 'release-url': 'ftp://mirror/etcd' }, `[validate] release-url: "ftp://mirror/etcd" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
     [{ ips: THREE, 'release-url': 'https://mirror/$(reboot)' }, `[validate] release-url: "https://mirror/$(reboot)" is not an http(s) URL (only the characters RFC 3986 allows in a URL, and no quotes or '$')`],
     // Values that reach a sourced shell file, YAML as cloud-init's PyYAML reads it, a systemd unit, or curl.
@@ -93,7 +93,7 @@ describe('input validation: each bad input gets one message naming the field and
       { name: 'etcd1', ip: '10.0.0.1' },
       { name: 'etcd2', ip: '10.0.0.2' },
     ]);
-    expect(input).toMatchObject({ clusterName: 'etcd', out: 'out', keySize: 4096, certDays: 825, etcdVersion: 'v3.6.14' });
+    expect(input).toMatchObject({ clusterName: 'etcd', out: 'out', keySize: 4096, certDays: 825, etcdVersion: 'v3.6.16' });
     expect(warnings).toEqual([]);
   });
 
