@@ -12,6 +12,11 @@ function parseCertDays(flags: ParsedOptions, fallback: number): number {
   return numberFlag(flags, 'cert-days', fallback, (days) => Number.isInteger(days) && days >= 1 && days <= 3650, 'is not a whole number of days from 1 to 3650');
 }
 
+/** `a`, `a and b`, `a, b and c`. */
+function listed(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
 /** A repeatable, comma-separated flag's names; an empty one stays, so that it is refused rather than read as "all". */
 function namesFlag(flags: ParsedOptions, name: string): string[] {
   return ((flags[name] as string[] | undefined) ?? []).flatMap((value) => value.split(',').map((item) => item.trim()));
@@ -92,7 +97,7 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
 
   const relative = folder.shown;
   const lines = [
-    `Renewed ${members.length} member certificate(s)${renewAdmin ? ', the admin certificate' : ''}${renewedClients.size > 0 ? ` and ${renewedClients.size} client certificate(s)` : ''} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
+    `Renewed ${listed([`${members.length} member certificate(s)`, ...(renewAdmin ? ['the admin certificate'] : []), ...(renewedClients.size > 0 ? [`${renewedClients.size} client certificate(s)`] : [])])} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
     ...members.map((member) => `  ${member.name.padEnd(8)}${FOLDER_FILES.cert(member.name)} until ${renewedMembers.get(member.name)!.notAfter.slice(0, 10)}  install: ${relative}/${FOLDER_FILES.renewScript(member.name)}`),
     ...(renewAdmin ? [`  ${'admin'.padEnd(8)}${FOLDER_FILES.cert('admin')} until ${admin.notAfter.slice(0, 10)} (used from here: nothing to install)`] : []),
     ...[...renewedClients.values()].map((cert) => `  ${'client'.padEnd(8)}${FOLDER_FILES.cert(cert.fileBase)} until ${cert.notAfter.slice(0, 10)} (CN=${cert.client}; copy it to the application that uses it)`),
