@@ -333,7 +333,8 @@ export class ClusterFolder {
 
   /** Writes the whole folder, crash-safe (write.ts); entries this run does not produce stay. `step`: the crash tests' seam. */
   writeAll(files: readonly OutputFile[], step?: WriteStep): void {
-    writeOutputFolder(this.dir, files, step);
+    // A run without --kubernetes leaves no kit naming old endpoints or a deleted certificate behind.
+    writeOutputFolder(this.dir, files, step, [FOLDER_FILES.kubernetesDir]);
   }
 
   /** Replaces, adds and deletes some files, crash-safe (write.ts); the CA files are never touched. */

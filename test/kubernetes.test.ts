@@ -210,6 +210,13 @@ describe('gen-userdata --client --kubernetes (the built CLI)', () => {
     const again = await runCli(['gen-userdata', '--ips', THREE.join(','), '--key-size', '2048', '--client', 'app,web,batch', '--kubernetes'], workDir);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.match(/client {2}kept/g)).toHaveLength(4);
+
+    // Without them, the certificates and the kit go: nothing is left naming a certificate that is gone.
+    const without = await runCli(['gen-userdata', '--ips', THREE.join(','), '--key-size', '2048', '--client', 'app'], workDir);
+    expect(without.code, without.stderr).toBe(0);
+    expect(readdirSync(join(dir, 'pki', 'clients')).sort()).toEqual(['app.crt', 'app.key']);
+    expect(existsSync(join(dir, 'kubernetes')) ? readdirSync(join(dir, 'kubernetes')) : []).toEqual([]);
+    expect((JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { kubernetes?: unknown }).kubernetes).toBeUndefined();
   });
 
   it('renew-certs --client renews that client (new serial, same CN) and rewrites kubernetes/ only when its pair changed', async () => {
