@@ -38,7 +38,7 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
   { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
-  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member and admin certificate validity in days (default 825; the CA gets 10 years)' },
+  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member, admin and client certificate validity in days (default 825; the CA gets 10 years)' },
   { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: "Raft heartbeat interval in ms (default etcd's 100); raise with --election-timeout on slow or distant networks" },
   { name: 'election-timeout', type: 'string', valueName: 'ms', description: "Raft election timeout in ms (default etcd's 1000; at least 5x the heartbeat interval)" },
   { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
@@ -54,7 +54,7 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   },
   { name: 'k8s-pki-dir', type: 'string', valueName: 'dir', description: "With --kubernetes: where you copy the kit's ca.crt and client pair on each control-plane node (default /etc/kubernetes/pki/etcd)" },
   { name: 'backup-retain', type: 'string', valueName: 'count', description: 'Snapshots kept in the bucket; older ones are deleted after each upload (default 168)' },
-  { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
+  { name: 'force', type: 'boolean', description: 'Re-mint member, admin and client certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
 ];
 
 const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
