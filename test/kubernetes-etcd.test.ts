@@ -55,6 +55,17 @@ describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', 
     expect(get.stdout.trim()).toBe('from-kube-apiserver');
   });
 
+  it('health watches the client certificates expire too', async () => {
+    const health = await cluster.cli(['health', '--json']);
+    expect(health.code, health.stderr).toBe(0);
+    const report = JSON.parse(health.stdout) as { certificates: { file: string; expiresInDays: number }[] };
+    expect(report.certificates.map((certificate) => certificate.file)).toEqual(['pki/admin.crt', 'pki/ca.crt', 'pki/clients/app.crt', 'pki/clients/kube-apiserver-etcd-client.crt']);
+    // Within --warn-days of expiry it fails, naming the certificate.
+    const warned = await cluster.cli(['health', '--warn-days', '3000']);
+    expect(warned.code).toBe(1);
+    expect(warned.stdout + warned.stderr).toContain('pki/clients/kube-apiserver-etcd-client.crt');
+  });
+
   it('renew-certs renews the kit (new serial, same CN) and the renewed pair is served', async () => {
     const before = new X509Certificate(readFileSync(kit('apiserver-etcd-client.crt')));
     const renewed = await cluster.cli(['renew-certs', '--client', 'kube-apiserver-etcd-client']);
