@@ -61,28 +61,23 @@ export function renderKubeadmEtcdConfig(plan: ClusterPlan): string {
   return text;
 }
 
+/** The same four settings under each program's flag names: endpoints (comma-separated), CA, certificate, key. */
+type FlagNames = readonly [endpoints: string, caFile: string, certFile: string, keyFile: string];
+
+function renderFlagFile(plan: ClusterPlan, names: FlagNames): string {
+  const paths = kubernetesNodePaths(requireKubernetes(plan));
+  const values = [kubernetesEndpoints(plan).join(','), paths.caFile, paths.certFile, paths.keyFile];
+  return `${names.map((name, index) => `--${name}=${values[index]}`).join('\n')}\n`;
+}
+
 /** Pure: kube-apiserver's etcd flags, one a line (a static pod manifest's command, or a systemd unit's ExecStart). */
 export function renderKubeApiserverFlags(plan: ClusterPlan): string {
-  const paths = kubernetesNodePaths(requireKubernetes(plan));
-  return [
-    `--etcd-servers=${kubernetesEndpoints(plan).join(',')}`,
-    `--etcd-cafile=${paths.caFile}`,
-    `--etcd-certfile=${paths.certFile}`,
-    `--etcd-keyfile=${paths.keyFile}`,
-    '',
-  ].join('\n');
+  return renderFlagFile(plan, ['etcd-servers', 'etcd-cafile', 'etcd-certfile', 'etcd-keyfile']);
 }
 
 /** Pure: k3s server's datastore flags, one a line (k3s takes every etcd endpoint comma-separated in one flag). */
 export function renderK3sFlags(plan: ClusterPlan): string {
-  const paths = kubernetesNodePaths(requireKubernetes(plan));
-  return [
-    `--datastore-endpoint=${kubernetesEndpoints(plan).join(',')}`,
-    `--datastore-cafile=${paths.caFile}`,
-    `--datastore-certfile=${paths.certFile}`,
-    `--datastore-keyfile=${paths.keyFile}`,
-    '',
-  ].join('\n');
+  return renderFlagFile(plan, ['datastore-endpoint', 'datastore-cafile', 'datastore-certfile', 'datastore-keyfile']);
 }
 
 /** Pure: where to copy what. */
