@@ -83,7 +83,7 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'renew-certs',
-    summary: 'Re-issue member and admin certificates with the same CA and write a script per member that installs them',
+    summary: 'Re-issue member, admin and client certificates with the same CA and write a script per member that installs them',
     usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--cert-days <days>]',
     options: RENEW_CERTS_OPTIONS,
     examples: [

@@ -30,6 +30,19 @@ export const FOLDER_FILES = {
   rollJson: 'roll.json',
   /** The bucket key pair of --backup-url (0600), for the user-data of members added later. */
   backupCredentials: 'backup-credentials',
+  /** Named client certificates live in pki/clients/ (their file base is `clients/<name>`). */
+  clientsDir: 'pki/clients',
+  /** --kubernetes: the kit for kubeadm, kube-apiserver and k3s. */
+  kubernetesDir: 'kubernetes',
+  kubernetes: {
+    clientCert: 'kubernetes/apiserver-etcd-client.crt',
+    clientKey: 'kubernetes/apiserver-etcd-client.key',
+    caCert: 'kubernetes/ca.crt',
+    kubeadmConfig: 'kubernetes/kubeadm-etcd.yaml',
+    apiserverFlags: 'kubernetes/kube-apiserver-flags.txt',
+    k3sFlags: 'kubernetes/k3s-flags.txt',
+    readme: 'kubernetes/README.txt',
+  },
 } as const;
 
 /** The format of cluster.json and digitalocean.json this release writes; 0.1.0 wrote none (read as 1). */
@@ -78,6 +91,10 @@ export interface ClusterRecord {
   readonly members: readonly MemberRecord[];
   readonly ca?: CertificateRecord;
   readonly admin?: CertificateRecord;
+  /** Named client certificates; absent in older folders (none). */
+  readonly clients?: readonly { readonly name: string; readonly certificate?: CertificateRecord }[];
+  /** --kubernetes; absent without it. `client` is the one of `clients` kube-apiserver uses. */
+  readonly kubernetes?: { readonly pkiDir: string; readonly client: string };
   readonly generatedAt?: string;
 }
 
@@ -268,17 +285,20 @@ export class ClusterFolder {
     return document as Record<string, unknown>;
   }
 
-  /** Certificates and keys in pki/, by file base (`ca`, `etcd1`, `admin`), so a re-run can keep them. */
+  /** Certificates and keys in pki/ and pki/clients/, by file base (`ca`, `etcd1`, `admin`, `clients/<name>`), so a re-run can keep them. */
   readPki(): Map<string, Partial<KeyPairPem>> {
-    const pkiDir = this.path(FOLDER_FILES.pkiDir);
     const existing = new Map<string, Partial<KeyPairPem>>();
-    if (!existsSync(pkiDir)) return existing;
-    for (const entry of readdirSync(pkiDir)) {
-      const match = /^(.+)\.(crt|key)$/.exec(entry);
-      if (!match) continue;
-      const [, base, kind] = match as unknown as [string, string, 'crt' | 'key'];
-      const pair = existing.get(base) ?? {};
-      existing.set(base, { ...pair, [kind === 'crt' ? 'certPem' : 'keyPem']: readFileSync(join(pkiDir, entry), 'utf8') });
+    const pkiDir = this.path(FOLDER_FILES.pkiDir);
+    for (const [dir, prefix] of [[pkiDir, ''], [this.path(FOLDER_FILES.clientsDir), 'clients/']] as const) {
+      if (!existsSync(dir)) continue;
+      for (const entry of readdirSync(dir)) {
+        const match = /^(.+)\.(crt|key)$/.exec(entry);
+        if (!match) continue;
+        const [, name, kind] = match as unknown as [string, string, 'crt' | 'key'];
+        const base = `${prefix}${name}`;
+        const pair = existing.get(base) ?? {};
+        existing.set(base, { ...pair, [kind === 'crt' ? 'certPem' : 'keyPem']: readFileSync(join(dir, entry), 'utf8') });
+      }
     }
     return existing;
   }
@@ -313,7 +333,8 @@ export class ClusterFolder {
 
   /** Writes the whole folder, crash-safe (write.ts); entries this run does not produce stay. `step`: the crash tests' seam. */
   writeAll(files: readonly OutputFile[], step?: WriteStep): void {
-    writeOutputFolder(this.dir, files, step);
+    // A run without --kubernetes leaves no kit naming old endpoints or a deleted certificate behind.
+    writeOutputFolder(this.dir, files, step, [FOLDER_FILES.kubernetesDir]);
   }
 
   /** Replaces, adds and deletes some files, crash-safe (write.ts); the CA files are never touched. */
@@ -381,6 +402,13 @@ function serialize(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
+/** The named client's certificate among the cluster's. */
+export function clientCertificate(pki: ClusterPki, name: string): IssuedCert {
+  const cert = pki.all.find((candidate) => candidate.client === name);
+  if (!cert) throw new Error(`no client certificate ${name} in the PKI`);
+  return cert;
+}
+
 function certificateRecord(cert: IssuedCert): CertificateRecord {
   return { file: FOLDER_FILES.cert(cert.fileBase), sha256Fingerprint: cert.sha256Fingerprint, notAfter: cert.notAfter };
 }
@@ -426,6 +454,10 @@ export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generate
     })),
     ca: certificateRecord(pki.ca),
     admin: certificateRecord(pki.admin),
+    ...(plan.clients.length > 0
+      ? { clients: plan.clients.map((client) => ({ name: client.name, certificate: certificateRecord(clientCertificate(pki, client.name)) })) }
+      : {}),
+    ...(plan.kubernetes ? { kubernetes: { pkiDir: plan.kubernetes.pkiDir, client: plan.kubernetes.clientName } } : {}),
     generatedAt: generatedAt.toISOString(),
   };
   return serialize(record);

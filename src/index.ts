@@ -2,10 +2,11 @@
 export { main, COMMANDS } from './cli.js';
 export { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 export { resolveClusterInput, clusterSchema, memberHostname, type ClusterInput, type MemberInput, type InstallMode } from './input.js';
-export { planCluster, NODE_PATHS, type ClusterPlan, type MemberPlan, type InstallPlan, type DownloadInstallPlan, type BakedInstallPlan } from './plan.js';
+export { planCluster, NODE_PATHS, KUBE_APISERVER_ETCD_CLIENT, type ClientPlan, type KubernetesPlan, type ClusterPlan, type MemberPlan, type InstallPlan, type DownloadInstallPlan, type BakedInstallPlan } from './plan.js';
 export { CERT_PROFILES, certRequests, type CertProfile } from './pki/profiles.js';
 export { mintPki, nativeKeySource, type ClusterPki, type IssuedCert, type KeySource } from './pki/mint.js';
 export { renderUserData, buildCloudConfig, renderMemberFiles, renderUnit, installCommand, USER_DATA_MAX_BYTES } from './render.js';
+export { renderKubeadmEtcdConfig, renderKubeApiserverFlags, renderK3sFlags, renderKubernetesReadme, KUBEADM_API_VERSION } from './kubernetes.js';
 export { validateClusterFlags } from './commands/gen-userdata.js';
 export { generateCluster, folderOf, type GeneratedCluster } from './generate.js';
 export { ClusterFolder, FOLDER_FILES, FOLDER_FORMAT_VERSION, type ClusterRecord, type MemberRecord, type DigitalOceanState } from './cluster-folder.js';

@@ -8,6 +8,7 @@ import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
+import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT } from './plan.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
@@ -49,6 +50,12 @@ export interface ClusterInput {
   readonly backup: BackupSettings | undefined;
   /** The bucket key pair, from the environment or the cluster folder; never in cluster.json. */
   readonly backupCredentials?: BackupCredentials;
+  /** --client: a client certificate for each name (CN=name), kept in the folder, never sent to a node. */
+  readonly clients: readonly string[];
+  /** --kubernetes: mint kube-apiserver-etcd-client and write the kit in kubernetes/. */
+  readonly kubernetes: boolean;
+  /** --k8s-pki-dir: where the kit's files go on a control-plane node. */
+  readonly k8sPkiDir: string;
 }
 
 /** Where the leader uploads each snapshot, and how many the bucket keeps. */
@@ -66,9 +73,11 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
-const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir'] as const;
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain'] as const;
-const BOOLEAN_KEYS = ['allow-even'] as const;
+const BOOLEAN_KEYS = ['allow-even', 'kubernetes'] as const;
+/** Repeatable flags that may also be comma-separated. */
+const REPEATED_KEYS = ['client'] as const;
 
 /** A cluster config is a few hundred bytes; anything near this is a wrong file (or /dev/zero). */
 export const CONFIG_MAX_BYTES = 1024 * 1024;
@@ -131,6 +140,11 @@ export function flagsToRawInput(flags: ParsedOptions): RawInput {
   }
   for (const key of BOOLEAN_KEYS) {
     if (flags[key] === true) raw[key] = true;
+  }
+  for (const key of REPEATED_KEYS) {
+    const value = flags[key];
+    const items = Array.isArray(value) ? value : typeof value === 'string' ? [value] : undefined;
+    if (items) raw[key] = items.flatMap((item) => item.split(',')).map((item) => item.trim());
   }
   // A negative flag for a key whose default is true.
   if (flags['no-snapshots'] === true) raw.snapshots = false;
@@ -240,8 +254,31 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
     snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
     backup: resolveBackup(raw),
+    ...resolveClients(raw),
   };
   return { input, warnings };
+}
+
+/** Client names that a certificate's CN must not take: root is etcd's root user once auth is on (the admin certificate's CN). */
+export const RESERVED_CLIENT_NAMES = ['root'];
+
+/** --client, --kubernetes and --k8s-pki-dir; the schema checked each name's form. */
+function resolveClients(raw: RawInput): Pick<ClusterInput, 'clients' | 'kubernetes' | 'k8sPkiDir'> {
+  const clients = (raw.client as string[] | undefined) ?? [];
+  const kubernetes = raw.kubernetes === true;
+  for (const [index, name] of clients.entries()) {
+    if (RESERVED_CLIENT_NAMES.includes(name)) {
+      throw usageError('validate', `client[${index}]: ${quoted(name)} is reserved (CN root is etcd's root user: the admin certificate, pki/admin.crt); choose another client name`);
+    }
+    const earlier = clients.indexOf(name);
+    if (earlier < index) throw usageError('validate', `client[${index}]: ${quoted(name)} is already used by client[${earlier}]`);
+    if (kubernetes && name === KUBE_APISERVER_ETCD_CLIENT) {
+      throw usageError('validate', `client[${index}]: ${quoted(name)} is minted by kubernetes already; drop it from client`);
+    }
+  }
+  const pkiDir = raw['k8s-pki-dir'] as string | undefined;
+  if (pkiDir !== undefined && !kubernetes) throw usageError('validate', `k8s-pki-dir: ${quoted(pkiDir)} is only used with kubernetes (--kubernetes); add it or drop k8s-pki-dir`);
+  return { clients, kubernetes, k8sPkiDir: (pkiDir ?? DEFAULT_K8S_PKI_DIR).replace(/(.)\/+$/, '$1') };
 }
 
 const BACKUP_DETAIL_KEYS = ['backup-endpoint', 'backup-region', 'backup-retain'] as const;

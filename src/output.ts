@@ -1,5 +1,6 @@
 import { renderCredentialsFile } from './backup/target.js';
-import { FOLDER_FILES, renderClusterRecord } from './cluster-folder.js';
+import { FOLDER_FILES, clientCertificate, renderClusterRecord } from './cluster-folder.js';
+import { renderK3sFlags, renderKubeadmEtcdConfig, renderKubeApiserverFlags, renderKubernetesReadme } from './kubernetes.js';
 import type { ClusterPki } from './pki/mint.js';
 import type { ClusterPlan } from './plan.js';
 import { shellWord } from './templates.js';
@@ -34,11 +35,28 @@ export function userDataFile(member: string, text: string): OutputFile {
   return { path: FOLDER_FILES.userData(member), content: text, mode: SECRET_MODE };
 }
 
-/** cluster.json and etcdctl.env: what changes whenever the members or certificates do. */
+/** --kubernetes: kubernetes/ with the client pair (key 0600), the CA and the configs that name the members. */
+export function kubernetesFiles(plan: ClusterPlan, pki: ClusterPki): OutputFile[] {
+  if (!plan.kubernetes) return [];
+  const client = clientCertificate(pki, plan.kubernetes.clientName);
+  const files = FOLDER_FILES.kubernetes;
+  return [
+    { path: files.clientCert, content: client.certPem, mode: PUBLIC_MODE },
+    { path: files.clientKey, content: client.keyPem, mode: SECRET_MODE },
+    { path: files.caCert, content: pki.ca.certPem, mode: PUBLIC_MODE },
+    { path: files.kubeadmConfig, content: renderKubeadmEtcdConfig(plan), mode: PUBLIC_MODE },
+    { path: files.apiserverFlags, content: renderKubeApiserverFlags(plan), mode: PUBLIC_MODE },
+    { path: files.k3sFlags, content: renderK3sFlags(plan), mode: PUBLIC_MODE },
+    { path: files.readme, content: renderKubernetesReadme(plan), mode: PUBLIC_MODE },
+  ];
+}
+
+/** cluster.json, etcdctl.env and the Kubernetes kit: what changes whenever the members or certificates do. */
 export function recordFiles(plan: ClusterPlan, pki: ClusterPki, now: Date): OutputFile[] {
   return [
     { path: FOLDER_FILES.clusterJson, content: renderClusterRecord(plan, pki, now), mode: PUBLIC_MODE },
     { path: FOLDER_FILES.etcdctlEnv, content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
+    ...kubernetesFiles(plan, pki),
   ];
 }
 

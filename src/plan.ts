@@ -126,6 +126,26 @@ export interface BakedInstallPlan {
 
 export type InstallPlan = DownloadInstallPlan | BakedInstallPlan;
 
+/** A named client certificate (--client, or the --kubernetes preset); it never goes to a node. */
+export interface ClientPlan {
+  /** The certificate's CN and its file name: pki/clients/<name>.crt. */
+  readonly name: string;
+  /** `kubernetes`: kube-apiserver's certificate, with the subject kubeadm gives it. */
+  readonly preset: 'kubernetes' | undefined;
+}
+
+/** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
+export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
+export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
+
+/** --kubernetes: the kit in out/<cluster>/kubernetes/ for kubeadm, kube-apiserver and k3s. */
+export interface KubernetesPlan {
+  /** Where the user copies ca.crt and the client pair on each control-plane node; the kit's paths point there. */
+  readonly pkiDir: string;
+  /** The client (in plan.clients) whose certificate kube-apiserver presents. */
+  readonly clientName: string;
+}
+
 /** Everything the later phases need, derived once; plain data, serialisable to cluster.json. */
 export interface ClusterPlan {
   readonly clusterName: string;
@@ -155,6 +175,9 @@ export interface ClusterPlan {
   readonly restore: RestorePlan | undefined;
   /** The snapshot a restored cluster started from, kept in cluster.json for as long as the cluster lives. */
   readonly restoredFrom: RestoredFrom | undefined;
+  /** Named client certificates, in order: --client names, then the --kubernetes preset's. */
+  readonly clients: readonly ClientPlan[];
+  readonly kubernetes: KubernetesPlan | undefined;
 }
 
 export interface RestoredFrom {
@@ -225,6 +248,13 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     backup: input.backup ? { ...input.backup, credentials: input.backupCredentials } : undefined,
     restore: undefined,
     restoredFrom: undefined,
+    clients: [
+      ...input.clients.map((name) => ({ name, preset: undefined })),
+      ...(input.kubernetes ? [{ name: KUBE_APISERVER_ETCD_CLIENT, preset: 'kubernetes' as const }] : []),
+    ],
+    kubernetes: input.kubernetes
+      ? { pkiDir: input.k8sPkiDir, clientName: KUBE_APISERVER_ETCD_CLIENT }
+      : undefined,
   };
 }
 

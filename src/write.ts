@@ -66,7 +66,7 @@ const stagingPrefix = (outDir: string) => `.${basename(outDir)}.staging-`;
  * stay. A failure part-way leaves the folder as it was (or no folder); a crash part-way is
  * finished by the next run's recoverOutputFolder.
  */
-export function writeOutputFolder(outDir: string, files: readonly OutputFile[], step: WriteStep = noStep): void {
+export function writeOutputFolder(outDir: string, files: readonly OutputFile[], step: WriteStep = noStep, alsoOwned: readonly string[] = []): void {
   let created = false;
   try {
     if (!existsSync(outDir)) {
@@ -74,7 +74,8 @@ export function writeOutputFolder(outDir: string, files: readonly OutputFile[], 
       mkdirSync(outDir, { recursive: true, mode: 0o700 });
       created = true;
     }
-    const produced = new Set(files.map((file) => file.path.split('/')[0]!));
+    // `alsoOwned`: entries this kind of run writes only sometimes; when it does not, they are removed.
+    const produced = new Set([...files.map((file) => file.path.split('/')[0]!), ...alsoOwned]);
     const wanted = new Set(files.map((file) => file.path));
     const remove = existingFiles(outDir, [...produced]).filter((path) => !wanted.has(path));
     commitChanges(outDir, files, remove, step);

@@ -28,6 +28,10 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
       return `  ${member.name.padEnd(8)}${state(cert.reused).padEnd(7)}${FOLDER_FILES.cert(member.name)}  ${FOLDER_FILES.userData(member.name)} (${(bytes / 1024).toFixed(1)} KiB)  ${member.clientUrl}`;
     }),
     `  admin   ${state(pki.admin.reused).padEnd(7)}${FOLDER_FILES.cert('admin')} (expires ${pki.admin.notAfter.slice(0, 10)})`,
+    ...pki.all
+      .filter((cert) => cert.client !== undefined)
+      .map((cert) => `  client  ${state(cert.reused).padEnd(7)}${FOLDER_FILES.cert(cert.fileBase)} (CN=${cert.client}, expires ${cert.notAfter.slice(0, 10)})`),
+    ...(plan.kubernetes ? [`  kubernetes     ${folder.shownFile(FOLDER_FILES.kubernetesDir)}/: kube-apiserver's pair, ca.crt, kubeadm and k3s config (see its README.txt)`] : []),
     `Wrote ${folder.shown}/`,
     '',
     'Next: give each machine its user-data (the droplet console\'s "User data" box, or your cloud\'s equivalent),',

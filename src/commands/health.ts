@@ -6,6 +6,7 @@ import { membershipDrift } from '../day2/membership.js';
 import { EXIT_FAILURE } from '../errors.js';
 import { memberList } from '../etcd/client.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
+import { certRequests } from '../pki/profiles.js';
 
 export function parseWarnDays(flags: ParsedOptions): number {
   return numberFlag(flags, 'warn-days', 30, (days) => Number.isInteger(days) && days <= 3650, 'is not a whole number of days from 0 to 3650');
@@ -22,6 +23,13 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
   const certificates = [
     describeLocalCertificate(FOLDER_FILES.cert('admin'), cluster.adminTls.certPem, now),
     describeLocalCertificate(FOLDER_FILES.cert('ca'), cluster.adminTls.caPem, now),
+    // Client certificates (--client, --kubernetes) expire like the admin one: kube-apiserver would lose etcd.
+    ...certRequests(cluster.plan)
+      .filter((request) => request.profile.scope === 'client')
+      .flatMap((request) => {
+        const certPem = cluster.pki.get(request.fileBase)?.certPem;
+        return certPem ? [describeLocalCertificate(FOLDER_FILES.cert(request.fileBase), certPem, now)] : [];
+      }),
   ];
   // A member added or removed behind cluster.json's back would be invisible in the table.
   const answering = members.find((member) => member.healthy && member.leader) ?? members.find((member) => member.healthy);

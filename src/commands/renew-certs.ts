@@ -1,15 +1,25 @@
-import { FOLDER_FILES, renderClusterRecord } from '../cluster-folder.js';
+import { FOLDER_FILES } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { usageError } from '../errors.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
-import { certificateFiles, userDataFile } from '../output.js';
+import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
-import { PUBLIC_MODE, SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
+import { SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
 
 function parseCertDays(flags: ParsedOptions, fallback: number): number {
   return numberFlag(flags, 'cert-days', fallback, (days) => Number.isInteger(days) && days >= 1 && days <= 3650, 'is not a whole number of days from 1 to 3650');
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listed(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
+/** A repeatable, comma-separated flag's names; an empty one stays, so that it is refused rather than read as "all". */
+function namesFlag(flags: ParsedOptions, name: string): string[] {
+  return ((flags[name] as string[] | undefined) ?? []).flatMap((value) => value.split(',').map((item) => item.trim()));
 }
 
 /** Holds the folder's lock from the first read to the last write. */
@@ -24,14 +34,23 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   const { plan, folder } = cluster;
   refuseDuringReplacement(folder, 'renew-certs');
   const certDays = parseCertDays(flags, plan.certDays);
-  const requested = ((flags.member as string[] | undefined) ?? []).flatMap((value) => value.split(',').map((name) => name.trim()));
+  const requested = namesFlag(flags, 'member');
   for (const name of requested) {
     if (!plan.members.some((member) => member.name === name)) {
       throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${plan.members.map((member) => member.name).join(', ')})`);
     }
   }
-  const members = requested.length > 0 ? plan.members.filter((member) => requested.includes(member.name)) : plan.members;
-  const renewAdmin = requested.length === 0 || flags.admin === true;
+  const requestedClients = namesFlag(flags, 'client');
+  for (const name of requestedClients) {
+    if (!plan.clients.some((client) => client.name === name)) {
+      const known = plan.clients.map((client) => client.name).join(', ');
+      throw usageError('validate', `client: ${JSON.stringify(name)} is not a client certificate of this cluster (${known === '' ? 'it has none; gen-userdata --client mints them' : `clients: ${known}`})`);
+    }
+  }
+  const everything = requested.length === 0 && requestedClients.length === 0;
+  const members = everything ? plan.members : plan.members.filter((member) => requested.includes(member.name));
+  const clients = everything ? plan.clients : plan.clients.filter((client) => requestedClients.includes(client.name));
+  const renewAdmin = everything || flags.admin === true;
   const rotate = flags['rotate-keys'] === true;
 
   const current = readClusterPki(plan, cluster.pki);
@@ -41,17 +60,23 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
     ...(context.keySource ? { keySource: context.keySource } : {}),
     ...(context.serialSource ? { serialSource: context.serialSource } : {}),
   };
-  const renew = (fileBase: string, existing: IssuedCert) =>
-    issueLeaf(issuePlan, fileBase, ca, { now, ...sources, ...(rotate ? {} : { keyPem: existing.keyPem }) });
+  const renew = (existing: IssuedCert) =>
+    issueLeaf(issuePlan, existing.fileBase, ca, { now, ...sources, ...(rotate ? {} : { keyPem: existing.keyPem }) });
   const renewedMembers = new Map<string, IssuedCert>();
-  for (const member of members) renewedMembers.set(member.name, await renew(member.name, current.members.get(member.name)!));
-  const admin = renewAdmin ? await renew('admin', current.admin) : current.admin;
+  for (const member of members) renewedMembers.set(member.name, await renew(current.members.get(member.name)!));
+  const admin = renewAdmin ? await renew(current.admin) : current.admin;
+  // Client certificates by file base: they never go to a node, so renewing one is only files here.
+  const renewedClients = new Map<string, IssuedCert>();
+  for (const client of clients) {
+    const existing = current.all.find((cert) => cert.client === client.name)!;
+    renewedClients.set(existing.fileBase, await renew(existing));
+  }
 
   const pki: ClusterPki = {
     ca: current.ca,
     admin,
     members: new Map([...current.members].map(([name, cert]) => [name, renewedMembers.get(name) ?? cert])),
-    all: current.all.map((cert) => (cert.fileBase === 'admin' ? admin : (renewedMembers.get(cert.fileBase) ?? cert))),
+    all: current.all.map((cert) => (cert.fileBase === 'admin' ? admin : (renewedMembers.get(cert.fileBase) ?? renewedClients.get(cert.fileBase) ?? cert))),
   };
   const files: OutputFile[] = [];
   for (const member of members) {
@@ -64,16 +89,21 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
     );
   }
   if (renewAdmin) files.push(...certificateFiles(admin, rotate));
-  // A --cert-days given here becomes the cluster's default for later renewals and new members.
-  files.push({ path: FOLDER_FILES.clusterJson, content: renderClusterRecord(issuePlan, pki, now), mode: PUBLIC_MODE });
+  for (const cert of renewedClients.values()) files.push(...certificateFiles(cert, rotate));
+  // cluster.json (a --cert-days given here becomes the cluster's default for later renewals and new members) and kubernetes/ with the renewed pair.
+  files.push(...recordFiles(issuePlan, pki, now));
   // Scripts of an earlier renewal would install older certificates: only this run's stay.
   folder.update({ files, remove: folder.renewScripts() }, crashAtStep(context.env, context.stderr));
 
   const relative = folder.shown;
   const lines = [
-    `Renewed ${members.length} member certificate(s)${renewAdmin ? ' and the admin certificate' : ''} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
+    `Renewed ${listed([`${members.length} member certificate(s)`, ...(renewAdmin ? ['the admin certificate'] : []), ...(renewedClients.size > 0 ? [`${renewedClients.size} client certificate(s)`] : [])])} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
     ...members.map((member) => `  ${member.name.padEnd(8)}${FOLDER_FILES.cert(member.name)} until ${renewedMembers.get(member.name)!.notAfter.slice(0, 10)}  install: ${relative}/${FOLDER_FILES.renewScript(member.name)}`),
     ...(renewAdmin ? [`  ${'admin'.padEnd(8)}${FOLDER_FILES.cert('admin')} until ${admin.notAfter.slice(0, 10)} (used from here: nothing to install)`] : []),
+    ...[...renewedClients.values()].map((cert) => `  ${'client'.padEnd(8)}${FOLDER_FILES.cert(cert.fileBase)} until ${cert.notAfter.slice(0, 10)} (CN=${cert.client}; copy it to the application that uses it)`),
+    ...(plan.kubernetes && renewedClients.has(`clients/${plan.kubernetes.clientName}`)
+      ? [`  ${relative}/${FOLDER_FILES.kubernetesDir}/ has the renewed kube-apiserver pair: copy it to every control-plane node (see its README.txt)`]
+      : []),
     '',
     ...(members.length > 0
       ? [

@@ -38,7 +38,7 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
   { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
-  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member and admin certificate validity in days (default 825; the CA gets 10 years)' },
+  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member, admin and client certificate validity in days (default 825; the CA gets 10 years)' },
   { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: "Raft heartbeat interval in ms (default etcd's 100); raise with --election-timeout on slow or distant networks" },
   { name: 'election-timeout', type: 'string', valueName: 'ms', description: "Raft election timeout in ms (default etcd's 1000; at least 5x the heartbeat interval)" },
   { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
@@ -46,8 +46,15 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
   { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
   ...BACKUP_TARGET_OPTIONS,
+  { name: 'client', type: 'string', multiple: true, valueName: 'name', description: 'Mint a client certificate with CN=<name> (clientAuth) in pki/clients/ for an application (repeat or comma-separate)' },
+  {
+    name: 'kubernetes',
+    type: 'boolean',
+    description: "Mint kube-apiserver-etcd-client and write kubernetes/: the pair, ca.crt, kubeadm's etcd.external snippet, kube-apiserver and k3s flags (see docs/kubernetes.md)",
+  },
+  { name: 'k8s-pki-dir', type: 'string', valueName: 'dir', description: "With --kubernetes: where you copy the kit's ca.crt and client pair on each control-plane node (default /etc/kubernetes/pki/etcd)" },
   { name: 'backup-retain', type: 'string', valueName: 'count', description: 'Snapshots kept in the bucket; older ones are deleted after each upload (default 168)' },
-  { name: 'force', type: 'boolean', description: 'Re-mint member and admin certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
+  { name: 'force', type: 'boolean', description: 'Re-mint member, admin and client certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
 ];
 
 const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
@@ -114,8 +121,15 @@ export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
-  { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Renew only this member (repeat or comma-separate; default: every member and the admin certificate)' },
-  { name: 'admin', type: 'boolean', description: 'With --member: renew the admin certificate too' },
+  {
+    name: 'member',
+    type: 'string',
+    multiple: true,
+    valueName: 'name',
+    description: 'Renew only this member (repeat or comma-separate; default: every member, the admin and every client certificate)',
+  },
+  { name: 'client', type: 'string', multiple: true, valueName: 'name', description: 'Renew only this client certificate (repeat or comma-separate; combines with --member)' },
+  { name: 'admin', type: 'boolean', description: 'With --member or --client: renew the admin certificate too' },
   { name: 'rotate-keys', type: 'boolean', description: 'Generate new keys too (default: keep each key, so installing is one file and no restart)' },
   { name: 'cert-days', type: 'string', valueName: 'days', description: "Validity of the renewed certificates (default: certDays in cluster.json; a new value is stored there)" },
   ...FOLDER_OPTIONS,
@@ -140,7 +154,7 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'force'].map(clusterOption),
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 

@@ -89,6 +89,11 @@ export function rawInputFromRecord(record: ClusterRecord, members: readonly Memb
     ...(record.backup
       ? { 'backup-url': record.backup.url, 'backup-endpoint': record.backup.endpoint, 'backup-region': record.backup.region, 'backup-retain': record.backup.retain }
       : {}),
+    // Older folders have neither: no client certificates.
+    ...(record.clients?.some((client) => client.name !== record.kubernetes?.client)
+      ? { client: record.clients.filter((client) => client.name !== record.kubernetes?.client).map((client) => client.name) }
+      : {}),
+    ...(record.kubernetes ? { kubernetes: true, 'k8s-pki-dir': record.kubernetes.pkiDir } : {}),
   };
   if (!byName && members.some((member) => member.ip === undefined)) {
     throw new CliError('parse', 'cluster.json: members mixes addresses and DNS names; was it written by etcd-cloudinit?');

@@ -30,6 +30,8 @@ export interface IssuedCert extends KeyPairPem {
   readonly fileBase: string;
   readonly profileId: string;
   readonly member: string | undefined;
+  /** Set for a named client certificate (profile `client`). */
+  readonly client?: string | undefined;
   readonly sha256Fingerprint: string;
   readonly notAfter: string;
   /** True when an existing, still-matching certificate was kept. */
@@ -202,6 +204,7 @@ function describe(request: CertRequest, pair: KeyPairPem, reused: boolean): Issu
     fileBase: request.fileBase,
     profileId: request.profile.id,
     member: request.member?.name,
+    client: request.client?.name,
     sha256Fingerprint: cert.fingerprint256,
     notAfter: new Date(cert.validTo).toISOString(),
     reused,
@@ -263,7 +266,7 @@ export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now:
   cert.validity.notAfter = new Date(now.getTime() + request.validityDays * DAY_MS);
   const subject = [
     { name: 'commonName', value: request.commonName },
-    { name: 'organizationName', value: 'etcd-cloudinit' },
+    ...(request.organization !== undefined ? [{ name: 'organizationName', value: request.organization }] : []),
   ];
   cert.setSubject(subject);
   const issuerCert = issuer.certPem ? forge.pki.certificateFromPem(issuer.certPem) : undefined;

@@ -1,4 +1,4 @@
-import type { ClusterPlan, MemberPlan } from '../plan.js';
+import type { ClientPlan, ClusterPlan, MemberPlan } from '../plan.js';
 
 /** X.509 keyUsage bits we set; names as node-forge spells them. */
 export type KeyUsage = 'digitalSignature' | 'keyEncipherment' | 'keyCertSign' | 'cRLSign';
@@ -6,7 +6,10 @@ export type ExtKeyUsage = 'serverAuth' | 'clientAuth';
 
 export type SubjectAltName = { readonly type: 'ip'; readonly value: string } | { readonly type: 'dns'; readonly value: string };
 
-export type ProfileId = 'ca' | 'member' | 'admin';
+export type ProfileId = 'ca' | 'member' | 'admin' | 'client';
+
+/** The subject's O of every certificate but the ones a client's preset says otherwise for. */
+export const SUBJECT_ORGANIZATION = 'etcd-cloudinit';
 
 /** One kind of certificate, declared as data (after kubeadm's certlist). */
 export interface CertProfile {
@@ -14,16 +17,23 @@ export interface CertProfile {
   readonly description: string;
   /** null for the self-signed CA. */
   readonly issuer: ProfileId | null;
-  /** One certificate for the cluster, or one per member. */
-  readonly scope: 'cluster' | 'member';
+  /** One certificate for the cluster, one per member, or one per named client (plan.clients). */
+  readonly scope: 'cluster' | 'member' | 'client';
   readonly isCa: boolean;
   readonly keyUsage: readonly KeyUsage[];
   readonly extKeyUsage: readonly ExtKeyUsage[];
   /** File base name under pki/: `<base>.crt` and `<base>.key`. */
-  readonly fileBase: (member: MemberPlan | undefined) => string;
-  readonly commonName: (plan: ClusterPlan, member: MemberPlan | undefined) => string;
+  readonly fileBase: (member: MemberPlan | undefined, client?: ClientPlan) => string;
+  readonly commonName: (plan: ClusterPlan, member: MemberPlan | undefined, client?: ClientPlan) => string;
+  /** The subject's O; undefined for none. */
+  readonly organization: (client?: ClientPlan) => string | undefined;
   readonly subjectAltNames: (plan: ClusterPlan, member: MemberPlan | undefined) => readonly SubjectAltName[];
   readonly validityDays: (plan: ClusterPlan) => number;
+}
+
+function requireClient(client: ClientPlan | undefined): ClientPlan {
+  if (!client) throw new Error('client profile used without a client');
+  return client;
 }
 
 function requireMember(member: MemberPlan | undefined): MemberPlan {
@@ -43,6 +53,7 @@ export const CERT_PROFILES: readonly CertProfile[] = [
     extKeyUsage: [],
     fileBase: () => 'ca',
     commonName: (plan) => `${plan.clusterName} etcd CA`,
+    organization: () => SUBJECT_ORGANIZATION,
     subjectAltNames: () => [],
     validityDays: (plan) => plan.caDays,
   },
@@ -57,6 +68,7 @@ export const CERT_PROFILES: readonly CertProfile[] = [
     extKeyUsage: ['serverAuth', 'clientAuth'],
     fileBase: (member) => requireMember(member).name,
     commonName: (_plan, member) => requireMember(member).name,
+    organization: () => SUBJECT_ORGANIZATION,
     subjectAltNames: (_plan, member) => {
       const { ip, hostname, name } = requireMember(member);
       // DNS-member mode names the member by DNS only: its address is unknown when this is minted.
@@ -80,6 +92,23 @@ export const CERT_PROFILES: readonly CertProfile[] = [
     extKeyUsage: ['clientAuth'],
     fileBase: () => 'admin',
     commonName: () => 'root',
+    organization: () => SUBJECT_ORGANIZATION,
+    subjectAltNames: () => [],
+    validityDays: (plan) => plan.certDays,
+  },
+  {
+    id: 'client',
+    description: 'Named client certificate (--client, --kubernetes): CN is the name, for an application such as kube-apiserver; its key stays on the workstation until you copy it',
+    issuer: 'ca',
+    scope: 'client',
+    isCa: false,
+    keyUsage: ['digitalSignature', 'keyEncipherment'],
+    extKeyUsage: ['clientAuth'],
+    // A folder of their own: no member name (a DNS label) can be `clients/<name>`.
+    fileBase: (_member, client) => `clients/${requireClient(client).name}`,
+    commonName: (_plan, _member, client) => requireClient(client).name,
+    // kubeadm has issued kube-apiserver-etcd-client with no O since v1.29 (kubernetes#120521 dropped system:masters; etcd ignores O).
+    organization: (client) => (requireClient(client).preset === 'kubernetes' ? undefined : SUBJECT_ORGANIZATION),
     subjectAltNames: () => [],
     validityDays: (plan) => plan.certDays,
   },
@@ -90,19 +119,35 @@ export interface CertRequest {
   readonly profile: CertProfile;
   readonly fileBase: string;
   readonly member: MemberPlan | undefined;
+  readonly client: ClientPlan | undefined;
   readonly commonName: string;
+  readonly organization: string | undefined;
   readonly subjectAltNames: readonly SubjectAltName[];
   readonly validityDays: number;
 }
 
 export function certRequests(plan: ClusterPlan): CertRequest[] {
-  return CERT_PROFILES.flatMap((profile) => {
+  return CERT_PROFILES.flatMap((profile): CertRequest[] => {
+    if (profile.scope === 'client') {
+      return plan.clients.map((client) => ({
+        profile,
+        member: undefined,
+        client,
+        fileBase: profile.fileBase(undefined, client),
+        commonName: profile.commonName(plan, undefined, client),
+        organization: profile.organization(client),
+        subjectAltNames: profile.subjectAltNames(plan, undefined),
+        validityDays: profile.validityDays(plan),
+      }));
+    }
     const targets = profile.scope === 'member' ? plan.members : [undefined];
     return targets.map((member) => ({
       profile,
       member,
+      client: undefined,
       fileBase: profile.fileBase(member),
       commonName: profile.commonName(plan, member),
+      organization: profile.organization(),
       subjectAltNames: profile.subjectAltNames(plan, member),
       validityDays: profile.validityDays(plan),
     }));
