@@ -26,12 +26,12 @@ function oldFolder(name: string): ClusterFolder {
   return new ClusterFolder('out', name, cwd);
 }
 
-/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input. */
+/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input; 0.1.0 had no metrics listener. */
 const ORIGINAL_INPUT: Record<string, Record<string, unknown>> = {
-  ipmode: { 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
-  dnsdomain: { 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048 },
-  dnshosts: { 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048 },
-  docluster: { 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048 },
+  ipmode: { metrics: false, 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
+  dnsdomain: { metrics: false, 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048 },
+  dnshosts: { metrics: false, 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048 },
+  docluster: { metrics: false, 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048 },
 };
 
 describe('folders written by 0.1.0 are read by this release', () => {
