@@ -213,7 +213,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   for (const [index, member] of members.entries()) {
     if (member.ip !== undefined && !isPrivateOrLoopback(member.ip)) {
       warnings.push(
-        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses`,
+        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses${raw.metrics === false ? '' : ', and 2381 (metrics, plain HTTP) to your Prometheus'}`,
       );
     }
   }

@@ -123,6 +123,9 @@ describe('input validation: each bad input gets one message naming the field and
   it('warns about a public address but accepts it', () => {
     const { warnings } = resolveClusterInput({ ips: ['10.0.0.1', '203.0.113.7', '10.0.0.3'] }, {});
     expect(warnings).toEqual([
+      'ips[1]: "203.0.113.7" is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster\'s own addresses, and 2381 (metrics, plain HTTP) to your Prometheus',
+    ]);
+    expect(resolveClusterInput({ ips: ['10.0.0.1', '203.0.113.7', '10.0.0.3'], metrics: false }, {}).warnings).toEqual([
       'ips[1]: "203.0.113.7" is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster\'s own addresses',
     ]);
   });
