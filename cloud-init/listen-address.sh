@@ -27,6 +27,7 @@ lookup() {
       curl -fsS --max-time 3 "$source" 2>/dev/null || echo "!no private IPv4 from $source"
       ;;
     cidr:*)
+      command -v ip >/dev/null 2>&1 || { echo "!ip (iproute2) is not installed: cannot list this host's addresses"; return; }
       found=$(addresses_in "${source#cidr:}")
       count=$(printf '%s' "$found" | grep -c . || true)
       if [ "$count" -eq 1 ]; then
@@ -38,6 +39,7 @@ lookup() {
       fi
       ;;
     instance-data:*)
+      command -v cloud-init >/dev/null 2>&1 || { echo "!cloud-init is not installed: no instance data to read"; return; }
       # Only the metadata is wanted: the user-data (with the member key) is not read. ETCD_CLOUDINIT_INSTANCE_DATA: another file (tests).
       cloud-init query ${ETCD_CLOUDINIT_INSTANCE_DATA:+--instance-data "$ETCD_CLOUDINIT_INSTANCE_DATA"} --user-data /dev/null --vendor-data /dev/null "${source#instance-data:}" 2>/dev/null ||
         echo "!no private IPv4 in cloud-init's instance data (cloud-init query ${source#instance-data:})"
