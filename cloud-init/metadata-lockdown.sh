@@ -1,5 +1,5 @@
 #!/bin/sh
-# DNS-member mode on DigitalOcean: the metadata service serves this droplet's user-data, and with it
+# DNS-member mode: the metadata service (DigitalOcean's, and most clouds', at 169.254.169.254) serves the user-data, and with it
 # the member's private key, to any process that asks. etcd-metadata-lockdown.service runs this at
 # every boot, before etcd: from then on only root (uid 0) may reach the service; root still needs it
 # (listen-address.sh runs as root). nftables where installed, else iptables; neither fails loudly.

@@ -12,7 +12,7 @@ import { CliError, usageError } from './errors.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
 import { backupUrlOf, parseCredentialsFile, type BackupCredentials } from './backup/target.js';
-import type { ClusterPlan, InstallPlan } from './plan.js';
+import type { ClusterPlan, InstallPlan, ListenFrom } from './plan.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';
 import { PUBLIC_MODE, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
 
@@ -84,6 +84,10 @@ export interface ClusterRecord {
   readonly certDays: number;
   readonly raftTiming?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
   readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
+  /** --no-metrics sets false. Absent in folders written before metrics existed: read as false, as those members have none. */
+  readonly metrics?: boolean;
+  /** DNS-member mode: where members read their listen address; absent before --listen-from existed (DigitalOcean's metadata). */
+  readonly listenFrom?: ListenFrom;
   /** --backup-url and its details; the key pair is in backup-credentials, never here. */
   readonly backup?: { readonly url: string; readonly endpoint: string; readonly region: string; readonly retain: number };
   /** Set when `restore` made the cluster: the snapshot its members started from. */
@@ -440,6 +444,8 @@ export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generate
     certDays: plan.certDays,
     raftTiming: plan.raftTiming,
     snapshots: plan.snapshots ?? false,
+    metrics: plan.metrics,
+    ...(plan.listenAddress.source === 'metadata' ? { listenFrom: plan.listenAddress.from } : {}),
     ...(plan.backup
       ? { backup: { url: backupUrlOf(plan.backup), endpoint: plan.backup.endpoint, region: plan.backup.region, retain: plan.backup.retain } }
       : {}),

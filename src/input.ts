@@ -8,7 +8,7 @@ import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
-import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT } from './plan.js';
+import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT, type ListenFrom } from './plan.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
@@ -46,6 +46,10 @@ export interface ClusterInput {
   readonly snapshots: boolean;
   readonly snapshotSchedule: string;
   readonly snapshotRetain: number;
+  /** /metrics and /health on http://<private address>:2381 (opt out with --no-metrics). */
+  readonly metrics: boolean;
+  /** DNS-member mode: where a member reads its listen address (--listen-from, --listen-cidr); undefined by IP and for the default (DigitalOcean's metadata). */
+  readonly listenFrom: ListenFrom | undefined;
   /** Off-site copies of the snapshots (--backup-url); the key pair is added by the command (backupCredentials). */
   readonly backup: BackupSettings | undefined;
   /** The bucket key pair, from the environment or the cluster folder; never in cluster.json. */
@@ -73,7 +77,7 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
-const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain'] as const;
 const BOOLEAN_KEYS = ['allow-even', 'kubernetes'] as const;
 /** Repeatable flags that may also be comma-separated. */
@@ -148,6 +152,7 @@ export function flagsToRawInput(flags: ParsedOptions): RawInput {
   }
   // A negative flag for a key whose default is true.
   if (flags['no-snapshots'] === true) raw.snapshots = false;
+  if (flags['no-metrics'] === true) raw.metrics = false;
   return raw;
 }
 
@@ -197,6 +202,9 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   for (const key of ['ips', 'hostnames', 'domain'] as const) {
     if (flagSources.length > 0 && !flagSources.includes(key)) delete raw[key];
   }
+  // --listen-cidr on the command line means cidr whatever the config said; another --listen-from drops the config's range.
+  if (flagInput['listen-cidr'] !== undefined && flagInput['listen-from'] === undefined) delete raw['listen-from'];
+  if (flagInput['listen-from'] !== undefined && flagInput['listen-cidr'] === undefined && flagInput['listen-from'] !== 'cidr') delete raw['listen-cidr'];
   const validate = schemaValidator();
   if (!validate(raw)) {
     const first = validate.errors?.[0];
@@ -218,7 +226,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   for (const [index, member] of members.entries()) {
     if (member.ip !== undefined && !isPrivateOrLoopback(member.ip)) {
       warnings.push(
-        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses`,
+        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses${raw.metrics === false ? '' : ', and 2381 (metrics, plain HTTP) to your Prometheus'}`,
       );
     }
   }
@@ -253,6 +261,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
     snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
+    metrics: (raw.metrics as boolean | undefined) ?? true,
+    listenFrom: resolveListenFrom(raw, members),
     backup: resolveBackup(raw),
     ...resolveClients(raw),
   };
@@ -279,6 +289,39 @@ function resolveClients(raw: RawInput): Pick<ClusterInput, 'clients' | 'kubernet
   const pkiDir = raw['k8s-pki-dir'] as string | undefined;
   if (pkiDir !== undefined && !kubernetes) throw usageError('validate', `k8s-pki-dir: ${quoted(pkiDir)} is only used with kubernetes (--kubernetes); add it or drop k8s-pki-dir`);
   return { clients, kubernetes, k8sPkiDir: (pkiDir ?? DEFAULT_K8S_PKI_DIR).replace(/(.)\/+$/, '$1') };
+}
+
+/** --listen-from and --listen-cidr: DNS-member mode only; a range implies cidr, cidr needs a range. */
+function resolveListenFrom(raw: RawInput, members: readonly MemberInput[]): ListenFrom | undefined {
+  const from = raw['listen-from'] as ListenFrom['from'] | undefined;
+  const cidr = raw['listen-cidr'] as string | undefined;
+  const given = cidr !== undefined ? 'listen-cidr' : from !== undefined ? 'listen-from' : undefined;
+  if (given === undefined) return undefined;
+  if (members.some((member) => member.ip !== undefined)) {
+    throw usageError('validate', `${given}: ${quoted(raw[given])} is for DNS-member mode (--hostnames or --domain); with ips etcd listens on each member's own address`);
+  }
+  if (cidr === undefined) {
+    if (from === 'cidr') throw usageError('validate', 'listen-from: "cidr" needs listen-cidr, the range the address is in (for example --listen-cidr 10.0.0.0/8)');
+    return { from: from! };
+  }
+  if (from !== undefined && from !== 'cidr') {
+    throw usageError('validate', `listen-cidr: ${quoted(cidr)} is read only with listen-from cidr, and listen-from is ${quoted(from)}; drop one of the two`);
+  }
+  const [network = '', bits = ''] = cidr.split('/');
+  const base = ipv4Number(network);
+  const size = 2 ** (32 - Number(bits));
+  if (base % size !== 0) {
+    throw usageError('validate', `listen-cidr: ${quoted(cidr)} has bits set after the /${bits} prefix; the range is ${numberIpv4(base - (base % size))}/${bits}`);
+  }
+  return { from: 'cidr', cidr };
+}
+
+function ipv4Number(address: string): number {
+  return address.split('.').reduce((value, octet) => value * 256 + Number(octet), 0);
+}
+
+function numberIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
 }
 
 const BACKUP_DETAIL_KEYS = ['backup-endpoint', 'backup-region', 'backup-retain'] as const;

@@ -7,6 +7,8 @@ import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
 
 export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;
+/** etcd's --listen-metrics-urls: /metrics and /health over plain HTTP, for scrapers inside the network. */
+export const METRICS_PORT = 2381;
 
 /** Where things live on a node. The same for every member, so renewals and day-2 scripts can rely on it. */
 export const NODE_PATHS = {
@@ -45,19 +47,32 @@ export const NODE_PATHS = {
 
 export type NodePaths = typeof NODE_PATHS;
 
-/** DigitalOcean's metadata service: the droplet's own private IPv4, readable only from the droplet. */
+/** DigitalOcean's metadata service (169.254.169.254, as on most clouds): the droplet's own private IPv4, readable only from the droplet. */
 export const DO_METADATA_ADDRESS = '169.254.169.254';
 export const DO_PRIVATE_IPV4_METADATA_URL = `http://${DO_METADATA_ADDRESS}/metadata/v1/interfaces/private/0/ipv4/address`;
+
+/** DNS-member mode: where a member reads the private IPv4 it listens on, at each start (--listen-from, --listen-cidr). */
+export type ListenFrom =
+  /** DigitalOcean's metadata service. */
+  | { readonly from: 'do-metadata' }
+  /** The one IPv4 address the host has inside `cidr` (`ip -4 addr`). */
+  | { readonly from: 'cidr'; readonly cidr: string }
+  /** cloud-init's instance data: `cloud-init query <key>`. */
+  | { readonly from: 'instance-data' };
+
+/** The instance-data key of the private IPv4: EC2's `local-ipv4` (also OpenStack's and others' EC2-style metadata). */
+export const INSTANCE_DATA_IPV4_KEY = 'ds.meta_data.local_ipv4';
 
 /**
  * Where etcd binds. `static`: the member address itself. `metadata` (DNS-member mode): listen URLs
  * must be IP addresses, and the address is only known on the machine, so the config carries
- * `placeholder` and the unit fills in the address read from `url` before each start.
+ * `placeholder` and the unit fills in the address found as `lookup` says (listen-address.sh's
+ * SOURCE word: the metadata URL, `cidr:<range>` or `instance-data:<key>`) before each start.
  */
 export type ListenAddressPlan =
   | { readonly source: 'static' }
   /** `address`: the metadata service's, which only root may reach once the node is set up (it serves the user-data). */
-  | { readonly source: 'metadata'; readonly url: string; readonly placeholder: string; readonly address: string };
+  | { readonly source: 'metadata'; readonly from: ListenFrom; readonly lookup: string; readonly placeholder: string; readonly address: string };
 
 export interface MemberPlan {
   readonly name: string;
@@ -76,6 +91,8 @@ export interface MemberPlan {
   /** The URL etcdctl on the node itself uses. */
   readonly localClientUrl: string;
   readonly listenPeerUrls: readonly string[];
+  /** `http://<private address>:2381` (/metrics and /health in plain HTTP); empty with --no-metrics. */
+  readonly listenMetricsUrls: readonly string[];
   /** `new` for the members that bootstrap the cluster; `existing` for one that add-member joins to it. */
   readonly initialClusterState: 'new' | 'existing';
   /**
@@ -153,6 +170,8 @@ export interface ClusterPlan {
   /** `--domain` clusters: members are `<cluster-name>-<member>.<domain>`, members added later too. */
   readonly domain: string | undefined;
   readonly listenAddress: ListenAddressPlan;
+  /** Members serve /metrics and /health on listenMetricsUrls (--no-metrics turns it off). */
+  readonly metrics: boolean;
   /** `etcd1=https://10.10.0.11:2380,...` */
   readonly initialCluster: string;
   readonly initialClusterToken: string;
@@ -196,9 +215,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
   const version = parseEtcdVersion(input.etcdVersion);
   if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
   const dnsMode = input.members.some((member) => member.hostname !== undefined);
-  const listenAddress: ListenAddressPlan = dnsMode
-    ? { source: 'metadata', url: DO_PRIVATE_IPV4_METADATA_URL, placeholder: PRIVATE_IPV4_PLACEHOLDER, address: DO_METADATA_ADDRESS }
-    : { source: 'static' };
+  const listenAddress: ListenAddressPlan = dnsMode ? bootListenAddress(input.listenFrom ?? { from: 'do-metadata' }) : { source: 'static' };
   const members: MemberPlan[] = input.members.map(({ name, ip, hostname }) => {
     const host = ip ?? hostname;
     const clientUrl = `https://${host}:${CLIENT_PORT}`;
@@ -215,6 +232,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
       listenClientUrls: [...new Set([`https://${bindHost}:${CLIENT_PORT}`, localClientUrl])],
       localClientUrl,
       listenPeerUrls: [`https://${bindHost}:${PEER_PORT}`],
+      listenMetricsUrls: input.metrics ? [`http://${bindHost}:${METRICS_PORT}`] : [],
       initialClusterState: 'new',
     };
   });
@@ -224,6 +242,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     members,
     domain: input.domain,
     listenAddress,
+    metrics: input.metrics,
     initialCluster,
     initialClusterToken: clusterToken(input.clusterName, initialCluster),
     endpoints: members.map((member) => member.clientUrl).join(','),
@@ -256,6 +275,23 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
       ? { pkiDir: input.k8sPkiDir, clientName: KUBE_APISERVER_ETCD_CLIENT }
       : undefined,
   };
+}
+
+/** DNS-member mode: the placeholder in the config, and the word that tells listen-address.sh where the address comes from. */
+function bootListenAddress(from: ListenFrom): ListenAddressPlan {
+  // The metadata service serves the user-data (with the member key) on every cloud that has one at this address: locked down in every case.
+  return { source: 'metadata', from, lookup: listenLookup(from), placeholder: PRIVATE_IPV4_PLACEHOLDER, address: DO_METADATA_ADDRESS };
+}
+
+function listenLookup(from: ListenFrom): string {
+  switch (from.from) {
+    case 'do-metadata':
+      return DO_PRIVATE_IPV4_METADATA_URL;
+    case 'cidr':
+      return `cidr:${from.cidr}`;
+    case 'instance-data':
+      return `instance-data:${INSTANCE_DATA_IPV4_KEY}`;
+  }
 }
 
 /**

@@ -51,7 +51,7 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
             script: node.listenAddressScript,
             template: node.configTemplate,
             configFile: node.configFile,
-            url: listenAddress.url,
+            lookup: listenAddress.lookup,
             placeholder: listenAddress.placeholder,
           })
         : undefined,

@@ -10,6 +10,7 @@ import { resolveClusterInput } from '../src/input.js';
 import { renderUserData } from '../src/render.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 import { FIXTURES } from './support/golden.js';
+import { DEFAULT_ETCD_VERSION } from '../src/versions.js';
 
 const workDir = tempDirsRemovedAfterAll('folder');
 
@@ -26,12 +27,13 @@ function oldFolder(name: string): ClusterFolder {
   return new ClusterFolder('out', name, cwd);
 }
 
-/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input. */
+/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input; 0.1.0 had no metrics listener. */
+// 0.1.0's default etcd release was v3.6.14: the inputs pin what it wrote.
 const ORIGINAL_INPUT: Record<string, Record<string, unknown>> = {
-  ipmode: { 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
-  dnsdomain: { 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048 },
-  dnshosts: { 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048 },
-  docluster: { 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048 },
+  ipmode: { metrics: false, 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
+  dnsdomain: { metrics: false, 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048, 'etcd-version': 'v3.6.14' },
+  dnshosts: { metrics: false, 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048, 'etcd-version': 'v3.6.14' },
+  docluster: { metrics: false, 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048, 'etcd-version': 'v3.6.14' },
 };
 
 describe('folders written by 0.1.0 are read by this release', () => {
@@ -104,7 +106,7 @@ describe('what this release writes', () => {
     const record = JSON.parse(readFileSync(join(cwd, 'out', 'acc', 'cluster.json'), 'utf8')) as Record<string, unknown>;
     expect(record).toMatchObject({ formatVersion: 1, domain: 'example.com', clusterName: 'acc' });
     // The plan's derived download URLs are not state: the node derives them from releaseUrl and version.
-    expect(record.install).toEqual({ mode: 'download', version: 'v3.6.14', releaseUrl: 'https://github.com/etcd-io/etcd/releases/download' });
+    expect(record.install).toEqual({ mode: 'download', version: DEFAULT_ETCD_VERSION, releaseUrl: 'https://github.com/etcd-io/etcd/releases/download' });
     expect(openCluster(new ClusterFolder('out', 'acc', cwd)).record.domain).toBe('example.com');
   });
 

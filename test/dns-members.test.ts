@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { tempDir } from './support/cli.js';
 import { fixtureKeySource } from './support/golden.js';
-import { adminTls, ETCD_BIN, ETCDCTL_BIN, loopbackBlock, readMemberUserData, tailOf, waitFor } from './support/local-cluster.js';
+import { rewriteNodePaths } from './support/day2-cluster.js';
+import { adminTls, ETCD_BIN, ETCDCTL_BIN, loopbackBlock, readMemberUserData, relocateNodePaths, tailOf, waitFor } from './support/local-cluster.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -294,4 +295,151 @@ describe.skipIf(!canUnshare)('a DNS-member cluster on the real etcd', () => {
     const put = await etcdctlNs(['put', '/dns/key', 'resolved']);
     expect(put.code, put.stderr).toBe(0);
   });
+});
+
+/** Runs the rendered listen-address.sh with `source` as its SOURCE word; `netns`: in a fresh network namespace whose loopback has these extra addresses. */
+async function runListenAddress(dir: string, source: string, options: { netnsAddresses?: readonly string[]; env?: Record<string, string> } = {}) {
+  const script = join(dir, 'listen-address.sh');
+  const template = join(dir, 'etcd.conf.yaml.in');
+  const config = join(dir, 'etcd.conf.yaml');
+  const argv = ['sh', script, template, config, source, '@PRIVATE_IPV4@'];
+  const command = options.netnsAddresses
+    ? ['unshare', '-n', 'sh', '-c', `ip link set lo up && ${options.netnsAddresses.map((address) => `ip addr add ${address} dev lo`).join(' && ')} && exec "$@"`, 'netns', ...argv]
+    : argv;
+  try {
+    const { stdout, stderr } = await execFileAsync(command[0]!, command.slice(1), {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ETCD_CLOUDINIT_METADATA_TRIES: '1', ...options.env },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout, stderr, config: readFileSync(config, 'utf8') };
+  } catch (error) {
+    const failure = error as { code: number; stdout: string; stderr: string };
+    return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr, config: undefined };
+  }
+}
+
+describe('DNS-member mode on any cloud: --listen-cidr and --listen-from instance-data', () => {
+  const dir = tempDir('anycloud');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Generates a one-member DNS cluster with these flags and lays out its listen-address.sh and config template in `into`. */
+  const generate = async (into: string, flags: string[]) => {
+    mkdirSync(into, { recursive: true });
+    const result = await gen(['--hostnames', 'etcd1.any.test', '--names', 'etcd1', '--etcd-version', 'v3.4.23', ...flags], into);
+    expect(result.code, result.stderr).toBe(0);
+    const member = readMemberUserData(join(into, 'out', 'etcd', 'user-data', 'etcd1.yaml'));
+    writeFileSync(join(into, 'listen-address.sh'), member.files.get('/usr/local/lib/etcd-cloudinit/listen-address.sh')!.content, { mode: 0o755 });
+    writeFileSync(join(into, 'etcd.conf.yaml.in'), member.files.get('/etc/etcd/etcd.conf.yaml.in')!.content);
+    const dropIn = member.files.get('/etc/systemd/system/etcd.service.d/listen-address.conf')!.content;
+    return { member, source: /^ExecStartPre=\+\S+ \S+ \S+ (\S+) @PRIVATE_IPV4@$/m.exec(dropIn)?.[1], cluster: JSON.parse(readFileSync(join(into, 'out', 'etcd', 'cluster.json'), 'utf8')) as Record<string, unknown> };
+  };
+
+  it('renders the range into the start step, keeps the metadata lockdown, and records the choice for day-2 commands', async () => {
+    const cidr = await generate(join(dir, 'cidr'), ['--listen-cidr', '10.0.0.0/8']);
+    expect(cidr.source).toBe('cidr:10.0.0.0/8');
+    expect(cidr.member.files.has('/etc/systemd/system/etcd-metadata-lockdown.service')).toBe(true);
+    expect(cidr.cluster).toMatchObject({ listenFrom: { from: 'cidr', cidr: '10.0.0.0/8' } });
+    const { openCluster } = await import('../src/day2/open-cluster.js');
+    const { ClusterFolder } = await import('../src/cluster-folder.js');
+    expect(openCluster(new ClusterFolder('out', 'etcd', join(dir, 'cidr'))).plan.listenAddress).toMatchObject({ lookup: 'cidr:10.0.0.0/8' });
+    const instance = await generate(join(dir, 'instance'), ['--listen-from', 'instance-data']);
+    expect(instance.source).toBe('instance-data:ds.meta_data.local_ipv4');
+    expect(instance.cluster).toMatchObject({ listenFrom: { from: 'instance-data' } });
+    const metadata = await generate(join(dir, 'metadata'), []);
+    expect(metadata.source).toBe('http://169.254.169.254/metadata/v1/interfaces/private/0/ipv4/address');
+    expect(metadata.cluster).toMatchObject({ listenFrom: { from: 'do-metadata' } });
+  });
+
+  it('--listen-cidr: picks the one address of this host in the range (127.0.0.0/8 here: loopback)', async () => {
+    const into = join(dir, 'host');
+    await generate(into, ['--listen-cidr', '127.0.0.0/8']);
+    const { stdout: addresses } = await execFileAsync('ip', ['-4', '-o', 'addr', 'show']);
+    const inRange = [...addresses.matchAll(/ inet (127\.[0-9.]+)\//g)].map((match) => match[1]);
+    const result = await runListenAddress(into, 'cidr:127.0.0.0/8');
+    if (inRange.length !== 1) return expect(result.code).toBe(1);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe(`etcd-cloudinit: listen-address: etcd listens on ${inRange[0]}\n`);
+    expect(result.config).toContain(`listen-peer-urls: "https://${inRange[0]}:2380"`);
+    expect(result.config).toContain(`listen-metrics-urls: "http://${inRange[0]}:2381"`);
+  });
+
+  it.skipIf(!canUnshare)('--listen-cidr: one address in the range is taken; none or two fail the start with one journal line', async () => {
+    const into = join(dir, 'netns');
+    await generate(into, ['--listen-cidr', '127.77.0.0/16']);
+    const one = await runListenAddress(into, 'cidr:127.77.0.0/16', { netnsAddresses: ['127.77.0.5/16', '127.78.0.9/16'] });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toBe('etcd-cloudinit: listen-address: etcd listens on 127.77.0.5\n');
+    expect(one.config).toContain('listen-client-urls: "https://127.77.0.5:2379,https://127.0.0.1:2379"');
+    writeFileSync(join(into, 'etcd.conf.yaml'), '# the config of the previous start\n');
+    const none = await runListenAddress(into, 'cidr:127.77.0.0/16', { netnsAddresses: ['127.78.0.9/16'] });
+    expect(none).toMatchObject({ code: 1, stderr: 'etcd-cloudinit: listen-address: no IPv4 address of this host is inside 127.77.0.0/16 (ip -4 addr show) after 1 tries\n' });
+    const two = await runListenAddress(into, 'cidr:127.77.0.0/16', { netnsAddresses: ['127.77.0.5/16', '127.77.1.6/16'] });
+    expect(two).toMatchObject({ code: 1, stderr: 'etcd-cloudinit: listen-address: 2 IPv4 addresses of this host are inside 127.77.0.0/16 (127.77.0.5 127.77.1.6); give a narrower --listen-cidr after 1 tries\n' });
+    expect(readFileSync(join(into, 'etcd.conf.yaml'), 'utf8')).toBe('# the config of the previous start\n');
+  });
+
+  it.skipIf(!existsSync('/usr/bin/cloud-init'))('--listen-from instance-data: the real cloud-init query reads local-ipv4 from the instance data', async () => {
+    const into = join(dir, 'idata');
+    await generate(into, ['--listen-from', 'instance-data']);
+    // An EC2-shaped instance-data.json, as cloud-init writes it under /run/cloud-init/.
+    const instanceData = join(into, 'instance-data.json');
+    writeFileSync(instanceData, JSON.stringify({ v1: { cloud_name: 'aws', platform: 'ec2' }, ds: { meta_data: { 'instance-id': 'i-0abc', 'local-ipv4': '10.0.3.21' } } }));
+    const found = await runListenAddress(into, 'instance-data:ds.meta_data.local_ipv4', { env: { ETCD_CLOUDINIT_INSTANCE_DATA: instanceData } });
+    expect(found.code, found.stderr).toBe(0);
+    expect(found.stdout).toBe('etcd-cloudinit: listen-address: etcd listens on 10.0.3.21\n');
+    writeFileSync(instanceData, JSON.stringify({ v1: { cloud_name: 'hetzner' }, ds: { meta_data: { 'instance-id': '42' } } }));
+    const missing = await runListenAddress(into, 'instance-data:ds.meta_data.local_ipv4', { env: { ETCD_CLOUDINIT_INSTANCE_DATA: instanceData } });
+    expect(missing).toMatchObject({ code: 1, stderr: "etcd-cloudinit: listen-address: no private IPv4 in cloud-init's instance data (cloud-init query ds.meta_data.local_ipv4) after 1 tries\n" });
+  });
+
+  /**
+   * A real member started the way the unit starts it, in a network namespace whose loopback has
+   * 127.77.0.5/16 (and its own /etc/hosts naming the member): listen-address.sh finds the address in
+   * the range, etcd listens there, serves clients with certificates and metrics in plain HTTP.
+   */
+  it.skipIf(!canUnshare)('a member started with --listen-cidr listens on the address it found', async () => {
+    const into = join(dir, 'member');
+    const { member } = await generate(into, ['--listen-cidr', '127.77.0.0/16']);
+    const root = join(into, 'node');
+    for (const file of member.files.values()) {
+      const target = join(root, file.path);
+      mkdirSync(join(target, '..'), { recursive: true });
+      writeFileSync(target, file.path.includes('.yaml') ? relocateNodePaths(file.content, root) : file.content, { mode: Number.parseInt(file.permissions ?? '0644', 8) });
+    }
+    mkdirSync(join(root, 'var/lib/etcd'), { recursive: true, mode: 0o700 });
+    const dropIn = readFileSync(join(root, '/etc/systemd/system/etcd.service.d/listen-address.conf'), 'utf8');
+    const pre = rewriteNodePaths(/^ExecStartPre=\+(.+)$/m.exec(dropIn)![1]!, root);
+    const hosts = join(into, 'hosts');
+    writeFileSync(hosts, '127.0.0.1 localhost\n127.77.0.5 etcd1.any.test\n');
+    const pki = join(into, 'out', 'etcd', 'pki');
+    const tlsArgs = `--cacert ${pki}/ca.crt --cert ${pki}/admin.crt --key ${pki}/admin.key`;
+    const script = `
+      set -eu
+      ip link set lo up
+      ip addr add 127.77.0.5/16 dev lo
+      mount --bind ${hosts} /etc/hosts
+      sh ${pre}
+      ${ETCD_BIN} --config-file ${root}/etc/etcd/etcd.conf.yaml >${into}/etcd.log 2>&1 &
+      pid=$!
+      trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+      healthy=no
+      for i in $(seq 1 120); do
+        if curl -fsS --max-time 2 ${tlsArgs} https://etcd1.any.test:2379/health 2>/dev/null | grep -q '"health":"true"'; then healthy=yes; break; fi
+        sleep 0.25
+      done
+      echo "healthy=$healthy"
+      echo "listening=$(ss -ltnH | awk '{print $4}' | sort | tr '\\n' ' ')"
+      curl -fsS --max-time 3 http://127.77.0.5:2381/metrics | grep '^etcd_server_has_leader ' || echo 'metrics=none'
+      curl -sS --max-time 3 --cacert ${pki}/ca.crt https://etcd1.any.test:2379/version >/dev/null 2>&1 && echo anonymous=accepted || echo anonymous=refused
+    `;
+    const { stdout } = await execFileAsync('unshare', ['-n', '-m', 'sh', '-c', script], { timeout: 90_000 }).catch((error: { stdout?: string; stderr?: string }) => ({
+      stdout: `${error.stdout ?? ''}\n${error.stderr ?? ''}\n${existsSync(join(into, 'etcd.log')) ? tailOf(join(into, 'etcd.log')) : ''}`,
+    }));
+    expect(stdout).toContain('etcd-cloudinit: listen-address: etcd listens on 127.77.0.5\n');
+    expect(stdout, stdout).toContain('healthy=yes');
+    const listening = /listening=(.*)/.exec(stdout)?.[1]?.trim().split(' ');
+    expect(listening).toEqual(['127.0.0.1:2379', '127.77.0.5:2379', '127.77.0.5:2380', '127.77.0.5:2381']);
+    expect(stdout).toContain('etcd_server_has_leader 1\n');
+    expect(stdout).toContain('anonymous=refused');
+  }, 120_000);
 });

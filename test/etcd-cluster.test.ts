@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir } from './support/cli.js';
-import { adminTls, etcdctl, loopbackBlock, probeVersion, startLocalCluster, type LocalCluster } from './support/local-cluster.js';
+import { adminTls, etcdctl, loopbackBlock, plainHttpGet, probeVersion, startLocalCluster, type LocalCluster } from './support/local-cluster.js';
 
 /**
  * The generated files run the real etcd: three members on loopback addresses, started with the
@@ -63,5 +63,30 @@ describe('a generated cluster runs on the real etcd binaries', () => {
       // The same request with the admin certificate is served: the refusal is about the certificate.
       expect(await probeVersion(ips[0]!, port, tls), `port ${port}`).toBe('accepted');
     }
+  });
+
+  it('serves /metrics and /health over plain HTTP on each member\'s own address, port 2381', async () => {
+    for (const ip of ips) {
+      const metrics = await plainHttpGet(`http://${ip}:2381/metrics`);
+      expect(metrics, ip).toMatchObject({ status: 200 });
+      expect('body' in metrics && metrics.body, ip).toMatch(/^etcd_server_has_leader 1$/m);
+      // What the alerts in docs/metrics.md read.
+      expect('body' in metrics && metrics.body, ip).toMatch(/^etcd_server_leader_changes_seen_total \d+$/m);
+      expect('body' in metrics && metrics.body, ip).toMatch(/^etcd_mvcc_db_total_size_in_bytes \d+$/m);
+      expect('body' in metrics && metrics.body, ip).toMatch(/^etcd_server_quota_backend_bytes \d+(\.\d+)?(e\+\d+)?$/m);
+      const health = await plainHttpGet(`http://${ip}:2381/health`);
+      expect(health, ip).toMatchObject({ status: 200 });
+      expect(JSON.parse('body' in health ? health.body : '{}'), ip).toMatchObject({ health: 'true' });
+    }
+  });
+
+  it('keeps the client port closed to a client without a certificate, metrics included', async () => {
+    // Plain HTTP to the client port gets no metrics (it speaks only TLS) ...
+    const plain = await plainHttpGet(`http://${ips[0]}:2379/metrics`);
+    expect('body' in plain ? plain.body : '').not.toMatch(/etcd_server_has_leader/);
+    // ... and TLS without a client certificate is refused in the handshake.
+    expect(await probeVersion(ips[0]!, 2379, { cacert: tls.cacert })).toMatch(/ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE)/);
+    const anonymous = await etcdctl([endpoints[0]!], { cacert: tls.cacert }, ['get', '/smoke/key']);
+    expect(anonymous.code).not.toBe(0);
   });
 });

@@ -27,6 +27,12 @@ const CASES: { name: string; args: string[]; members: string[] }[] = [
   },
   // DNS-member mode (what create-droplets sends): names in certificates and URLs, listen address from metadata.
   { name: 'dns-members-domain', args: ['--domain', 'example.com'], members: ['etcd1', 'etcd2', 'etcd3'] },
+  // DNS-member mode on another cloud: the address in a range at each start; no metrics listener.
+  {
+    name: 'dns-member-listen-cidr-no-metrics',
+    args: ['--hostnames', 'etcd1.db.example.net', '--names', 'etcd1', '--listen-cidr', '10.0.0.0/8', '--no-metrics'],
+    members: ['etcd1'],
+  },
   {
     // A node booted from the packer/ snapshot: no download, only the version check.
     name: 'baked-image',

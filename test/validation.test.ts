@@ -87,6 +87,29 @@ describe('input validation: each bad input gets one message naming the field and
     expect(input.keySize).toBe(2048);
   });
 
+  it.each([
+    [{ domain: 'example.com', 'listen-cidr': '10.0.0.300/8' }, {}, '[validate] listen-cidr: "10.0.0.300/8" is not an IPv4 range in CIDR notation (for example 10.0.0.0/8)'],
+    [{ domain: 'example.com', 'listen-cidr': '10.0.0.0/33' }, {}, '[validate] listen-cidr: "10.0.0.0/33" is not an IPv4 range in CIDR notation (for example 10.0.0.0/8)'],
+    [{ domain: 'example.com', 'listen-cidr': '10.0.0.0' }, {}, '[validate] listen-cidr: "10.0.0.0" is not an IPv4 range in CIDR notation (for example 10.0.0.0/8)'],
+    [{ domain: 'example.com', 'listen-cidr': '10.1.2.3/8' }, {}, '[validate] listen-cidr: "10.1.2.3/8" has bits set after the /8 prefix; the range is 10.0.0.0/8'],
+    [{ ips: THREE, 'listen-cidr': '10.0.0.0/8' }, {}, "[validate] listen-cidr: \"10.0.0.0/8\" is for DNS-member mode (--hostnames or --domain); with ips etcd listens on each member's own address"],
+    [{ ips: THREE, 'listen-from': 'instance-data' }, {}, "[validate] listen-from: \"instance-data\" is for DNS-member mode (--hostnames or --domain); with ips etcd listens on each member's own address"],
+    [{ domain: 'example.com', 'listen-from': 'cidr' }, {}, '[validate] listen-from: "cidr" needs listen-cidr, the range the address is in (for example --listen-cidr 10.0.0.0/8)'],
+    [{ domain: 'example.com', 'listen-from': 'aws' }, {}, '[validate] listen-from: "aws" is not one of do-metadata, cidr or instance-data'],
+    [{ domain: 'example.com', 'listen-from': 'instance-data', 'listen-cidr': '10.0.0.0/8' }, {}, '[validate] listen-cidr: "10.0.0.0/8" is read only with listen-from cidr, and listen-from is "instance-data"; drop one of the two'],
+    [{ domain: 'example.com' }, { 'listen-from': 'instance-data', 'listen-cidr': '10.0.0.0/8' }, '[validate] listen-cidr: "10.0.0.0/8" is read only with listen-from cidr, and listen-from is "instance-data"; drop one of the two'],
+    [{ ips: THREE, metrics: 'yes' }, {}, '[validate] metrics: "yes" must be boolean'],
+  ])('listen address and metrics: %j %j', (fileInput, flagInput, message) => {
+    expect(errorOf(fileInput, flagInput)).toBe(message);
+  });
+
+  it('--listen-cidr on the command line wins over a config listen-from, and a flag listen-from drops the config range', () => {
+    expect(resolveClusterInput({ domain: 'example.com', 'listen-from': 'instance-data' }, { 'listen-cidr': '10.0.0.0/8' }).input.listenFrom).toEqual({ from: 'cidr', cidr: '10.0.0.0/8' });
+    expect(resolveClusterInput({ domain: 'example.com', 'listen-cidr': '10.0.0.0/8' }, { 'listen-from': 'instance-data' }).input.listenFrom).toEqual({ from: 'instance-data' });
+    expect(resolveClusterInput({ domain: 'example.com', 'listen-cidr': '172.16.0.0/12' }, {}).input.listenFrom).toEqual({ from: 'cidr', cidr: '172.16.0.0/12' });
+    expect(resolveClusterInput({ domain: 'example.com' }, {}).input).toMatchObject({ listenFrom: undefined, metrics: true });
+  });
+
   it('applies defaults and accepts an even count with allow-even', () => {
     const { input, warnings } = resolveClusterInput({ ips: ['10.0.0.1', '10.0.0.2'], 'allow-even': true }, {});
     expect(input.members).toEqual([
@@ -100,6 +123,9 @@ describe('input validation: each bad input gets one message naming the field and
   it('warns about a public address but accepts it', () => {
     const { warnings } = resolveClusterInput({ ips: ['10.0.0.1', '203.0.113.7', '10.0.0.3'] }, {});
     expect(warnings).toEqual([
+      'ips[1]: "203.0.113.7" is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster\'s own addresses, and 2381 (metrics, plain HTTP) to your Prometheus',
+    ]);
+    expect(resolveClusterInput({ ips: ['10.0.0.1', '203.0.113.7', '10.0.0.3'], metrics: false }, {}).warnings).toEqual([
       'ips[1]: "203.0.113.7" is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster\'s own addresses',
     ]);
   });

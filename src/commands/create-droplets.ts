@@ -5,7 +5,7 @@ import { CliError, usageError } from '../errors.js';
 import { backupCredentialsFor, folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
 import { listFlag, numberFlag, stringFlag, type ParsedOptions } from '../options.js';
-import { CLIENT_PORT, PEER_PORT, planCluster, type RestorePlan } from '../plan.js';
+import { CLIENT_PORT, METRICS_PORT, PEER_PORT, planCluster, type RestorePlan } from '../plan.js';
 import { connectDigitalOcean } from '../digitalocean/connect.js';
 import { DigitalOceanApiError } from '../digitalocean/errors.js';
 import { createDropletCluster, PartialClusterError, type CreateResult, type DropletClusterSpec, type DropletMember } from '../digitalocean/cluster.js';
@@ -28,6 +28,12 @@ export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput
   if (flags.names !== undefined && flags.count !== undefined) throw usageError('validate', 'count: give --names or --count, not both');
   const count = numberFlag(flags, 'count', 3, (n) => Number.isInteger(n) && n >= 1 && n <= 9, 'is not a member count from 1 to 9');
   const raw = flagsToRawInput(flags);
+  // restore --region passes gen-userdata's flags on: droplets read their address from DigitalOcean's metadata.
+  for (const key of ['listen-from', 'listen-cidr'] as const) {
+    if (raw[key] !== undefined && raw[key] !== 'do-metadata') {
+      throw usageError('validate', `${key}: ${JSON.stringify(raw[key])} is not for droplets: create-droplets members read their address from DigitalOcean's metadata service`);
+    }
+  }
   raw.domain = domain.toLowerCase();
   raw.names ??= Array.from({ length: count }, (_, index) => `etcd${index + 1}`);
   // The bucket is usually a Space in the droplets' own region.
@@ -70,12 +76,13 @@ export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput
       vpcUuid,
       vpcRange,
       ttl,
+      metrics: input.metrics,
       members,
     },
   };
 }
 
-function renderCreateSummary(result: CreateResult, folder: ClusterFolder): string {
+function renderCreateSummary(result: CreateResult, folder: ClusterFolder, metrics: boolean): string {
   const width = Math.max(...result.members.map((m) => m.name.length)) + 2;
   const lines = [
     `Cluster ${result.clusterName} on DigitalOcean: ${result.members.length} droplet(s) in ${result.region}, VPC ${result.vpc.name} (${result.vpc.ipRange ?? '?'}), tag ${result.tag}`,
@@ -83,7 +90,7 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder): strin
       (m) =>
         `  ${m.name.padEnd(width)}droplet ${m.dropletId} (${m.droplet})  ${m.hostname} -> ${m.privateIpv4}${m.publicIpv4 ? `  public ${m.publicIpv4}` : ''}  DNS ${m.dnsRecord}`,
     ),
-    `  firewall ${result.firewall.name} (${result.firewall.outcome}): ${CLIENT_PORT}-${PEER_PORT} only from the tag and the VPC`,
+    `  firewall ${result.firewall.name} (${result.firewall.outcome}): ${CLIENT_PORT}-${PEER_PORT}${metrics ? ` and ${METRICS_PORT}` : ''} only from the tag and the VPC`,
     `Endpoints: ${endpointsOf(result).join(',')}`,
     `State: ${folder.shownFile(FOLDER_FILES.digitaloceanJson)}`,
     '',
@@ -200,7 +207,7 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   } else if (dryRun) {
     context.stdout.write(`Dry run: ${result.plannedCalls.length} call(s) would change something (listed above); nothing was changed or written.\n`);
   } else {
-    context.stdout.write(renderCreateSummary(result, folder));
+    context.stdout.write(renderCreateSummary(result, folder, spec.metrics));
   }
   return 0;
 }

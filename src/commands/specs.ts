@@ -45,6 +45,14 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
   { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
   { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
+  { name: 'no-metrics', type: 'boolean', description: 'Do not serve /metrics and /health on http://<private address>:2381 (plain HTTP, for Prometheus inside the network; docs/metrics.md)' },
+  {
+    name: 'listen-from',
+    type: 'string',
+    valueName: 'source',
+    description: 'DNS-member mode: where a member reads its private IPv4 at each start: do-metadata (DigitalOcean; default), cidr (with --listen-cidr) or instance-data (cloud-init query ds.meta_data.local_ipv4, e.g. AWS)',
+  },
+  { name: 'listen-cidr', type: 'string', valueName: 'cidr', description: 'DNS-member mode on any cloud: listen on the one address the host has inside this range, e.g. 10.0.0.0/8 (implies --listen-from cidr)' },
   ...BACKUP_TARGET_OPTIONS,
   { name: 'client', type: 'string', multiple: true, valueName: 'name', description: 'Mint a client certificate with CN=<name> (clientAuth) in pki/clients/ for an application (repeat or comma-separate)' },
   {
@@ -154,7 +162,7 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 

@@ -85,6 +85,10 @@ export function rawInputFromRecord(record: ClusterRecord, members: readonly Memb
     'allow-even': true,
     snapshots: snapshots !== false,
     ...(snapshots ? { 'snapshot-schedule': snapshots.schedule, 'snapshot-retain': snapshots.retain } : {}),
+    // Members of a cluster made before metrics existed have none: a member added or rolled in matches them.
+    metrics: record.metrics ?? false,
+    // Members added later find their address the way the first ones did.
+    ...(byName && record.listenFrom ? { 'listen-from': record.listenFrom.from, ...(record.listenFrom.from === 'cidr' ? { 'listen-cidr': record.listenFrom.cidr } : {}) } : {}),
     // A restored cluster's members joined later start empty and sync from their peers: no restoredFrom here.
     ...(record.backup
       ? { 'backup-url': record.backup.url, 'backup-endpoint': record.backup.endpoint, 'backup-region': record.backup.region, 'backup-retain': record.backup.retain }

@@ -1,6 +1,6 @@
 // The DigitalOcean steps of create-droplets and destroy-droplets, over DigitalOceanApi (our types).
 // One path for real and dry runs: a dry run passes recordingApi(...) from dry-run.ts as the api.
-import { CLIENT_PORT, PEER_PORT } from '../plan.js';
+import { CLIENT_PORT, METRICS_PORT, PEER_PORT } from '../plan.js';
 import { plannedCallsOf, type PlannedCall } from './dry-run.js';
 import { DigitalOceanApiError, isNotFound } from './errors.js';
 import type { DigitalOceanApi, DnsRecord, DropletInfo, FirewallInfo, FirewallRule, FirewallSpec, VpcInfo } from './types.js';
@@ -34,6 +34,8 @@ export interface DropletClusterSpec {
   readonly vpcUuid: string | undefined;
   readonly vpcRange: string | undefined;
   readonly ttl: number;
+  /** Members serve /metrics on 2381 (plain HTTP): the firewall lets the tag and the VPC reach it, nobody else. */
+  readonly metrics: boolean;
   readonly members: readonly DropletMember[];
 }
 
@@ -99,7 +101,7 @@ export class PartialClusterError extends Error {
 /** etcd's client and peer ports, the plan's own, as one firewall range (they are adjacent). */
 const ETCD_PORTS = `${CLIENT_PORT}-${PEER_PORT}`;
 
-export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'sshFrom'>, vpcRange: string): FirewallSpec {
+export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'sshFrom' | 'metrics'>, vpcRange: string): FirewallSpec {
   const tag = clusterTag(spec.clusterName);
   const everywhere = { addresses: ['0.0.0.0/0', '::/0'] };
   return {
@@ -108,6 +110,8 @@ export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'ssh
     inbound: [
       // Peers and clients only from the cluster's own droplets and the VPC; never the internet.
       { protocol: 'tcp', ports: ETCD_PORTS, targets: { addresses: [vpcRange], tags: [tag] } },
+      // Metrics are plain HTTP: a scraper in the VPC (or a cluster droplet) only.
+      ...(spec.metrics ? [{ protocol: 'tcp' as const, ports: String(METRICS_PORT), targets: { addresses: [vpcRange], tags: [tag] } }] : []),
       ...(spec.sshFrom.length > 0 ? [{ protocol: 'tcp' as const, ports: '22', targets: { addresses: [...spec.sshFrom] } }] : []),
     ],
     // A DigitalOcean firewall without outbound rules blocks all egress: the etcd download would fail.
@@ -320,7 +324,8 @@ async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Pro
         ? { info: await api.updateFirewall(found!.id, wanted), outcome: 'updated' as const }
         : { info: found!, outcome: 'unchanged' as const };
   const ssh = spec.sshFrom.length > 0 ? spec.sshFrom.join(', ') : 'nowhere';
-  options.progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: ${ETCD_PORTS} from ${tag} and ${vpcRange}; 22 from ${ssh}`);
+  const ports = spec.metrics ? `${ETCD_PORTS} and ${METRICS_PORT}` : ETCD_PORTS;
+  options.progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: ${ports} from ${tag} and ${vpcRange}; 22 from ${ssh}`);
   return { id: result.info.id, name: wanted.name, outcome: result.outcome };
 }
 

@@ -93,9 +93,14 @@ describe('create-droplets', () => {
       tags: [tag],
       inboundRules: [
         { protocol: 'tcp', ports: '2379-2380', sources: { addresses: [vpc!.ipRange], tags: [tag] } },
+        // Metrics (plain HTTP) from the VPC and the cluster's droplets only.
+        { protocol: 'tcp', ports: '2381', sources: { addresses: [vpc!.ipRange], tags: [tag] } },
         { protocol: 'tcp', ports: '22', sources: { addresses: ['198.51.100.7/32'] } },
       ],
     });
+    expect(result.stdout).toContain('2379-2380 and 2381 only from the tag and the VPC');
+    for (const member of MEMBERS) expect(droplets.get(`etcd-${member}`)!.userData).toContain('listen-metrics-urls: "http://@PRIVATE_IPV4@:2381"');
+    expect(fake.violations).toEqual([]);
     // Outbound open: a firewall without outbound rules would block the etcd download.
     expect(firewall!.outboundRules).toEqual([
       { protocol: 'tcp', ports: 'all', destinations: { addresses: ['0.0.0.0/0', '::/0'] } },
@@ -200,6 +205,24 @@ describe('create-droplets', () => {
     expect(lostCa.stderr).toContain('[preflight] droplets etcd-etcd1 of cluster etcd exist, but out/etcd/pki/ca.key does not: new members would get another CA and never join.');
     expect(fake.droplets.size).toBe(1);
     expect(existsSync(join(workDir, 'out'))).toBe(false);
+  });
+
+  it('--no-metrics: no 2381 in the firewall or the user-data, and cluster.json keeps it off', async () => {
+    const result = await run([...CREATE, '--no-metrics']);
+    expect(result.code, result.stderr).toBe(0);
+    const [firewall] = [...fake.firewalls.values()];
+    expect((firewall!.inboundRules as { ports: string }[]).map((rule) => rule.ports)).toEqual(['2379-2380', '22']);
+    expect(result.stdout).toContain('2379-2380 only from the tag and the VPC');
+    for (const droplet of fake.droplets.values()) expect(droplet.userData).not.toContain('listen-metrics-urls');
+    expect(JSON.parse(readFileSync(join(workDir, 'out/etcd/cluster.json'), 'utf8'))).toMatchObject({ metrics: false, listenFrom: { from: 'do-metadata' } });
+    expect(fake.violations).toEqual([]);
+  });
+
+  it('refuses --listen-cidr: droplets read their address from the metadata service', async () => {
+    const result = await run(['restore', '--domain', 'example.com', '--region', 'nyc3', '--listen-cidr', '10.0.0.0/8', '--backup-url', 's3://b/p/', ...FAST], { SPACES_ACCESS_KEY_ID: 'k', SPACES_SECRET_ACCESS_KEY: 's' });
+    expect(result.stderr).toContain("[validate] listen-cidr: \"10.0.0.0/8\" is not for droplets: create-droplets members read their address from DigitalOcean's metadata service");
+    expect(result.code).toBe(2);
+    expect(fake.mutations()).toEqual([]);
   });
 
   it('updates a stale A record and a firewall whose SSH sources changed', async () => {
@@ -389,7 +412,7 @@ describe('createDropletCluster (the steps, with a virtual clock)', () => {
     const members = ['etcd1'].map((name) => ({ name, dropletName: `etcd-${name}`, hostname: `etcd-${name}.example.com` }));
     const attempt = createDropletCluster(
       api,
-      { clusterName: 'etcd', domain: 'example.com', region: 'nyc3', size: 's-1vcpu-2gb', image: 'ubuntu-24-04-x64', sshKeys: [], sshFrom: [], vpcUuid: undefined, vpcRange: undefined, ttl: 60, members },
+      { clusterName: 'etcd', domain: 'example.com', region: 'nyc3', size: 's-1vcpu-2gb', image: 'ubuntu-24-04-x64', sshKeys: [], sshFrom: [], vpcUuid: undefined, vpcRange: undefined, ttl: 60, metrics: true, members },
       {
         progress: (line) => void lines.push(line),
         sleep: async (ms) => void (clock += ms),

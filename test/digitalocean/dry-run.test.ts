@@ -28,6 +28,7 @@ const spec: DropletClusterSpec = {
   vpcUuid: undefined,
   vpcRange: undefined,
   ttl: 60,
+  metrics: true,
   members: ['etcd1', 'etcd2', 'etcd3'].map((name) => ({ name, dropletName: `etcd-${name}`, hostname: `etcd-${name}.example.com` })),
 };
 
@@ -104,7 +105,12 @@ describe('recordingApi: a dry run is the real flow over a recording API', () => 
     // Same keys and values as the real bodies, stand-ins only where a real run knows more.
     recording.plannedCalls.forEach((call, i) => expect(sameWithStandIns(call.body, sent[i]!.body), `${callLine(call)} ${JSON.stringify(call.body)}`).toBe(true));
     expect(recording.plannedCalls[1]!.body).toMatchObject({ user_data: '<out/etcd/user-data/etcd1.yaml>', vpc_uuid: '<id of the new VPC>' });
-    expect(recording.plannedCalls[7]!.body).toMatchObject({ inbound_rules: [{ ports: '2379-2380', sources: { addresses: ['<range of the new VPC>'] } }, { ports: '22' }] });
+    expect(recording.plannedCalls[7]!.body).toMatchObject({ inbound_rules: [
+        { ports: '2379-2380', sources: { addresses: ['<range of the new VPC>'] } },
+        { ports: '2381', sources: { addresses: ['<range of the new VPC>'], tags: ['etcd-cluster-etcd'] } },
+        { ports: '22' },
+      ],
+    });
     expect(realFake.violations).toEqual([]);
 
     // destroy: the dry run on the real cluster plans the very deletes the real destroy then sends.

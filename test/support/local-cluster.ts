@@ -227,3 +227,17 @@ export async function probeVersion(host: string, port: number, tls: Partial<Admi
     req.end();
   });
 }
+
+/** One plain-HTTP GET (no TLS, no certificate), as a Prometheus scraper inside the network sends it. */
+export async function plainHttpGet(url: string, timeoutMs = 5_000): Promise<{ status: number; body: string } | { error: string }> {
+  const { get } = await import('node:http');
+  return new Promise((resolve) => {
+    const req = get(url, { timeout: timeoutMs, agent: false }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+  });
+}
