@@ -1,11 +1,13 @@
 import { FOLDER_FILES, renderClusterRecord } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { dryRunEffects, realEffects } from '../day2/effects.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { usageError } from '../errors.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
 import { certificateFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
+import { writeResult } from '../result.js';
 import { PUBLIC_MODE, SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
 
 function parseCertDays(flags: ParsedOptions, fallback: number): number {
@@ -22,6 +24,7 @@ export function runRenewCerts(flags: ParsedOptions, context: CommandContext): Pr
 async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Date): Promise<number> {
   const cluster = openCluster(folderFromFlags(flags, context));
   const { plan, folder } = cluster;
+  const effects = flags['dry-run'] === true ? dryRunEffects(folder, (line) => void context.stderr.write(`${line}\n`)) : realEffects(folder);
   refuseDuringReplacement(folder, 'renew-certs');
   const certDays = parseCertDays(flags, plan.certDays);
   const requested = ((flags.member as string[] | undefined) ?? []).flatMap((value) => value.split(',').map((name) => name.trim()));
@@ -67,9 +70,27 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   // A --cert-days given here becomes the cluster's default for later renewals and new members.
   files.push({ path: FOLDER_FILES.clusterJson, content: renderClusterRecord(issuePlan, pki, now), mode: PUBLIC_MODE });
   // Scripts of an earlier renewal would install older certificates: only this run's stay.
-  folder.update({ files, remove: folder.renewScripts() }, crashAtStep(context.env, context.stderr));
+  effects.updateFolder({ files, remove: folder.renewScripts() }, crashAtStep(context.env, context.stderr));
 
   const relative = folder.shown;
+  const document = {
+    dryRun: effects.dryRun,
+    clusterName: plan.clusterName,
+    keys: rotate ? 'rotated' : 'kept',
+    certDays,
+    members: members.map((member) => ({
+      name: member.name,
+      host: member.host,
+      certificate: folder.shownFile(FOLDER_FILES.cert(member.name)),
+      notAfter: renewedMembers.get(member.name)!.notAfter,
+      installScript: folder.shownFile(FOLDER_FILES.renewScript(member.name)),
+    })),
+    admin: renewAdmin ? { certificate: folder.shownFile(FOLDER_FILES.cert('admin')), notAfter: admin.notAfter } : null,
+  };
+  if (effects.dryRun) {
+    writeResult(context, document, () => `Dry run: would renew ${members.length} member certificate(s)${renewAdmin ? ' and the admin certificate' : ''} of cluster ${plan.clusterName} (${rotate ? 'new keys' : 'keys kept'}, ${certDays} days); nothing was written.\n`);
+    return 0;
+  }
   const lines = [
     `Renewed ${members.length} member certificate(s)${renewAdmin ? ' and the admin certificate' : ''} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
     ...members.map((member) => `  ${member.name.padEnd(8)}${FOLDER_FILES.cert(member.name)} until ${renewedMembers.get(member.name)!.notAfter.slice(0, 10)}  install: ${relative}/${FOLDER_FILES.renewScript(member.name)}`),
@@ -87,7 +108,7 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
       : []),
     '',
   ];
-  context.stdout.write(lines.join('\n'));
+  writeResult(context, document, () => lines.join('\n'));
   return 0;
 }
 
