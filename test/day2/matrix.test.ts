@@ -148,7 +148,7 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
     });
 
     it('--dry-run of add-member, remove-member and renew-certs: each says what it would do and changes nothing', async () => {
-      const folder = folderSnapshot(cluster.workDir);
+      const folder = folderSnapshot(cluster.outDir);
       const members = await memberList();
       const mutations = cluster.fake?.mutations().length;
       const added = await cluster.cli([...addArgs(cluster), '--dry-run']);
@@ -162,7 +162,7 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
       expect(renewed.code, renewed.stderr).toBe(0);
       expect(renewed.stdout).toBe('Dry run: would renew 3 member certificate(s) and the admin certificate of cluster etcd (keys kept, 825 days); nothing was written.\n');
       expect(renewed.stderr).toMatch(/^\[dry-run\] write out\/etcd\/pki\/etcd1\.crt, /m);
-      expect(folderSnapshot(cluster.workDir)).toEqual(folder);
+      expect(folderSnapshot(cluster.outDir)).toEqual(folder);
       expect(await memberList()).toEqual(members);
       expect(cluster.fake?.mutations().length).toBe(mutations);
     });
