@@ -49,6 +49,7 @@ const TABLE: Command[] = [
       'etcd-cloudinit gen-userdata --cluster-name prod --ips 10.10.0.11,10.10.0.12,10.10.0.13 --names alpha,beta,gamma',
       'etcd-cloudinit gen-userdata --config cluster.yaml --print etcd1 > etcd1.yaml',
       'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
+      "etcd-cloudinit gen-userdata --ips 10.10.0.11,10.10.0.12,10.10.0.13 -o json | jq -r '.members[].userData.file'",
     ],
     load: () => import('./commands/gen-userdata.js').then((command) => command.runGenUserdata),
   },
@@ -214,7 +215,8 @@ export function renderMainHelp(): string {
     'Commands:',
     ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}${command.summary}`),
     '',
-    "Run 'etcd-cloudinit <command> --help' for a command's options.",
+    "Run 'etcd-cloudinit <command> --help' for a command's options. Every command also takes --json (or -o json: one JSON",
+    'document on stdout, see schema/output/), --version and --help.',
     '',
   ].join('\n');
 }
