@@ -34,8 +34,8 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
 /** `--ip` -> "; did you mean --ips?" when an option of the command is close to the unknown one. */
 function unknownOptionHint(error: unknown, specs: readonly OptionSpec[]): string {
   if ((error as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return '';
-  const unknown = /'(-{1,2}[^'=]+)/.exec((error as Error).message)?.[1];
-  if (unknown === undefined) return '';
+  const unknown = /'(--[^'=]+)/.exec((error as Error).message)?.[1];
+  if (unknown === undefined) return ''; // a short option (-x) is too short to guess from
   const suggestion = closestName(unknown.replace(/^-+/, ''), specs.map((spec) => spec.name));
   return suggestion === undefined ? '' : `; did you mean --${suggestion}?`;
 }
