@@ -79,6 +79,17 @@ describe('completion', () => {
       writeFileSync(file, script);
       const check = await runProcess(shell, ['-n', file]);
       expect(check.code, check.stderr).toBe(0);
+      if (shell === 'fish') {
+        // fish completes a command line itself: `complete -C` prints the candidates, a tab before each description.
+        const complete = async (line: string) => {
+          const run = await runProcess('fish', ['-c', `source $argv[1]; complete -C ${JSON.stringify(line)}`, file]);
+          expect(run.code, run.stderr).toBe(0);
+          return run.stdout.split('\n').filter((row) => row !== '').map((row) => row.split('\t')[0]);
+        };
+        expect(await complete('etcd-cloudinit gen-')).toEqual(['gen-userdata']);
+        expect(await complete('etcd-cloudinit health --wa')).toEqual(['--warn-days']);
+        expect((await complete('etcd-cloudinit health -o ')).sort()).toEqual(['json', 'table', 'text']);
+      }
     }
   });
 });
