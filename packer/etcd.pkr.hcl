@@ -7,8 +7,16 @@
 
 variable "do_token" {
   type        = string
-  description = "DigitalOcean API token (read/write). Defaults to $DIGITALOCEAN_TOKEN."
+  description = "DigitalOcean API token (read/write). Defaults to $DIGITALOCEAN_TOKEN, then $DIGITALOCEAN_ACCESS_TOKEN (doctl's name)."
   default     = env("DIGITALOCEAN_TOKEN")
+  sensitive   = true
+}
+
+# Only the fallback of do_token: env() may appear in a default alone, so the choice is a local.
+variable "do_access_token" {
+  type        = string
+  description = "Used when do_token is empty. Defaults to $DIGITALOCEAN_ACCESS_TOKEN."
+  default     = env("DIGITALOCEAN_ACCESS_TOKEN")
   sensitive   = true
 }
 
@@ -81,10 +89,11 @@ locals {
   # Where the build uploads its inputs; removed again before the snapshot is taken.
   upload_dir = "/tmp/etcd-cloudinit-bake"
   sha256_arg = var.etcd_sha256 == "" ? "" : "--sha256 ${var.etcd_sha256}"
+  api_token  = var.do_token != "" ? var.do_token : var.do_access_token
 }
 
 source "digitalocean" "etcd" {
-  api_token        = var.do_token
+  api_token        = local.api_token
   image            = var.base_image
   region           = var.region
   size             = var.size

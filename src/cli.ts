@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ADD_MEMBER_OPTIONS,
+  COMPLETION_OPTIONS,
   BACKUPS_OPTIONS,
   CREATE_DROPLETS_OPTIONS,
   DESTROY_DROPLETS_OPTIONS,
@@ -11,16 +12,23 @@ import {
   REPAIR_OPTIONS,
   RESTORE_OPTIONS,
   ROLL_OPTIONS,
+  VERSION_OPTIONS,
+  withCommonOptions,
 } from './commands/specs.js';
 import type { CommandContext, Writable } from './context.js';
-import { CliError, EXIT_USAGE } from './errors.js';
-import { parseOptions, renderOptionsHelp, type OptionSpec, type ParsedOptions } from './options.js';
+import { CliError, EXIT_USAGE, usageError } from './errors.js';
+import { closestName, parseOptions, renderOptionsHelp, stringFlag, type OptionSpec, type ParsedOptions } from './options.js';
+import { writeResult } from './result.js';
+import { DEFAULT_ETCD_VERSION } from './versions.js';
 
 export interface Command {
   readonly name: string;
   readonly summary: string;
   readonly usage: string;
+  /** Every option, the common ones (--json, -o, --version, --help) included: see withCommonOptions. */
   readonly options: readonly OptionSpec[];
+  /** The one word a command takes besides options (`completion bash`), and its choices. */
+  readonly argument?: { readonly name: string; readonly choices: readonly string[] };
   readonly examples: readonly string[];
   /** The command's code, imported only when it runs: `--help` and the other commands never load it (nor its SDKs). */
   readonly load: () => Promise<RunCommand>;
@@ -28,7 +36,9 @@ export interface Command {
 
 export type RunCommand = (flags: ParsedOptions, context: CommandContext) => Promise<number>;
 
-export const COMMANDS: Command[] = [
+export const SHELLS = ['bash', 'zsh', 'fish'] as const;
+
+const TABLE: Command[] = [
   {
     name: 'gen-userdata',
     summary: 'Mint the cluster PKI offline and write one #cloud-config per member',
@@ -39,6 +49,7 @@ export const COMMANDS: Command[] = [
       'etcd-cloudinit gen-userdata --cluster-name prod --ips 10.10.0.11,10.10.0.12,10.10.0.13 --names alpha,beta,gamma',
       'etcd-cloudinit gen-userdata --config cluster.yaml --print etcd1 > etcd1.yaml',
       'etcd-cloudinit gen-userdata --ips 10.0.0.5,10.0.0.6,10.0.0.7 --release-url http://mirror.internal/etcd --etcd-version v3.5.21',
+      "etcd-cloudinit gen-userdata --ips 10.10.0.11,10.10.0.12,10.10.0.13 -o json | jq -r '.members[].userData.file'",
     ],
     load: () => import('./commands/gen-userdata.js').then((command) => command.runGenUserdata),
   },
@@ -72,23 +83,25 @@ export const COMMANDS: Command[] = [
   {
     name: 'remove-member',
     summary: 'Remove a member from the running cluster and from cluster.json; on a create-droplets cluster also delete its droplet and A record',
-    usage: 'etcd-cloudinit remove-member --name <name> [--dry-run] [--cluster-name <name>] [--out <dir>]',
+    usage: 'etcd-cloudinit remove-member --name <name> [--yes | --dry-run] [--cluster-name <name>] [--out <dir>]',
     options: REMOVE_MEMBER_OPTIONS,
     examples: [
-      'etcd-cloudinit remove-member --name etcd4',
+      'etcd-cloudinit remove-member --name etcd4                      # asks for confirmation on a terminal',
       'etcd-cloudinit remove-member --cluster-name prod --name delta --dry-run',
-      'DIGITALOCEAN_TOKEN=... etcd-cloudinit remove-member --cluster-name prod --name etcd4',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit remove-member --cluster-name prod --name etcd4 --yes',
+      'etcd-cloudinit remove-member --name etcd4 --yes --json | jq -r .removed.id',
     ],
     load: () => import('./commands/remove-member.js').then((command) => command.runRemoveMember),
   },
   {
     name: 'renew-certs',
     summary: 'Re-issue member, admin and client certificates with the same CA and write a script per member that installs them',
-    usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--cert-days <days>]',
+    usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--client <name>]... [--cert-days <days>] [--dry-run]',
     options: RENEW_CERTS_OPTIONS,
     examples: [
       'etcd-cloudinit renew-certs',
       'etcd-cloudinit renew-certs --member etcd2 --cert-days 365',
+      'etcd-cloudinit renew-certs --dry-run --json | jq -r \'.members[] | "\\(.name) \\(.notAfter)"\'',
       'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
     ],
     load: () => import('./commands/renew-certs.js').then((command) => command.runRenewCerts),
@@ -161,9 +174,33 @@ export const COMMANDS: Command[] = [
     examples: ['etcd-cloudinit destroy-droplets --cluster-name etcd --yes', 'etcd-cloudinit destroy-droplets --cluster-name prod --domain example.com --dry-run'],
     load: () => import('./commands/destroy-droplets.js').then((command) => command.runDestroyDroplets),
   },
+  {
+    name: 'version',
+    summary: 'Print the version of etcd-cloudinit (with --json also the Node.js version and the default etcd release)',
+    usage: 'etcd-cloudinit version [--json]',
+    options: VERSION_OPTIONS,
+    examples: ['etcd-cloudinit version', 'etcd-cloudinit version --json | jq -r .defaultEtcdVersion'],
+    load: async () => runVersion,
+  },
+  {
+    name: 'completion',
+    summary: 'Print a shell completion script (commands, then each command\'s flags) for bash, zsh or fish',
+    usage: 'etcd-cloudinit completion bash|zsh|fish',
+    options: COMPLETION_OPTIONS,
+    argument: { name: 'shell', choices: SHELLS },
+    examples: [
+      'source <(etcd-cloudinit completion bash)                                  # bash, this shell; or add it to ~/.bashrc',
+      'etcd-cloudinit completion zsh > "${fpath[1]}/_etcd-cloudinit"              # zsh, then restart it',
+      'etcd-cloudinit completion fish > ~/.config/fish/completions/etcd-cloudinit.fish',
+    ],
+    load: () => import('./completion.js').then((completion) => completion.runCompletion),
+  },
 ];
 
-function packageVersion(): string {
+/** The command table: every command takes the common options too. */
+export const COMMANDS: readonly Command[] = TABLE.map((command) => ({ ...command, options: withCommonOptions(command.options) }));
+
+export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
@@ -178,9 +215,35 @@ export function renderMainHelp(): string {
     'Commands:',
     ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}${command.summary}`),
     '',
-    "Run 'etcd-cloudinit <command> --help' for a command's options.",
+    "Run 'etcd-cloudinit <command> --help' for a command's options. Every command also takes --json (or -o json: one JSON",
+    'document on stdout, see schema/output/), --version and --help.',
     '',
   ].join('\n');
+}
+
+/** The version document `version --json` prints (schema/output/version.schema.json). */
+export function versionDocument(): { version: string; node: string; defaultEtcdVersion: string } {
+  return { version: packageVersion(), node: process.version, defaultEtcdVersion: DEFAULT_ETCD_VERSION };
+}
+
+const runVersion: RunCommand = async (_flags, context) => {
+  writeResult(context, versionDocument(), () => `${packageVersion()}\n`);
+  return 0;
+};
+
+/** --json or -o json: where the result goes; -o table/text is the default text. */
+function outputFormat(flags: ParsedOptions): 'json' | 'text' {
+  const output = stringFlag(flags, 'output');
+  if (output !== undefined && !['json', 'text', 'table'].includes(output)) {
+    throw usageError('parse', `output: ${JSON.stringify(output)} is not an output format (json, text or table)`);
+  }
+  if (flags.json === true && output !== undefined && output !== 'json') throw usageError('parse', `output: --json and -o ${output} disagree; give one`);
+  return flags.json === true || output === 'json' ? 'json' : 'text';
+}
+
+function unknownCommand(name: string): string {
+  const suggestion = closestName(name, COMMANDS.map((command) => command.name));
+  return `etcd-cloudinit: unknown command ${JSON.stringify(name)}${suggestion ? `; did you mean ${suggestion}?` : ''}\n\n`;
 }
 
 export function renderCommandHelp(command: Command): string {
@@ -216,29 +279,29 @@ export async function main(argv: readonly string[], io: MainIo, overrides: Parti
     now: io.now ?? (() => new Date()),
     ...overrides,
   };
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const command = COMMANDS.find((candidate) => candidate.name === rest[0]);
     context.stdout.write(command ? renderCommandHelp(command) : renderMainHelp());
-    return name === undefined ? EXIT_USAGE : 0;
+    return first === undefined ? EXIT_USAGE : 0;
   }
-  if (name === '--version' || name === '-v') {
-    context.stdout.write(`${packageVersion()}\n`);
-    return 0;
-  }
+  // `etcd-cloudinit --version [--json]` is the version command.
+  const name = first === '--version' || first === '-v' ? 'version' : first;
   const command = COMMANDS.find((candidate) => candidate.name === name);
   if (!command) {
-    context.stderr.write(`etcd-cloudinit: unknown command ${JSON.stringify(name)}\n\n${renderMainHelp()}`);
+    context.stderr.write(`${unknownCommand(name)}${renderMainHelp()}`);
     return EXIT_USAGE;
   }
   try {
-    const flags = parseOptions(rest, command.options);
+    const flags = parseOptions(rest, command.options, command.argument !== undefined);
     if (flags.help === true) {
       context.stdout.write(renderCommandHelp(command));
       return 0;
     }
-    const run = await command.load();
-    return await run(flags, context);
+    // With JSON output, stdout carries the one document: everything else a command prints goes to stderr.
+    const run = flags.version === true ? runVersion : await command.load();
+    const json = outputFormat(flags) === 'json';
+    return await run(flags, json ? { ...context, stdout: context.stderr, json: context.stdout } : context);
   } catch (error) {
     if (error instanceof CliError) {
       context.stderr.write(`etcd-cloudinit ${command.name}: ${error.message}\n`);

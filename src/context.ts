@@ -14,6 +14,11 @@ export interface CommandContext {
   /** Injected in golden tests for stable output. */
   readonly keySource?: KeySource;
   readonly serialSource?: () => string;
+  /**
+   * With --json (-o json): the real stdout, for the one JSON document (src/result.ts); `stdout` is
+   * then stderr, so progress and notes cannot mix into it. Undefined for text output.
+   */
+  readonly json?: Writable;
   /** Asks the user a yes/no question; undefined when nobody can answer (no terminal). */
   readonly confirm?: (question: string) => Promise<boolean | undefined>;
 }

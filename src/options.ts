@@ -13,7 +13,8 @@ export interface OptionSpec {
 
 export type ParsedOptions = Record<string, string | boolean | string[] | undefined>;
 
-export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[]): ParsedOptions {
+/** The options, and with `allowPositionals` the words that are not options (`completion bash`). */
+export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], allowPositionals = false): ParsedOptions & { readonly _?: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
   for (const spec of specs) {
     options[spec.name] = {
@@ -23,11 +24,42 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     };
   }
   try {
-    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
-    return values as ParsedOptions;
+    const { values, positionals } = parseArgs({ args: [...argv], options, strict: true, allowPositionals });
+    return { ...(values as ParsedOptions), ...(allowPositionals ? { _: positionals } : {}) };
   } catch (error) {
-    throw usageError('parse', describeParseError(error));
+    throw usageError('parse', describeParseError(error) + unknownOptionHint(error, specs));
   }
+}
+
+/** `--ip` -> "; did you mean --ips?" when an option of the command is close to the unknown one. */
+function unknownOptionHint(error: unknown, specs: readonly OptionSpec[]): string {
+  if ((error as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return '';
+  const unknown = /'(--[^'=]+)/.exec((error as Error).message)?.[1];
+  if (unknown === undefined) return ''; // a short option (-x) is too short to guess from
+  const suggestion = closestName(unknown.replace(/^-+/, ''), specs.map((spec) => spec.name));
+  return suggestion === undefined ? '' : `; did you mean --${suggestion}?`;
+}
+
+/** Levenshtein distance: the number of single-character edits from `a` to `b`. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The candidate nearest to a mistyped name, if it is near enough to be what was meant (or the name is a prefix of it). */
+export function closestName(typed: string, candidates: readonly string[]): string | undefined {
+  const ranked = candidates
+    .map((candidate) => ({ candidate, distance: candidate.startsWith(typed) && typed.length >= 2 ? 0.5 : editDistance(typed, candidate) }))
+    .sort((a, b) => a.distance - b.distance);
+  const best = ranked[0];
+  return best && best.distance <= Math.max(1, Math.min(3, Math.floor(typed.length / 3))) ? best.candidate : undefined;
 }
 
 function describeParseError(error: unknown): string {

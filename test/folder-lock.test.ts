@@ -96,7 +96,7 @@ describe('a held lock stops every command that changes the folder, and nothing i
     const outDir = join(cwd, 'out', 'etcd');
     const before = readFileSync(join(outDir, 'cluster.json'), 'utf8');
     writeLock(outDir, { command: 'gen-userdata' });
-    for (const args of [['add-member', '--ip', '127.0.93.4', '--timeout', '1'], ['remove-member', '--name', 'etcd3', '--timeout', '1'], ['renew-certs']]) {
+    for (const args of [['add-member', '--ip', '127.0.93.4', '--timeout', '1'], ['remove-member', '--name', 'etcd3', '--yes', '--timeout', '1'], ['renew-certs']]) {
       const run = await runCli(args, cwd);
       expect(run.code, args[0]).toBe(1);
       expect(run.stderr, args[0]).toContain(`[preflight] ${outDir} is being changed by gen-userdata (pid ${process.pid}`);

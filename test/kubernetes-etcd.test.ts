@@ -79,7 +79,7 @@ describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', 
   });
 
   it('remove-member and add-member rewrite the kit with the new endpoint list', async () => {
-    const removed = await cluster.cli(['remove-member', '--name', 'etcd3']);
+    const removed = await cluster.cli(['remove-member', '--name', 'etcd3', '--yes']);
     expect(removed.code, removed.stderr).toBe(0);
     await cluster.stop('etcd3');
     expect(kubeadmEndpoints()).toEqual([cluster.endpoint(1), cluster.endpoint(2)]);

@@ -12,6 +12,7 @@ import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert, type KeyPairPem } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
 import { renderUserData } from '../render.js';
+import { writeResult } from '../result.js';
 import { dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
 
 /** The running cluster as the preflight found it. */
@@ -81,7 +82,15 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
     context.stderr.write(`${resumed}: add-member did not finish its droplet; resuming it\n`);
     const member = cluster.plan.members.find((candidate) => candidate.name === resumed)!;
     const provisioned = await provisionDroplet(context, cluster, effects, member, cluster.folder.readUserData(resumed), droplets!);
-    context.stdout.write(`Finished adding member ${resumed} (${member.host}): ${provisioned}\n`);
+    const document = {
+      dryRun: effects.dryRun,
+      clusterName: cluster.plan.clusterName,
+      resumed: true,
+      added: { name: member.name, host: member.host, clientUrl: member.clientUrl, peerUrl: member.peerUrl, userData: cluster.folder.shownFile(FOLDER_FILES.userData(member.name)) },
+      members: cluster.plan.members.map((candidate) => candidate.name),
+      droplet: provisioned,
+    };
+    writeResult(context, document, () => `Finished adding member ${resumed} (${member.host}): ${provisioned}\n`);
     return 0;
   }
 
@@ -132,7 +141,24 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
     );
   }
   const machine = cluster.digitalocean ? await provisionDroplet(context, cluster, effects, joined, userData, droplets!) : undefined;
-  context.stdout.write(summary(cluster, finalPlan, joined, cert, memberId, alreadyAdded !== undefined, machine, effects.dryRun));
+  const document = {
+    dryRun: effects.dryRun,
+    clusterName: finalPlan.clusterName,
+    resumed: alreadyAdded !== undefined,
+    added: {
+      name: joined.name,
+      host: joined.host,
+      id: hexMemberId(memberId),
+      learner: joined.learnerId !== undefined,
+      clientUrl: joined.clientUrl,
+      peerUrl: joined.peerUrl,
+      certificate: { file: cluster.folder.shownFile(FOLDER_FILES.cert(joined.name)), notAfter: cert.notAfter },
+      userData: cluster.folder.shownFile(FOLDER_FILES.userData(joined.name)),
+    },
+    members: finalPlan.members.map((member) => member.name),
+    droplet: machine ?? null,
+  };
+  writeResult(context, document, () => summary(cluster, finalPlan, joined, cert, memberId, alreadyAdded !== undefined, machine, effects.dryRun));
   return 0;
 }
 

@@ -4,6 +4,7 @@ import type { BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';
 import { folderFromFlags } from '../day2/open-cluster.js';
 import type { ParsedOptions } from '../options.js';
+import { writeResult } from '../result.js';
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -34,11 +35,7 @@ export async function runBackups(flags: ParsedOptions, context: CommandContext):
   const { target, credentials } = bucketFromFlags(flags, context.env, folder);
   const objects = await listBackups(s3Client(target, credentials), target);
   const where = `s3://${target.bucket}/${target.prefix} at ${target.endpoint}`;
-  if (flags.json === true) {
-    const url = `s3://${target.bucket}/${target.prefix}`;
-    context.stdout.write(`${JSON.stringify({ url, endpoint: target.endpoint, snapshots: objects }, null, 2)}\n`);
-  } else {
-    context.stdout.write(renderBackupsTable(objects, where));
-  }
+  const url = `s3://${target.bucket}/${target.prefix}`;
+  writeResult(context, { url, endpoint: target.endpoint, snapshots: objects }, () => renderBackupsTable(objects, where));
   return 0;
 }

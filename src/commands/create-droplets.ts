@@ -5,6 +5,7 @@ import { CliError, usageError } from '../errors.js';
 import { backupCredentialsFor, folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
 import { listFlag, numberFlag, stringFlag, type ParsedOptions } from '../options.js';
+import { writeResult } from '../result.js';
 import { CLIENT_PORT, METRICS_PORT, PEER_PORT, planCluster, type RestorePlan } from '../plan.js';
 import { connectDigitalOcean } from '../digitalocean/connect.js';
 import { DigitalOceanApiError } from '../digitalocean/errors.js';
@@ -109,7 +110,6 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   const folder = folderOf(input, context.cwd);
   backupCredentialsFor(input, context.env, folder); // before any API call: a missing key pair is a usage error
   const dryRun = flags['dry-run'] === true;
-  const json = flags.json === true;
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const { waitTimeoutMs, pollIntervalMs } = dropletWaitOptions(flags);
   const client = connectDigitalOcean(context.env, progress, dryRun);
@@ -202,13 +202,9 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   // The API calls can take minutes: the folder stays locked until the state file is written.
   const result = dryRun ? await createAndRecord() : await folder.withLock('create-droplets', now, createAndRecord);
 
-  if (json) {
-    context.stdout.write(`${JSON.stringify({ dryRun, ...result, endpoints: endpointsOf(result), etcdctlEnv: folder.shownFile(FOLDER_FILES.etcdctlEnv) }, null, 2)}\n`);
-  } else if (dryRun) {
-    context.stdout.write(`Dry run: ${result.plannedCalls.length} call(s) would change something (listed above); nothing was changed or written.\n`);
-  } else {
-    context.stdout.write(renderCreateSummary(result, folder, spec.metrics));
-  }
+  writeResult(context, { dryRun, ...result, endpoints: endpointsOf(result), etcdctlEnv: folder.shownFile(FOLDER_FILES.etcdctlEnv) }, () =>
+    dryRun ? `Dry run: ${result.plannedCalls.length} call(s) would change something (listed above); nothing was changed or written.\n` : renderCreateSummary(result, folder, spec.metrics),
+  );
   return 0;
 }
 

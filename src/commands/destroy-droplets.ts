@@ -1,30 +1,20 @@
-import { createInterface } from 'node:readline/promises';
 import { ClusterFolder, FOLDER_FILES } from '../cluster-folder.js';
+import { confirm } from '../confirm.js';
 import type { CommandContext } from '../context.js';
 import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
+import { writeResult } from '../result.js';
 import { connectDigitalOcean } from '../digitalocean/connect.js';
 import { DigitalOceanApiError } from '../digitalocean/errors.js';
 import { clusterTag, destroyDropletCluster, findDropletCluster } from '../digitalocean/cluster.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function ttyConfirm(question: string): Promise<boolean | undefined> {
-  if (!process.stdin.isTTY) return undefined;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
-
 export async function runDestroyDroplets(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const clusterName = stringFlag(flags, 'cluster-name') ?? 'etcd';
   if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(clusterName)) throw usageError('validate', `cluster-name: ${JSON.stringify(clusterName)} is not a valid cluster name`);
   const folder = new ClusterFolder(stringFlag(flags, 'out') ?? 'out', clusterName, context.cwd);
   const dryRun = flags['dry-run'] === true;
-  const json = flags.json === true;
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const vpcDeleteTimeoutMs = secondsFlagMs(flags, 'wait-timeout', 120, 3600, 'is not a number of seconds from 1 to 3600');
   const domains = listFlag(flags, 'domain').map((d) => d.toLowerCase());
@@ -56,13 +46,12 @@ export async function runDestroyDroplets(flags: ParsedOptions, context: CommandC
     `  VPC:         ${summary.vpc ? `${summary.vpc.name} (${summary.vpc.id}, created by etcd-cloudinit)` : 'none created by etcd-cloudinit'}`,
   ].join('\n');
   if (nothing) {
-    if (json) context.stdout.write(`${JSON.stringify({ dryRun, deleted: false, ...summary }, null, 2)}\n`);
-    else context.stdout.write(`Nothing to destroy for cluster ${clusterName}: no droplet tagged ${summary.tag}, no firewall, DNS record or VPC of it.\n`);
+    writeResult(context, { dryRun, deleted: false, ...summary }, () => `Nothing to destroy for cluster ${clusterName}: no droplet tagged ${summary.tag}, no firewall, DNS record or VPC of it.\n`);
     return 0;
   }
   progress(listing);
   if (!dryRun && flags.yes !== true) {
-    const answer = await (context.confirm ?? ttyConfirm)(`Delete all of this? This cannot be undone. [y/N] `);
+    const answer = await confirm(context, `Delete all of this? This cannot be undone. [y/N] `);
     if (answer === undefined) throw usageError('validate', 'yes: refusing to delete without confirmation; no terminal to ask on, so pass --yes');
     if (!answer) {
       context.stderr.write('Nothing deleted.\n');
@@ -77,7 +66,8 @@ export async function runDestroyDroplets(flags: ParsedOptions, context: CommandC
     }
     throw error;
   }
-  if (json) context.stdout.write(`${JSON.stringify({ dryRun, deleted: !dryRun, ...summary }, null, 2)}\n`);
-  else context.stdout.write(dryRun ? `Dry run: nothing was deleted.\n` : `Destroyed cluster ${clusterName}. The local files in ${folder.shown} are kept (the CA key is there).\n`);
+  writeResult(context, { dryRun, deleted: !dryRun, ...summary }, () =>
+    dryRun ? `Dry run: nothing was deleted.\n` : `Destroyed cluster ${clusterName}. The local files in ${folder.shown} are kept (the CA key is there).\n`,
+  );
   return 0;
 }

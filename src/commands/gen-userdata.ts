@@ -6,6 +6,7 @@ import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput
 import type { ParsedOptions } from '../options.js';
 import type { RestorePlan } from '../plan.js';
 import { installSource } from '../render.js';
+import { jsonOutput, writeResult } from '../result.js';
 import { shellWord } from '../templates.js';
 
 /** validate: flags and the config file into a checked input; warnings go to stderr. */
@@ -44,11 +45,45 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
   return lines.join('\n');
 }
 
+/** The JSON result of gen-userdata and restore (schema/output/gen-userdata.schema.json): what was written where. */
+export function clusterDocument(generated: GeneratedCluster, folder: ClusterFolder): object {
+  const { plan, pki, userData } = generated;
+  const certificate = (cert: { fileBase: string; reused: boolean; notAfter: string }) => ({
+    file: folder.shownFile(FOLDER_FILES.cert(cert.fileBase)),
+    state: cert.reused ? 'kept' : 'minted',
+    notAfter: cert.notAfter,
+  });
+  return {
+    clusterName: plan.clusterName,
+    etcdVersion: plan.etcdVersion,
+    install: plan.install.mode,
+    folder: folder.shown,
+    endpoints: plan.endpoints.split(','),
+    etcdctlEnv: folder.shownFile(FOLDER_FILES.etcdctlEnv),
+    ca: certificate(pki.ca),
+    admin: certificate(pki.admin),
+    members: plan.members.map((member) => ({
+      name: member.name,
+      host: member.host,
+      clientUrl: member.clientUrl,
+      peerUrl: member.peerUrl,
+      certificate: certificate(pki.members.get(member.name)!),
+      userData: { file: folder.shownFile(FOLDER_FILES.userData(member.name)), bytes: Buffer.byteLength(userData.get(member.name)!) },
+    })),
+    ...(plan.restore
+      ? { restoredFrom: { source: plan.restore.source, sha256: plan.restore.sha256, revision: plan.restore.revision, urlExpires: plan.restore.urlExpires } }
+      : {}),
+  };
+}
+
 /** `restore`: the members' user-data restores this snapshot at first boot; it validated the flags already (`input`). */
 export async function runGenUserdata(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan, input = validateClusterFlags(flags, context)): Promise<number> {
   const printMember = typeof flags.print === 'string' ? flags.print : undefined;
   if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
     throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
+  }
+  if (printMember !== undefined && jsonOutput(context)) {
+    throw usageError('validate', `print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the file the document names`);
   }
   const folder = folderOf(input, context.cwd);
   const now = context.now();
@@ -57,7 +92,7 @@ export async function runGenUserdata(flags: ParsedOptions, context: CommandConte
     context.stderr.write(renderSummary(generated, folder));
     context.stdout.write(generated.userData.get(printMember)!);
   } else {
-    context.stdout.write(renderSummary(generated, folder));
+    writeResult(context, clusterDocument(generated, folder), () => renderSummary(generated, folder));
   }
   return 0;
 }

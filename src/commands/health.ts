@@ -7,6 +7,7 @@ import { EXIT_FAILURE } from '../errors.js';
 import { memberList } from '../etcd/client.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
 import { certRequests } from '../pki/profiles.js';
+import { writeResult } from '../result.js';
 
 export function parseWarnDays(flags: ParsedOptions): number {
   return numberFlag(flags, 'warn-days', 30, (days) => Number.isInteger(days) && days <= 3650, 'is not a whole number of days from 0 to 3650');
@@ -36,7 +37,7 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
   const running = answering ? await memberList(answering.endpoint, client).catch(() => undefined) : undefined;
   const drift = running ? membershipDrift(cluster.plan.members, running) : [];
   const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now);
-  context.stdout.write(flags.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderHealthTable(report));
+  writeResult(context, report, () => renderHealthTable(report));
   const roll = cluster.folder.readRollState()?.current;
   if (roll) {
     const finished = roll.steps.filter((step) => step.done.length === 4).length;

@@ -1,15 +1,17 @@
 import { X509Certificate } from 'node:crypto';
 import { FOLDER_FILES } from '../cluster-folder.js';
+import { confirm } from '../confirm.js';
 import type { CommandContext } from '../context.js';
 import { retireDroplet } from '../day2/droplets.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { hexMemberId } from '../day2/membership.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
-import { CliError, usageError } from '../errors.js';
+import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { firstAnswer, memberList } from '../etcd/client.js';
 import type { ParsedOptions } from '../options.js';
 import { recordFiles } from '../output.js';
 import { readClusterPki } from '../pki/mint.js';
+import { writeResult } from '../result.js';
 
 /** Holds the folder's lock from the first read to the last write. */
 export function runRemoveMember(flags: ParsedOptions, context: CommandContext): Promise<number> {
@@ -43,6 +45,15 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
   const remaining = record.members.filter((member) => member.name !== name);
   const plan = planFromRecord(record, remaining, folder);
   const client = { tls: cluster.adminTls, timeoutMs };
+  if (!effects.dryRun && flags.yes !== true) {
+    const what = `member ${name}${leaving ? ` (${leaving.host})` : ''} from cluster ${plan.clusterName}${dropletLeft ? ' and delete its droplet and A record' : ''}`;
+    const answer = await confirm(context, `Remove ${what}? [y/N] `);
+    if (answer === undefined) throw usageError('validate', `yes: refusing to remove ${what} without confirmation; stdin is not a terminal to ask on, so pass --yes`);
+    if (!answer) {
+      context.stderr.write('Nothing removed.\n');
+      return EXIT_FAILURE;
+    }
+  }
 
   let removedId: string | undefined;
   if (leaving) {
@@ -69,14 +80,21 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
       remove: [FOLDER_FILES.cert(name), FOLDER_FILES.key(name), FOLDER_FILES.userData(name), FOLDER_FILES.renewScript(name)],
     });
   }
+  const host = leaving?.host ?? name;
+  const document = {
+    dryRun: effects.dryRun,
+    clusterName: plan.clusterName,
+    removed: { name, host, id: removedId === undefined ? null : hexMemberId(removedId) },
+    members: plan.members.map((member) => member.name),
+    droplet: machine ?? null,
+  };
   if (effects.dryRun) {
-    context.stdout.write(`Dry run: would remove member ${name} from cluster ${plan.clusterName}; nothing was changed or written.\n`);
+    writeResult(context, document, () => `Dry run: would remove member ${name} from cluster ${plan.clusterName}; nothing was changed or written.\n`);
     return 0;
   }
-  const host = leaving?.host ?? name;
   const certificate = cluster.pki.get(name)?.certPem;
   const expiry = certificate ? new Date(new X509Certificate(certificate).validTo).toISOString().slice(0, 10) : 'its expiry';
-  context.stdout.write(
+  writeResult(context, document, () =>
     [
       removedId
         ? `Removed member ${name} (${host}, ID ${hexMemberId(removedId)}) from cluster ${plan.clusterName}: now ${plan.members.length} members.`

@@ -1,11 +1,13 @@
 import { FOLDER_FILES } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { dryRunEffects, realEffects } from '../day2/effects.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { usageError } from '../errors.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
+import { writeResult } from '../result.js';
 import { SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
 
 function parseCertDays(flags: ParsedOptions, fallback: number): number {
@@ -32,6 +34,7 @@ export function runRenewCerts(flags: ParsedOptions, context: CommandContext): Pr
 async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Date): Promise<number> {
   const cluster = openCluster(folderFromFlags(flags, context));
   const { plan, folder } = cluster;
+  const effects = flags['dry-run'] === true ? dryRunEffects(folder, (line) => void context.stderr.write(`${line}\n`)) : realEffects(folder);
   refuseDuringReplacement(folder, 'renew-certs');
   const certDays = parseCertDays(flags, plan.certDays);
   const requested = namesFlag(flags, 'member');
@@ -93,11 +96,31 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   // cluster.json (a --cert-days given here becomes the cluster's default for later renewals and new members) and kubernetes/ with the renewed pair.
   files.push(...recordFiles(issuePlan, pki, now));
   // Scripts of an earlier renewal would install older certificates: only this run's stay.
-  folder.update({ files, remove: folder.renewScripts() }, crashAtStep(context.env, context.stderr));
+  effects.updateFolder({ files, remove: folder.renewScripts() }, crashAtStep(context.env, context.stderr));
 
   const relative = folder.shown;
+  const renewed = listed([`${members.length} member certificate(s)`, ...(renewAdmin ? ['the admin certificate'] : []), ...(renewedClients.size > 0 ? [`${renewedClients.size} client certificate(s)`] : [])]);
+  const document = {
+    dryRun: effects.dryRun,
+    clusterName: plan.clusterName,
+    keys: rotate ? 'rotated' : 'kept',
+    certDays,
+    members: members.map((member) => ({
+      name: member.name,
+      host: member.host,
+      certificate: folder.shownFile(FOLDER_FILES.cert(member.name)),
+      notAfter: renewedMembers.get(member.name)!.notAfter,
+      installScript: folder.shownFile(FOLDER_FILES.renewScript(member.name)),
+    })),
+    admin: renewAdmin ? { certificate: folder.shownFile(FOLDER_FILES.cert('admin')), notAfter: admin.notAfter } : null,
+    clients: [...renewedClients.values()].map((cert) => ({ name: cert.client!, certificate: folder.shownFile(FOLDER_FILES.cert(cert.fileBase)), notAfter: cert.notAfter })),
+  };
+  if (effects.dryRun) {
+    writeResult(context, document, () => `Dry run: would renew ${renewed} of cluster ${plan.clusterName} (${rotate ? 'new keys' : 'keys kept'}, ${certDays} days); nothing was written.\n`);
+    return 0;
+  }
   const lines = [
-    `Renewed ${listed([`${members.length} member certificate(s)`, ...(renewAdmin ? ['the admin certificate'] : []), ...(renewedClients.size > 0 ? [`${renewedClients.size} client certificate(s)`] : [])])} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
+    `Renewed ${renewed} of cluster ${plan.clusterName} with the existing CA (${rotate ? 'new keys' : 'keys kept'}):`,
     ...members.map((member) => `  ${member.name.padEnd(8)}${FOLDER_FILES.cert(member.name)} until ${renewedMembers.get(member.name)!.notAfter.slice(0, 10)}  install: ${relative}/${FOLDER_FILES.renewScript(member.name)}`),
     ...(renewAdmin ? [`  ${'admin'.padEnd(8)}${FOLDER_FILES.cert('admin')} until ${admin.notAfter.slice(0, 10)} (used from here: nothing to install)`] : []),
     ...[...renewedClients.values()].map((cert) => `  ${'client'.padEnd(8)}${FOLDER_FILES.cert(cert.fileBase)} until ${cert.notAfter.slice(0, 10)} (CN=${cert.client}; copy it to the application that uses it)`),
@@ -117,7 +140,7 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
       : []),
     '',
   ];
-  context.stdout.write(lines.join('\n'));
+  writeResult(context, document, () => lines.join('\n'));
   return 0;
 }
 

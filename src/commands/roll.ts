@@ -16,6 +16,7 @@ import { flagsToRawInput, memberHostname, resolveClusterInput } from '../input.j
 import { isUnicastIPv4 } from '../ipv4.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { planCluster } from '../plan.js';
+import { jsonOutput, writeResult } from '../result.js';
 import { parseEtcdVersion, upgradeRefusal } from '../versions.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -37,6 +38,9 @@ function runOperation(operation: Operation, flags: ParsedOptions, context: Comma
 async function operate(operation: Operation, flags: ParsedOptions, context: CommandContext, folder: ClusterFolder): Promise<number> {
   const dryRun = flags['dry-run'] === true;
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  if (flags.print === true && jsonOutput(context)) {
+    throw usageError('validate', 'print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the files the document names');
+  }
   const cluster = openCluster(folder);
   const run: ReplaceRun = {
     context,
@@ -60,7 +64,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     const plan = operation === 'roll' ? await planRoll(flags, context, cluster) : await planRepair(flags, context, cluster);
     state = { formatVersion: 1, current: { operation, startedAt: context.now().toISOString(), fromVersion: cluster.record.etcdVersion, target: plan.target, steps: plan.steps }, history: existing?.history ?? [] };
     if (dryRun) {
-      context.stdout.write(renderPlan(operation, cluster, state));
+      writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
       return 0;
     }
     folder.update({ files: [rollStateFile(state)] });
@@ -68,12 +72,46 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
   }
   if (dryRun) {
     // A dry run of a roll in progress shows what the re-run would still do.
-    context.stdout.write(renderPlan(operation, cluster, state));
+    writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
     return 0;
   }
   const outcome = await runReplacement(run, state);
-  (run.print ? context.stderr : context.stdout).write(renderOutcome(operation, cluster, outcome));
+  if (run.print) context.stderr.write(renderOutcome(operation, cluster, outcome));
+  else writeResult(context, outcomeDocument(operation, cluster, outcome), () => renderOutcome(operation, cluster, outcome));
   return 0;
+}
+
+const stepDocument = (operation: Operation, step: ReplacementStep) => ({
+  old: step.old,
+  replacement: { name: step.replacement.name, host: step.replacement.ip ?? step.replacement.hostname ?? '' },
+  done: [...step.done],
+  pending: ACTION_ORDER[operation].filter((action) => !step.done.includes(action)),
+});
+
+/** roll/repair --dry-run --json (schema/output/roll.schema.json): what a run would do. */
+function planDocument(operation: Operation, cluster: OpenCluster, state: RollState): object {
+  const current = state.current!;
+  return {
+    dryRun: true,
+    operation,
+    clusterName: cluster.record.clusterName,
+    fromVersion: current.fromVersion,
+    target: { etcdVersion: current.target.etcdVersion, keySize: current.target.keySize, ...(current.target.droplet ? { droplet: { size: current.target.droplet.size, image: current.target.droplet.image } } : {}) },
+    steps: current.steps.map((step) => stepDocument(operation, step)),
+  };
+}
+
+/** roll/repair --json: what was replaced, and the versions the cluster runs now. */
+function outcomeDocument(operation: Operation, cluster: OpenCluster, outcome: ReplaceOutcome): object {
+  return {
+    dryRun: false,
+    operation,
+    clusterName: cluster.record.clusterName,
+    steps: outcome.steps.map((step) => stepDocument(operation, step)),
+    memberVersions: Object.fromEntries(outcome.memberVersions),
+    clusterVersion: outcome.clusterVersion,
+    retiredMachines: [...outcome.retiredMachines],
+  };
 }
 
 /** The flags that define a roll: on a re-run they may only repeat what roll.json recorded. */

@@ -7,6 +7,19 @@ import { DEFAULT_IMAGE, DEFAULT_SIZE, DEFAULT_TTL } from '../digitalocean/member
 import type { OptionSpec } from '../options.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 
+/** What every command takes: how to print its result, its version, its help. The command table appends them. */
+export const COMMON_OPTIONS: readonly OptionSpec[] = [
+  { name: 'json', type: 'boolean', description: 'Print the result as one JSON document on stdout (its schema: schema/output/<command>.schema.json); progress goes to stderr' },
+  { name: 'output', type: 'string', short: 'o', valueName: 'format', description: 'Output format: text (the default; table is the same) or json (as --json)' },
+  { name: 'version', type: 'boolean', description: 'Print the version of etcd-cloudinit and exit' },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+/** A command's own options followed by the common ones (a common option it declares itself is replaced). */
+export function withCommonOptions(options: readonly OptionSpec[]): readonly OptionSpec[] {
+  return [...options.filter((option) => !COMMON_OPTIONS.some((common) => common.name === option.name)), ...COMMON_OPTIONS];
+}
+
 /** Where a cluster's snapshots live off-site: gen-userdata, create-droplets, backups and restore share these. */
 const BACKUP_TARGET_OPTIONS: readonly OptionSpec[] = [
   {
@@ -122,6 +135,7 @@ export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
 
 export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
   { name: 'name', type: 'string', valueName: 'name', description: 'The member to remove (required)' },
+  { name: 'yes', type: 'boolean', short: 'y', description: 'Do not ask for confirmation (required when stdin is not a terminal)' },
   { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
@@ -140,6 +154,7 @@ export const RENEW_CERTS_OPTIONS: readonly OptionSpec[] = [
   { name: 'admin', type: 'boolean', description: 'With --member or --client: renew the admin certificate too' },
   { name: 'rotate-keys', type: 'boolean', description: 'Generate new keys too (default: keep each key, so installing is one file and no restart)' },
   { name: 'cert-days', type: 'string', valueName: 'days', description: "Validity of the renewed certificates (default: certDays in cluster.json; a new value is stored there)" },
+  { name: 'dry-run', type: 'boolean', description: 'Mint and check the renewed certificates and print the files it would write, write none' },
   ...FOLDER_OPTIONS,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
@@ -218,6 +233,10 @@ export const REPAIR_OPTIONS: readonly OptionSpec[] = [
   { name: 'hostname', type: 'string', valueName: 'name', description: "A --hostnames cluster: the new machine's DNS name (a --domain cluster derives it)" },
   ...REPLACE_COMMON_OPTIONS,
 ];
+
+export const VERSION_OPTIONS: readonly OptionSpec[] = [];
+
+export const COMPLETION_OPTIONS: readonly OptionSpec[] = [];
 
 /** restore takes what gen-userdata takes, and with --region what create-droplets takes, plus the snapshot to start from. */
 export const RESTORE_OPTIONS: readonly OptionSpec[] = [

@@ -1,6 +1,6 @@
 import { FOLDER_FILES, type ClusterFolder, type DigitalOceanState } from '../cluster-folder.js';
 import { memberAdd, memberPromote, memberRemove, moveLeader, type ClientOptions, type MemberAddResponse } from '../etcd/client.js';
-import type { FolderUpdate } from '../write.js';
+import type { FolderUpdate, WriteStep } from '../write.js';
 import { hexMemberId } from './membership.js';
 
 /**
@@ -14,7 +14,7 @@ export interface Day2Effects {
   memberRemove(endpoint: string, memberId: string, client: ClientOptions): Promise<void>;
   memberPromote(endpoint: string, memberId: string, client: ClientOptions): Promise<void>;
   moveLeader(leaderEndpoint: string, targetId: string, client: ClientOptions): Promise<void>;
-  updateFolder(update: FolderUpdate): void;
+  updateFolder(update: FolderUpdate, step?: WriteStep): void;
   saveDigitalOceanState(state: Omit<DigitalOceanState, 'formatVersion'>): void;
 }
 
@@ -25,7 +25,7 @@ export function realEffects(folder: ClusterFolder): Day2Effects {
     memberRemove: (endpoint, memberId, client) => memberRemove(endpoint, memberId, client),
     memberPromote: (endpoint, memberId, client) => memberPromote(endpoint, memberId, client),
     moveLeader: (leaderEndpoint, targetId, client) => moveLeader(leaderEndpoint, targetId, client),
-    updateFolder: (update) => folder.update(update),
+    updateFolder: (update, step) => folder.update(update, step),
     saveDigitalOceanState: (state) => folder.writeDigitalOceanState(state),
   };
 }

@@ -114,7 +114,7 @@ describe.runIf(canRun)('DigitalOcean day-2: dry runs and resumes', () => {
   it('remove-member that fails at the droplet finishes on a re-run', async () => {
     const dropletId = droplets('etcd-etcd4')[0]!.id;
     fake().fail({ method: 'DELETE', path: `/v2/droplets/${dropletId}`, status: 500, times: 1 });
-    const failed = await cluster.cli(['remove-member', '--name', 'etcd4']);
+    const failed = await cluster.cli(['remove-member', '--name', 'etcd4', '--yes']);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain('Re-run remove-member --name etcd4 to finish');
     // etcd no longer has it, its name no longer resolves, the droplet is still recorded.
@@ -123,7 +123,7 @@ describe.runIf(canRun)('DigitalOcean day-2: dry runs and resumes', () => {
     expect(droplets('etcd-etcd4')).toHaveLength(1);
     expect(state().members.map((member) => member.name)).toContain('etcd4');
 
-    const resumed = await cluster.cli(['remove-member', '--name', 'etcd4']);
+    const resumed = await cluster.cli(['remove-member', '--name', 'etcd4', '--yes']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toContain(`Member etcd4 (etcd-etcd4.${LOOP_DOMAIN}) was no longer in cluster etcd; removed it from the folder: now 3 members.`);
     expect(resumed.stdout).toContain(`DigitalOcean: deleted droplet id ${dropletId} and 0 A record(s)`);

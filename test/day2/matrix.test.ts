@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { folderSnapshot } from '../support/cli.js';
 import { ETCD_BIN, ETCDCTL_BIN } from '../support/local-cluster.js';
 import { DO_POLL_ARGS, LOOP_DOMAIN, LoopbackCluster, type ClusterKind } from '../support/loopback-cluster.js';
 
@@ -146,6 +147,26 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
       expectValidApiRequests();
     });
 
+    it('--dry-run of add-member, remove-member and renew-certs: each says what it would do and changes nothing', async () => {
+      const folder = folderSnapshot(cluster.outDir);
+      const members = await memberList();
+      const mutations = cluster.fake?.mutations().length;
+      const added = await cluster.cli([...addArgs(cluster), '--dry-run']);
+      expect(added.code, added.stderr).toBe(0);
+      expect(added.stdout).toMatch(/^Dry run: would add member etcd4 \(.+\) as a learner to cluster etcd; nothing was changed or written\.$/m);
+      expect(added.stderr).toContain('[dry-run] etcd https://');
+      const removed = await cluster.cli(['remove-member', '--name', 'etcd3', '--dry-run']);
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(removed.stdout).toBe('Dry run: would remove member etcd3 from cluster etcd; nothing was changed or written.\n');
+      const renewed = await cluster.cli(['renew-certs', '--dry-run']);
+      expect(renewed.code, renewed.stderr).toBe(0);
+      expect(renewed.stdout).toBe('Dry run: would renew 3 member certificate(s) and the admin certificate of cluster etcd (keys kept, 825 days); nothing was written.\n');
+      expect(renewed.stderr).toMatch(/^\[dry-run\] write out\/etcd\/pki\/etcd1\.crt, /m);
+      expect(folderSnapshot(cluster.outDir)).toEqual(folder);
+      expect(await memberList()).toEqual(members);
+      expect(cluster.fake?.mutations().length).toBe(mutations);
+    });
+
     it('add-member: a 4th member boots from its user-data as a learner, is promoted, and has the data', async () => {
       const result = await cluster.cli(addArgs(cluster));
       expect(result.code, result.stderr).toBe(0);
@@ -165,7 +186,7 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
 
     it('remove-member: back to 3 members, and etcd4 is gone from the folder', async () => {
       const checkRemoved = beforeRemove(cluster);
-      const result = await cluster.cli(['remove-member', '--name', 'etcd4']);
+      const result = await cluster.cli(['remove-member', '--name', 'etcd4', '--yes']);
       expect(result.code, result.stderr).toBe(0);
       await cluster.stop('etcd4');
 

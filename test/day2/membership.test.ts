@@ -167,7 +167,7 @@ describe('add-member and remove-member against a real running cluster', () => {
   });
 
   it('remove-member shrinks it back to 3 with the data intact', async () => {
-    const result = await cluster.cli(['remove-member', '--name', 'etcd4']);
+    const result = await cluster.cli(['remove-member', '--name', 'etcd4', '--yes']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(new RegExp(`^Removed member etcd4 \\(${escape(cluster.ip(4))}, ID [0-9a-f]+\\) from cluster etcd: now 3 members\\.`));
@@ -219,7 +219,7 @@ describe('add-member and remove-member against a real running cluster', () => {
     expect(health.code).toBe(1);
     expect(health.stdout).toContain(`membership: epsilon (https://${cluster.ip(5)}:2380) is in cluster.json but not in the cluster`);
 
-    const result = await cluster.cli(['remove-member', '--name', 'epsilon']);
+    const result = await cluster.cli(['remove-member', '--name', 'epsilon', '--yes']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain(`Member epsilon (${cluster.ip(5)}) was no longer in cluster etcd; removed it from the folder: now 3 members.`);
     expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3']);

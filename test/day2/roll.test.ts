@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ETCD_BIN, ETCDCTL_BIN } from '../support/local-cluster.js';
 import type { WriterSummary } from '../support/writer.js';
 import { DO_POLL_ARGS, LOOP_DOMAIN, LoopbackCluster, type ClusterKind } from '../support/loopback-cluster.js';
+import { outputSchemaErrors } from '../support/output-schemas.js';
 
 const canRun = process.getuid?.() === 0 && existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN);
 
@@ -163,8 +164,13 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         const before = rollJson().current!.steps[0]!;
         expect(before.done).toEqual(['add']);
 
-        const resumed = await withOperator(['roll', ...waits]);
+        const resumed = await withOperator(['roll', ...waits, '--json']);
         expect(resumed.code, resumed.stderr).toBe(0);
+        // --json: stdout is only the outcome, as schema/output/roll.schema.json describes it.
+        const outcome = JSON.parse(resumed.stdout) as { dryRun: boolean; steps: { old: string; replacement: { name: string } }[] };
+        expect(outputSchemaErrors('roll', outcome)).toEqual([]);
+        expect(outcome.dryRun).toBe(false);
+        expect(outcome.steps.map((step) => [step.old, step.replacement.name]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
         expect(resumed.stderr).toContain('resuming the roll');
         // The leader is replaced last, and hands its leadership to its replacement before it is removed.
         expect(resumed.stderr).toMatch(/etcd\d: was the leader; leadership moved to etcd\d-2/);

@@ -170,7 +170,7 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
 
   it('remove-member: the member, its droplet, VM and record are gone', async () => {
     step('remove-member');
-    const removed = await box.cli(['remove-member', ...FOLDER, '--name', 'etcd4']);
+    const removed = await box.cli(['remove-member', ...FOLDER, '--name', 'etcd4', '--yes']);
     expect(removed.code, removed.stderr).toBe(0);
     expect(box.machine(dropletName('etcd4'))).toBeUndefined();
     expect([...box.fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(MEMBERS.map(dropletName));

@@ -27,8 +27,10 @@ describe('packer/etcd.pkr.hcl', () => {
     expect(result).toEqual({ code: 0, stdout: '', stderr: '' });
   });
 
-  it('takes the token from DIGITALOCEAN_TOKEN, and refuses to run without one', async () => {
+  it('takes the token from DIGITALOCEAN_TOKEN or DIGITALOCEAN_ACCESS_TOKEN, and refuses to run without one', async () => {
     expect(await packer(['validate', TEMPLATE], { DIGITALOCEAN_TOKEN: DUMMY_TOKEN })).toMatchObject({ code: 0 });
+    expect(await packer(['validate', TEMPLATE], { DIGITALOCEAN_ACCESS_TOKEN: DUMMY_TOKEN })).toMatchObject({ code: 0 });
+    expect(await packer(['validate', TEMPLATE], { DIGITALOCEAN_TOKEN: '', DIGITALOCEAN_ACCESS_TOKEN: DUMMY_TOKEN })).toMatchObject({ code: 0 });
     const missing = await packer(['validate', TEMPLATE]);
     expect(missing.code).toBe(1);
     expect(missing.stdout + missing.stderr).toContain('api_token for auth must be specified');
