@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { rawInputFromRecord } from '../src/day2/open-cluster.js';
 import type { ClusterRecord } from '../src/cluster-folder.js';
 import { resolveClusterInput } from '../src/input.js';
-import { KEY_TYPES, type KeyType } from '../src/pki/key-types.js';
+import { KEY_TYPES, keySpecOf, keySpecOfKey, type KeyType } from '../src/pki/key-types.js';
 import { mintPki, type ClusterPki, type KeyPairPem } from '../src/pki/mint.js';
 import { planCluster, type ClusterPlan } from '../src/plan.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
@@ -75,7 +75,7 @@ describe.each(KEY_TYPES)('%s keys', (keyType) => {
     expect(new X509Certificate(pki.members.get('etcd2')!.certPem).checkIP('10.10.0.12')).toBe('10.10.0.12');
   });
 
-  it('gen-userdata writes the keys 0600 and records the key type in cluster.json', async () => {
+  it('gen-userdata writes the keys 0600 and records the key type in cluster.json; renew-certs mints that type', async () => {
     const dir = workDir();
     const run = await runCli(['gen-userdata', '--ips', IPS.join(','), '--key-type', keyType, ...(keyType === 'rsa' ? ['--key-size', '2048'] : [])], dir);
     expect(run.code, run.stderr).toBe(0);
@@ -88,9 +88,19 @@ describe.each(KEY_TYPES)('%s keys', (keyType) => {
     expect(JSON.parse(readFileSync(join(clusterDir, 'cluster.json'), 'utf8'))).toMatchObject({ keyType });
     // A re-run keeps every certificate: they match the recorded key type.
     const before = readFileSync(join(clusterDir, 'pki', 'etcd1.crt'), 'utf8');
+    const beforeKey = readFileSync(join(clusterDir, 'pki', 'etcd1.key'), 'utf8');
     const again = await runCli(['gen-userdata', '--ips', IPS.join(','), '--key-type', keyType, ...(keyType === 'rsa' ? ['--key-size', '2048'] : [])], dir);
     expect(again.code, again.stderr).toBe(0);
     expect(readFileSync(join(clusterDir, 'pki', 'etcd1.crt'), 'utf8')).toBe(before);
+    // renew-certs --rotate-keys mints with the type cluster.json records (no --key-type given).
+    const renewed = await runCli(['renew-certs', '--rotate-keys'], dir);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const rotated = readFileSync(join(clusterDir, 'pki', 'etcd1.key'), 'utf8');
+    expect(rotated).not.toBe(beforeKey);
+    const x509 = new X509Certificate(readFileSync(join(clusterDir, 'pki', 'etcd1.crt')));
+    expect(keySpecOfKey(x509.publicKey)).toEqual(keySpecOf({ keyType, keySize: 2048 }));
+    expect(x509.checkPrivateKey(createPrivateKey(rotated))).toBe(true);
+    expect(statSync(join(clusterDir, 'pki', 'etcd1.key')).mode & 0o777).toBe(0o600);
   });
 });
 
@@ -136,5 +146,21 @@ describe('the key type in cluster.json', () => {
     const raw = rawInputFromRecord(record({ keyType: 'ecdsa-p384' }), record({}).members, 'out');
     expect(raw['key-size']).toBeUndefined();
     expect(resolveClusterInput(raw, {}).input).toMatchObject({ keyType: 'ecdsa-p384' });
+  });
+});
+
+describe('a CA etcd-cloudinit cannot sign with', () => {
+  const workDir = tempDirsRemovedAfterAll('key-type-ed25519');
+
+  it('an Ed25519 CA (made by openssl) is refused, naming its key type', async () => {
+    const dir = workDir();
+    await execFileAsync('openssl', [
+      'req', '-x509', '-newkey', 'ed25519', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-subj', '/CN=other-ca', '-days', '3650',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    const existing = new Map([['ca', { certPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), keyPem: readFileSync(join(dir, 'ca.key'), 'utf8') }]]);
+    await expect(mintPki(plan('ecdsa-p256'), { now: new Date(), existing })).rejects.toThrow(
+      '[mint] pki/ca.crt: its key is ed25519; etcd-cloudinit signs with RSA (2048, 3072, 4096) and ECDSA P-256/P-384 CAs only',
+    );
   });
 });
