@@ -149,6 +149,38 @@ describe('the key type in cluster.json', () => {
   });
 });
 
+describe('a CA made elsewhere', () => {
+  const workDir = tempDirsRemovedAfterAll('key-type-openssl-ca');
+
+  async function opensslCa(newKey: string[], keyUsage: string | undefined): Promise<Map<string, KeyPairPem>> {
+    const dir = workDir();
+    await execFileAsync('openssl', [
+      'req', '-x509', ...newKey, '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-subj', '/O=Example/CN=other-ca', '-days', '3650',
+      '-addext', 'basicConstraints=critical,CA:TRUE', ...(keyUsage ? ['-addext', `keyUsage=critical,${keyUsage}`] : []),
+    ]);
+    return new Map([['ca', { certPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), keyPem: readFileSync(join(dir, 'ca.key'), 'utf8') }]]);
+  }
+
+  it('an ECDSA P-384 CA from openssl signs P-256 leaves that openssl verifies', async () => {
+    const existing = await opensslCa(['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'], 'keyCertSign,cRLSign');
+    const pki = await mintPki(plan('ecdsa-p256'), { now: new Date(), existing });
+    const dir = workDir();
+    writeFileSync(join(dir, 'ca.crt'), pki.ca.certPem);
+    writeFileSync(join(dir, 'etcd1.crt'), pki.members.get('etcd1')!.certPem);
+    const verified = await execFileAsync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), '-purpose', 'sslserver', join(dir, 'etcd1.crt')]);
+    expect(verified.stdout.trim()).toBe(`${join(dir, 'etcd1.crt')}: OK`);
+    expect(new X509Certificate(pki.members.get('etcd1')!.certPem).issuer).toBe('O=Example\nCN=other-ca');
+  });
+
+  // With a keyUsage that lacks keyCertSign, OpenSSL (X509Certificate.ca) already says it is no CA.
+  it('a CA:TRUE certificate without keyUsage keyCertSign is refused', async () => {
+    const existing = await opensslCa(['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], undefined);
+    expect(existing.get('ca')!.certPem).toBeTruthy();
+    expect(new X509Certificate(existing.get('ca')!.certPem).ca).toBe(true);
+    await expect(mintPki(plan('ecdsa-p256'), { now: new Date(), existing })).rejects.toThrow('[mint] pki/ca.crt: may not sign certificates (its keyUsage lacks keyCertSign)');
+  });
+});
+
 describe('a CA etcd-cloudinit cannot sign with', () => {
   const workDir = tempDirsRemovedAfterAll('key-type-ed25519');
 
