@@ -9,7 +9,7 @@
  * handshake is read from /proc: that is what a member pays for each new client connection.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect } from 'node:tls';
@@ -104,7 +104,7 @@ const rows = results.map((result) => [
 const header = ['keys', 'handshakes/s', 'etcd CPU ms/handshake', 'handshakes per etcd CPU-second'];
 const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
 const line = (cells: readonly string[]) => `| ${cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join(' | ')} |`;
-console.log(`TLS handshakes (client certificate, no resumption, GET /version) against one etcd member on loopback; ${CONNECTIONS} in flight, ${SECONDS} s each; ${availableParallelism()} CPUs, Node ${process.version}`);
+console.log(`TLS handshakes (client certificate, no resumption, GET /version) against one etcd member on loopback; ${CONNECTIONS} in flight, ${SECONDS} s each; ${availableParallelism()} CPUs, Node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} at the end`);
 console.log(line(header));
 console.log(`|${widths.map((width, column) => (column === 0 ? `${'-'.repeat(width + 1)}-` : `${'-'.repeat(width + 1)}:`)).join('|')}|`);
 for (const row of rows) console.log(line(row));
