@@ -11,6 +11,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
+import type { KeyType, RsaKeySize } from './pki/key-types.js';
 import { backupUrlOf, parseCredentialsFile, type BackupCredentials } from './backup/target.js';
 import type { ClusterPlan, InstallPlan, ListenFrom } from './plan.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';
@@ -80,7 +81,10 @@ export interface ClusterRecord {
   readonly endpoints?: readonly string[];
   /** `--domain` clusters; inferred from the member names for folders 0.1.0 wrote. */
   readonly domain?: string;
-  readonly keySize: 2048 | 3072 | 4096;
+  /** Absent in folders written before --key-type: rsa (recordKeyType). */
+  readonly keyType?: KeyType;
+  /** RSA modulus bits; only used when the key type is rsa. */
+  readonly keySize: RsaKeySize;
   readonly certDays: number;
   readonly raftTiming?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
   readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
@@ -154,10 +158,15 @@ export interface ReplacementStep {
   readonly lastFailure?: string;
 }
 
+/** The key type of a cluster.json or roll.json target: written before --key-type existed, it is rsa. */
+export const recordKeyType = (record: { readonly keyType?: KeyType }): KeyType => record.keyType ?? 'rsa';
+
 /** What the replacements get beyond fresh certificates: the settings cluster.json takes when the roll ends. */
 export interface RollTarget {
   readonly etcdVersion: string;
   readonly install: ClusterRecord['install'];
+  /** Absent in roll.json written before --key-type: rsa. */
+  readonly keyType?: KeyType;
   readonly keySize: ClusterRecord['keySize'];
   /** create-droplets clusters: what the replacement droplets are created with. */
   readonly droplet?: DropletSettings;
@@ -440,6 +449,7 @@ export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generate
     initialClusterToken: plan.initialClusterToken,
     endpoints: plan.members.map((member) => member.clientUrl),
     ...(plan.domain !== undefined ? { domain: plan.domain } : {}),
+    keyType: plan.keyType,
     keySize: plan.keySize,
     certDays: plan.certDays,
     raftTiming: plan.raftTiming,

@@ -5,6 +5,7 @@ export { resolveClusterInput, clusterSchema, memberHostname, type ClusterInput, 
 export { planCluster, NODE_PATHS, KUBE_APISERVER_ETCD_CLIENT, type ClientPlan, type KubernetesPlan, type ClusterPlan, type MemberPlan, type InstallPlan, type DownloadInstallPlan, type BakedInstallPlan } from './plan.js';
 export { CERT_PROFILES, certRequests, type CertProfile } from './pki/profiles.js';
 export { mintPki, nativeKeySource, type ClusterPki, type IssuedCert, type KeySource } from './pki/mint.js';
+export { KEY_TYPES, type KeySpec, type KeyType } from './pki/key-types.js';
 export { renderUserData, buildCloudConfig, renderMemberFiles, renderUnit, installCommand, USER_DATA_MAX_BYTES } from './render.js';
 export { renderKubeadmEtcdConfig, renderKubeApiserverFlags, renderK3sFlags, renderKubernetesReadme, KUBEADM_API_VERSION } from './kubernetes.js';
 export { validateClusterFlags } from './commands/gen-userdata.js';

@@ -9,6 +9,7 @@ import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schema
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
 import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT, type ListenFrom } from './plan.js';
+import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './pki/key-types.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
@@ -36,7 +37,9 @@ export interface ClusterInput {
   readonly etcdSha256: string | undefined;
   /** download: fetch and verify the release at first boot; baked: the image has it, only check the version. */
   readonly install: InstallMode;
-  readonly keySize: 2048 | 3072 | 4096;
+  /** The type of every key minted (--key-type); keySize is the RSA modulus size, unused for ECDSA. */
+  readonly keyType: KeyType;
+  readonly keySize: RsaKeySize;
   readonly certDays: number;
   /** etcd's raft timing in milliseconds; undefined keeps etcd's defaults (100 / 1000). */
   readonly heartbeatIntervalMs: number | undefined;
@@ -77,7 +80,7 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
-const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'key-type', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain'] as const;
 const BOOLEAN_KEYS = ['allow-even', 'kubernetes'] as const;
 /** Repeatable flags that may also be comma-separated. */
@@ -238,6 +241,10 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       }
     }
   }
+  const keyType = (raw['key-type'] as KeyType | undefined) ?? DEFAULT_KEY_TYPE;
+  if (keyType !== 'rsa' && raw['key-size'] !== undefined) {
+    throw usageError('validate', `key-size: ${quoted(raw['key-size'])} is for RSA keys only, and key-type is ${keyType}; drop --key-size, or use --key-type rsa with it`);
+  }
   const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? 100;
   const election = (raw['election-timeout'] as number | undefined) ?? 1000;
   if (election < 5 * heartbeat) {
@@ -253,7 +260,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     releaseUrl: ((raw['release-url'] as string | undefined) ?? DEFAULT_RELEASE_URL).replace(/\/+$/, ''),
     etcdSha256: raw['etcd-sha256'] as string | undefined,
     install,
-    keySize: (raw['key-size'] as 2048 | 3072 | 4096 | undefined) ?? 4096,
+    keyType,
+    keySize: (raw['key-size'] as RsaKeySize | undefined) ?? DEFAULT_RSA_KEY_SIZE,
     certDays: (raw['cert-days'] as number | undefined) ?? 825,
     heartbeatIntervalMs: raw['heartbeat-interval'] as number | undefined,
     electionTimeoutMs: raw['election-timeout'] as number | undefined,

@@ -4,6 +4,7 @@ import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
 import type { BackupSettings } from './input.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
+import type { KeyType, RsaKeySize } from './pki/key-types.js';
 
 export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;
@@ -180,7 +181,9 @@ export interface ClusterPlan {
   readonly etcdVersion: string;
   readonly features: EtcdFeatures;
   readonly install: InstallPlan;
-  readonly keySize: 2048 | 3072 | 4096;
+  /** Every key minted is of this type; keySize (RSA modulus bits) only counts for rsa. */
+  readonly keyType: KeyType;
+  readonly keySize: RsaKeySize;
   readonly certDays: number;
   /** Raft timing written to the etcd config only when the user set it. */
   readonly raftTiming: { readonly heartbeatIntervalMs: number | undefined; readonly electionTimeoutMs: number | undefined };
@@ -257,6 +260,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
             releaseUrl: input.releaseUrl,
             sha256: input.etcdSha256,
           },
+    keyType: input.keyType,
     keySize: input.keySize,
     certDays: input.certDays,
     raftTiming: { heartbeatIntervalMs: input.heartbeatIntervalMs, electionTimeoutMs: input.electionTimeoutMs },

@@ -21,7 +21,7 @@ import { counterSerials, FIXED_NOW, FIXTURES } from './support/golden.js';
  */
 
 /** The fixture keys whatever the member is called: these runs check text, not certificates. */
-const anyNameKeySource: KeySource = async (_bits, fileBase) =>
+const anyNameKeySource: KeySource = async (_key, fileBase) =>
   readFileSync(join(FIXTURES, 'keys', `${['ca', 'admin'].includes(fileBase) ? fileBase : 'etcd1'}.key`), 'utf8');
 
 /** What YAML 1.1 (PyYAML) reads as a line break or refuses, and what a terminal or shell acts on. */

@@ -9,7 +9,7 @@ import { resolveClusterInput } from '../src/input.js';
 import { renderK3sFlags, renderKubeadmEtcdConfig, renderKubeApiserverFlags } from '../src/kubernetes.js';
 import { mintPki, type KeySource } from '../src/pki/mint.js';
 import { CERT_PROFILES, certRequests } from '../src/pki/profiles.js';
-import { generateRsaKeyPem } from '../src/pki/rsa.js';
+import { generateKeyPem } from '../src/pki/key-types.js';
 import { planCluster } from '../src/plan.js';
 import { renderUserData } from '../src/render.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
@@ -98,7 +98,7 @@ describe('client certificate profiles', () => {
   it('leaves every member user-data exactly as without clients (same keys, serials, clock)', async () => {
     const generated = new Map<string, string>();
     // Fixture keys for the cluster's own certificates; clients need keys the fixtures lack.
-    const keySource: KeySource = async (bits, fileBase) => (fileBase.startsWith('clients/') ? (generated.get(fileBase) ?? (await generateRsaKeyPem(bits))) : fixtureKeySource(bits, fileBase));
+    const keySource: KeySource = async (key, fileBase) => (fileBase.startsWith('clients/') ? (generated.get(fileBase) ?? (await generateKeyPem(key))) : fixtureKeySource(key, fileBase));
     const render = async (raw: Record<string, unknown>) => {
       const plan = planOf({ ips: THREE, 'key-size': 2048, ...raw });
       const pki = await mintPki(plan, { now: FIXED_NOW, keySource, serialSource: counterSerials() });

@@ -57,6 +57,10 @@ describe('input validation: each bad input gets one message naming the field and
     [{ ips: THREE, 'release-url': 'http://user@:8080/etcd' }, '[validate] release-url: "http://user@:8080/etcd" has no host (http(s)://host[:port]/path)'],
     [{ ips: THREE, 'release-url': 'https://me:secret@mirror/etcd' }, `[validate] release-url: "https://me:secret@mirror/etcd" holds a password; every node's user-data would carry it: use a mirror that needs none (restrict it by network instead)`],
     [{ ips: THREE, 'release-url': 'http://mirror:99999/etcd' }, '[validate] release-url: "http://mirror:99999/etcd" is not a valid URL (check the host and port)'],
+    [{ ips: THREE, 'key-type': 'ed25519' }, '[validate] key-type: "ed25519" is not one of rsa, ecdsa-p256, ecdsa-p384'],
+    [{ ips: THREE, 'key-type': 'ECDSA-P256' }, '[validate] key-type: "ECDSA-P256" is not one of rsa, ecdsa-p256, ecdsa-p384'],
+    [{ ips: THREE, 'key-type': 'ecdsa-p256', 'key-size': 2048 }, '[validate] key-size: 2048 is for RSA keys only, and key-type is ecdsa-p256; drop --key-size, or use --key-type rsa with it'],
+    [{ ips: THREE, 'key-type': 'ecdsa-p384', 'key-size': 4096 }, '[validate] key-size: 4096 is for RSA keys only, and key-type is ecdsa-p384; drop --key-size, or use --key-type rsa with it'],
     [{ ips: THREE, 'snapshot-schedule': 'x' }, `[validate] snapshot-schedule: "x" ${NOT_CALENDAR}`],
     [{ ips: THREE, 'snapshot-schedule': '*-*-* 25:00' }, `[validate] snapshot-schedule: "*-*-* 25:00" ${NOT_CALENDAR}`],
     [{ ips: THREE, 'snapshot-schedule': 'Fri..Mon 02:00' }, `[validate] snapshot-schedule: "Fri..Mon 02:00" ${NOT_CALENDAR}`],
@@ -118,6 +122,12 @@ describe('input validation: each bad input gets one message naming the field and
     ]);
     expect(input).toMatchObject({ clusterName: 'etcd', out: 'out', keySize: 4096, certDays: 825, etcdVersion: 'v3.6.16' });
     expect(warnings).toEqual([]);
+  });
+
+  it('--key-type from a flag wins over the config, and RSA keeps --key-size', () => {
+    expect(resolveClusterInput({ ips: THREE, 'key-type': 'ecdsa-p384' }, { 'key-type': 'ecdsa-p256' }).input).toMatchObject({ keyType: 'ecdsa-p256' });
+    expect(resolveClusterInput({ ips: THREE }, { 'key-type': 'rsa', 'key-size': 2048 }).input).toMatchObject({ keyType: 'rsa', keySize: 2048 });
+    expect(resolveClusterInput({ ips: THREE }, {}).input).toMatchObject({ keyType: 'rsa', keySize: 4096 });
   });
 
   it('warns about a public address but accepts it', () => {

@@ -3,7 +3,7 @@
  * (validate -> plan the steps -> record them in roll.json) and run the steps in day2/replace.ts.
  */
 import { isIPv4 } from 'node:net';
-import { installRecord, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
+import { installRecord, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { dropletWaitOptions } from '../day2/droplets.js';
 import { realEffects, dryRunEffects } from '../day2/effects.js';
@@ -15,6 +15,7 @@ import { CliError, usageError } from '../errors.js';
 import { flagsToRawInput, memberHostname, resolveClusterInput } from '../input.js';
 import { isUnicastIPv4 } from '../ipv4.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
+import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
 import { planCluster } from '../plan.js';
 import { jsonOutput, writeResult } from '../result.js';
 import { parseEtcdVersion, upgradeRefusal } from '../versions.js';
@@ -115,7 +116,7 @@ function outcomeDocument(operation: Operation, cluster: OpenCluster, outcome: Re
 }
 
 /** The flags that define a roll: on a re-run they may only repeat what roll.json recorded. */
-const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'name', 'ip', 'hostname'] as const;
+const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'name', 'ip', 'hostname'] as const;
 
 function resumable(operation: Operation, state: RollState, flags: ParsedOptions, cluster: OpenCluster): RollState {
   const current = state.current!;
@@ -124,7 +125,8 @@ function resumable(operation: Operation, state: RollState, flags: ParsedOptions,
   }
   const recorded: Record<string, string | undefined> = {
     'etcd-version': current.target.etcdVersion,
-    'key-size': String(current.target.keySize),
+    'key-type': recordKeyType(current.target),
+    'key-size': recordKeyType(current.target) === 'rsa' ? String(current.target.keySize) : undefined,
     install: current.target.install.mode ?? 'download',
     'release-url': current.target.install.mode === 'baked' ? undefined : current.target.install.releaseUrl,
     'etcd-sha256': current.target.install.mode === 'baked' ? undefined : current.target.install.sha256,
@@ -153,7 +155,9 @@ function resumable(operation: Operation, state: RollState, flags: ParsedOptions,
 function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster): RollTarget {
   const { record } = cluster;
   const raw = rawInputFromRecord(record, record.members, cluster.folder.out);
-  const changes = flagsToRawInput(Object.fromEntries(['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-size'].filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
+  const changes = flagsToRawInput(Object.fromEntries(['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'].filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
+  // A new key type starts from its own defaults: an RSA cluster's key size does not follow it to ECDSA.
+  if (changes['key-type'] !== undefined && changes['key-type'] !== raw['key-type']) delete raw['key-size'];
   if (changes.install === 'baked') {
     delete raw['release-url'];
     delete raw['etcd-sha256'];
@@ -168,7 +172,7 @@ function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster): RollTarget
   const to = parseEtcdVersion(plan.etcdVersion)!;
   const refusal = upgradeRefusal(from, to);
   if (refusal) throw usageError('validate', `etcd-version: ${refusal}`);
-  return { etcdVersion: plan.etcdVersion, install: installRecord(plan.install), keySize: plan.keySize, ...dropletTarget(flags, cluster) };
+  return { etcdVersion: plan.etcdVersion, install: installRecord(plan.install), keyType: plan.keyType, keySize: plan.keySize, ...dropletTarget(flags, cluster) };
 }
 
 /** create-droplets clusters: the replacements' droplet settings (--size, --image over the cluster's own). */
@@ -292,7 +296,7 @@ async function planRepair(flags: ParsedOptions, context: CommandContext, cluster
   const dead = cluster.plan.members.find((member) => member.name === name);
   if (!dead) throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
   const { record } = cluster;
-  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keySize: record.keySize, ...dropletTarget(flags, cluster) };
+  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keyType: recordKeyType(record), keySize: record.keySize, ...dropletTarget(flags, cluster) };
   const [replacement] = replacements(flags, cluster, [name], { ip: 'ip', hostname: 'hostname' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
   const health = await checkMembers(cluster.plan, client, context.now());
@@ -314,7 +318,7 @@ async function planRepair(flags: ParsedOptions, context: CommandContext, cluster
 function renderPlan(operation: Operation, cluster: OpenCluster, state: RollState): string {
   const current = state.current!;
   const lines = [
-    `Dry run: ${operation} of cluster ${cluster.record.clusterName} from ${current.fromVersion} to ${current.target.etcdVersion}, key size ${current.target.keySize}${current.target.droplet ? `, droplets ${current.target.droplet.size} / ${current.target.droplet.image}` : ''}; nothing was changed or written.`,
+    `Dry run: ${operation} of cluster ${cluster.record.clusterName} from ${current.fromVersion} to ${current.target.etcdVersion}, keys ${describeKeySpec(keySpecOf({ keyType: recordKeyType(current.target), keySize: current.target.keySize }))}${current.target.droplet ? `, droplets ${current.target.droplet.size} / ${current.target.droplet.image}` : ''}; nothing was changed or written.`,
     ...current.steps.map((step) => `  ${describeStep(step)}: ${ACTION_ORDER[operation].filter((action) => !step.done.includes(action)).join(' -> ')}`),
     '',
   ];

@@ -50,7 +50,8 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
     description: 'How nodes get etcd: download (fetch and verify the release at first boot; default) or baked (the image has it, see docs/packer.md; only its version is checked at boot)',
   },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
-  { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096)' },
+  { name: 'key-type', type: 'string', valueName: 'type', description: 'Type of every key minted: rsa (default), ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see README "Key types")' },
+  { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096; only with --key-type rsa)' },
   { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member, admin and client certificate validity in days (default 825; the CA gets 10 years)' },
   { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: "Raft heartbeat interval in ms (default etcd's 100); raise with --election-timeout on slow or distant networks" },
   { name: 'election-timeout', type: 'string', valueName: 'ms', description: "Raft election timeout in ms (default etcd's 1000; at least 5x the heartbeat interval)" },
@@ -177,7 +178,7 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
+  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-type', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
@@ -218,7 +219,7 @@ const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
 
 export const ROLL_OPTIONS: readonly OptionSpec[] = [
   { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: "Upgrade to this release: the cluster's minor or the next one (3.4 -> 3.5 -> 3.6), no downgrades (default: the cluster's)" },
-  ...['release-url', 'install', 'etcd-sha256', 'key-size'].map(clusterOption),
+  ...['release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'].map(clusterOption),
   { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Replace only these members (repeat or comma-separate; default: every member, the leader last)' },
   { name: 'ips', type: 'string', valueName: 'a,b,c', description: "IP mode: the new machines' IPv4 addresses, one per replaced member in order (required)" },
   { name: 'hostnames', type: 'string', valueName: 'h1,h2', description: "A --hostnames cluster: the new machines' DNS names, one per replaced member (a --domain cluster derives them)" },

@@ -1,4 +1,4 @@
-import { ClusterFolder, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
+import { ClusterFolder, recordKeyType, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import type { ClientTls } from '../etcd/client.js';
@@ -76,7 +76,9 @@ export function rawInputFromRecord(record: ClusterRecord, members: readonly Memb
     ...(record.install.mode === 'baked'
       ? { install: 'baked' }
       : { 'release-url': record.install.releaseUrl, ...(record.install.sha256 ? { 'etcd-sha256': record.install.sha256 } : {}) }),
-    'key-size': record.keySize,
+    // key-size is for RSA keys only: an ECDSA cluster's record keeps the default, which is no choice.
+    'key-type': recordKeyType(record),
+    ...(recordKeyType(record) === 'rsa' ? { 'key-size': record.keySize } : {}),
     'cert-days': record.certDays,
     // A new member must use the cluster's raft timing.
     ...(record.raftTiming?.heartbeatIntervalMs !== undefined ? { 'heartbeat-interval': record.raftTiming.heartbeatIntervalMs } : {}),

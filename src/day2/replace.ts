@@ -9,6 +9,7 @@
  */
 import {
   FOLDER_FILES,
+  recordKeyType,
   rollStateFile,
   type ClusterFolder,
   type ClusterRecord,
@@ -68,7 +69,7 @@ const progressOf = (run: ReplaceRun) => (line: string) => void run.context.stder
 
 /** The cluster.json record with the roll's settings: what the replacements are rendered from. */
 export function targetRecord(record: ClusterRecord, target: RollTarget): ClusterRecord {
-  return { ...record, etcdVersion: target.etcdVersion, install: target.install, keySize: target.keySize };
+  return { ...record, etcdVersion: target.etcdVersion, install: target.install, keyType: recordKeyType(target), keySize: target.keySize };
 }
 
 /** Runs every step's remaining actions in order, then finishes the roll. */

@@ -3,16 +3,17 @@ import forge from 'node-forge';
 import { CliError } from '../errors.js';
 import type { ClusterPlan } from '../plan.js';
 import { certRequests, type CertRequest, type SubjectAltName } from './profiles.js';
-import { generateRsaKeyPem } from './rsa.js';
+import { mayCertSign, subjectName } from './der.js';
+import { generateKeyPem, keyIdentifier, keySpecOf, keySpecOfKey, sameKeySpec, signatureAlgorithmFor, subjectPublicKeyInfo, type KeySpec } from './key-types.js';
 
 /** A private key as PKCS#8 PEM. Generation is injectable so golden tests use fixed keys. */
-export type KeySource = (bits: number, fileBase: string) => Promise<string>;
+export type KeySource = (key: KeySpec, fileBase: string) => Promise<string>;
 
 /**
- * Keys from OpenSSL's prime generator (see rsa.ts). Every prime search is its own job in the
- * libuv pool, so the keys of all members, and the two primes of each key, are found in parallel.
+ * RSA keys from OpenSSL's prime generator (see rsa.ts), EC keys from OpenSSL. Every RSA prime search
+ * is its own job in the libuv pool, so the keys of all members, and the two primes of each key, are found in parallel.
  */
-export const nativeKeySource: KeySource = (bits) => generateRsaKeyPem(bits);
+export const nativeKeySource: KeySource = (key) => generateKeyPem(key);
 
 /** 16 random bytes with the top bit clear: a positive serial, unique per certificate. */
 export const randomSerial = (): string => {
@@ -62,7 +63,7 @@ const DAY_MS = 86_400_000;
 
 /**
  * Mints (or keeps) every certificate of the plan. Keys are generated concurrently; signing uses
- * Node's native RSA, node-forge only assembles the X.509 structures.
+ * Node's native crypto, node-forge only assembles the X.509 structures.
  */
 export async function mintPki(plan: ClusterPlan, options: MintOptions): Promise<ClusterPki> {
   const keySource = options.keySource ?? nativeKeySource;
@@ -84,7 +85,7 @@ export async function mintPki(plan: ClusterPlan, options: MintOptions): Promise<
   }
   // Every missing key is generated at once: key generation is the slow part and runs in parallel.
   const toMint = [...(existingCa ? [] : [caRequest]), ...leafRequests.filter((request) => !kept.has(request.fileBase))];
-  const keys = new Map(await Promise.all(toMint.map(async (request) => [request.fileBase, await keySource(plan.keySize, request.fileBase)] as const)));
+  const keys = new Map(await Promise.all(toMint.map(async (request) => [request.fileBase, await keySource(keySpecOf(plan), request.fileBase)] as const)));
 
   const ca = existingCa ?? mintCa(caRequest, keys.get(caRequest.fileBase)!, options.now, serialSource());
   const caKey = createPrivateKey(ca.keyPem);
@@ -144,21 +145,28 @@ function parsePrivateKey(file: string, pem: string): KeyObject {
 const isoDate = (date: Date) => date.toISOString().replace('.000Z', 'Z');
 
 /**
- * Before the CA signs anything: it is a CA (basicConstraints CA:TRUE, keyUsage keyCertSign), an
- * RSA one (issue() signs sha256WithRSA), with the key in pki/ca.key, and valid now.
+ * Before the CA signs anything: it is a CA (basicConstraints CA:TRUE, keyUsage keyCertSign), with
+ * a key issue() can sign with (RSA, ECDSA P-256/P-384: whatever --key-type the leaves have), the
+ * key in pki/ca.key, and valid now.
  */
 function checkCa(ca: KeyPairPem, plan: ClusterPlan, now: Date): KeyObject {
   const cert = parseCertificate('pki/ca.crt', ca.certPem);
   const key = parsePrivateKey('pki/ca.key', ca.keyPem);
   if (!cert.ca) throw new CliError('mint', 'pki/ca.crt: is not a CA certificate (basicConstraints CA:TRUE is missing); restore the CA certificate from a backup of the folder');
-  if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new CliError('mint', `pki/ca.crt: its key is ${cert.publicKey.asymmetricKeyType}, not RSA; etcd-cloudinit signs with RSA CAs only`);
-  let keyUsage: { keyCertSign?: boolean } | undefined;
+  if (!keySpecOfKey(cert.publicKey)) {
+    const { asymmetricKeyType: type, asymmetricKeyDetails: details } = cert.publicKey;
+    throw new CliError(
+      'mint',
+      `pki/ca.crt: its key is ${type}${details?.namedCurve ? ` ${details.namedCurve}` : details?.modulusLength ? ` ${details.modulusLength}-bit` : ''}; etcd-cloudinit signs with RSA (2048, 3072, 4096) and ECDSA P-256/P-384 CAs only`,
+    );
+  }
+  let certSign: boolean;
   try {
-    keyUsage = forge.pki.certificateFromPem(ca.certPem).getExtension('keyUsage') as typeof keyUsage;
+    certSign = mayCertSign(cert.raw);
   } catch {
     throw damaged('pki/ca.crt', 'a certificate etcd-cloudinit can read');
   }
-  if (!keyUsage?.keyCertSign) throw new CliError('mint', 'pki/ca.crt: may not sign certificates (its keyUsage lacks keyCertSign); restore the CA certificate from a backup of the folder');
+  if (!certSign) throw new CliError('mint', 'pki/ca.crt: may not sign certificates (its keyUsage lacks keyCertSign); restore the CA certificate from a backup of the folder');
   if (!cert.checkPrivateKey(key)) {
     throw new CliError('mint', `pki/ca.key does not belong to pki/ca.crt in ${plan.outDir}; restore the matching pair (the CA is never replaced automatically)`);
   }
@@ -229,7 +237,6 @@ function leafStillMatches(request: CertRequest, pair: KeyPairPem, ca: IssuedCert
   }
   const caCert = new X509Certificate(ca.certPem);
   const renewBefore = options.now.getTime() + (options.renewWithinDays ?? 30) * DAY_MS;
-  const keyBits = createPublicKey(pair.certPem).asymmetricKeyDetails?.modulusLength;
   const wantedUsages = request.profile.extKeyUsage.map((usage) => EXT_KEY_USAGE_OIDS[usage]).sort();
   return (
     cert.verify(caCert.publicKey) &&
@@ -238,12 +245,21 @@ function leafStillMatches(request: CertRequest, pair: KeyPairPem, ca: IssuedCert
     (cert.subjectAltName ?? '') === formatSubjectAltNames(request.subjectAltNames) &&
     JSON.stringify([...(cert.keyUsage ?? [])].sort()) === JSON.stringify(wantedUsages) &&
     new Date(cert.validTo).getTime() > renewBefore &&
-    keyBits === plan.keySize
+    sameKeySpec(keySpecOfKey(cert.publicKey), keySpecOf(plan))
   );
 }
 
 /** Exported by node-forge at runtime but missing from its type definitions. */
 const forgeTbs = forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 };
+
+/**
+ * forge writes only RSA keys into a certificate: it is given this stand-in, and the
+ * SubjectPublicKeyInfo Node exports for the real key (RSA or EC) replaces it in the TBS.
+ */
+const STAND_IN_KEY = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('1', 10), new forge.jsbn.BigInteger('65537', 10));
+
+/** Places in the TBSCertificate of a v3 certificate. */
+const TBS = { signature: 2, issuer: 3, subjectPublicKeyInfo: 6 } as const;
 
 interface Issuer {
   /** undefined when the certificate signs itself (the CA). */
@@ -255,11 +271,21 @@ function toForgeAltName(san: SubjectAltName): { type: number; ip?: string; value
   return san.type === 'ip' ? { type: 7, ip: san.value } : { type: 2, value: san.value };
 }
 
-/** Builds the X.509 structure with node-forge and signs its TBSCertificate with Node's native RSA. */
+const spkiDerOf = (key: KeyObject): Buffer => key.export({ type: 'spki', format: 'der' });
+
+/**
+ * Builds the X.509 structure with node-forge and signs its TBSCertificate with Node's crypto,
+ * with the signature algorithm of the issuer's key (key-types.ts), whatever the subject's key is.
+ */
 export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now: Date, serialHex: string): string {
-  const publicKeyPem = createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }) as string;
+  const { asn1 } = forge;
+  const subjectSpki = spkiDerOf(createPublicKey(keyPem));
+  const issuerCert = issuer.certPem ? new X509Certificate(issuer.certPem) : undefined;
+  const issuerSpki = issuerCert ? spkiDerOf(issuerCert.publicKey) : subjectSpki;
+  const signature = signatureAlgorithmFor(issuer.key);
+
   const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  cert.publicKey = STAND_IN_KEY;
   cert.serialNumber = serialHex;
   // Backdated a little so a node whose clock lags the workstation's still accepts it.
   cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
@@ -269,8 +295,8 @@ export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now:
     ...(request.organization !== undefined ? [{ name: 'organizationName', value: request.organization }] : []),
   ];
   cert.setSubject(subject);
-  const issuerCert = issuer.certPem ? forge.pki.certificateFromPem(issuer.certPem) : undefined;
-  cert.setIssuer(issuerCert ? issuerCert.subject.attributes : subject);
+  // The issuer Name is copied from the issuer's certificate below; forge needs one meanwhile.
+  cert.setIssuer(subject);
 
   const keyUsage = Object.fromEntries(request.profile.keyUsage.map((usage) => [usage, true]));
   const extensions: Record<string, unknown>[] = [
@@ -283,17 +309,27 @@ export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now:
   if (request.subjectAltNames.length > 0) {
     extensions.push({ name: 'subjectAltName', altNames: request.subjectAltNames.map(toForgeAltName) });
   }
-  extensions.push({ name: 'subjectKeyIdentifier' });
-  const authorityKeyId = (issuerCert ?? cert).generateSubjectKeyIdentifier().getBytes();
-  extensions.push({ name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId });
+  extensions.push({ name: 'subjectKeyIdentifier', value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, keyIdentifier(subjectSpki).toString('binary')) });
+  extensions.push({ name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuerSpki).toString('binary') });
   cert.setExtensions(extensions);
 
-  const signatureOid = forge.pki.oids.sha256WithRSAEncryption!;
-  cert.signatureOid = signatureOid;
-  cert.siginfo.algorithmOid = signatureOid;
-  const tbsDer = forge.asn1.toDer(forgeTbs.getTBSCertificate(cert)).getBytes();
-  cert.signature = sign('sha256', Buffer.from(tbsDer, 'binary'), issuer.key).toString('binary');
-  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+  // Replaced below by the issuer key's AlgorithmIdentifier; forge needs an OID to write one.
+  cert.siginfo.algorithmOid = forge.pki.oids.sha256WithRSAEncryption!;
+  const tbs = forgeTbs.getTBSCertificate(cert);
+  const fields = tbs.value as forge.asn1.Asn1[];
+  fields[TBS.signature] = signature.algorithmIdentifier;
+  if (issuerCert) fields[TBS.issuer] = subjectName(issuerCert.raw);
+  fields[TBS.subjectPublicKeyInfo] = subjectPublicKeyInfo(subjectSpki);
+  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
+  const signatureValue = sign(signature.digest, tbsDer, issuer.key);
+  const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    tbs,
+    signature.algorithmIdentifier,
+    // The signature as a BIT STRING with no unused bits.
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\x00${signatureValue.toString('binary')}`),
+  ]);
+  const der = Buffer.from(asn1.toDer(certificate).getBytes(), 'binary');
+  return new X509Certificate(der).toString();
 }
 
 /** The certificates on disk, described as mintPki describes them; nothing is minted. A file that does not parse is a [mint] error naming it. */
@@ -332,7 +368,7 @@ export async function issueLeaf(plan: ClusterPlan, fileBase: string, ca: KeyPair
   const caKey = checkCa(ca, plan, options.now);
   checkCaOutlives(ca.certPem, request.validityDays, options.now);
   if (options.keyPem !== undefined) parsePrivateKey(`pki/${fileBase}.key`, options.keyPem);
-  const keyPem = options.keyPem ?? (await (options.keySource ?? nativeKeySource)(plan.keySize, fileBase));
+  const keyPem = options.keyPem ?? (await (options.keySource ?? nativeKeySource)(keySpecOf(plan), fileBase));
   const certPem = issue(request, keyPem, { certPem: ca.certPem, key: caKey }, options.now, (options.serialSource ?? randomSerial)());
   return describe(request, { certPem, keyPem }, false);
 }

@@ -49,6 +49,8 @@ describe('roll and repair usage errors', () => {
     ['ipmode', ['roll', '--etcd-version', '3.6.14'], '[validate] etcd-version: "3.6.14"'],
     ['ipmode', ['roll', '--key-size', '1024'], '[validate] key-size: 1024'],
     ['ipmode', ['roll', '--install', 'rsync'], '[validate] install: "rsync"'],
+    ['ipmode', ['roll', '--key-type', 'ed25519'], '[validate] key-type: "ed25519" is not one of rsa, ecdsa-p256, ecdsa-p384'],
+    ['ipmode', ['roll', '--key-type', 'ecdsa-p256', '--key-size', '2048'], '[validate] key-size: 2048 is for RSA keys only, and key-type is ecdsa-p256; drop --key-size, or use --key-type rsa with it'],
     ['ipmode', ['roll'], '[validate] ips: give the new machine\'s IPv4 for each replaced member (etcd1, etcd2, etcd3): 3 address(es), got 0'],
     ['ipmode', ['roll', '--member', 'etcd2', '--ips', '10.0.0.300'], '[validate] ips[0]: "10.0.0.300" is not an IPv4 address'],
     ['ipmode', ['roll', '--member', 'etcd2', '--ips', '10.10.0.11'], '[validate] ips[0]: "10.10.0.11" is already used by member etcd1; a replacement is a new machine'],

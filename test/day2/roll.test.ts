@@ -6,6 +6,7 @@
  * writes throughout the roll: one put every 100 ms, each a new key holding a counter.
  */
 import type { ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +36,8 @@ interface Kind {
   readonly waits: string[];
   /** The client URLs of the bootstrap members and of their replacements: the writer's endpoints. */
   readonly writerEndpoints: (cluster: LoopbackCluster) => string[];
+  /** The roll also changes the key type (RSA members and ECDSA replacements serve side by side meanwhile). */
+  readonly keyType?: 'ecdsa-p256';
 }
 
 const byName = (names: readonly string[]) => names.map((name) => `https://etcd-${name}.${LOOP_DOMAIN}:2379`);
@@ -46,6 +49,7 @@ const KINDS: readonly Kind[] = [
     addressArgs: (cluster, n) => ['--ip', cluster.ip(n)],
     waits: [...WAITS, '--poll-interval', '0.2'],
     writerEndpoints: (cluster) => [1, 2, 3, 11, 12, 13].map((n) => `https://${cluster.ip(n)}:2379`),
+    keyType: 'ecdsa-p256',
   },
   { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
   { kind: 'do', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, ...DO_POLL_ARGS], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
@@ -106,7 +110,7 @@ class Operator {
 }
 
 describe.runIf(canRun)('roll and repair on real etcd members', () => {
-  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints }) => {
+  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints, keyType }) => {
     let cluster: LoopbackCluster;
 
     beforeAll(async () => {
@@ -153,7 +157,7 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         await sleep(500);
         // First run: killed (as by Ctrl-C or a crash) right after its first replacement joined the cluster as a learner.
         let child: ChildProcess | undefined;
-        const first = cluster.cli(['roll', ...rollArgs(cluster), ...waits], {}, (spawned) => (child = spawned), 300_000);
+        const first = cluster.cli(['roll', ...rollArgs(cluster), ...(keyType ? ['--key-type', keyType] : []), ...waits], {}, (spawned) => (child = spawned), 300_000);
         const deadline = Date.now() + 60_000;
         while (!existsSync(join(cluster.outDir, 'roll.json')) || !rollJson().current?.steps[0]?.done.includes('add')) {
           if (Date.now() > deadline) throw new Error(`the first replacement was not added within 60 s: ${(await first).stderr}`);
@@ -198,6 +202,11 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         // Every member serves a certificate with a new serial.
         for (const member of members) expect(originalSerials.has(await cluster.servedSerial(member.name)), member.name).toBe(false);
         for (const name of BOOTSTRAP) expect(existsSync(join(cluster.outDir, 'pki', `${name}.key`)), name).toBe(false);
+        // The replacements have keys of the roll's type, signed by the cluster's RSA CA, and cluster.json says so.
+        const keyTypeOf = (file: string) => new X509Certificate(readFileSync(join(cluster.outDir, 'pki', file))).publicKey.asymmetricKeyType;
+        for (const member of members) expect(keyTypeOf(`${member.name}.crt`), member.name).toBe(keyType ? 'ec' : 'rsa');
+        expect(keyTypeOf('ca.crt')).toBe('rsa');
+        expect(json<{ keyType?: string }>(join(cluster.outDir, 'cluster.json')).keyType ?? 'rsa').toBe(keyType ?? 'rsa');
         const health = await cluster.cli(['health']);
         expect(health.code, health.stdout + health.stderr).toBe(0);
         expectValidApiRequests();

@@ -29,9 +29,9 @@ interface Run {
 
 // Keys are made once per file base and reused: minting is not what these tests are about.
 const keys = new Map<string, Promise<string>>();
-const cachedKeySource: KeySource = (bits, fileBase) => {
-  const key = `${bits}/${fileBase}`;
-  if (!keys.has(key)) keys.set(key, nativeKeySource(bits, fileBase));
+const cachedKeySource: KeySource = (spec, fileBase) => {
+  const key = `${JSON.stringify(spec)}/${fileBase}`;
+  if (!keys.has(key)) keys.set(key, nativeKeySource(spec, fileBase));
   return keys.get(key)!;
 };
 

@@ -7,8 +7,8 @@ import { REPO_ROOT } from './cli.js';
 export const FIXTURES = join(REPO_ROOT, 'test', 'fixtures');
 
 /** Fixed keys by file base (test/fixtures/keys/<base>.key), so certificates are byte-stable. */
-export const fixtureKeySource: KeySource = async (bits, fileBase) => {
-  if (bits !== 2048) throw new Error(`fixture keys are 2048-bit, asked for ${bits}`);
+export const fixtureKeySource: KeySource = async (key, fileBase) => {
+  if (key.type !== 'rsa' || key.bits !== 2048) throw new Error(`fixture keys are RSA-2048, asked for ${JSON.stringify(key)}`);
   return readFileSync(join(FIXTURES, 'keys', `${fileBase}.key`), 'utf8');
 };
 
