@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { mintForeignClient, type ClientIdentity } from './certificates.js';
 import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMembers, untilSucceeds } from './etcd-client.js';
-import { waitFor } from './exec.js';
+import { runAllowingFailure, waitFor } from './exec.js';
 import { NODE_PATHS } from '../../src/plan.js';
 import { DEBIAN_ETCD_RELEASE } from './mirror.js';
 import { E2E_BUCKET, JOINER_IP } from './cluster.js';
@@ -127,6 +127,20 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     }
     const etcdctlWithoutCert = await suite.cluster.etcdctl(['get', 'e2e/greeting'], [member.clientUrl], withoutCert);
     expect(etcdctlWithoutCert.code).not.toBe(0);
+  });
+
+  it('serves etcd_server_has_leader 1 on every member at http://<address>:2381/metrics, in plain HTTP', async (context) => {
+    skipUnlessHealthy(context);
+    for (const member of suite.cluster.members) {
+      const metricsUrl = `${member.clientUrl.replace(/^https:/, 'http:').replace(/:2379$/, ':2381')}/metrics`;
+      const scraped = await untilSucceeds(
+        `etcd_server_has_leader 1 from ${metricsUrl}`,
+        () => runAllowingFailure(suite.cluster.network.inside(['curl', '-sS', '--max-time', '15', metricsUrl]), { timeoutMs: 30_000 }),
+        (result) => result.code === 0 && /^etcd_server_has_leader 1$/m.test(result.stdout),
+        (result) => result.stderr.trim() || `no etcd_server_has_leader 1 in ${result.stdout.length} bytes`,
+      );
+      expect(scraped.stdout).toMatch(/^etcd_server_has_leader 1$/m);
+    }
   });
 
   it('finished cloud-init with status done, no failed module and no schema warning in every guest', async () => {
