@@ -336,11 +336,11 @@ function renderPlan(operation: Operation, cluster: OpenCluster, state: RollState
   const current = state.current!;
   const lines = [
     `Dry run: ${operation} of cluster ${cluster.record.clusterName} from ${current.fromVersion} to ${current.target.etcdVersion}, keys ${describeKeySpec(keySpecOf({ keyType: recordKeyType(current.target), keySize: current.target.keySize }))}${current.target.droplet ? `, droplets ${current.target.droplet.size} / ${current.target.droplet.image}` : ''}; nothing was changed or written.`,
-    ...current.steps.map((step) => `  ${describeStep(step)}: ${ACTION_ORDER[operation].filter((action) => !step.done.includes(action)).join(' -> ')}`),
+    ...current.steps.map((step) => `  ${describeStep(step)}: ${ACTION_ORDER[operation].filter((action) => !step.done.includes(action)).join(' -> ') || 'done'}`),
     ...(current.renewCredentials
       ? [`  then${current.renewCredentials.done ? ' (done)' : ''}: renew-credentials: ${credentialFiles(cluster).join(', ')} re-issued by the same CA with new keys${cluster.plan.kubernetes ? `; ${cluster.folder.shownFile(FOLDER_FILES.kubernetesDir)}/ rewritten` : ''}`]
       : operation === 'roll'
-        ? ['  The admin and client certificates are kept: this roll does not replace every member (renew-certs --rotate-keys renews them).']
+        ? ['  The admin and client certificates are kept: this roll does not replace every member, or an older release started it (renew-certs --rotate-keys renews them after it).']
         : []),
     '',
   ];
