@@ -40,6 +40,8 @@ interface Kind {
   readonly keyType?: 'ecdsa-p256';
   /** gen-userdata's extra flags: a client certificate and the Kubernetes kit, which the roll's last step re-issues. */
   readonly genArgs?: readonly string[];
+  /** The resumed roll prints its text summary instead of --json. */
+  readonly textOutcome?: boolean;
 }
 
 const byName = (names: readonly string[]) => names.map((name) => `https://etcd-${name}.${LOOP_DOMAIN}:2379`);
@@ -54,7 +56,7 @@ const KINDS: readonly Kind[] = [
     keyType: 'ecdsa-p256',
     genArgs: ['--client', 'app', '--kubernetes'],
   },
-  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
+  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]), textOutcome: true },
   { kind: 'do', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, ...DO_POLL_ARGS], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
 ];
 
@@ -113,7 +115,7 @@ class Operator {
 }
 
 describe.runIf(canRun)('roll and repair on real etcd members', () => {
-  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints, keyType, genArgs }) => {
+  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints, keyType, genArgs, textOutcome }) => {
     let cluster: LoopbackCluster;
 
     beforeAll(async () => {
@@ -192,20 +194,27 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
           expect(duringRenewal.stderr).toMatch(/ETCD_CLOUDINIT_CRASH_AT=16: killed before (place|create) /);
           earlierRuns = beforeRenewal.stderr + duringRenewal.stderr;
         }
-        const resumed = await withOperator(['roll', ...waits, '--json']);
+        const resumed = await withOperator(['roll', ...waits, ...(textOutcome ? [] : ['--json'])]);
         expect(resumed.code, resumed.stderr).toBe(0);
         if (genArgs) {
           expect(resumed.stderr).toMatch(/resuming the roll .*: every member replaced; checking the cluster version/);
           expect(resumed.stderr).not.toContain('renewed the admin certificate');
         }
-        // --json: stdout is only the outcome, as schema/output/roll.schema.json describes it.
-        const outcome = JSON.parse(resumed.stdout) as { dryRun: boolean; steps: { old: string; replacement: { name: string } }[]; renewedCredentials: { keys: string; admin: { certificate: string }; clients: { name: string }[]; kubernetes: string | null } };
-        expect(outputSchemaErrors('roll', outcome)).toEqual([]);
-        expect(outcome.dryRun).toBe(false);
-        expect(outcome.steps.map((step) => [step.old, step.replacement.name]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
-        expect(outcome.renewedCredentials).toMatchObject({ keys: keyType ? 'ECDSA P-256' : 'RSA-2048', admin: { certificate: expect.stringMatching(/pki\/admin\.crt$/) } });
-        expect(outcome.renewedCredentials.clients.map((client) => client.name).sort()).toEqual(genArgs ? ['app', 'kube-apiserver-etcd-client'] : []);
-        expect(outcome.renewedCredentials.kubernetes !== null).toBe(genArgs !== undefined);
+        if (textOutcome) {
+          // The summary says what was replaced, what the last step renewed, and what the operator does with it.
+          expect(resumed.stdout).toMatch(/^Rolled cluster etcd: /);
+          for (const name of BOOTSTRAP) expect(resumed.stdout).toContain(`${name} -> ${name}-2`);
+          expect(resumed.stdout).toMatch(/\nRenewed the admin certificate with the same CA \(new RSA-2048 keys\):\n  admin   out\/etcd\/pki\/admin\.crt until \d{4}-\d\d-\d\d \(used from the folder, etcdctl\.env too: nothing to install\)\n/);
+        } else {
+          // --json: stdout is only the outcome, as schema/output/roll.schema.json describes it.
+          const outcome = JSON.parse(resumed.stdout) as { dryRun: boolean; steps: { old: string; replacement: { name: string } }[]; renewedCredentials: { keys: string; admin: { certificate: string }; clients: { name: string }[]; kubernetes: string | null } };
+          expect(outputSchemaErrors('roll', outcome)).toEqual([]);
+          expect(outcome.dryRun).toBe(false);
+          expect(outcome.steps.map((step) => [step.old, step.replacement.name]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
+          expect(outcome.renewedCredentials).toMatchObject({ keys: keyType ? 'ECDSA P-256' : 'RSA-2048', admin: { certificate: expect.stringMatching(/pki\/admin\.crt$/) } });
+          expect(outcome.renewedCredentials.clients.map((client) => client.name).sort()).toEqual(genArgs ? ['app', 'kube-apiserver-etcd-client'] : []);
+          expect(outcome.renewedCredentials.kubernetes !== null).toBe(genArgs !== undefined);
+        }
         expect(resumed.stderr).toContain('resuming the roll');
         // The leader is replaced last, and hands its leadership to its replacement before it is removed.
         expect(earlierRuns + resumed.stderr).toMatch(/etcd\d: was the leader; leadership moved to etcd\d-2/);
@@ -267,6 +276,8 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
     it('roll: a replacement that never starts is rolled back, the old member still serving; run again, it is replaced', async () => {
       const membersBefore = await memberList();
+      const adminSerial = () => new X509Certificate(readFileSync(join(cluster.outDir, 'pki', 'admin.crt'))).serialNumber;
+      const adminBefore = adminSerial();
       const failed = await cluster.cli(['roll', '--member', 'etcd1-2', ...(kind === 'ip' ? ['--ips', cluster.ip(14)] : []), '--catch-up-timeout', '3', '--poll-interval', '0.2', '--print', ...(kind === 'do' ? ['--wait-timeout', '20'] : [])]);
       expect(failed.code, failed.stderr).toBe(1);
       // --print wrote the replacement's user-data to stdout as it was made.
@@ -290,6 +301,9 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
       const retried = await withOperator(['roll', ...waits]);
       expect(retried.code, retried.stderr).toBe(0);
+      // A roll of some members keeps the admin and client certificates.
+      expect(retried.stdout).not.toContain('Renewed the admin certificate');
+      expect(adminSerial()).toBe(adminBefore);
       expect((await memberList()).map((member) => member.name).sort()).toEqual(['etcd1-3', 'etcd2-2', 'etcd3-2']);
       expectValidApiRequests();
     });
