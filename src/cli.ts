@@ -109,7 +109,7 @@ const TABLE: Command[] = [
   {
     name: 'roll',
     summary:
-      'Replace members one at a time by new machines (new certificates, and optionally a new etcd release, key size, install mode, droplet size or image): each joins as a learner, catches up and is promoted before the old one is removed',
+      'Replace members one at a time by new machines (new certificates, and optionally a new etcd release, key type or size, install mode, droplet size or image): each joins as a learner, catches up and is promoted before the old one is removed; a roll of every member then re-issues the admin and client certificates with new keys',
     usage: 'etcd-cloudinit roll [--etcd-version <vX.Y.Z>] [--member <name>]... (IP mode: --ips <a,b,c>) [--print] [--dry-run] [--cluster-name <name>]',
     options: ROLL_OPTIONS,
     examples: [

@@ -181,6 +181,13 @@ export interface RollState {
     readonly fromVersion: string;
     readonly target: RollTarget;
     readonly steps: readonly ReplacementStep[];
+    /**
+     * The roll's last step, once every member is replaced and healthy: the admin and client
+     * certificates re-issued (same CA, the target's key type, new keys) and kubernetes/ rewritten.
+     * Absent when it is not part of the plan: a repair, a roll of some members only, roll.json
+     * written before this step existed.
+     */
+    readonly renewCredentials?: { readonly done: boolean };
   };
   readonly history: readonly { readonly old: string; readonly replacement: string; readonly operation: 'roll' | 'repair'; readonly finishedAt: string }[];
 }

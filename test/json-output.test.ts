@@ -92,7 +92,10 @@ describe('--json output of every command, against schema/output/<command>.schema
       expect(renewed).toMatchObject({ dryRun: true, keys: 'kept' });
       expect((renewed.members as unknown[]).length).toBe(3);
       const rolled = documentOf('roll', await cluster.cli(['roll', '--ips', [5, 6, 7].map((n) => cluster.ip(n)).join(','), '--dry-run', '--json']));
-      expect(rolled).toMatchObject({ dryRun: true, operation: 'roll' });
+      expect(rolled).toMatchObject({ dryRun: true, operation: 'roll', renewCredentials: { done: false, certificates: [expect.stringMatching(/pki\/admin\.crt$/)], kubernetes: null } });
+      // A roll of some members only keeps the admin and client certificates.
+      const partial = documentOf('roll', await cluster.cli(['roll', '--member', 'etcd2', '--ips', cluster.ip(5), '--dry-run', '--json']));
+      expect(partial).toMatchObject({ dryRun: true, renewCredentials: null });
       expect(folderSnapshot(cluster.outDir)).toEqual(before);
     });
 
@@ -110,7 +113,7 @@ describe('--json output of every command, against schema/output/<command>.schema
       await cluster.stop('etcd3');
       try {
         const repaired = documentOf('repair', await cluster.cli(['repair', '--name', 'etcd3', '--ip', cluster.ip(8), '--dry-run', '--json', '--timeout', '2']));
-        expect(repaired).toMatchObject({ dryRun: true, operation: 'repair', steps: [{ old: 'etcd3', replacement: { host: cluster.ip(8) } }] });
+        expect(repaired).toMatchObject({ dryRun: true, operation: 'repair', steps: [{ old: 'etcd3', replacement: { host: cluster.ip(8) } }], renewCredentials: null });
       } finally {
         cluster.start('etcd3');
         await cluster.waitHealthy(['etcd3']);

@@ -3,7 +3,7 @@
  * (validate -> plan the steps -> record them in roll.json) and run the steps in day2/replace.ts.
  */
 import { isIPv4 } from 'node:net';
-import { installRecord, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
+import { FOLDER_FILES, installRecord, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { dropletWaitOptions } from '../day2/droplets.js';
 import { realEffects, dryRunEffects } from '../day2/effects.js';
@@ -60,16 +60,21 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
   if (existing?.current) {
     state = resumable(operation, existing, flags, cluster);
     const pending = existing.current.steps.filter((step) => step.done.length < ACTION_ORDER[operation].length);
-    progress(`resuming the ${operation} started ${existing.current.startedAt} (to ${existing.current.target.etcdVersion}): ${pending.map(describeStep).join(', ') || 'every member replaced; checking the cluster version'}`);
+    const last = existing.current.renewCredentials?.done === false ? 'renewing the admin and client certificates' : 'checking the cluster version';
+    progress(`resuming the ${operation} started ${existing.current.startedAt} (to ${existing.current.target.etcdVersion}): ${pending.map(describeStep).join(', ') || `every member replaced; ${last}`}`);
   } else {
     const plan = operation === 'roll' ? await planRoll(flags, context, cluster) : await planRepair(flags, context, cluster);
-    state = { formatVersion: 1, current: { operation, startedAt: context.now().toISOString(), fromVersion: cluster.record.etcdVersion, target: plan.target, steps: plan.steps }, history: existing?.history ?? [] };
+    state = {
+      formatVersion: 1,
+      current: { operation, startedAt: context.now().toISOString(), fromVersion: cluster.record.etcdVersion, target: plan.target, steps: plan.steps, ...(plan.renewCredentials ? { renewCredentials: { done: false } } : {}) },
+      history: existing?.history ?? [],
+    };
     if (dryRun) {
       writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
       return 0;
     }
     folder.update({ files: [rollStateFile(state)] });
-    progress(`${operation} of cluster ${cluster.record.clusterName} to ${plan.target.etcdVersion}: ${plan.steps.map(describeStep).join(', ')}`);
+    progress(`${operation} of cluster ${cluster.record.clusterName} to ${plan.target.etcdVersion}: ${plan.steps.map(describeStep).join(', ')}${plan.renewCredentials ? '; then the admin and client certificates' : ''}`);
   }
   if (dryRun) {
     // A dry run of a roll in progress shows what the re-run would still do.
@@ -99,7 +104,13 @@ function planDocument(operation: Operation, cluster: OpenCluster, state: RollSta
     fromVersion: current.fromVersion,
     target: { etcdVersion: current.target.etcdVersion, keySize: current.target.keySize, ...(current.target.droplet ? { droplet: { size: current.target.droplet.size, image: current.target.droplet.image } } : {}) },
     steps: current.steps.map((step) => stepDocument(operation, step)),
+    renewCredentials: current.renewCredentials ? { done: current.renewCredentials.done, certificates: credentialFiles(cluster), kubernetes: cluster.plan.kubernetes ? cluster.folder.shownFile(FOLDER_FILES.kubernetesDir) : null } : null,
   };
+}
+
+/** The files the roll's last step re-issues: the admin certificate and every client certificate. */
+function credentialFiles(cluster: OpenCluster): string[] {
+  return ['admin', ...cluster.plan.clients.map((client) => `clients/${client.name}`)].map((fileBase) => cluster.folder.shownFile(FOLDER_FILES.cert(fileBase)));
 }
 
 /** roll/repair --json: what was replaced, and the versions the cluster runs now. */
@@ -112,6 +123,7 @@ function outcomeDocument(operation: Operation, cluster: OpenCluster, outcome: Re
     memberVersions: Object.fromEntries(outcome.memberVersions),
     clusterVersion: outcome.clusterVersion,
     retiredMachines: [...outcome.retiredMachines],
+    renewedCredentials: outcome.renewedCredentials ? { ...outcome.renewedCredentials, kubernetes: outcome.renewedCredentials.kubernetes ?? null } : null,
   };
 }
 
@@ -260,6 +272,8 @@ function replacements(flags: ParsedOptions, cluster: OpenCluster, olds: readonly
 interface OperationPlan {
   readonly target: RollTarget;
   readonly steps: readonly ReplacementStep[];
+  /** The last step: the admin and client certificates re-issued (a roll of every member only). */
+  readonly renewCredentials?: boolean;
 }
 
 /** roll: every member (or --member), healthy cluster, no learner; the leader last, so leadership moves once. */
@@ -285,7 +299,9 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
   const leader = health.find((member) => member.leader)?.name;
   const steps = olds.map((old, index): ReplacementStep => ({ old, oldPeerUrl: cluster.plan.members.find((member) => member.name === old)!.peerUrl, replacement: news[index]!, done: [] }));
   // The leader last: leadership then moves once, to a member that stays.
-  return { target, steps: steps.sort((a, b) => Number(a.old === leader) - Number(b.old === leader)) };
+  const sorted = steps.sort((a, b) => Number(a.old === leader) - Number(b.old === leader));
+  // Only a roll of every member renews the admin and client pairs: a --member roll replaces suspect machines, and kube-apiserver's pair should not need copying again for it.
+  return { target, steps: sorted, renewCredentials: olds.length === names.length };
 }
 
 /** repair: the named member is dead, and the others keep quorum without it. */
@@ -312,6 +328,7 @@ async function planRepair(flags: ParsedOptions, context: CommandContext, cluster
       `refusing to remove ${name}: only ${healthyOthers.length} other member(s) are healthy voters (${others.filter((member) => !member.healthy).map((member) => member.name).join(', ') || 'none'} unhealthy), and ${others.length} members need ${quorumAfter} for quorum; bring them back first`,
     );
   }
+  // No renewCredentials: a repair keeps the cluster's settings and replaces one dead machine, which held no admin or client key.
   return { target, steps: [{ old: name, oldPeerUrl: dead.peerUrl, replacement: replacement!, done: [] }] };
 }
 
@@ -319,7 +336,12 @@ function renderPlan(operation: Operation, cluster: OpenCluster, state: RollState
   const current = state.current!;
   const lines = [
     `Dry run: ${operation} of cluster ${cluster.record.clusterName} from ${current.fromVersion} to ${current.target.etcdVersion}, keys ${describeKeySpec(keySpecOf({ keyType: recordKeyType(current.target), keySize: current.target.keySize }))}${current.target.droplet ? `, droplets ${current.target.droplet.size} / ${current.target.droplet.image}` : ''}; nothing was changed or written.`,
-    ...current.steps.map((step) => `  ${describeStep(step)}: ${ACTION_ORDER[operation].filter((action) => !step.done.includes(action)).join(' -> ')}`),
+    ...current.steps.map((step) => `  ${describeStep(step)}: ${ACTION_ORDER[operation].filter((action) => !step.done.includes(action)).join(' -> ') || 'done'}`),
+    ...(current.renewCredentials
+      ? [`  then${current.renewCredentials.done ? ' (done)' : ''}: renew-credentials: ${credentialFiles(cluster).join(', ')} re-issued by the same CA with new keys${cluster.plan.kubernetes ? `; ${cluster.folder.shownFile(FOLDER_FILES.kubernetesDir)}/ rewritten` : ''}`]
+      : operation === 'roll'
+        ? ['  The admin and client certificates are kept: this roll does not replace every member, or an older release started it (renew-certs --rotate-keys renews them after it).']
+        : []),
     '',
   ];
   return lines.join('\n');
@@ -333,6 +355,17 @@ function renderOutcome(operation: Operation, cluster: OpenCluster, outcome: Repl
     `Cluster version: ${outcome.clusterVersion}`,
     ...outcome.retiredMachines.map((line) => `  ${line}`),
     `Updated ${cluster.folder.shownFile('cluster.json')}; every replacement has a freshly minted certificate.`,
+    ...renewedLines(outcome.renewedCredentials),
     '',
   ].join('\n');
+}
+
+function renewedLines(renewed: ReplaceOutcome['renewedCredentials']): string[] {
+  if (!renewed) return [];
+  return [
+    `Renewed the admin certificate${renewed.clients.length > 0 ? ` and ${renewed.clients.length} client certificate(s)` : ''} with the same CA (new ${renewed.keys} keys):`,
+    `  ${'admin'.padEnd(8)}${renewed.admin.certificate} until ${renewed.admin.notAfter.slice(0, 10)} (used from the folder, etcdctl.env too: nothing to install)`,
+    ...renewed.clients.map((client) => `  ${'client'.padEnd(8)}${client.certificate} until ${client.notAfter.slice(0, 10)} (CN=${client.name}; copy it to the application that uses it again)`),
+    ...(renewed.kubernetes ? [`  ${renewed.kubernetes}/ has the new kube-apiserver pair: copy it to every control-plane node again (see its README.txt); the old pair keeps working until it expires`] : []),
+  ];
 }

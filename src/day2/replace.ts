@@ -6,6 +6,10 @@
  *
  *   roll:   add (learner) -> promote (its machine joins, catches up, is promoted) -> remove-old -> retire-old
  *   repair: remove-old (the dead member) -> retire-old -> add -> promote
+ *
+ * A roll of every member ends with one more step, recorded apart from the members' (current.renewCredentials):
+ * the admin and client certificates re-issued with the same CA, the roll's key type and new keys, and
+ * kubernetes/ rewritten.
  */
 import {
   FOLDER_FILES,
@@ -22,10 +26,12 @@ import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { EtcdCallError, firstAnswer, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
-import { issueLeaf, readClusterPki, type ClusterPki } from '../pki/mint.js';
+import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
+import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
 import { renderUserData } from '../render.js';
 import { parseEtcdVersion } from '../versions.js';
+import { crashAtStep } from '../write.js';
 import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js';
 import type { Day2Effects } from './effects.js';
 import { checkMember, checkMembers } from './health.js';
@@ -63,6 +69,17 @@ export interface ReplaceOutcome {
   readonly memberVersions: ReadonlyMap<string, string>;
   readonly clusterVersion: string;
   readonly retiredMachines: readonly string[];
+  /** The roll's last step, when it was part of the plan: what it re-issued (its files as folder paths). */
+  readonly renewedCredentials: RenewedCredentials | undefined;
+}
+
+export interface RenewedCredentials {
+  /** The keys' type, for people: `ECDSA P-256`. */
+  readonly keys: string;
+  readonly admin: { readonly certificate: string; readonly notAfter: string };
+  readonly clients: readonly { readonly name: string; readonly certificate: string; readonly notAfter: string }[];
+  /** The folder's kubernetes/ when the cluster has the kit. */
+  readonly kubernetes: string | undefined;
 }
 
 const progressOf = (run: ReplaceRun) => (line: string) => void run.context.stderr.write(`${line}\n`);
@@ -85,6 +102,7 @@ export async function runReplacement(run: ReplaceRun, initial: RollState): Promi
       if (result.retired) retiredMachines.push(result.retired);
     }
   }
+  if (state.current!.renewCredentials?.done === false) state = await renewCredentials(run, state);
   return finish(run, state, retiredMachines);
 }
 
@@ -383,6 +401,57 @@ async function retireOld(run: ReplaceRun, state: RollState, step: ReplacementSte
   return { state: next, retired };
 }
 
+/**
+ * renew-credentials, once every member is replaced and healthy: the admin pair (what this roll
+ * talks to the cluster with) and every client pair re-issued by the same CA with the target's key
+ * type and new keys; cluster.json and kubernetes/ rewritten with them, and the step marked done,
+ * in one folder update. Cut short before that update, a re-run issues them again; after it, the
+ * step is done. The new admin pair must be accepted by the cluster before it replaces the old one.
+ */
+async function renewCredentials(run: ReplaceRun, state: RollState): Promise<RollState> {
+  const progress = progressOf(run);
+  const now = run.context.now();
+  const current = state.current!;
+  const cluster = openCluster(run.folder);
+  const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+  const endpoint = await requireHealthy(run, cluster, client, 'renew the admin and client certificates');
+  const existing = readClusterPki(cluster.plan, cluster.pki);
+  const ca = { certPem: existing.ca.certPem, keyPem: existing.ca.keyPem };
+  // Issued from the plan with the roll's key type: cluster.json takes it only when the roll ends.
+  const issuePlan = planFromRecord(targetRecord(cluster.record, current.target), cluster.record.members, run.folder);
+  const options = {
+    now,
+    ...(run.context.keySource ? { keySource: run.context.keySource } : {}),
+    ...(run.context.serialSource ? { serialSource: run.context.serialSource } : {}),
+  };
+  const admin = await issueLeaf(issuePlan, existing.admin.fileBase, ca, options);
+  const clients = new Map<string, IssuedCert>();
+  for (const cert of existing.all) if (cert.client !== undefined) clients.set(cert.fileBase, await issueLeaf(issuePlan, cert.fileBase, ca, options));
+  await memberList(endpoint, { tls: { caPem: existing.ca.certPem, certPem: admin.certPem, keyPem: admin.keyPem }, timeoutMs: run.timeoutMs }).catch((error: Error) => {
+    throw new CliError('api', `the cluster refused the new admin certificate (member list on ${endpoint}: ${error.message}); nothing was written; run ${run.operation} again`);
+  });
+  const pki: ClusterPki = { ...existing, admin, all: existing.all.map((cert) => (cert.fileBase === admin.fileBase ? admin : (clients.get(cert.fileBase) ?? cert))) };
+  const next: RollState = { ...state, current: { ...current, renewCredentials: { done: true } } };
+  run.effects.updateFolder(
+    { files: [...certificateFiles(admin), ...[...clients.values()].flatMap((cert) => certificateFiles(cert)), ...recordFiles(cluster.plan, pki, now), rollStateFile(next)] },
+    crashAtStep(run.context.env, run.context.stderr),
+  );
+  progress(`renewed the admin certificate${clients.size > 0 ? ` and ${clients.size} client certificate(s)` : ''} with the cluster's CA (new ${describeKeySpec(keySpecOf(issuePlan))} keys)${cluster.plan.kubernetes ? `; rewrote ${run.folder.shownFile(FOLDER_FILES.kubernetesDir)}/` : ''}`);
+  return next;
+}
+
+/** The roll's last step as the outcome reports it, read from the folder (it may have been done by an earlier run). */
+function renewedCredentials(run: ReplaceRun, cluster: OpenCluster, target: RollTarget): RenewedCredentials {
+  const pki = readClusterPki(cluster.plan, cluster.pki);
+  const described = (cert: IssuedCert) => ({ certificate: run.folder.shownFile(FOLDER_FILES.cert(cert.fileBase)), notAfter: cert.notAfter });
+  return {
+    keys: describeKeySpec(keySpecOf({ keyType: recordKeyType(target), keySize: target.keySize })),
+    admin: described(pki.admin),
+    clients: pki.all.filter((cert) => cert.client !== undefined).map((cert) => ({ name: cert.client!, ...described(cert) })),
+    kubernetes: cluster.plan.kubernetes ? run.folder.shownFile(FOLDER_FILES.kubernetesDir) : undefined,
+  };
+}
+
 /** Every member healthy and on the target release, the cluster version reported; cluster.json takes the roll's settings. */
 async function finish(run: ReplaceRun, state: RollState, retiredMachines: readonly string[]): Promise<ReplaceOutcome> {
   const progress = progressOf(run);
@@ -417,7 +486,8 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
     run.effects.saveDigitalOceanState({ ...cluster.digitalocean, droplet: current.target.droplet });
   }
   progress(`cluster ${cluster.record.clusterName}: every member on ${current.target.etcdVersion}, cluster version ${clusterVersion}`);
-  return { steps: current.steps, memberVersions, clusterVersion, retiredMachines };
+  const renewed = current.renewCredentials?.done ? renewedCredentials(run, cluster, current.target) : undefined;
+  return { steps: current.steps, memberVersions, clusterVersion, retiredMachines, renewedCredentials: renewed };
 }
 
 /** The member records a roll's steps replace, for messages. */

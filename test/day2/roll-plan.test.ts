@@ -2,13 +2,14 @@
  * roll and repair before they touch a cluster: etcd's upgrade rules, replacement names, and every
  * usage error (exit 2, one line naming the field and value, nothing written).
  */
-import { cpSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { replacementName } from '../../src/commands/roll.js';
 import { parseEtcdVersion, upgradeRefusal } from '../../src/versions.js';
 import { folderSnapshot, runCli, tempDirsRemovedAfterAll } from '../support/cli.js';
 import { FIXTURES } from '../support/golden.js';
+import { outputSchemaErrors } from '../support/output-schemas.js';
 
 const workDir = tempDirsRemovedAfterAll('rollplan');
 const version = (tag: string) => parseEtcdVersion(tag)!;
@@ -73,5 +74,62 @@ describe('roll and repair usage errors', () => {
     expect(result.stdout).toBe('');
     expect(folderSnapshot(join(cwd, 'out', name))).toEqual(before);
     expect(existsSync(join(cwd, 'out', name, 'roll.json'))).toBe(false);
+  });
+});
+
+/**
+ * A roll in progress: its dry run reads roll.json and shows what a re-run would still do, the roll's
+ * last step (renew-credentials) included, without contacting the cluster. A roll.json an older
+ * release wrote (no renewCredentials) still reads.
+ */
+describe('the dry run of a roll in progress', () => {
+  const DONE = ['add', 'promote', 'remove-old', 'retire-old'];
+  const rollJson = (stepsDone: string[][], renewCredentials: { done: boolean } | undefined) => ({
+    formatVersion: 1,
+    current: {
+      operation: 'roll',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      fromVersion: 'v3.5.21',
+      target: { etcdVersion: 'v3.5.21', install: { mode: 'download', version: 'v3.5.21', releaseUrl: 'https://github.com/etcd-io/etcd/releases/download' }, keyType: 'ecdsa-p256', keySize: 2048 },
+      steps: stepsDone.map((done, index) => ({ old: `etcd${index + 1}`, oldPeerUrl: `https://10.10.0.1${index + 1}:2380`, replacement: { name: `etcd${index + 1}-2`, ip: `10.0.0.2${index + 1}` }, done })),
+      ...(renewCredentials ? { renewCredentials } : {}),
+    },
+    history: [],
+  });
+
+  it.each([
+    ['members left, then the step', [DONE, ['add'], []], { done: false }, /etcd2 -> etcd2-2 \(10\.0\.0\.22\): promote -> remove-old -> retire-old\n.*\n  then: renew-credentials: out\/ipmode\/pki\/admin\.crt re-issued by the same CA with new keys\n/],
+    ['every member replaced, the step pending', [DONE, DONE, DONE], { done: false }, /etcd3 -> etcd3-2 \(10\.0\.0\.23\): done\n  then: renew-credentials: out\/ipmode\/pki\/admin\.crt/],
+    ['the step done', [DONE, DONE, DONE], { done: true }, /  then \(done\): renew-credentials: /],
+    ['roll.json of an older release', [DONE, ['add'], []], undefined, /The admin and client certificates are kept: this roll does not replace every member, or an older release started it/],
+  ])('%s', async (_name, stepsDone, renewCredentials, shown) => {
+    const cwd = workDir();
+    const folder = join(cwd, 'out', 'ipmode');
+    cpSync(join(FIXTURES, 'folders-0.1.0', 'ipmode'), folder, { recursive: true });
+    writeFileSync(join(folder, 'roll.json'), `${JSON.stringify(rollJson(stepsDone, renewCredentials), null, 2)}\n`);
+    const before = folderSnapshot(folder);
+    const text = await runCli(['roll', '--dry-run', '--cluster-name', 'ipmode'], cwd);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^Dry run: roll of cluster ipmode from v3\.5\.21 to v3\.5\.21, keys ECDSA P-256; nothing was changed or written\./);
+    expect(text.stdout).toMatch(shown);
+    if (stepsDone.every((done) => done.length === 4)) expect(text.stderr).toContain(`every member replaced; ${renewCredentials?.done === false ? 'renewing the admin and client certificates' : 'checking the cluster version'}`);
+    const json = await runCli(['roll', '--dry-run', '--json', '--cluster-name', 'ipmode'], cwd);
+    expect(json.code, json.stderr).toBe(0);
+    const document = JSON.parse(json.stdout) as { renewCredentials: unknown };
+    expect(outputSchemaErrors('roll', document)).toEqual([]);
+    expect(document.renewCredentials).toEqual(renewCredentials ? { ...renewCredentials, certificates: ['out/ipmode/pki/admin.crt'], kubernetes: null } : null);
+    expect(folderSnapshot(folder)).toEqual(before);
+  });
+
+  it('a roll.json whose renewCredentials is not its shape is refused, naming it', async () => {
+    const cwd = workDir();
+    const folder = join(cwd, 'out', 'ipmode');
+    cpSync(join(FIXTURES, 'folders-0.1.0', 'ipmode'), folder, { recursive: true });
+    const state = rollJson([DONE, DONE, DONE], { done: false });
+    writeFileSync(join(folder, 'roll.json'), JSON.stringify({ ...state, current: { ...state.current, renewCredentials: { done: 'yes' } } }));
+    const result = await runCli(['roll', '--dry-run', '--cluster-name', 'ipmode'], cwd);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('renewCredentials');
+    expect(readFileSync(join(folder, 'roll.json'), 'utf8')).toContain('"yes"');
   });
 });

@@ -21,7 +21,7 @@ const BOOTSTRAP = ['etcd1', 'etcd2', 'etcd3'];
 const WAITS = ['--catch-up-timeout', '60'];
 
 interface RollJson {
-  current?: { operation: string; steps: { old: string; replacement: { name: string }; done: string[]; memberId?: string; lastFailure?: string }[] };
+  current?: { operation: string; steps: { old: string; replacement: { name: string }; done: string[]; memberId?: string; lastFailure?: string }[]; renewCredentials?: { done: boolean } };
   history: { old: string; replacement: string; operation: string }[];
 }
 
@@ -38,6 +38,10 @@ interface Kind {
   readonly writerEndpoints: (cluster: LoopbackCluster) => string[];
   /** The roll also changes the key type (RSA members and ECDSA replacements serve side by side meanwhile). */
   readonly keyType?: 'ecdsa-p256';
+  /** gen-userdata's extra flags: a client certificate and the Kubernetes kit, which the roll's last step re-issues. */
+  readonly genArgs?: readonly string[];
+  /** The resumed roll prints its text summary instead of --json. */
+  readonly textOutcome?: boolean;
 }
 
 const byName = (names: readonly string[]) => names.map((name) => `https://etcd-${name}.${LOOP_DOMAIN}:2379`);
@@ -50,8 +54,9 @@ const KINDS: readonly Kind[] = [
     waits: [...WAITS, '--poll-interval', '0.2'],
     writerEndpoints: (cluster) => [1, 2, 3, 11, 12, 13].map((n) => `https://${cluster.ip(n)}:2379`),
     keyType: 'ecdsa-p256',
+    genArgs: ['--client', 'app', '--kubernetes'],
   },
-  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
+  { kind: 'dns', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, '--poll-interval', '0.2'], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]), textOutcome: true },
   { kind: 'do', rollArgs: () => [], addressArgs: () => [], waits: [...WAITS, ...DO_POLL_ARGS], writerEndpoints: () => byName([...BOOTSTRAP, ...BOOTSTRAP.map((name) => `${name}-2`)]) },
 ];
 
@@ -110,11 +115,11 @@ class Operator {
 }
 
 describe.runIf(canRun)('roll and repair on real etcd members', () => {
-  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints, keyType }) => {
+  describe.each(KINDS)('$kind cluster', ({ kind, rollArgs, addressArgs, waits, writerEndpoints, keyType, genArgs, textOutcome }) => {
     let cluster: LoopbackCluster;
 
     beforeAll(async () => {
-      cluster = await LoopbackCluster.create(kind);
+      cluster = await LoopbackCluster.create(kind, genArgs);
       await cluster.startAll(BOOTSTRAP);
     });
 
@@ -139,10 +144,10 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
     const expectValidApiRequests = () => expect(cluster.fake?.violations ?? []).toEqual([]);
 
     /** Runs the CLI while the operator boots and destroys machines. */
-    const withOperator = async (args: readonly string[], onChild?: (child: ChildProcess) => void) => {
+    const withOperator = async (args: readonly string[], env: Record<string, string> = {}) => {
       const operator = new Operator(cluster);
       try {
-        return await cluster.cli(args, {}, onChild, 300_000);
+        return await cluster.cli(args, env, undefined, 300_000);
       } finally {
         await operator.stop();
         expect(operator.errors).toEqual([]);
@@ -151,6 +156,11 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
     it('roll: killed mid-roll and run again, it replaces every member once; no acknowledged write is lost; new certificates', async () => {
       const originalSerials = new Set(await Promise.all(BOOTSTRAP.map((name) => cluster.servedSerial(name))));
+      // The pairs the roll's last step re-issues, and the CA that must not change.
+      const pem = (file: string) => new X509Certificate(readFileSync(join(cluster.outDir, file)));
+      const credentialFiles = ['pki/admin.crt', ...(genArgs ? ['pki/clients/app.crt', 'pki/clients/kube-apiserver-etcd-client.crt', 'kubernetes/apiserver-etcd-client.crt'] : [])];
+      const credentialSerials = new Map(credentialFiles.map((file) => [file, pem(file).serialNumber]));
+      const caBefore = pem('pki/ca.crt').fingerprint256;
       const writer = cluster.startWriter('/roll/', writerEndpoints(cluster));
       let summary: WriterSummary | undefined;
       try {
@@ -168,16 +178,46 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         const before = rollJson().current!.steps[0]!;
         expect(before.done).toEqual(['add']);
 
-        const resumed = await withOperator(['roll', ...waits, '--json']);
+        let earlierRuns = '';
+        if (genArgs) {
+          // Killed again: once every member is replaced, just before the last step writes anything ...
+          const beforeRenewal = await withOperator(['roll', ...waits], { ETCD_CLOUDINIT_CRASH_AT: '1' });
+          expect(beforeRenewal.code).not.toBe(0);
+          expect(beforeRenewal.stderr).toContain('ETCD_CLOUDINIT_CRASH_AT=1: killed before create the staging folder');
+          expect(rollJson().current!.steps.every((step) => step.done.length === 4)).toBe(true);
+          expect(rollJson().current!.renewCredentials).toEqual({ done: false });
+          for (const file of credentialFiles) expect(pem(file).serialNumber, file).toBe(credentialSerials.get(file));
+          // ... and during it, after its folder write committed: the next run finishes placing the files, and does not issue them again.
+          const duringRenewal = await withOperator(['roll', ...waits], { ETCD_CLOUDINIT_CRASH_AT: '16' });
+          expect(duringRenewal.code).not.toBe(0);
+          expect(duringRenewal.stderr).toMatch(/resuming the roll .*: every member replaced; renewing the admin and client certificates/);
+          expect(duringRenewal.stderr).toMatch(/ETCD_CLOUDINIT_CRASH_AT=16: killed before (place|create) /);
+          earlierRuns = beforeRenewal.stderr + duringRenewal.stderr;
+        }
+        const resumed = await withOperator(['roll', ...waits, ...(textOutcome ? [] : ['--json'])]);
         expect(resumed.code, resumed.stderr).toBe(0);
-        // --json: stdout is only the outcome, as schema/output/roll.schema.json describes it.
-        const outcome = JSON.parse(resumed.stdout) as { dryRun: boolean; steps: { old: string; replacement: { name: string } }[] };
-        expect(outputSchemaErrors('roll', outcome)).toEqual([]);
-        expect(outcome.dryRun).toBe(false);
-        expect(outcome.steps.map((step) => [step.old, step.replacement.name]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
+        if (genArgs) {
+          expect(resumed.stderr).toMatch(/resuming the roll .*: every member replaced; checking the cluster version/);
+          expect(resumed.stderr).not.toContain('renewed the admin certificate');
+        }
+        if (textOutcome) {
+          // The summary says what was replaced, what the last step renewed, and what the operator does with it.
+          expect(resumed.stdout).toMatch(/^Rolled cluster etcd: /);
+          for (const name of BOOTSTRAP) expect(resumed.stdout).toContain(`${name} -> ${name}-2`);
+          expect(resumed.stdout).toMatch(/\nRenewed the admin certificate with the same CA \(new RSA-2048 keys\):\n  admin   out\/etcd\/pki\/admin\.crt until \d{4}-\d\d-\d\d \(used from the folder, etcdctl\.env too: nothing to install\)\n/);
+        } else {
+          // --json: stdout is only the outcome, as schema/output/roll.schema.json describes it.
+          const outcome = JSON.parse(resumed.stdout) as { dryRun: boolean; steps: { old: string; replacement: { name: string } }[]; renewedCredentials: { keys: string; admin: { certificate: string }; clients: { name: string }[]; kubernetes: string | null } };
+          expect(outputSchemaErrors('roll', outcome)).toEqual([]);
+          expect(outcome.dryRun).toBe(false);
+          expect(outcome.steps.map((step) => [step.old, step.replacement.name]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
+          expect(outcome.renewedCredentials).toMatchObject({ keys: keyType ? 'ECDSA P-256' : 'RSA-2048', admin: { certificate: expect.stringMatching(/pki\/admin\.crt$/) } });
+          expect(outcome.renewedCredentials.clients.map((client) => client.name).sort()).toEqual(genArgs ? ['app', 'kube-apiserver-etcd-client'] : []);
+          expect(outcome.renewedCredentials.kubernetes !== null).toBe(genArgs !== undefined);
+        }
         expect(resumed.stderr).toContain('resuming the roll');
         // The leader is replaced last, and hands its leadership to its replacement before it is removed.
-        expect(resumed.stderr).toMatch(/etcd\d: was the leader; leadership moved to etcd\d-2/);
+        expect(earlierRuns + resumed.stderr).toMatch(/etcd\d: was the leader; leadership moved to etcd\d-2/);
         await sleep(500);
         summary = await writer.stop();
 
@@ -207,6 +247,25 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         for (const member of members) expect(keyTypeOf(`${member.name}.crt`), member.name).toBe(keyType ? 'ec' : 'rsa');
         expect(keyTypeOf('ca.crt')).toBe('rsa');
         expect(json<{ keyType?: string }>(join(cluster.outDir, 'cluster.json')).keyType ?? 'rsa').toBe(keyType ?? 'rsa');
+        // The last step re-issued the admin and client pairs: new serials, new keys of the roll's type, the same CA.
+        const ca = pem('pki/ca.crt');
+        expect(ca.fingerprint256).toBe(caBefore);
+        for (const file of credentialFiles) {
+          const cert = pem(file);
+          expect(cert.serialNumber, file).not.toBe(credentialSerials.get(file));
+          expect(cert.publicKey.asymmetricKeyType, file).toBe(keyType ? 'ec' : 'rsa');
+          if (keyType) expect(cert.publicKey.asymmetricKeyDetails?.namedCurve, file).toBe('prime256v1');
+          expect(cert.checkIssued(ca) && cert.verify(ca.publicKey), file).toBe(true);
+        }
+        if (genArgs) {
+          // The kit holds the same pair as pki/clients/, and etcdctl with it (no admin certificate) can put and get.
+          expect(readFileSync(join(cluster.outDir, 'kubernetes/apiserver-etcd-client.crt'), 'utf8')).toBe(readFileSync(join(cluster.outDir, 'pki/clients/kube-apiserver-etcd-client.crt'), 'utf8'));
+          const kit = { cacert: join(cluster.outDir, 'kubernetes/ca.crt'), cert: join(cluster.outDir, 'kubernetes/apiserver-etcd-client.crt'), key: join(cluster.outDir, 'kubernetes/apiserver-etcd-client.key') };
+          const put = await cluster.etcdctl(['put', '/kube/after-roll', 'renewed'], undefined, kit);
+          expect(put.code, put.stderr).toBe(0);
+          const got = await cluster.etcdctl(['get', '/kube/after-roll', '--print-value-only'], undefined, kit);
+          expect(got.stdout.trim(), got.stderr).toBe('renewed');
+        }
         const health = await cluster.cli(['health']);
         expect(health.code, health.stdout + health.stderr).toBe(0);
         expectValidApiRequests();
@@ -217,6 +276,8 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
     it('roll: a replacement that never starts is rolled back, the old member still serving; run again, it is replaced', async () => {
       const membersBefore = await memberList();
+      const adminSerial = () => new X509Certificate(readFileSync(join(cluster.outDir, 'pki', 'admin.crt'))).serialNumber;
+      const adminBefore = adminSerial();
       const failed = await cluster.cli(['roll', '--member', 'etcd1-2', ...(kind === 'ip' ? ['--ips', cluster.ip(14)] : []), '--catch-up-timeout', '3', '--poll-interval', '0.2', '--print', ...(kind === 'do' ? ['--wait-timeout', '20'] : [])]);
       expect(failed.code, failed.stderr).toBe(1);
       // --print wrote the replacement's user-data to stdout as it was made.
@@ -240,6 +301,9 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
 
       const retried = await withOperator(['roll', ...waits]);
       expect(retried.code, retried.stderr).toBe(0);
+      // A roll of some members keeps the admin and client certificates.
+      expect(retried.stdout).not.toContain('Renewed the admin certificate');
+      expect(adminSerial()).toBe(adminBefore);
       expect((await memberList()).map((member) => member.name).sort()).toEqual(['etcd1-3', 'etcd2-2', 'etcd3-2']);
       expectValidApiRequests();
     });

@@ -28,6 +28,7 @@ import {
   spawnLogged,
   stopMember,
   tailOf,
+  type AdminTls,
   type LocalMember,
 } from './local-cluster.js';
 
@@ -73,8 +74,8 @@ export class LoopbackCluster {
     readonly fake: FakeDigitalOcean | undefined,
   ) {}
 
-  /** A workspace with the cluster's folder made as a user would (gen-userdata or create-droplets); no member runs yet. */
-  static async create(kind: ClusterKind): Promise<LoopbackCluster> {
+  /** A workspace with the cluster's folder made as a user would (gen-userdata or create-droplets, with `extraArgs`); no member runs yet. */
+  static async create(kind: ClusterKind, extraArgs: readonly string[] = []): Promise<LoopbackCluster> {
     const prefix = loopbackBlock(1)[0]!.replace(/\.\d+$/, '');
     const fake = kind === 'do' ? await startFakeDigitalOcean({ domains: [LOOP_DOMAIN] }) : undefined;
     const cluster = new LoopbackCluster(kind, tempDir(`loopback-${kind}`), prefix, fake);
@@ -85,7 +86,7 @@ export class LoopbackCluster {
         dns: ['gen-userdata', '--domain', LOOP_DOMAIN, ...KEYS],
         do: ['create-droplets', '--domain', LOOP_DOMAIN, '--region', 'nyc3', '--vpc-range', `${prefix}.0/24`, ...KEYS, ...DO_POLL_ARGS],
       }[kind];
-      const result = await cluster.cli(args);
+      const result = await cluster.cli([...args, ...extraArgs]);
       if (result.code !== 0) throw new Error(`${args[0]} failed (${result.code}): ${result.stderr}`);
     } catch (error) {
       await cluster.cleanup();
@@ -351,9 +352,8 @@ export class LoopbackCluster {
     return [...this.members.values()].filter((member) => member.running).map((member) => member.clientUrl);
   }
 
-  /** The real etcdctl (API v3) as admin, in the namespace; never throws for a non-zero exit. */
-  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints()): Promise<CliRun> {
-    const tls = adminTls(join(this.outDir, 'pki'));
+  /** The real etcdctl (API v3) as admin (or with `tls`), in the namespace; never throws for a non-zero exit. */
+  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints(), tls: AdminTls = adminTls(join(this.outDir, 'pki'))): Promise<CliRun> {
     return this.run(
       [ETCDCTL_BIN, `--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', `--cacert=${tls.cacert}`, `--cert=${tls.cert}`, `--key=${tls.key}`, ...args],
       20_000,
