@@ -22,3 +22,11 @@ export interface CommandContext {
   /** Asks the user a yes/no question; undefined when nobody can answer (no terminal). */
   readonly confirm?: (question: string) => Promise<boolean | undefined>;
 }
+
+/** The key and serial sources a test injected, as mintPki and issueLeaf take them. */
+export function mintSources(context: CommandContext): { keySource?: KeySource; serialSource?: () => string } {
+  return {
+    ...(context.keySource ? { keySource: context.keySource } : {}),
+    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
+  };
+}

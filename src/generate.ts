@@ -1,5 +1,5 @@
 import { ClusterFolder, FOLDER_FILES, type ClusterRecord } from './cluster-folder.js';
-import type { CommandContext } from './context.js';
+import { mintSources, type CommandContext } from './context.js';
 import { CliError } from './errors.js';
 import { credentialsFor } from './backup/access.js';
 import type { BackupCredentials } from './backup/target.js';
@@ -97,8 +97,7 @@ export async function generateCluster(
     now,
     existing: folder.readPki(),
     force,
-    ...(context.keySource ? { keySource: context.keySource } : {}),
-    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
+    ...mintSources(context),
   });
   const userData = new Map(plan.members.map((member) => [member.name, renderUserData(plan, pki, member.name)]));
   folder.writeAll(outputFiles(plan, pki, userData, now), crashAtStep(context.env, context.stderr));

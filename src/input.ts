@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } fro
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { usageError } from './errors.js';
-import { isPrivateOrLoopback, isUnicastIPv4 } from './ipv4.js';
+import { ipv4ToNumber, isPrivateOrLoopback, isUnicastIPv4, numberToIpv4 } from './ipv4.js';
 import type { ParsedOptions } from './options.js';
 import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
@@ -316,20 +316,12 @@ function resolveListenFrom(raw: RawInput, members: readonly MemberInput[]): List
     throw usageError('validate', `listen-cidr: ${quoted(cidr)} is read only with listen-from cidr, and listen-from is ${quoted(from)}; drop one of the two`);
   }
   const [network = '', bits = ''] = cidr.split('/');
-  const base = ipv4Number(network);
+  const base = ipv4ToNumber(network);
   const size = 2 ** (32 - Number(bits));
   if (base % size !== 0) {
-    throw usageError('validate', `listen-cidr: ${quoted(cidr)} has bits set after the /${bits} prefix; the range is ${numberIpv4(base - (base % size))}/${bits}`);
+    throw usageError('validate', `listen-cidr: ${quoted(cidr)} has bits set after the /${bits} prefix; the range is ${numberToIpv4(base - (base % size))}/${bits}`);
   }
   return { from: 'cidr', cidr };
-}
-
-function ipv4Number(address: string): number {
-  return address.split('.').reduce((value, octet) => value * 256 + Number(octet), 0);
-}
-
-function numberIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
 }
 
 const BACKUP_DETAIL_KEYS = ['backup-endpoint', 'backup-region', 'backup-retain'] as const;

@@ -24,3 +24,12 @@ export function isPrivateOrLoopback(address: string): boolean {
 export function isLoopback(address: string): boolean {
   return address.startsWith('127.');
 }
+
+/** The address as a 32-bit unsigned number, for range arithmetic. */
+export function ipv4ToNumber(address: string): number {
+  return octets(address).reduce((value, octet) => value * 256 + octet, 0);
+}
+
+export function numberToIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}

@@ -1,5 +1,5 @@
 import { FOLDER_FILES, type DigitalOceanState } from '../cluster-folder.js';
-import type { CommandContext } from '../context.js';
+import { mintSources, type CommandContext } from '../context.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { checkMembers } from '../day2/health.js';
 import { addWithRetry, hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
@@ -112,8 +112,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
   const ca: KeyPairPem = { certPem: current.ca.certPem, keyPem: current.ca.keyPem };
   const cert = await issueLeaf(plan, newMember.name, ca, {
     now,
-    ...(context.keySource ? { keySource: context.keySource } : {}),
-    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
+    ...mintSources(context),
   });
   const pki: ClusterPki = {
     ...current,

@@ -1,12 +1,12 @@
-import { FOLDER_FILES } from '../cluster-folder.js';
-import type { CommandContext } from '../context.js';
+import { FOLDER_FILES, clientCertificate } from '../cluster-folder.js';
+import { mintSources, type CommandContext } from '../context.js';
 import { dryRunEffects, realEffects } from '../day2/effects.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement } from '../day2/open-cluster.js';
 import { renderInstallCertsScript, replaceMemberCertificate } from '../day2/renew.js';
 import { usageError } from '../errors.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
-import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
+import { issueLeaf, readClusterPki, withReissued, type IssuedCert } from '../pki/mint.js';
 import { writeResult } from '../result.js';
 import { SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
 
@@ -59,10 +59,7 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   const current = readClusterPki(plan, cluster.pki);
   const ca = { certPem: current.ca.certPem, keyPem: current.ca.keyPem };
   const issuePlan = { ...plan, certDays };
-  const sources = {
-    ...(context.keySource ? { keySource: context.keySource } : {}),
-    ...(context.serialSource ? { serialSource: context.serialSource } : {}),
-  };
+  const sources = mintSources(context);
   const renew = (existing: IssuedCert) =>
     issueLeaf(issuePlan, existing.fileBase, ca, { now, ...sources, ...(rotate ? {} : { keyPem: existing.keyPem }) });
   const renewedMembers = new Map<string, IssuedCert>();
@@ -71,16 +68,11 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   // Client certificates by file base: they never go to a node, so renewing one is only files here.
   const renewedClients = new Map<string, IssuedCert>();
   for (const client of clients) {
-    const existing = current.all.find((cert) => cert.client === client.name)!;
+    const existing = clientCertificate(current, client.name);
     renewedClients.set(existing.fileBase, await renew(existing));
   }
 
-  const pki: ClusterPki = {
-    ca: current.ca,
-    admin,
-    members: new Map([...current.members].map(([name, cert]) => [name, renewedMembers.get(name) ?? cert])),
-    all: current.all.map((cert) => (cert.fileBase === 'admin' ? admin : (renewedMembers.get(cert.fileBase) ?? renewedClients.get(cert.fileBase) ?? cert))),
-  };
+  const pki = withReissued(current, [...renewedMembers.values(), admin, ...renewedClients.values()]);
   const files: OutputFile[] = [];
   for (const member of members) {
     const cert = renewedMembers.get(member.name)!;

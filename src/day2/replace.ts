@@ -22,12 +22,12 @@ import {
   type RollState,
   type RollTarget,
 } from '../cluster-folder.js';
-import type { CommandContext } from '../context.js';
+import { mintSources, type CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { EtcdCallError, firstAnswer, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
-import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert } from '../pki/mint.js';
+import { issueLeaf, readClusterPki, withReissued, type ClusterPki, type IssuedCert } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
 import { renderUserData } from '../render.js';
 import { parseEtcdVersion } from '../versions.js';
@@ -197,8 +197,7 @@ async function addReplacement(run: ReplaceRun, state: RollState, step: Replaceme
   const ca = readClusterPki(cluster.plan, cluster.pki).ca;
   const cert = await issueLeaf(placeholderPlan, step.replacement.name, { certPem: ca.certPem, keyPem: ca.keyPem }, {
     now,
-    ...(run.context.keySource ? { keySource: run.context.keySource } : {}),
-    ...(run.context.serialSource ? { serialSource: run.context.serialSource } : {}),
+    ...mintSources(run.context),
   });
   const pki = clusterPki(placeholderPlan, cluster, cert);
   renderUserData(placeholderPlan, pki, step.replacement.name);
@@ -421,8 +420,7 @@ async function renewCredentials(run: ReplaceRun, state: RollState): Promise<Roll
   const issuePlan = planFromRecord(targetRecord(cluster.record, current.target), cluster.record.members, run.folder);
   const options = {
     now,
-    ...(run.context.keySource ? { keySource: run.context.keySource } : {}),
-    ...(run.context.serialSource ? { serialSource: run.context.serialSource } : {}),
+    ...mintSources(run.context),
   };
   const admin = await issueLeaf(issuePlan, existing.admin.fileBase, ca, options);
   const clients = new Map<string, IssuedCert>();
@@ -430,7 +428,7 @@ async function renewCredentials(run: ReplaceRun, state: RollState): Promise<Roll
   await memberList(endpoint, { tls: { caPem: existing.ca.certPem, certPem: admin.certPem, keyPem: admin.keyPem }, timeoutMs: run.timeoutMs }).catch((error: Error) => {
     throw new CliError('api', `the cluster refused the new admin certificate (member list on ${endpoint}: ${error.message}); nothing was written; run ${run.operation} again`);
   });
-  const pki: ClusterPki = { ...existing, admin, all: existing.all.map((cert) => (cert.fileBase === admin.fileBase ? admin : (clients.get(cert.fileBase) ?? cert))) };
+  const pki = withReissued(existing, [admin, ...clients.values()]);
   const next: RollState = { ...state, current: { ...current, renewCredentials: { done: true } } };
   run.effects.updateFolder(
     { files: [...certificateFiles(admin), ...[...clients.values()].flatMap((cert) => certificateFiles(cert)), ...recordFiles(cluster.plan, pki, now), rollStateFile(next)] },

@@ -349,6 +349,13 @@ export function readClusterPki(plan: ClusterPlan, existing: ReadonlyMap<string, 
   return { ca, admin, members: new Map(leaves.filter((cert) => cert.member !== undefined).map((cert) => [cert.member!, cert])), all: described };
 }
 
+/** The cluster's certificates with re-issued ones in place of those with the same file base (a renewal, a roll's last step). */
+export function withReissued(pki: ClusterPki, reissued: readonly IssuedCert[]): ClusterPki {
+  const byFileBase = new Map(reissued.map((cert) => [cert.fileBase, cert]));
+  const current = (cert: IssuedCert) => byFileBase.get(cert.fileBase) ?? cert;
+  return { ca: pki.ca, admin: current(pki.admin), members: new Map([...pki.members].map(([name, cert]) => [name, current(cert)])), all: pki.all.map(current) };
+}
+
 export interface IssueLeafOptions {
   readonly now: Date;
   readonly keySource?: KeySource;
