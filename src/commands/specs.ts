@@ -50,7 +50,7 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
     description: 'How nodes get etcd: download (fetch and verify the release at first boot; default) or baked (the image has it, see docs/packer.md; only its version is checked at boot)',
   },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
-  { name: 'key-type', type: 'string', valueName: 'type', description: 'Type of every key minted: rsa (default), ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see README "Key types")' },
+  { name: 'key-type', type: 'string', valueName: 'type', description: 'Type of every key minted: rsa (default), ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see docs/key-types.md)' },
   { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096; only with --key-type rsa)' },
   { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member, admin and client certificate validity in days (default 825; the CA gets 10 years)' },
   { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: "Raft heartbeat interval in ms (default etcd's 100); raise with --election-timeout on slow or distant networks" },
