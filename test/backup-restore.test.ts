@@ -14,8 +14,8 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../src/plan.js';
-import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from './support/day2-cluster.js';
-import { ETCD_BIN, ETCDCTL_BIN } from './support/local-cluster.js';
+import { Day2Cluster } from './support/day2-cluster.js';
+import { ETCD_BIN, ETCDCTL_BIN, rewriteNodePaths, runProcess, writeFilesOf } from './support/local-cluster.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
 const canRun = existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN) && process.getuid?.() === 0;

@@ -8,8 +8,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './support/cli.js';
-import { Day2Cluster, runProcess } from './support/day2-cluster.js';
-import { ETCD_BIN, ETCDCTL_BIN } from './support/local-cluster.js';
+import { Day2Cluster } from './support/day2-cluster.js';
+import { ETCD_BIN, ETCDCTL_BIN, runProcess } from './support/local-cluster.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
 const canRun = existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN) && process.getuid?.() === 0;

@@ -4,7 +4,8 @@ import { basename, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
-import { Day2Cluster, LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
+import { Day2Cluster } from '../support/day2-cluster.js';
+import { LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
 
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

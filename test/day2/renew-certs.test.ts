@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memberHealth } from '../../src/etcd/client.js';
 import { NODE_PATHS } from '../../src/plan.js';
-import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
+import { Day2Cluster } from '../support/day2-cluster.js';
+import { rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
 
 const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
 

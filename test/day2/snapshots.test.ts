@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { NODE_PATHS } from '../../src/plan.js';
 import { runCli } from '../support/cli.js';
-import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
+import { Day2Cluster } from '../support/day2-cluster.js';
+import { rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
 
 const EXEC_START = /^ExecStart=(.+)$/m;
 

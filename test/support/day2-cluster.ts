@@ -4,66 +4,12 @@
  * paths moved). What it adds: members by name that can be stopped, restarted on the files
  * now on their root (after an install script changed them), or provisioned later (add-member).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { memberHealth } from '../../src/etcd/client.js';
 import { NODE_PATHS } from '../../src/plan.js';
 import { runCli, tempDir, type CliRun } from './cli.js';
-import { adminTls, etcdctl, loopbackBlock, materializeMember, readMemberUserData, spawnLogged, stopMember, tailOf, type EtcdctlResult, type LocalMember } from './local-cluster.js';
-
-/** The etcd release of Debian's binaries: generated configs must match it. */
-export const LOCAL_ETCD_VERSION = 'v3.4.23';
-
-interface WriteFile {
-  path: string;
-  content: string;
-  permissions?: string;
-}
-
-/** The write_files of a cloud-config, by node path. */
-export function writeFilesOf(userData: string): Map<string, WriteFile> {
-  const document = parseYaml(userData) as { write_files: WriteFile[] };
-  return new Map(document.write_files.map((file) => [file.path, file]));
-}
-
-/**
- * Node paths in a script or unit as they are under a member's root (materializeMember moves them
- * only in YAML files); etcdctl is Debian's.
- */
-export function rewriteNodePaths(text: string, root: string): string {
-  return text
-    .replaceAll(`${NODE_PATHS.binDir}/`, '/usr/bin/')
-    .replaceAll('/usr/local/lib/etcd-cloudinit/', `${root}/usr/local/lib/etcd-cloudinit/`)
-    .replaceAll('/etc/systemd/system/', `${root}/etc/systemd/system/`)
-    .replaceAll('/etc/etcd/', `${root}/etc/etcd/`)
-    .replaceAll('/etc/etcd-cloudinit/', `${root}/etc/etcd-cloudinit/`)
-    .replaceAll(NODE_PATHS.dataDir, `${root}${NODE_PATHS.dataDir}`)
-    .replaceAll(NODE_PATHS.backupDir, `${root}${NODE_PATHS.backupDir}`);
-}
-
-/** Runs a program to completion (SIGKILL after `timeoutMs`), collecting its output; never throws for an exit code. */
-/** `onChild`: given the process as soon as it runs (a test that kills a command mid-way). */
-export function runProcess(command: string, args: readonly string[], timeoutMs = 60_000, onChild?: (child: ChildProcess) => void): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ETCDCTL_API: '3' } });
-    onChild?.(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-  });
-}
+import { adminTls, etcdctl, LOCAL_ETCD_VERSION, loopbackBlock, materializeMember, readMemberUserData, spawnLogged, stopMember, tailOf, type EtcdctlResult, type LocalMember } from './local-cluster.js';
 
 interface Day2Member {
   readonly name: string;

@@ -17,14 +17,16 @@ import { NODE_PATHS } from '../../src/plan.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean, type FakeDroplet } from '../digitalocean/fake-api.js';
 import { CLI, tempDir, type CliRun } from './cli.js';
 import { startWriter, type RunningWriter } from './writer.js';
-import { LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess } from './day2-cluster.js';
 import {
   adminTls,
   ETCD_BIN,
   ETCDCTL_BIN,
+  LOCAL_ETCD_VERSION,
   loopbackBlock,
   readMemberUserData,
   relocateNodePaths,
+  rewriteNodePaths,
+  runProcess,
   spawnLogged,
   stopMember,
   tailOf,
