@@ -378,12 +378,11 @@ export class LoopbackCluster {
     return [...this.members.values()].filter((member) => member.running).map((member) => member.clientUrl);
   }
 
-  /** The real etcdctl (API v3) as admin (or with `tls`), in the namespace; never throws for a non-zero exit. */
-  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints(), tls: AdminTls = this.tls()): Promise<CliRun> {
-    return this.run(
-      [ETCDCTL_BIN, `--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', `--cacert=${tls.cacert}`, `--cert=${tls.cert}`, `--key=${tls.key}`, ...args],
-      20_000,
-    );
+  /** The real etcdctl (API v3) as admin (or with `tls`: leave out cert and key for an anonymous client), in the namespace; never throws for a non-zero exit. */
+  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints(), tls: Partial<AdminTls> = this.tls()): Promise<CliRun> {
+    // AdminTls's fields are named as etcdctl's flags.
+    const tlsArgs = Object.entries(tls).flatMap(([flag, file]) => (file === undefined ? [] : [`--${flag}=${file}`]));
+    return this.run([ETCDCTL_BIN, `--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', ...tlsArgs, ...args], 20_000);
   }
 
   /** Runs the member's etcd-promote.service ExecStart as the node would (paths under its root, 1 s between tries); must exit 0. */
