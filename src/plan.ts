@@ -154,7 +154,7 @@ export interface ClientPlan {
 
 /** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
 export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
-export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
+export { DEFAULT_K8S_PKI_DIR } from './defaults.js';
 
 /** --kubernetes: the kit in out/<cluster>/kubernetes/ for kubeadm, kube-apiserver and k3s. */
 export interface KubernetesPlan {
