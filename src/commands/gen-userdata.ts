@@ -9,6 +9,20 @@ import { installSource } from '../render.js';
 import { jsonOutput, writeResult } from '../result.js';
 import { shellWord } from '../templates.js';
 
+/** validate --print <member> (gen-userdata, create-droplets, restore): a member of the input, and stdout free for it. */
+export function printMemberOf(flags: ParsedOptions, input: ClusterInput, context: CommandContext): string | undefined {
+  const printMember = typeof flags.print === 'string' ? flags.print : undefined;
+  if (printMember === undefined) return undefined;
+  if (!input.members.some((member) => member.name === printMember)) {
+    throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
+  }
+  if (jsonOutput(context)) {
+    throw usageError('validate', `print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the file the document names`);
+  }
+  if (flags['dry-run'] === true) throw usageError('validate', 'print: a dry run writes no user-data to print; drop --dry-run or --print');
+  return printMember;
+}
+
 /** validate: flags and the config file into a checked input; warnings go to stderr. */
 export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
   const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, context.cwd) : {};
@@ -78,13 +92,7 @@ export function clusterDocument(generated: GeneratedCluster, folder: ClusterFold
 
 /** `restore`: the members' user-data restores this snapshot at first boot; it validated the flags already (`input`). */
 export async function runGenUserdata(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan, input = validateClusterFlags(flags, context)): Promise<number> {
-  const printMember = typeof flags.print === 'string' ? flags.print : undefined;
-  if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
-    throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
-  }
-  if (printMember !== undefined && jsonOutput(context)) {
-    throw usageError('validate', `print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the file the document names`);
-  }
+  const printMember = printMemberOf(flags, input, context);
   const folder = folderOf(input, context.cwd);
   const now = context.now();
   const generated = await folder.withLock('gen-userdata', now, () => generateCluster(input, folder, context, now, flags.force === true, restore));
