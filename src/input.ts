@@ -8,7 +8,7 @@ import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
-import { DEFAULT_BACKUP_RETAIN, DEFAULT_CERT_DAYS, DEFAULT_CLUSTER_NAME, DEFAULT_MEMBER_COUNT, DEFAULT_OUT, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_INTERVAL_MS } from './defaults.js';
+import { DEFAULT_BACKUP_RETAIN, DEFAULT_CERT_DAYS, DEFAULT_CLUSTER_NAME, DEFAULT_INSTALL_MODE, DEFAULT_MEMBER_COUNT, DEFAULT_OUT, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_INTERVAL_MS } from './defaults.js';
 import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT, type ListenFrom } from './plan.js';
 import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './pki/key-types.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
@@ -231,7 +231,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       );
     }
   }
-  const install = (raw.install as InstallMode | undefined) ?? 'download';
+  const install = (raw.install as InstallMode | undefined) ?? DEFAULT_INSTALL_MODE;
   if (install === 'baked') {
     for (const key of ['release-url', 'etcd-sha256'] as const) {
       if (raw[key] !== undefined) {

@@ -4,6 +4,7 @@ import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
 import type { BackupSettings } from './input.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
+import { DEFAULT_LISTEN_FROM } from './defaults.js';
 import type { KeyType, RsaKeySize } from './pki/key-types.js';
 
 export const CLIENT_PORT = 2379;
@@ -218,7 +219,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
   const version = parseEtcdVersion(input.etcdVersion);
   if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
   const dnsMode = input.members.some((member) => member.hostname !== undefined);
-  const listenAddress: ListenAddressPlan = dnsMode ? bootListenAddress(input.listenFrom ?? { from: 'do-metadata' }) : { source: 'static' };
+  const listenAddress: ListenAddressPlan = dnsMode ? bootListenAddress(input.listenFrom ?? { from: DEFAULT_LISTEN_FROM }) : { source: 'static' };
   const members: MemberPlan[] = input.members.map(({ name, ip, hostname }) => {
     const host = ip ?? hostname;
     const clientUrl = `https://${host}:${CLIENT_PORT}`;

@@ -31,6 +31,14 @@ export function runRepair(flags: ParsedOptions, context: CommandContext): Promis
   return runOperation('repair', flags, context);
 }
 
+/** --catch-up-timeout and --poll-interval of roll and repair. */
+export function replaceWaits(flags: ParsedOptions): { catchUpMs: number; pollMs: number } {
+  return {
+    catchUpMs: secondsFlagMs(flags, 'catch-up-timeout', DEFAULT_CATCH_UP_SECONDS, 7200, 'is not a number of seconds from 1 to 7200'),
+    pollMs: secondsFlagMs(flags, 'poll-interval', DEFAULT_POLL_SECONDS, 60, 'is not a number of seconds up to 60'),
+  };
+}
+
 /** Holds the folder's lock for the whole run: nothing else changes the cluster meanwhile. */
 function runOperation(operation: Operation, flags: ParsedOptions, context: CommandContext): Promise<number> {
   const folder = folderFromFlags(flags, context);
@@ -50,8 +58,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     effects: dryRun ? dryRunEffects(folder, progress) : realEffects(folder),
     operation,
     timeoutMs: parseTimeoutMs(flags),
-    catchUpMs: secondsFlagMs(flags, 'catch-up-timeout', DEFAULT_CATCH_UP_SECONDS, 7200, 'is not a number of seconds from 1 to 7200'),
-    pollMs: secondsFlagMs(flags, 'poll-interval', DEFAULT_POLL_SECONDS, 60, 'is not a number of seconds up to 60'),
+    ...replaceWaits(flags),
     droplets: cluster.digitalocean ? dropletWaitOptions(flags) : undefined,
     print: flags.print === true,
     sleep,
