@@ -54,6 +54,16 @@ describe('--member chooses a member; --name is its alias on remove-member and re
   });
 });
 
+describe('restore --dry-run', () => {
+  it('is for --region (a restore without it makes no API call): a usage error, nothing written', async () => {
+    const dir = newDir();
+    const run = await runCli(['restore', '--backup-url', 's3://acme-etcd/prod/', '--backup-region', 'fra1', '--ips', IPS, '--dry-run'], dir);
+    expect(run.code).toBe(2);
+    expect(run.stderr.split('\n')[0]).toBe('etcd-cloudinit restore: [validate] dry-run: only with --region (a restore without it makes no API call: it writes the folder, which you can delete)');
+    expect(folderSnapshot(dir)).toEqual({});
+  });
+});
+
 describe('printed paths are the ones the user gave', () => {
   it.each([
     ['a relative --out', () => 'clusters', (_dir: string) => 'clusters/etcd'],
