@@ -109,16 +109,17 @@ export const SETTLE_MS = 120_000;
 /**
  * Every member's health, asked again for up to `settleMs` while a member answers unhealthy (etcd's
  * {"health":"false"} on one timed-out QGET of a busy cluster): one transient answer is no reason to
- * refuse. A member that does not answer at all is not waited for: that is a dead machine, or a
- * cluster this workstation cannot reach, and the caller decides at once.
+ * refuse. Only while every member answers: one that does not answer at all is a dead machine (or a
+ * cluster this workstation cannot reach), waiting cannot change the verdict, and the caller decides at once.
  */
 export async function settledHealth(check: () => Promise<MemberHealth[]>, what: string, wait: SettleWait): Promise<MemberHealth[]> {
   const deadline = Date.now() + wait.settleMs;
   let waiting = false;
   for (;;) {
     const health = await check();
-    const busy = health.filter((member) => !member.healthy && member.name !== wait.ignore && answered(member));
-    if (busy.length === 0 || Date.now() >= deadline) return health;
+    const considered = health.filter((member) => member.name !== wait.ignore);
+    const busy = considered.filter((member) => !member.healthy && answered(member));
+    if (busy.length === 0 || considered.some((member) => !answered(member)) || Date.now() >= deadline) return health;
     if (!waiting) {
       wait.progress(`waiting up to ${Math.round(wait.settleMs / 1000)} s for the cluster to settle before ${what}: ${busy.map((member) => `${member.name} (${member.error})`).join('; ')}`);
     }

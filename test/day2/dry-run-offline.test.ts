@@ -87,8 +87,11 @@ describe('a preflight waits out a transient unhealthy answer', () => {
     ['one {"health":"false"}, then healthy: ridden out', [['healthy', 'busy', 'healthy'], ['healthy', 'healthy', 'healthy']], 2, true, undefined],
     ['busy for three polls, then healthy', [['busy', 'healthy', 'healthy'], ['busy', 'healthy', 'healthy'], ['healthy', 'busy', 'healthy'], ['healthy', 'healthy', 'healthy']], 4, true, undefined],
     ['a member that does not answer: no wait, the caller refuses at once', [['healthy', 'silent', 'healthy']], 1, false, undefined],
+    ['one busy, one that does not answer: no wait (waiting cannot make the dead one healthy)', [['busy', 'silent', 'healthy'], ['healthy', 'silent', 'healthy']], 1, false, undefined],
+    ['every member answering unhealthy (an election): waited for', [['busy', 'busy', 'busy'], ['healthy', 'healthy', 'healthy']], 2, true, undefined],
     ['busy past the bound: the last answer, for the caller to refuse', Array.from({ length: 50 }, () => ['healthy', 'busy', 'healthy'] as State[]), 11, false, undefined],
     ["repair's dead member answering unhealthy is not waited for", [['healthy', 'busy', 'healthy']], 1, false, 'etcd2'],
+    ["repair's dead member silent, another busy: waited for", [['busy', 'silent', 'healthy'], ['healthy', 'silent', 'healthy']], 2, false, 'etcd2'],
   ])('%s', async (_case, answers, checks, healthy, ignore) => {
     let now = 0;
     let asked = 0;
