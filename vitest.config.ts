@@ -5,6 +5,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     exclude: ['test/e2e/**', 'node_modules/**'],
+    // Most files wait on real etcd (raft ticks, fsync, polls) rather than compute: on a 2-core
+    // machine three files at a time finish sooner than vitest's default of one (cores - 1).
+    maxWorkers: 3,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default', new SummaryReporter('unit')],

@@ -8,6 +8,6 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 40 * 60_000,
     hookTimeout: 40 * 60_000,
-    reporters: ['default', new SummaryReporter('e2e')],
+    reporters: ['default', new SummaryReporter('e2e', true)],
   },
 });

@@ -4,7 +4,7 @@
  * The newest patch of 3.6, not 3.7: 3.6 is the minor with a long run of patch releases behind it,
  * and a cluster made on it can move to 3.7 later with `roll --etcd-version v3.7.x` (one minor at a
  * time, as etcd upgrades), while a cluster made on 3.7 can never go back to 3.6 by replacement.
- * README "Choosing the etcd version" says how to check for a newer patch.
+ * docs/reference.md "Choosing the etcd version" says how to check for a newer patch.
  */
 export const DEFAULT_ETCD_VERSION = 'v3.6.16';
 

@@ -15,7 +15,7 @@ import { readClusterPki } from '../src/pki/mint.js';
 import { NODE_PATHS } from '../src/plan.js';
 import { renderUserData } from '../src/render.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
-import { rewriteNodePaths, runProcess, writeFilesOf } from './support/day2-cluster.js';
+import { rewriteNodePaths, runProcess, writeFilesOf } from './support/local-cluster.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
 const newDir = tempDirsRemovedAfterAll('backup-cli');

@@ -14,8 +14,8 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../src/plan.js';
-import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from './support/day2-cluster.js';
-import { ETCD_BIN, ETCDCTL_BIN } from './support/local-cluster.js';
+import { ETCD_BIN, ETCDCTL_BIN, rewriteNodePaths, runProcess, writeFilesOf } from './support/local-cluster.js';
+import { LoopbackCluster } from './support/loopback-cluster.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
 const canRun = existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN) && process.getuid?.() === 0;
@@ -44,7 +44,7 @@ function unitValue(unit: string, key: string): string {
 
 describe.runIf(canRun)('off-site backup and restore through a real S3-compatible server', () => {
   let server: CheckedS3;
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
   let env: Record<string, string>;
   let leader: string;
   let oldClusterId: string;
@@ -54,7 +54,7 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
 
   const endpoints = () => MEMBERS.map((_, index) => cluster.endpoint(index + 1));
   const statuses = async (): Promise<Status[]> => {
-    const status = await cluster.etcdctl(endpoints(), ['endpoint', 'status', '-w', 'json']);
+    const status = await cluster.etcdctl(['endpoint', 'status', '-w', 'json'], endpoints());
     expect(status.code, status.stderr).toBe(0);
     return JSON.parse(status.stdout) as Status[];
   };
@@ -65,7 +65,7 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
    * on PATH that records every argv it gets.
    */
   const runUnitLine = async (name: string, line: string) => {
-    const root = cluster.member(name).root;
+    const root = cluster.root(name);
     mkdirSync(join(root, NODE_PATHS.backupDir), { recursive: true, mode: 0o700 }); // tmpfiles.d's job on a node
     const credentialsDir = join(root, 'run-credentials');
     mkdirSync(credentialsDir, { recursive: true });
@@ -77,7 +77,7 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
   beforeAll(async () => {
     server = await startCheckedS3(join(process.env.TMPDIR ?? '/tmp', `s3rver-${process.pid}-${Date.now()}`), [BUCKET]);
     env = { SPACES_ACCESS_KEY_ID: server.accessKeyId, SPACES_SECRET_ACCESS_KEY: server.secretAccessKey };
-    cluster = await Day2Cluster.generate(3, ['--backup-url', `s3://${BUCKET}/${PREFIX}`, '--backup-endpoint', server.url, '--backup-retain', '5'], env);
+    cluster = await LoopbackCluster.create('ip', ['--backup-url', `s3://${BUCKET}/${PREFIX}`, '--backup-endpoint', server.url, '--backup-retain', '5'], { cliEnv: env });
     shimDir = join(cluster.workDir, 'shim');
     argvLog = join(cluster.workDir, 'curl-argv.log');
     mkdirSync(shimDir, { recursive: true });
@@ -85,13 +85,13 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
     chmodSync(join(shimDir, 'curl'), 0o755);
     await cluster.startAll(MEMBERS);
     for (let index = 0; index < KEYS; index++) {
-      const put = await cluster.etcdctl([cluster.endpoint(1 + (index % 3))], ['put', `/app/key-${index}`, `value-${index}`]);
+      const put = await cluster.etcdctl(['put', `/app/key-${index}`, `value-${index}`], [cluster.endpoint(1 + (index % 3))]);
       expect(put.code, put.stderr).toBe(0);
     }
     const all = await statuses();
     const leading = all.find((entry) => String(entry.Status.leader) === String(entry.Status.header.member_id))!;
     leader = MEMBERS[endpoints().indexOf(leading.Endpoint)]!;
-    oldClusterId = /"cluster_id":(\d+)/.exec((await cluster.etcdctl([leading.Endpoint], ['endpoint', 'status', '-w', 'json'])).stdout)![1]!;
+    oldClusterId = /"cluster_id":(\d+)/.exec((await cluster.etcdctl(['endpoint', 'status', '-w', 'json'], [leading.Endpoint])).stdout)![1]!;
   }, 180_000);
 
   afterAll(async () => {
@@ -127,9 +127,9 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
       if (name === leader) {
         expect(uploaded.stdout).toMatch(new RegExp(`uploaded etcd-${name}-\\d{8}T\\d{6}Z\\.db \\(revision \\d+, sha256 [0-9a-f]{64}\\)`));
         uploadedSha = /sha256 ([0-9a-f]{64})/.exec(uploaded.stdout)![1]!;
-        const local = readdirSync(join(cluster.member(name).root, NODE_PATHS.backupDir)).filter((file) => file.endsWith('.db'));
+        const local = readdirSync(join(cluster.root(name), NODE_PATHS.backupDir)).filter((file) => file.endsWith('.db'));
         expect(local).toHaveLength(1);
-        const bytes = readFileSync(join(cluster.member(name).root, NODE_PATHS.backupDir, local[0]!));
+        const bytes = readFileSync(join(cluster.root(name), NODE_PATHS.backupDir, local[0]!));
         expect(createHash('sha256').update(bytes).digest('hex')).toBe(uploadedSha);
       } else {
         expect(uploaded.stdout).toContain(`member ${name} is not the leader now`);
@@ -167,7 +167,7 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
     expect(JSON.stringify(record)).not.toContain('X-Amz-Signature');
 
     for (const name of MEMBERS) {
-      const member = cluster.provision(name);
+      await cluster.provision(name);
       const userData = cluster.userData(name);
       const urlFile = writeFilesOf(userData).get(NODE_PATHS.restoreUrlFile);
       expect(urlFile?.permissions).toBe('0600');
@@ -179,37 +179,37 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
       expect(restoreLine).toBeGreaterThan(0);
       expect(restoreLine).toBeLessThan(lines.indexOf('systemctl enable etcd.service'));
       const line = lines[restoreLine]!.replace(`--user ${NODE_PATHS.user}`, '--user root');
-      const result = await runProcess('sh', ['-c', rewriteNodePaths(line, member.root)], 120_000);
+      const result = await runProcess('sh', ['-c', rewriteNodePaths(line, cluster.root(name))], 120_000);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain(`restored member ${name} into`);
     }
-    for (const name of MEMBERS) cluster.start(name);
+    for (const name of MEMBERS) await cluster.start(name);
     await cluster.waitHealthy(MEMBERS);
     for (const endpoint of endpoints()) {
-      const got = await cluster.etcdctl([endpoint], ['get', '/app/', '--prefix', '--keys-only', '--consistency=s']);
+      const got = await cluster.etcdctl(['get', '/app/', '--prefix', '--keys-only', '--consistency=s'], [endpoint]);
       expect(got.code, got.stderr).toBe(0);
       expect(got.stdout.split('\n').filter((key) => key.startsWith('/app/'))).toHaveLength(KEYS);
     }
-    const status = await cluster.etcdctl(endpoints(), ['endpoint', 'status', '-w', 'json']);
+    const status = await cluster.etcdctl(['endpoint', 'status', '-w', 'json'], endpoints());
     // As text: a uint64 does not fit a JSON number.
     const ids = new Set([...status.stdout.matchAll(/"cluster_id":(\d+)/g)].map((match) => match[1]!));
     expect(ids.size, status.stdout).toBe(1);
     expect([...ids][0]).not.toBe(oldClusterId);
-    const list = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'list', '-w', 'json']);
+    const list = await cluster.etcdctl(['member', 'list', '-w', 'json'], [cluster.endpoint(1)]);
     expect((JSON.parse(list.stdout) as { members: { name: string }[] }).members.map((member) => member.name).sort()).toEqual(MEMBERS);
   }, 240_000);
 
   it('never touches a data dir that holds a member: the restore stops, the data stays', async () => {
     const name = 'etcd2';
     await cluster.stop(name);
-    const root = cluster.member(name).root;
+    const root = cluster.root(name);
     const walFiles = readdirSync(join(root, NODE_PATHS.dataDir, 'member', 'wal')).sort();
     const line = runcmdLines(cluster.userData(name)).find((candidate) => candidate.startsWith(NODE_PATHS.restoreScript))!.replace(`--user ${NODE_PATHS.user}`, '--user root');
     const result = await runProcess('sh', ['-c', rewriteNodePaths(line, root)], 60_000);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/etcd-restore: FAILED: .*\/member exists; a restore never touches an existing data dir.*; etcd is not started/);
     expect(readdirSync(join(root, NODE_PATHS.dataDir, 'member', 'wal')).sort()).toEqual(walFiles);
-    cluster.start(name);
+    await cluster.start(name);
     await cluster.waitHealthy([name]);
   }, 120_000);
 

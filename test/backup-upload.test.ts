@@ -8,8 +8,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './support/cli.js';
-import { Day2Cluster, runProcess } from './support/day2-cluster.js';
-import { ETCD_BIN, ETCDCTL_BIN } from './support/local-cluster.js';
+import { ETCD_BIN, ETCDCTL_BIN, runProcess } from './support/local-cluster.js';
+import { LoopbackCluster } from './support/loopback-cluster.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
 const canRun = existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN) && process.getuid?.() === 0;
@@ -18,7 +18,7 @@ const BUCKET = 'backups';
 const PREFIX = 'etcd/';
 
 describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
   let server: CheckedS3;
   let ACCESS_KEY: string;
   let SECRET: string;
@@ -28,7 +28,7 @@ describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
   let follower: { name: string; endpoint: string };
 
   beforeAll(async () => {
-    cluster = await Day2Cluster.generate(3);
+    cluster = await LoopbackCluster.create('ip');
     await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
     workDir = join(cluster.workDir, 'backup-test');
     mkdirSync(workDir, { recursive: true });
@@ -36,7 +36,7 @@ describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
     ({ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET } = server);
     bucketUrl = `${server.url}/${BUCKET}`;
     const members = [1, 2, 3].map((index) => ({ name: `etcd${index}`, endpoint: cluster.endpoint(index) }));
-    const status = await cluster.etcdctl(members.map((member) => member.endpoint), ['endpoint', 'status', '-w', 'json']);
+    const status = await cluster.etcdctl(['endpoint', 'status', '-w', 'json'], members.map((member) => member.endpoint));
     const statuses = JSON.parse(status.stdout) as { Endpoint: string; Status: { leader: number; header: { member_id: number } } }[];
     const leaderEndpoint = statuses.find((entry) => String(entry.Status.leader) === String(entry.Status.header.member_id))!.Endpoint;
     leader = members.find((member) => member.endpoint === leaderEndpoint)!;
@@ -53,7 +53,7 @@ describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
     const dir = join(workDir, member.name);
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `etcd-${member.name}-${stamp}.db`);
-    const saved = await cluster.etcdctl([member.endpoint], ['snapshot', 'save', file]);
+    const saved = await cluster.etcdctl(['snapshot', 'save', file], [member.endpoint]);
     expect(saved.code, saved.stderr).toBe(0);
     return file;
   };
@@ -89,7 +89,7 @@ describe.runIf(canRun)('backup upload to an S3-compatible bucket', () => {
   const bucketKeys = async () => [...(await s3([`${bucketUrl}?list-type=2&prefix=etcd%2F`])).matchAll(/<Key>([^<]+)<\/Key>/g)].map((match) => match[1]!).sort();
 
   it('the leader uploads its newest snapshot with its SHA-256 and revision; the secret is never on a command line', async () => {
-    const put = await cluster.etcdctl([leader.endpoint], ['put', '/backup/key', 'value']);
+    const put = await cluster.etcdctl(['put', '/backup/key', 'value'], [leader.endpoint]);
     expect(put.code, put.stderr).toBe(0);
     const file = await saveSnapshot(leader, '20261203T010000Z');
     const result = await upload(leader);

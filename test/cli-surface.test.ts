@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../src/cli.js';
 import { folderSnapshot, runCli, tempDirsRemovedAfterAll } from './support/cli.js';
-import { runProcess } from './support/day2-cluster.js';
+import { runProcess } from './support/local-cluster.js';
 
 const newDir = tempDirsRemovedAfterAll('cli-surface');
 const hasProgram = (program: string) => runProcess(program, ['--version']).then((run) => run.code === 0, () => false);

@@ -9,8 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { tempDir } from './support/cli.js';
 import { fixtureKeySource } from './support/golden.js';
-import { rewriteNodePaths } from './support/day2-cluster.js';
-import { adminTls, ETCD_BIN, ETCDCTL_BIN, loopbackBlock, readMemberUserData, relocateNodePaths, tailOf, waitFor } from './support/local-cluster.js';
+import { adminTls, ETCD_BIN, ETCDCTL_BIN, loopbackBlock, readMemberUserData, relocateNodePaths, rewriteNodePaths, tailOf, waitFor } from './support/local-cluster.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -75,7 +75,7 @@ describe('printed paths are the ones the user gave', () => {
     const run = await runCli(['gen-userdata', '--ips', IPS, '--out', out(dir), '--key-type', 'ecdsa-p256'], dir);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`Wrote ${shown(dir)}/\n`);
-    expect(run.stdout).toContain(`  . ${shown(dir)}/etcdctl.env && `);
+    expect(run.stdout).toContain(`  etcd-cloudinit health --out ${out(dir)}\n`);
     const json = await runCli(['gen-userdata', '--ips', IPS, '--out', out(dir), '--key-type', 'ecdsa-p256', '--json'], dir);
     expect(JSON.parse(json.stdout)).toMatchObject({ folder: shown(dir), etcdctlEnv: `${shown(dir)}/etcdctl.env` });
     // Day 2 too: a dry run names the files as the user named the folder.

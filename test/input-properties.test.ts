@@ -17,7 +17,7 @@ import { counterSerials, FIXED_NOW, FIXTURES } from './support/golden.js';
  * gen-userdata either refuses the value (exit 2, a [validate]/[parse] line, nothing written) or
  * writes files whose consumers read back exactly that value: YAML 1.1 (cloud-init's PyYAML) for the
  * user-data and etcd's config, `sh` for etcdctl.env, the runcmd script and the printed "Next:"
- * command, systemd for the snapshot timer.
+ * health command, systemd for the snapshot timer.
  */
 
 /** The fixture keys whatever the member is called: these runs check text, not certificates. */
@@ -185,8 +185,13 @@ function checkOutput(key: string, value: string, cwd: string, summary: string): 
   const sourced = shell('. "$1" && printf \'%s\\0\' "$ETCDCTL_CACERT" "$ETCDCTL_CERT" "$ETCDCTL_KEY"', [envFile], cwd);
   expect(sourced).toEqual({ code: 0, words: ['ca.crt', 'admin.crt', 'admin.key'].map((name) => join(clusterDir, 'pki', name)), stderr: '' });
 
-  // The printed "Next:" command names the same file.
-  const next = /^ {2}\. (.+) && etcdctl endpoint health --cluster$/m.exec(summary)?.[1];
+  // The printed "Next:" health command, read by sh, finds the same folder from the same directory
+  // (health's defaults are --cluster-name etcd and --out out). Only its words are checked: running it would dial the members.
+  const next = /^ {2}(etcd-cloudinit health(?: .+)?)$/m.exec(summary)?.[1];
   expect(next, summary).toBeDefined();
-  expect(shell(`printf '%s\\0' ${next}`, [], cwd).words.map((path) => resolve(cwd, path))).toEqual([envFile]);
+  const [command, subcommand, ...flags] = shell(`printf '%s\\0' ${next}`, [], cwd).words;
+  expect([command, subcommand]).toEqual(['etcd-cloudinit', 'health']);
+  const flag = (name: string) => (flags.includes(name) ? flags[flags.indexOf(name) + 1] : undefined);
+  expect(flags.length).toBe((flag('--cluster-name') === undefined ? 0 : 2) + (flag('--out') === undefined ? 0 : 2));
+  expect(resolve(cwd, flag('--out') ?? 'out', flag('--cluster-name') ?? 'etcd')).toBe(clusterDir);
 }

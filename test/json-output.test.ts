@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../src/cli.js';
 import { folderSnapshot, REPO_ROOT, runCli, tempDirsRemovedAfterAll, type CliRun } from './support/cli.js';
 import { OUTPUT_SCHEMA_DIR as SCHEMA_DIR, outputSchema as schemaOf, outputSchemaErrors } from './support/output-schemas.js';
-import { Day2Cluster } from './support/day2-cluster.js';
+import { LoopbackCluster } from './support/loopback-cluster.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './digitalocean/fake-api.js';
 import { startCheckedS3, type CheckedS3 } from './support/s3-sigv4.js';
 
@@ -68,10 +68,10 @@ describe('--json output of every command, against schema/output/<command>.schema
   });
 
   describe('day-2 commands on a real running cluster', () => {
-    let cluster: Day2Cluster;
+    let cluster: LoopbackCluster;
 
     beforeAll(async () => {
-      cluster = await Day2Cluster.generate(3);
+      cluster = await LoopbackCluster.create('ip');
       await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
     }, 120_000);
     afterAll(async () => cluster?.cleanup());
@@ -115,7 +115,7 @@ describe('--json output of every command, against schema/output/<command>.schema
         const repaired = documentOf('repair', await cluster.cli(['repair', '--name', 'etcd3', '--ip', cluster.ip(8), '--dry-run', '--json', '--timeout', '2']));
         expect(repaired).toMatchObject({ dryRun: true, operation: 'repair', steps: [{ old: 'etcd3', replacement: { host: cluster.ip(8) } }], renewCredentials: null });
       } finally {
-        cluster.start('etcd3');
+        await cluster.start('etcd3');
         await cluster.waitHealthy(['etcd3']);
       }
     });

@@ -3,22 +3,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdctl, type AdminTls } from './support/local-cluster.js';
-import { Day2Cluster } from './support/day2-cluster.js';
+import type { AdminTls } from './support/local-cluster.js';
+import { LoopbackCluster } from './support/loopback-cluster.js';
 
 /**
  * The Kubernetes kit against real etcd: three members on loopback, and etcdctl given only what
  * kubernetes/ holds (kube-apiserver's pair and ca.crt), as kube-apiserver would be.
  */
 describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
   const kit = (file: string) => join(cluster.outDir, 'kubernetes', file);
   const kubeTls = (): AdminTls => ({ cacert: kit('ca.crt'), cert: kit('apiserver-etcd-client.crt'), key: kit('apiserver-etcd-client.key') });
   const kubeadmEndpoints = () => (parseYaml(readFileSync(kit('kubeadm-etcd.yaml'), 'utf8')) as { etcd: { external: { endpoints: string[] } } }).etcd.external.endpoints;
   const flagValue = (file: string, flag: string) => readFileSync(kit(file), 'utf8').split('\n').find((line) => line.startsWith(`${flag}=`))?.slice(flag.length + 1);
 
   beforeAll(async () => {
-    cluster = await Day2Cluster.generate(3, ['--kubernetes', '--client', 'app']);
+    cluster = await LoopbackCluster.create('ip', ['--kubernetes', '--client', 'app']);
     await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
   });
 
@@ -32,13 +32,13 @@ describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', 
     expect(new X509Certificate(readFileSync(tls.cert!)).subject).toBe('CN=kube-apiserver-etcd-client');
     const endpoints = kubeadmEndpoints();
     expect(endpoints).toEqual([1, 2, 3].map((index) => cluster.endpoint(index)));
-    const put = await etcdctl([endpoints[0]!], tls, ['put', '/registry/k8s-kit', 'from-kube-apiserver']);
+    const put = await cluster.etcdctl(['put', '/registry/k8s-kit', 'from-kube-apiserver'], [endpoints[0]!], tls);
     expect(put.code, put.stderr).toBe(0);
-    const get = await etcdctl([endpoints[2]!], tls, ['get', '/registry/k8s-kit', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/registry/k8s-kit', '--print-value-only'], [endpoints[2]!], tls);
     expect(get.code, get.stderr).toBe(0);
     expect(get.stdout.trim()).toBe('from-kube-apiserver');
     // Without a certificate the same request is refused: the kit's pair is what got it in.
-    const anonymous = await etcdctl([endpoints[0]!], { cacert: tls.cacert }, ['get', '/registry/k8s-kit']);
+    const anonymous = await cluster.etcdctl(['get', '/registry/k8s-kit'], [endpoints[0]!], { cacert: tls.cacert });
     expect(anonymous.code).not.toBe(0);
   });
 
@@ -50,7 +50,7 @@ describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', 
 
   it('a named --client certificate is served too', async () => {
     const tls = { cacert: cluster.pkiFile('ca.crt'), cert: cluster.pkiFile('clients/app.crt'), key: cluster.pkiFile('clients/app.key') };
-    const get = await etcdctl([cluster.endpoint(2)], tls, ['get', '/registry/k8s-kit', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/registry/k8s-kit', '--print-value-only'], [cluster.endpoint(2)], tls);
     expect(get.code, get.stderr).toBe(0);
     expect(get.stdout.trim()).toBe('from-kube-apiserver');
   });
@@ -73,7 +73,7 @@ describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', 
     const after = new X509Certificate(readFileSync(kit('apiserver-etcd-client.crt')));
     expect(after.serialNumber).not.toBe(before.serialNumber);
     expect(after.subject).toBe(before.subject);
-    const get = await etcdctl([cluster.endpoint(1)], kubeTls(), ['get', '/registry/k8s-kit', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/registry/k8s-kit', '--print-value-only'], [cluster.endpoint(1)], kubeTls());
     expect(get.code, get.stderr).toBe(0);
     expect(get.stdout.trim()).toBe('from-kube-apiserver');
   });
@@ -94,7 +94,7 @@ describe('kube-apiserver-etcd-client from kubernetes/ talks to a real cluster', 
     expect(kubeadmEndpoints()).toEqual(endpoints);
     expect(flagValue('k3s-flags.txt', '--datastore-endpoint')).toBe(endpoints.join(','));
     // The kit still gets in.
-    const get = await etcdctl([cluster.endpoint(2)], kubeTls(), ['get', '/registry/k8s-kit', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/registry/k8s-kit', '--print-value-only'], [cluster.endpoint(2)], kubeTls());
     expect(get.stdout.trim(), get.stderr).toBe('from-kube-apiserver');
   });
 });

@@ -5,7 +5,7 @@ import { dropletWaitOptions } from '../day2/droplets.js';
 import { CliError, usageError } from '../errors.js';
 import { backupCredentialsFor, folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, loadConfigFile, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
-import { printMemberOf } from './gen-userdata.js';
+import { healthCommand, printMemberOf } from './gen-userdata.js';
 import { listFlag, numberFlag, stringFlag, type ParsedOptions } from '../options.js';
 import { writeResult } from '../result.js';
 import { CLIENT_PORT, METRICS_PORT, PEER_PORT, planCluster, type RestorePlan } from '../plan.js';
@@ -103,7 +103,7 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder, metric
     'etcd starts when cloud-init has installed it and the names resolve (a few minutes). The names',
     `resolve to private addresses and only the VPC may reach ports ${CLIENT_PORT}-${PEER_PORT}, so check from a machine`,
     `in the VPC that has ${folder.shown}/ at the same path:`,
-    `  . ${folder.shownFile(FOLDER_FILES.etcdctlEnv)} && etcdctl endpoint health --cluster`,
+    `  ${healthCommand(folder)}`,
     '',
   ];
   return lines.join('\n');

@@ -1,5 +1,6 @@
 import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT } from '../defaults.js';
 import { usageError } from '../errors.js';
 import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
@@ -52,11 +53,20 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
     'Next: give each machine its user-data (the droplet console\'s "User data" box, or your cloud\'s equivalent),',
     plan.install.mode === 'baked'
       ? `boot them from an image baked with etcd ${plan.etcdVersion} (packer/, see docs/packer.md), then from this workstation:`
-      : 'boot them, then from this workstation:',
-    `  . ${shellWord(folder.shownFile(FOLDER_FILES.etcdctlEnv))} && etcdctl endpoint health --cluster`,
+      : 'boot them, then from this workstation (the cluster is healthy a few minutes after boot):',
+    `  ${healthCommand(folder)}`,
     '',
   ];
   return lines.join('\n');
+}
+
+/** The health command that finds this folder from the same directory: --cluster-name and --out as given, left out when they are health's defaults. */
+export function healthCommand(folder: ClusterFolder): string {
+  const flags = [
+    ...(folder.clusterName === DEFAULT_CLUSTER_NAME ? [] : ['--cluster-name', folder.clusterName]),
+    ...(folder.out === DEFAULT_OUT ? [] : ['--out', folder.out]),
+  ];
+  return ['etcd-cloudinit health', ...flags.map(shellWord)].join(' ');
 }
 
 /** The JSON result of gen-userdata and restore (schema/output/gen-userdata.schema.json): what was written where. */

@@ -75,7 +75,7 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
     description: `How nodes get etcd: download (fetch and verify the release at first boot) or baked (the image has it, see docs/packer.md; only its version is checked at boot) (default ${DEFAULT_INSTALL_MODE})`,
   },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
-  { name: 'key-type', type: 'string', valueName: 'type', description: `Type of every key minted: rsa, ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see README "Key types") (default ${DEFAULT_KEY_TYPE})` },
+  { name: 'key-type', type: 'string', valueName: 'type', description: `Type of every key minted: rsa, ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see docs/key-types.md) (default ${DEFAULT_KEY_TYPE})` },
   { name: 'key-size', type: 'string', valueName: 'bits', description: `RSA key size: 2048, 3072 or 4096 (default ${DEFAULT_RSA_KEY_SIZE}; only with --key-type rsa)` },
   { name: 'cert-days', type: 'string', valueName: 'days', description: `Member, admin and client certificate validity in days (default ${DEFAULT_CERT_DAYS}; the CA gets 10 years)` },
   { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: `Raft heartbeat interval in ms (default etcd's ${ETCD_HEARTBEAT_INTERVAL_MS}); raise with --election-timeout on slow or distant networks` },

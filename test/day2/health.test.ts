@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Day2Cluster } from '../support/day2-cluster.js';
+import { LoopbackCluster } from '../support/loopback-cluster.js';
 
 const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 describe('health against a real 3-member cluster', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
 
   beforeAll(async () => {
-    cluster = await Day2Cluster.generate(3);
+    cluster = await LoopbackCluster.create('ip');
     await cluster.startAll(MEMBERS);
   });
 

@@ -4,7 +4,8 @@ import { basename, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
-import { Day2Cluster, LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
+import { LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
+import { LoopbackCluster } from '../support/loopback-cluster.js';
 
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -14,14 +15,14 @@ function sha256(path: string): string {
 }
 
 describe('add-member and remove-member against a real running cluster', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
   let caFingerprint: string;
 
   beforeAll(async () => {
-    cluster = await Day2Cluster.generate(3);
+    cluster = await LoopbackCluster.create('ip');
     await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
     caFingerprint = sha256(cluster.pkiFile('ca.key')) + sha256(cluster.pkiFile('ca.crt'));
-    const put = await cluster.etcdctl([cluster.endpoint(1)], ['put', '/day2/before', 'kept']);
+    const put = await cluster.etcdctl(['put', '/day2/before', 'kept'], [cluster.endpoint(1)]);
     expect(put.code, put.stderr).toBe(0);
   });
 
@@ -30,13 +31,13 @@ describe('add-member and remove-member against a real running cluster', () => {
   });
 
   const learners = async () => {
-    const list = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'list', '-w', 'json']);
+    const list = await cluster.etcdctl(['member', 'list', '-w', 'json'], [cluster.endpoint(1)]);
     expect(list.code, list.stderr).toBe(0);
     return (JSON.parse(list.stdout) as { members: { name?: string; isLearner?: boolean }[] }).members.filter((member) => member.isLearner).map((member) => member.name ?? '');
   };
 
   const memberNames = async () => {
-    const list = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'list', '-w', 'json']);
+    const list = await cluster.etcdctl(['member', 'list', '-w', 'json'], [cluster.endpoint(1)]);
     expect(list.code, list.stderr).toBe(0);
     return (JSON.parse(list.stdout) as { members: { name?: string }[] }).members.map((member) => member.name ?? '').sort();
   };
@@ -52,7 +53,7 @@ describe('add-member and remove-member against a real running cluster', () => {
       expect(existsSync(cluster.pkiFile('etcd4.crt'))).toBe(false);
       expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3']);
     } finally {
-      cluster.start('etcd3');
+      await cluster.start('etcd3');
       await cluster.waitHealthy(['etcd3']);
     }
   });
@@ -93,8 +94,7 @@ describe('add-member and remove-member against a real running cluster', () => {
     expect(await memberNames()).toEqual(['', 'etcd1', 'etcd2', 'etcd3']);
     expect(await learners()).toEqual(['']);
 
-    const node = cluster.provision('etcd4');
-    cluster.start('etcd4');
+    await cluster.boot('etcd4');
     await cluster.waitHealthy(['etcd4']);
     expect(await memberNames()).toEqual(['etcd1', 'etcd2', 'etcd3', 'etcd4']);
     expect(await learners()).toEqual(['etcd4']);
@@ -109,7 +109,7 @@ describe('add-member and remove-member against a real running cluster', () => {
 
     // etcd-promote.service's command as the node runs it (paths under the member's root, Debian's etcdctl, 1 s between tries).
     const promoteCommand = (memberId: string) =>
-      rewriteNodePaths(/^ExecStart=(.+)$/m.exec(promoteUnit)![1]!, node.root)
+      rewriteNodePaths(/^ExecStart=(.+)$/m.exec(promoteUnit)![1]!, cluster.root('etcd4'))
         .replace(`--member-id ${learnerId}`, `--member-id ${memberId}`)
         .replace('--attempts 360 --interval 10', '--attempts 60 --interval 1')
         .split(' ');
@@ -132,14 +132,14 @@ describe('add-member and remove-member against a real running cluster', () => {
     const members = (JSON.parse(health.stdout) as { members: { name: string; healthy: boolean; learner: boolean }[] }).members;
     expect(members.map((member) => [member.healthy, member.learner])).toEqual([[true, false], [true, false], [true, false], [true, false]]);
 
-    const fromNew = await cluster.etcdctl([cluster.endpoint(4)], ['get', '/day2/before', '--print-value-only']);
+    const fromNew = await cluster.etcdctl(['get', '/day2/before', '--print-value-only'], [cluster.endpoint(4)]);
     expect(fromNew.stdout.trim()).toBe('kept');
-    const put = await cluster.etcdctl([cluster.endpoint(4)], ['put', '/day2/while-four', 'written-via-etcd4']);
+    const put = await cluster.etcdctl(['put', '/day2/while-four', 'written-via-etcd4'], [cluster.endpoint(4)]);
     expect(put.code, put.stderr).toBe(0);
   });
 
   it('the promote service passes systemd-analyze verify (paths moved to the member root)', async () => {
-    const root = cluster.member('etcd4').root;
+    const root = cluster.root('etcd4');
     const files = writeFilesOf(cluster.userData('etcd4'));
     const unitDir = join(root, 'verify');
     mkdirSync(unitDir, { recursive: true });
@@ -186,7 +186,7 @@ describe('add-member and remove-member against a real running cluster', () => {
       ['/day2/before', 'kept'],
       ['/day2/while-four', 'written-via-etcd4'],
     ]) {
-      const get = await cluster.etcdctl([cluster.endpoint(2)], ['get', key!, '--print-value-only']);
+      const get = await cluster.etcdctl(['get', key!, '--print-value-only'], [cluster.endpoint(2)]);
       expect(get.stdout.trim()).toBe(value);
     }
 
@@ -209,10 +209,10 @@ describe('add-member and remove-member against a real running cluster', () => {
     expect(writeFilesOf(cluster.userData('epsilon')).has(NODE_PATHS.promoteService)).toBe(false);
     expect(await learners()).toEqual([]);
     // The table form prints IDs in hex (etcdctl's JSON gives decimals beyond 2^53).
-    const table = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'list']);
+    const table = await cluster.etcdctl(['member', 'list'], [cluster.endpoint(1)]);
     const id = table.stdout.split('\n').find((line) => line.includes(`${cluster.ip(5)}:2380`))!.split(',')[0]!.trim();
     expect(id).toMatch(/^[0-9a-f]+$/);
-    const removed = await cluster.etcdctl([cluster.endpoint(1)], ['member', 'remove', id]);
+    const removed = await cluster.etcdctl(['member', 'remove', id], [cluster.endpoint(1)]);
     expect(removed.code, removed.stderr).toBe(0);
 
     const health = await cluster.cli(['health', '--timeout', '2']);

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runProcess } from '../support/day2-cluster.js';
+import { runProcess } from '../support/local-cluster.js';
 
 // The learner's self-promotion script (etcd-promote.service); test/day2/membership.test.ts runs it against real etcd.
 const SCRIPT = fileURLToPath(new URL('../../cloud-init/etcd-promote.sh', import.meta.url));

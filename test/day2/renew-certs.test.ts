@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memberHealth } from '../../src/etcd/client.js';
 import { NODE_PATHS } from '../../src/plan.js';
-import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
+import { rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
+import { LoopbackCluster } from '../support/loopback-cluster.js';
 
 const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
 
@@ -13,15 +14,15 @@ function sha256(path: string): string {
 }
 
 describe('renew-certs against a real running cluster', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
   const before = new Map<string, string>();
 
   beforeAll(async () => {
     // Certificates that are about to expire: health must complain until they are renewed.
-    cluster = await Day2Cluster.generate(3, ['--cert-days', '20']);
+    cluster = await LoopbackCluster.create('ip', ['--cert-days', '20']);
     await cluster.startAll(MEMBERS);
     for (const file of ['ca.crt', 'ca.key', 'etcd1.crt', 'etcd1.key', 'etcd2.key', 'admin.crt', 'admin.key']) before.set(file, sha256(cluster.pkiFile(file)));
-    const put = await cluster.etcdctl([cluster.endpoint(1)], ['put', '/day2/renew', 'survives']);
+    const put = await cluster.etcdctl(['put', '/day2/renew', 'survives'], [cluster.endpoint(1)]);
     expect(put.code, put.stderr).toBe(0);
   });
 
@@ -42,7 +43,7 @@ describe('renew-certs against a real running cluster', () => {
       certPem: readFileSync(cluster.pkiFile('admin.crt'), 'utf8'),
       keyPem: readFileSync(cluster.pkiFile('admin.key'), 'utf8'),
     };
-    return (await memberHealth(cluster.member(name).clientUrl, { tls, timeoutMs: 3000 })).servedCertificate?.serialNumber;
+    return (await memberHealth(cluster.clientUrl(name), { tls, timeoutMs: 3000 })).servedCertificate?.serialNumber;
   };
 
   it('health fails while the certificates expire within --warn-days', async () => {
@@ -89,7 +90,7 @@ describe('renew-certs against a real running cluster', () => {
 
   it('the install script swaps the certificate in place; etcd serves it on the next connection, and a restarted member rejoins', async () => {
     const newSerial = new X509Certificate(readFileSync(cluster.pkiFile('etcd1.crt'))).serialNumber;
-    const root = cluster.member('etcd1').root;
+    const root = cluster.root('etcd1');
     const installed = await install('etcd1.sh', root);
     expect(installed.stderr).toBe('');
     expect(installed.code).toBe(0);
@@ -100,22 +101,22 @@ describe('renew-certs against a real running cluster', () => {
     expect(await servedSerial('etcd1')).toBe(newSerial);
 
     await cluster.stop('etcd1');
-    cluster.start('etcd1');
+    await cluster.start('etcd1');
     await cluster.waitHealthy(['etcd1']);
     expect(await servedSerial('etcd1')).toBe(newSerial);
-    const get = await cluster.etcdctl([cluster.endpoint(1)], ['get', '/day2/renew', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/day2/renew', '--print-value-only'], [cluster.endpoint(1)]);
     expect(get.stdout.trim()).toBe('survives');
   });
 
   it("refuses to install one member's certificate on another member", async () => {
-    const result = await install('etcd1.sh', cluster.member('etcd2').root);
+    const result = await install('etcd1.sh', cluster.root('etcd2'));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('is not the configuration of member etcd1');
   });
 
   it('health is green once every member serves its renewed certificate', async () => {
     for (const name of ['etcd2', 'etcd3']) {
-      const installed = await install(`${name}.sh`, cluster.member(name).root);
+      const installed = await install(`${name}.sh`, cluster.root(name));
       expect(installed.code, installed.stderr).toBe(0);
     }
     const result = await cluster.cli(['health', '--json']);
@@ -135,16 +136,16 @@ describe('renew-certs against a real running cluster', () => {
     const verify = await runProcess('openssl', ['verify', '-CAfile', cluster.pkiFile('ca.crt'), cluster.pkiFile('etcd2.crt')]);
     expect(verify.stdout).toContain(': OK');
 
-    const root = cluster.member('etcd2').root;
+    const root = cluster.root('etcd2');
     const installed = await install('etcd2.sh', root);
     expect(installed.code, installed.stderr).toBe(0);
     expect(readFileSync(`${root}${NODE_PATHS.memberKey}`, 'utf8')).toBe(readFileSync(cluster.pkiFile('etcd2.key'), 'utf8'));
     await cluster.stop('etcd2');
-    cluster.start('etcd2');
+    await cluster.start('etcd2');
     await cluster.waitHealthy(['etcd2']);
     const health = await cluster.cli(['health']);
     expect(health.code, health.stdout).toBe(0);
-    const get = await cluster.etcdctl([cluster.endpoint(2)], ['get', '/day2/renew', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/day2/renew', '--print-value-only'], [cluster.endpoint(2)]);
     expect(get.stdout.trim()).toBe('survives');
   });
 });

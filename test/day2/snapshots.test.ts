@@ -4,15 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { NODE_PATHS } from '../../src/plan.js';
 import { runCli } from '../support/cli.js';
-import { Day2Cluster, rewriteNodePaths, runProcess, writeFilesOf } from '../support/day2-cluster.js';
+import { rewriteNodePaths, runProcess, writeFilesOf } from '../support/local-cluster.js';
+import { LoopbackCluster } from '../support/loopback-cluster.js';
 
 const EXEC_START = /^ExecStart=(.+)$/m;
 
 describe('snapshot timer in gen-userdata', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
 
   beforeAll(async () => {
-    cluster = await Day2Cluster.generate(1, ['--snapshot-retain', '2', '--snapshot-schedule', '*-*-* 00/6:00:00']);
+    cluster = await LoopbackCluster.create('ip', ['--snapshot-retain', '2', '--snapshot-schedule', '*-*-* 00/6:00:00'], { size: 1 });
     await cluster.startAll(['etcd1']);
   });
 
@@ -38,7 +39,7 @@ describe('snapshot timer in gen-userdata', () => {
     const content = writeFilesOf(cluster.userData('etcd1')).get(NODE_PATHS.snapshotTmpfiles)!.content;
     expect(content).toMatch(/^d \/var\/backups\/etcd 0700 etcd etcd -$/m);
     // The real systemd-tmpfiles on a temporary root whose passwd has the etcd user (cloud-init's users module makes it).
-    const root = join(cluster.member('etcd1').root, 'tmpfiles-root');
+    const root = join(cluster.root('etcd1'), 'tmpfiles-root');
     mkdirSync(join(root, 'etc'), { recursive: true });
     writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\netcd:x:998:998::/var/lib/etcd:/usr/sbin/nologin\n');
     writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\netcd:x:998:\n');
@@ -51,7 +52,7 @@ describe('snapshot timer in gen-userdata', () => {
   });
 
   it('the service and timer pass systemd-analyze verify (script path moved to a temp root)', async () => {
-    const root = cluster.member('etcd1').root;
+    const root = cluster.root('etcd1');
     // The units as written, with node paths moved under the member's root (where the script is) and Debian's etcd.
     const files = writeFilesOf(cluster.userData('etcd1'));
     const unitDir = join(root, 'verify');
@@ -74,11 +75,12 @@ describe('snapshot timer in gen-userdata', () => {
   });
 
   it("the service's command saves a snapshot, keeps the newest --snapshot-retain, and the snapshot restores", async () => {
-    const member = cluster.member('etcd1');
-    const put = await cluster.etcdctl([member.clientUrl], ['put', '/day2/snapshot', 'before-snapshot']);
+    const root = cluster.root('etcd1');
+    const clientUrl = cluster.clientUrl('etcd1');
+    const put = await cluster.etcdctl(['put', '/day2/snapshot', 'before-snapshot'], [clientUrl]);
     expect(put.stderr).toBe('');
 
-    const backupDir = `${member.root}${NODE_PATHS.backupDir}`;
+    const backupDir = `${root}${NODE_PATHS.backupDir}`;
     mkdirSync(backupDir, { recursive: true, mode: 0o700 });
     // Two older snapshots: with --retain 2 the oldest must go, the other stays.
     writeFileSync(join(backupDir, 'etcd-etcd1-20200101T000000Z.db'), 'old');
@@ -86,7 +88,7 @@ describe('snapshot timer in gen-userdata', () => {
     writeFileSync(join(backupDir, 'unrelated.txt'), 'kept');
 
     const service = writeFilesOf(cluster.userData('etcd1')).get(NODE_PATHS.snapshotService)!.content;
-    const [program, ...args] = rewriteNodePaths(EXEC_START.exec(service)![1]!, member.root).split(' ');
+    const [program, ...args] = rewriteNodePaths(EXEC_START.exec(service)![1]!, root).split(' ');
     const saved = await runProcess(program!, args);
     expect(saved.stderr).not.toMatch(/error/i);
     expect(saved.code).toBe(0);
@@ -98,11 +100,11 @@ describe('snapshot timer in gen-userdata', () => {
     expect(snapshot).toBeDefined();
 
     // Written after the snapshot: must not be in the restored member.
-    await cluster.etcdctl([member.clientUrl], ['put', '/day2/snapshot', 'after-snapshot']);
+    await cluster.etcdctl(['put', '/day2/snapshot', 'after-snapshot'], [clientUrl]);
     await cluster.stop('etcd1');
 
     // Restore as docs/day2.md says, into the member's data dir, then start the member on it.
-    const dataDir = `${member.root}${NODE_PATHS.dataDir}`;
+    const dataDir = `${root}${NODE_PATHS.dataDir}`;
     rmSync(dataDir, { recursive: true, force: true });
     const plan = JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { initialCluster: string; initialClusterToken: string };
     const restored = await runProcess('/usr/bin/etcdctl', [
@@ -118,16 +120,16 @@ describe('snapshot timer in gen-userdata', () => {
     ]);
     expect(restored.code, restored.stderr).toBe(0);
     chmodSync(dataDir, 0o700);
-    cluster.start('etcd1');
+    await cluster.start('etcd1');
     await cluster.waitHealthy(['etcd1']);
-    const get = await cluster.etcdctl([member.clientUrl], ['get', '/day2/snapshot', '--print-value-only']);
+    const get = await cluster.etcdctl(['get', '/day2/snapshot', '--print-value-only'], [clientUrl]);
     expect(get.stdout.trim()).toBe('before-snapshot');
   });
 });
 
 describe('snapshot options of gen-userdata', () => {
   it('--no-snapshots leaves the timer out and says so in cluster.json', async () => {
-    const cluster = await Day2Cluster.generate(1, ['--no-snapshots']);
+    const cluster = await LoopbackCluster.create('ip', ['--no-snapshots'], { size: 1 });
     try {
       const userData = cluster.userData('etcd1');
       expect(userData).not.toContain('etcd-snapshot');

@@ -3,17 +3,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli.js';
 import { runCli, tempDirsRemovedAfterAll } from '../support/cli.js';
-import { Day2Cluster } from '../support/day2-cluster.js';
 import { FIXTURES } from '../support/golden.js';
+import { LoopbackCluster } from '../support/loopback-cluster.js';
 
 const workDir = tempDirsRemovedAfterAll('day2v');
 
 /** Usage errors need no running cluster: a generated folder is enough. */
 describe('day-2 usage errors (exit 2, one line naming the field and value)', () => {
-  let cluster: Day2Cluster;
+  let cluster: LoopbackCluster;
 
   beforeAll(async () => {
-    cluster = await Day2Cluster.generate(3);
+    cluster = await LoopbackCluster.create('ip');
   });
 
   afterAll(async () => {

@@ -23,7 +23,7 @@ describe('create-droplets / destroy-droplets (black box)', () => {
     const created = await runCli(args, workDir, env());
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('Cluster blackbox on DigitalOcean: 3 droplet(s) in ams3, VPC etcd-cluster-blackbox');
-    expect(created.stdout).toContain('  . out/blackbox/etcdctl.env && etcdctl endpoint health --cluster');
+    expect(created.stdout).toContain('\n  etcd-cloudinit health --cluster-name blackbox\n');
     expect(fake.droplets.size).toBe(3);
     for (const droplet of fake.droplets.values()) {
       const member = droplet.name.replace('blackbox-', '');

@@ -108,14 +108,14 @@ describe('create-droplets', () => {
       { protocol: 'icmp', ports: '0', destinations: { addresses: ['0.0.0.0/0', '::/0'] } },
     ]);
 
-    // Progress per droplet, then a summary with endpoints and the etcdctl command.
+    // Progress per droplet, then a summary with endpoints and the health command.
     for (const member of MEMBERS) {
       expect(result.stderr).toMatch(new RegExp(`${member}: created droplet etcd-${member} \\(id \\d+\\)`));
       expect(result.stderr).toMatch(new RegExp(`${member}: active, private 10\\.\\d+\\.0\\.\\d+, public 203\\.0\\.113\\.\\d+`));
       expect(result.stderr).toContain(`${member}: DNS etcd-${member}.example.com -> ${droplets.get(`etcd-${member}`)!.privateIpv4} (created)`);
     }
     expect(result.stdout).toContain('Endpoints: https://etcd-etcd1.example.com:2379,https://etcd-etcd2.example.com:2379,https://etcd-etcd3.example.com:2379');
-    expect(result.stdout).toContain('  . out/etcd/etcdctl.env && etcdctl endpoint health --cluster');
+    expect(result.stdout).toContain('\n  etcd-cloudinit health\n');
     expect(readFileSync(join(workDir, 'out/etcd/etcdctl.env'), 'utf8')).toContain(
       'ETCDCTL_ENDPOINTS=https://etcd-etcd1.example.com:2379,https://etcd-etcd2.example.com:2379,https://etcd-etcd3.example.com:2379',
     );

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -6,7 +7,8 @@ import { attemptTls, CURL_NO_SERVER, etcdctlOutput, etcdctlSucceeded, startedMem
 import { runAllowingFailure, waitFor } from './exec.js';
 import { NODE_PATHS } from '../../src/plan.js';
 import { DEBIAN_ETCD_RELEASE } from './mirror.js';
-import { E2E_BUCKET, JOINER_IP } from './cluster.js';
+import { E2E_BUCKET } from './cluster.js';
+import { bakedImage } from './images.js';
 import { readSavedSnapshot } from './guest-console.js';
 import { expectCloudInitDone, useTestCluster } from './suite.js';
 
@@ -19,8 +21,6 @@ const REJOIN_WITHIN_MS = 12 * 60_000;
 // Every 2 minutes plus the timer's RandomizedDelaySec (5 min), and a miss while etcd was still joining.
 const SNAPSHOT_SCHEDULE = '*:0/2';
 const SNAPSHOT_WITHIN_MS = 12 * 60_000;
-// A 4th VM: boot, install, join as a learner, catch up and get promoted.
-const PROMOTED_WITHIN_MS = 20 * 60_000;
 // Off-site copies go to the test's S3 server on the bridge.
 const BACKUP_ARGS = ['--backup-url', `s3://${E2E_BUCKET.name}/e2e/`, '--backup-endpoint', E2E_BUCKET.endpoint];
 // The next snapshot after a write: the 2-minute schedule plus up to 5 minutes of RandomizedDelaySec.
@@ -36,6 +36,12 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
   const { skipUnlessHealthy } = suite;
   let backedUpRevision = 0;
   let oldClusterId = '';
+  let writtenAt = 0;
+  let restoreBootedAt = 0;
+
+  // The release mirror's request log: one line per GET or HEAD.
+  const mirrorRequests = (): string[] => readFileSync(suite.cluster.mirror.logFile, 'utf8').split('\n').filter((line) => / (GET|HEAD) \//.test(line));
+  let mirrorRequestsBeforeRestore = 0;
 
   const clusterIds = async (): Promise<string[]> => {
     const status = await suite.cluster.etcdctl(['endpoint', 'status', '--write-out=json']);
@@ -71,31 +77,14 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     expect(value.stdout.trim()).toBe('hello from etcd1');
   });
 
-  it('uploads a snapshot off-site: only the leader, after its timer fires; backups --json lists it with its checksum', async (context) => {
+  it('writes a key for the off-site backup to hold (checked once the snapshot timer has fired)', async (context) => {
     skipUnlessHealthy(context);
     const put = await untilSucceeds('put e2e/backed-up', () => suite.cluster.etcdctl(['put', 'e2e/backed-up', 'in the bucket']), etcdctlSucceeded, etcdctlOutput);
-    backedUpRevision = Number(/"revision":(\d+)/.exec((await suite.cluster.etcdctl(['get', 'e2e/backed-up', '--write-out=json'])).stdout)?.[1] ?? 'NaN');
     expect(put.code).toBe(0);
+    backedUpRevision = Number(/"revision":(\d+)/.exec((await suite.cluster.etcdctl(['get', 'e2e/backed-up', '--write-out=json'])).stdout)?.[1] ?? 'NaN');
     expect(backedUpRevision).toBeGreaterThan(0);
+    writtenAt = Date.now();
     oldClusterId = (await clusterIds())[0]!;
-    const startedAt = Date.now();
-    const listed = await waitFor(
-      `a snapshot of revision ${backedUpRevision} or later in the bucket`,
-      async () => {
-        const found = await listBackups();
-        return found.snapshots.some((snapshot) => snapshot.revision >= backedUpRevision) ? found : undefined;
-      },
-      { timeoutMs: UPLOADED_WITHIN_MS, intervalMs: 15_000 },
-    );
-    log(`uploaded ${Math.round((Date.now() - startedAt) / 1000)}s after the write: ${listed.snapshots.map((snapshot) => snapshot.key).join(', ')}`);
-    const newest = listed.snapshots[0]!;
-    expect(newest.sha256, JSON.stringify(newest)).toMatch(/^[0-9a-f]{64}$/);
-    // The uploader's own line on that member's console (journald), with the same checksum.
-    const uploader = suite.cluster.members.find((member) => member.name === newest.member)!;
-    await waitFor(`the upload line on ${uploader.name}'s console`, async () => (uploader.vm.console().includes(`sha256 ${newest.sha256}) to ${E2E_BUCKET.endpoint}/${E2E_BUCKET.name}/${newest.key}`) ? true : undefined), {
-      timeoutMs: 60_000,
-      intervalMs: 5_000,
-    });
   });
 
   it('refuses a client without a certificate and one from another CA, on client and peer ports', async (context) => {
@@ -147,22 +136,6 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     for (const member of suite.cluster.members) await expectCloudInitDone(member);
   });
 
-  it('saves a scheduled snapshot on every member: the systemd timer fires and etcdctl snapshot save succeeds', async (context) => {
-    skipUnlessHealthy(context);
-    for (const member of suite.cluster.members) {
-      const saved = await waitFor(`a scheduled snapshot on ${member.name}'s console`, async () => readSavedSnapshot(member.vm.console(), member.name), {
-        timeoutMs: SNAPSHOT_WITHIN_MS,
-        intervalMs: 10_000,
-      });
-      expect(saved.startsWith(`${NODE_PATHS.backupDir}/etcd-${member.name}-`), saved).toBe(true);
-    }
-    // One upload per interval, not one per member: each snapshot started the upload unit, and a follower's stood down.
-    await waitFor('a follower standing down', async () => (suite.cluster.members.some((member) => member.vm.console().includes(`etcd-backup: member ${member.name} is not the leader now`)) ? true : undefined), {
-      timeoutMs: 2 * 60_000,
-      intervalMs: 5_000,
-    });
-  });
-
   it('keeps accepting writes with one member down, and the member catches up after a restart', async (context) => {
     skipUnlessHealthy(context);
     const [first, victim, third] = suite.cluster.members;
@@ -187,56 +160,64 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     await untilSucceeds('endpoint health --cluster after the rejoin', () => suite.cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
   });
 
-  it('add-member: a 4th VM boots from its user-data, joins as a learner and promotes itself under systemd', async (context) => {
+  it('uploads a snapshot off-site: only the leader, after its timer fires; backups --json lists it with its checksum', async (context) => {
     skipUnlessHealthy(context);
-    const added = await suite.cluster.cli(['add-member', '--ip', JOINER_IP, '--timeout', '30']);
-    expect(added.code, added.stderr).toBe(0);
-    const learnerId = new RegExp(`^Added member etcd4 \\(${JOINER_IP.replace(/\./g, '\\.')}, ID ([0-9a-f]+)\\) as a learner`).exec(added.stdout)?.[1];
-    expect(learnerId, added.stdout).toBeDefined();
-    const joiner = await suite.cluster.bootMember('etcd4', JOINER_IP);
-    const startedAt = Date.now();
-
-    type Listed = { name?: string; isLearner?: boolean };
-    const etcd4 = async (): Promise<Listed | undefined> => {
-      const list = await suite.cluster.etcdctl(['member', 'list', '--write-out=json']);
-      if (list.code !== 0) return undefined;
-      return (JSON.parse(list.stdout) as { members: Listed[] }).members.find((member) => member.name === 'etcd4');
-    };
-    await waitFor('etcd4 to start and be promoted to a voting member', async () => {
-      const member = await etcd4();
-      return member !== undefined && member.isLearner !== true ? member : undefined;
-    }, {
-      timeoutMs: PROMOTED_WITHIN_MS,
-      intervalMs: 10_000,
-    });
-    log(`etcd4 promoted ${Math.round((Date.now() - startedAt) / 1000)}s after its VM started`);
-    // The node's own unit did it, under systemd; nobody called member promote from here.
-    await waitFor("etcd-promote's line on etcd4's console", async () => (joiner.vm.console().includes(`etcd-cloudinit: etcd-promote: promoted member etcd4 (${learnerId}) from learner to voting member`) ? true : undefined), {
+    expect(backedUpRevision, 'the write test ran first').toBeGreaterThan(0);
+    const listed = await waitFor(
+      `a snapshot of revision ${backedUpRevision} or later in the bucket`,
+      async () => {
+        const found = await listBackups();
+        return found.snapshots.some((snapshot) => snapshot.revision >= backedUpRevision) ? found : undefined;
+      },
+      { timeoutMs: UPLOADED_WITHIN_MS, intervalMs: 15_000 },
+    );
+    log(`uploaded ${Math.round((Date.now() - writtenAt) / 1000)}s after the write (other checks ran meanwhile): ${listed.snapshots.map((snapshot) => snapshot.key).join(', ')}`);
+    const newest = listed.snapshots[0]!;
+    expect(newest.sha256, JSON.stringify(newest)).toMatch(/^[0-9a-f]{64}$/);
+    // The uploader's own line on that member's console (journald), with the same checksum.
+    const uploader = suite.cluster.members.find((member) => member.name === newest.member)!;
+    await waitFor(`the upload line on ${uploader.name}'s console`, async () => (uploader.vm.consoleHistory().includes(`sha256 ${newest.sha256}) to ${E2E_BUCKET.endpoint}/${E2E_BUCKET.name}/${newest.key}`) ? true : undefined), {
       timeoutMs: 60_000,
       intervalMs: 5_000,
     });
-    // Its own store has the data written before it existed.
-    const get = await suite.cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only', '--consistency=s'], [joiner.clientUrl]);
-    expect(get.stdout.trim(), get.stderr).toBe('hello from etcd1');
-    await untilSucceeds('endpoint health --cluster with 4 members', () => suite.cluster.etcdctl(['endpoint', 'health', '--cluster']), etcdctlSucceeded, etcdctlOutput);
   });
 
-  it('restore: with every VM gone, new VMs restore the uploaded snapshot and form a new, healthy cluster with the data and a new cluster ID', async (context) => {
+  it('saves a scheduled snapshot on every member: the systemd timer fires and etcdctl snapshot save succeeds', async (context) => {
+    skipUnlessHealthy(context);
+    for (const member of suite.cluster.members) {
+      const saved = await waitFor(`a scheduled snapshot on ${member.name}'s console`, async () => readSavedSnapshot(member.vm.consoleHistory(), member.name), {
+        timeoutMs: SNAPSHOT_WITHIN_MS,
+        intervalMs: 10_000,
+      });
+      expect(saved.startsWith(`${NODE_PATHS.backupDir}/etcd-${member.name}-`), saved).toBe(true);
+    }
+    // One upload per interval, not one per member: each snapshot started the upload unit, and a follower's stood down.
+    await waitFor('a follower standing down', async () => (suite.cluster.members.some((member) => member.vm.consoleHistory().includes(`etcd-backup: member ${member.name} is not the leader now`)) ? true : undefined), {
+      timeoutMs: 2 * 60_000,
+      intervalMs: 5_000,
+    });
+  });
+
+  // The restore boots the baked image (as Packer bakes a DigitalOcean snapshot) with --install baked:
+  // one boot proves both the restore and the baked mode (test/e2e/README.md, "which suite proves what").
+  it('restore onto a baked image: with every VM gone, new VMs restore the uploaded snapshot and form a new, healthy cluster with the data and a new cluster ID', async (context) => {
     skipUnlessHealthy(context);
     expect(backedUpRevision, 'the upload test ran first').toBeGreaterThan(0);
+    const baked = await bakedImage({ repoRoot, debianMirror, log });
     await suite.cluster.destroyAllVms();
     // As an operator would after losing every machine: same addresses, new machines, the newest snapshot.
     const restored = await suite.cluster.cli([
       'restore', ...BACKUP_ARGS,
       '--ips', suite.cluster.memberIps.join(','),
-      '--etcd-version', DEBIAN_ETCD_RELEASE.version, '--release-url', suite.cluster.mirror.url,
+      '--etcd-version', DEBIAN_ETCD_RELEASE.version, '--install', 'baked',
       '--key-size', '2048', '--heartbeat-interval', '500', '--election-timeout', '5000', '--snapshot-schedule', SNAPSHOT_SCHEDULE,
     ]);
     expect(restored.code, restored.stderr).toBe(0);
     log(restored.stderr.trim().split('\n').find((line) => line.startsWith('restore: snapshot')) ?? restored.stderr);
-    const members = await suite.cluster.bootNewVms('restored');
+    mirrorRequestsBeforeRestore = mirrorRequests().length;
+    const members = await suite.cluster.bootNewVms('restored', baked);
     const seconds = await suite.cluster.waitHealthy(HEALTHY_WITHIN_MS);
-    log(`restored cluster healthy ${seconds}s after its VMs started`);
+    log(`restored cluster (baked image) healthy ${seconds}s after its VMs started`);
     for (const member of members) {
       expect(member.vm.console()).toContain(`etcd-cloudinit: etcd-restore: restored member ${member.name} into /var/lib/etcd`);
       // From each member's own store: the data came from the snapshot, not from a peer that has it.
@@ -252,5 +233,17 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     const list = await suite.cluster.etcdctl(['member', 'list', '--write-out=json']);
     expect(startedMembers(list.stdout).map((member) => member.name).sort()).toEqual(['etcd1', 'etcd2', 'etcd3']);
     for (const member of members) await expectCloudInitDone(member);
+  });
+
+  it('baked: each restored member checked the baked version at boot and downloaded nothing (the mirror saw no request)', async (context) => {
+    skipUnlessHealthy(context);
+    expect(mirrorRequestsBeforeRestore, 'the restore test ran first').toBeGreaterThan(0);
+    for (const member of suite.cluster.members) {
+      expect(member.vm.console(), member.name).toContain(`etcd-cloudinit: etcd ${DEBIAN_ETCD_RELEASE.version} is installed in /usr/local/bin`);
+      expect(member.vm.console(), member.name).not.toContain('etcd-cloudinit: installed etcd');
+    }
+    // The first boot downloaded through the mirror (so its log is the right one to read); the baked boot asked for nothing.
+    expect(mirrorRequests().slice(0, mirrorRequestsBeforeRestore).some((line) => line.includes(`/${DEBIAN_ETCD_RELEASE.version}/`))).toBe(true);
+    expect(mirrorRequests().slice(mirrorRequestsBeforeRestore).filter((line) => line.includes(`/${DEBIAN_ETCD_RELEASE.version}/`))).toEqual([]);
   });
 });

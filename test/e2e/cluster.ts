@@ -7,7 +7,7 @@ import { run, runAllowingFailure, startLogged, waitFor, type RunResult } from '.
 import type { ClientIdentity } from './certificates.js';
 import { etcdctl, startedMembers } from './etcd-client.js';
 import { diagnoseConsole, type ConsoleFinding } from './guest-console.js';
-import { buildGuestImage, type BakeStep } from './guest-image.js';
+import { buildGuestImage, type BakeStep, type GuestImage } from './guest-image.js';
 import { buildEtcdMirror, DEBIAN_ETCD_RELEASE, serveMirror, type MirrorServer } from './mirror.js';
 import { createTestNetwork, destroyTestNetwork, type TestNetwork } from './netns.js';
 import { writeSeedIso } from './seed.js';
@@ -24,8 +24,6 @@ const S3_PORT = 9000;
 export const E2E_BUCKET = { name: 'e2e-backups', endpoint: `http://${BRIDGE_ADDRESS}:${S3_PORT}`, env: { SPACES_ACCESS_KEY_ID: 'S3RVER', SPACES_SECRET_ACCESS_KEY: 'S3RVER' } } as const;
 const S3_SERVER_SCRIPT = fileURLToPath(new URL('./s3-server.ts', import.meta.url));
 const MEMBER_IPS = ['10.77.0.11', '10.77.0.12', '10.77.0.13'];
-/** The address a member added later (add-member) boots with: its tap exists from the start. */
-export const JOINER_IP = '10.77.0.14';
 
 export interface Member {
   name: string;
@@ -71,12 +69,13 @@ export interface TestCluster {
   waitHealthy(timeoutMs: number): Promise<number>;
   /** The product's CLI, run inside the test network (so it reaches the members) on this run's out/ folder. */
   cli(args: readonly string[]): Promise<RunResult>;
-  /** Boots one more VM with the user-data now in out/ for `name` (after add-member wrote it). */
-  bootMember(name: string, ip: string): Promise<Member>;
   /** Kills every VM: the cluster is lost (their disks are kept until teardown, unused). */
   destroyAllVms(): Promise<void>;
-  /** Boots one new VM per member from the user-data now in out/, on fresh disks; `label` names the VMs and their consoles. */
-  bootNewVms(label: string): Promise<Member[]>;
+  /**
+   * Boots one new VM per member from the user-data now in out/, on fresh disks; `label` names the VMs
+   * and their consoles. `image` replaces the cluster's image (the restore boots the baked one).
+   */
+  bootNewVms(label: string, image?: GuestImage): Promise<Member[]>;
   // Boots a killed member again from its own overlay disk.
   restart(member: Member): void;
   findings(): { member: string; findings: ConsoleFinding[] }[];
@@ -111,7 +110,7 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
     namespace,
     bridgeAddress: BRIDGE_ADDRESS,
     prefixLength: PREFIX_LENGTH,
-    tapCount: MEMBER_IPS.length + 1,
+    tapCount: MEMBER_IPS.length,
   });
   const members: Member[] = [];
   let mirror: MirrorServer | undefined;
@@ -150,11 +149,11 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
 
-    const createMember = async (name: string, ip: string, tap: string, vmName = name): Promise<Member> => {
+    const createMember = async (name: string, ip: string, tap: string, vmName = name, memberImage = image): Promise<Member> => {
       const macAddress = `52:54:00:77:00:${ip.split('.')[3]}`;
       const userData = await readFile(join(generated.userDataDir, `${name}.yaml`), 'utf8');
       const seedIso = await writeSeedIso({ instanceId: `${CLUSTER_NAME}-${vmName}`, hostname: vmName, userData, macAddress, addressCidr: `${ip}/${PREFIX_LENGTH}` }, runDir);
-      const vm = new Vm({ name: vmName, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
+      const vm = new Vm({ name: vmName, image: memberImage, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
       await vm.createDisk();
       const member = { name, ip, clientUrl: `https://${ip}:2379`, peerUrl: `https://${ip}:2380`, vm };
       members.push(member);
@@ -194,24 +193,15 @@ export async function startTestCluster(options: TestClusterOptions): Promise<Tes
           cwd: options.repoRoot,
           timeoutMs: 5 * 60_000,
         }),
-      bootMember: async (name, ip) => {
-        const tap = network.taps[MEMBER_IPS.length] ?? '';
-        if (members.length > MEMBER_IPS.length) throw new Error(`the spare tap ${tap} is taken: one member can join per run`);
-        const member = await createMember(name, ip, tap);
-        member.vm.start();
-        cleanup.track(member.vm.pid);
-        options.log(`started ${name}'s VM (${ip})`);
-        return member;
-      },
       destroyAllVms: async () => {
         for (const member of members) await member.vm.kill();
         retired.push(...members.splice(0, members.length));
         options.log(`killed every VM (${retired.map((member) => member.vm.spec.name).join(', ')})`);
       },
-      bootNewVms: async (label) => {
+      bootNewVms: async (label, newImage = image) => {
         if (members.length > 0) throw new Error('bootNewVms: destroy the running VMs first');
         for (const [index, ip] of MEMBER_IPS.entries()) {
-          await createMember(memberNames[index]!, ip, network.taps[index] ?? '', `${memberNames[index]}-${label}`);
+          await createMember(memberNames[index]!, ip, network.taps[index] ?? '', `${memberNames[index]}-${label}`, newImage);
         }
         cluster.vmsStartedAt = Date.now();
         for (const member of members) {

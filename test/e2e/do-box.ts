@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { startFakeDigitalOcean, type DropletBackend, type FakeDigitalOcean, type FakeDroplet } from '../digitalocean/fake-api.js';
 import { EmergencyCleanup, keepRunEvidence, netnsEtcDir, removeNetnsEtcDir } from './cluster.js';
-import { fetchDebianEtcd, type LocalEtcdRelease } from './debian-etcd.js';
+import type { LocalEtcdRelease } from './debian-etcd.js';
 import { run, runAllowingFailure, startLogged, waitFor, type RunResult } from './exec.js';
-import { buildGuestImage } from './guest-image.js';
+import { downloadImage, nextMinorRelease } from './images.js';
 import { buildEtcdMirror, DEBIAN_ETCD_RELEASE, serveMirror, type MirrorServer } from './mirror.js';
 import { createTestNetwork, destroyTestNetwork, type TestNetwork } from './netns.js';
 import { writeSeedIso } from './seed.js';
@@ -90,8 +90,8 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
   await mkdir(workDir, { recursive: true });
   options.log(`run dir: ${runDir}`);
 
-  const image = await buildGuestImage({ cacheDir, debianMirror: options.debianMirror, log: options.log });
-  const newRelease = await fetchDebianEtcd(cacheDir, 'sid', options.debianMirror);
+  const image = await downloadImage(options);
+  const newRelease = await nextMinorRelease(options);
   const releases = { old: DEBIAN_ETCD_RELEASE, new: newRelease };
   const mirrorRoot = join(runDir, 'mirror');
   for (const release of Object.values(releases)) await buildEtcdMirror(mirrorRoot, release);

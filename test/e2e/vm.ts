@@ -96,6 +96,11 @@ export class Vm {
     return existsSync(this.consoleLog) ? readFileSync(this.consoleLog, 'utf8') : '';
   }
 
+  /** Every boot's console, oldest first: evidence from before a restart still counts. */
+  consoleHistory(): string {
+    return this.consoleLogs().filter((file) => existsSync(file)).map((file) => readFileSync(file, 'utf8')).join('\n');
+  }
+
   consoleLogs(): string[] {
     return Array.from({ length: this.boots }, (_, index) => join(this.spec.runDir, `${this.spec.name}.boot${index + 1}.console.log`));
   }

@@ -3,6 +3,8 @@ import { createWriteStream, mkdirSync, openSync, readFileSync, writeFileSync } f
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { NODE_PATHS } from '../../src/plan.js';
+import type { RunResult } from './run.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -10,10 +12,19 @@ const execFileAsync = promisify(execFile);
 export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';
 export const ETCDCTL_BIN = process.env.ETCDCTL_BIN ?? '/usr/bin/etcdctl';
 
+/** The etcd release of Debian's binaries: generated configs must match it. */
+export const LOCAL_ETCD_VERSION = 'v3.4.23';
+
 interface WriteFile {
   path: string;
   content: string;
   permissions?: string;
+}
+
+/** The write_files of a cloud-config, by node path. */
+export function writeFilesOf(userData: string): Map<string, WriteFile> {
+  const document = parseYaml(userData) as { write_files: WriteFile[] };
+  return new Map(document.write_files.map((file) => [file.path, file]));
 }
 
 /** The parts of a generated user-data a local run needs. */
@@ -26,8 +37,7 @@ export interface MemberFiles {
 }
 
 export function readMemberUserData(userDataPath: string): MemberFiles {
-  const document = parseYaml(readFileSync(userDataPath, 'utf8')) as { write_files: WriteFile[] };
-  const files = new Map(document.write_files.map((file) => [file.path, file]));
+  const files = writeFilesOf(readFileSync(userDataPath, 'utf8'));
   const unit = files.get('/etc/systemd/system/etcd.service');
   const execLine = unit?.content.split('\n').find((line) => line.startsWith('ExecStart='));
   if (!execLine) throw new Error(`${userDataPath}: no etcd unit with ExecStart in write_files`);
@@ -46,6 +56,21 @@ export interface LocalMember {
 /** Node paths (/etc/..., /var/...) in a YAML file as they are under `root`. */
 export function relocateNodePaths(text: string, root: string): string {
   return text.replace(/(["\s:=])(\/(?:etc|var)\/[^\s",]+)/g, (_all, lead: string, path: string) => `${lead}${root}${path}`);
+}
+
+/**
+ * Node paths in a script or unit as they are under a member's root (relocateNodePaths moves them
+ * only in YAML files); etcdctl is Debian's.
+ */
+export function rewriteNodePaths(text: string, root: string): string {
+  return text
+    .replaceAll(`${NODE_PATHS.binDir}/`, '/usr/bin/')
+    .replaceAll('/usr/local/lib/etcd-cloudinit/', `${root}/usr/local/lib/etcd-cloudinit/`)
+    .replaceAll('/etc/systemd/system/', `${root}/etc/systemd/system/`)
+    .replaceAll('/etc/etcd/', `${root}/etc/etcd/`)
+    .replaceAll('/etc/etcd-cloudinit/', `${root}/etc/etcd-cloudinit/`)
+    .replaceAll(NODE_PATHS.dataDir, `${root}${NODE_PATHS.dataDir}`)
+    .replaceAll(NODE_PATHS.backupDir, `${root}${NODE_PATHS.backupDir}`);
 }
 
 /**
@@ -80,6 +105,30 @@ export function spawnLogged(command: readonly string[], logFile: string): ChildP
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   return child;
+}
+
+/**
+ * Runs a program to completion (SIGKILL after `timeoutMs`), collecting its output; never throws for an exit code.
+ * `onChild`: given the process as soon as it runs (a test that kills a command mid-way).
+ */
+export function runProcess(command: string, args: readonly string[], timeoutMs = 60_000, onChild?: (child: ChildProcess) => void): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ETCDCTL_API: '3' } });
+    onChild?.(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
 }
 
 export function startMember(member: MemberFiles, root: string): LocalMember {

@@ -2,6 +2,8 @@
  * Real etcd clusters on one loopback /24, made the three ways a user makes them: members by IP
  * (gen-userdata --ips), members by DNS name (gen-userdata --domain), and droplets made by
  * create-droplets against the fake DigitalOcean API, booted from the user-data the API received.
+ * Members by name can be provisioned now and started later (add-member), stopped, and started
+ * again on the files now on their root (after an install script changed them).
  * Every member, etcdctl and the CLI run in a mount namespace whose /etc/hosts is this workspace's
  * hosts file, so member names resolve to loopback addresses and the machine's own file is untouched.
  */
@@ -17,14 +19,16 @@ import { NODE_PATHS } from '../../src/plan.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean, type FakeDroplet } from '../digitalocean/fake-api.js';
 import { CLI, tempDir, type CliRun } from './cli.js';
 import { startWriter, type RunningWriter } from './writer.js';
-import { LOCAL_ETCD_VERSION, rewriteNodePaths, runProcess } from './day2-cluster.js';
 import {
   adminTls,
   ETCD_BIN,
   ETCDCTL_BIN,
+  LOCAL_ETCD_VERSION,
   loopbackBlock,
   readMemberUserData,
   relocateNodePaths,
+  rewriteNodePaths,
+  runProcess,
   spawnLogged,
   stopMember,
   tailOf,
@@ -72,17 +76,24 @@ export class LoopbackCluster {
     readonly prefix: string,
     /** The fake DigitalOcean API ('do' only). */
     readonly fake: FakeDigitalOcean | undefined,
+    /** Environment every CLI run gets (a bucket key pair, say). */
+    readonly cliEnv: Record<string, string>,
   ) {}
 
-  /** A workspace with the cluster's folder made as a user would (gen-userdata or create-droplets, with `extraArgs`); no member runs yet. */
-  static async create(kind: ClusterKind, extraArgs: readonly string[] = []): Promise<LoopbackCluster> {
+  /**
+   * A workspace with the cluster's folder made as a user would (gen-userdata or create-droplets, with `extraArgs`); no member runs yet.
+   * `size`: how many members 'ip' gives --ips (dns and do take --names or --count in `extraArgs`).
+   */
+  static async create(kind: ClusterKind, extraArgs: readonly string[] = [], options: { size?: number; cliEnv?: Record<string, string> } = {}): Promise<LoopbackCluster> {
+    if (options.size !== undefined && kind !== 'ip') throw new Error(`size is for 'ip' clusters; give a ${kind} cluster --names or --count`);
+    const size = options.size ?? 3;
     const prefix = loopbackBlock(1)[0]!.replace(/\.\d+$/, '');
     const fake = kind === 'do' ? await startFakeDigitalOcean({ domains: [LOOP_DOMAIN] }) : undefined;
-    const cluster = new LoopbackCluster(kind, tempDir(`loopback-${kind}`), prefix, fake);
+    const cluster = new LoopbackCluster(kind, tempDir(`loopback-${kind}`), prefix, fake, options.cliEnv ?? {});
     try {
       cluster.writeHosts();
       const args = {
-        ip: ['gen-userdata', '--ips', [1, 2, 3].map((index) => cluster.ip(index)).join(','), ...KEYS],
+        ip: ['gen-userdata', '--ips', Array.from({ length: size }, (_unused, index) => cluster.ip(index + 1)).join(','), ...KEYS],
         dns: ['gen-userdata', '--domain', LOOP_DOMAIN, ...KEYS],
         do: ['create-droplets', '--domain', LOOP_DOMAIN, '--region', 'nyc3', '--vpc-range', `${prefix}.0/24`, ...KEYS, ...DO_POLL_ARGS],
       }[kind];
@@ -107,8 +118,18 @@ export class LoopbackCluster {
     return `${this.prefix}.${index}`;
   }
 
+  /** The client URL of address n of the block (an 'ip' member's). */
+  endpoint(index: number): string {
+    return `https://${this.ip(index)}:2379`;
+  }
+
   pkiFile(file: string): string {
     return join(this.outDir, 'pki', file);
+  }
+
+  /** The admin's certificate, key and the CA, as files in out/. */
+  tls(): AdminTls {
+    return adminTls(join(this.outDir, 'pki'));
   }
 
   userDataPath(name: string): string {
@@ -122,12 +143,17 @@ export class LoopbackCluster {
 
   private member(name: string): Member {
     const member = this.members.get(name);
-    if (!member) throw new Error(`member ${name} was not booted`);
+    if (!member) throw new Error(`member ${name} was not provisioned`);
     return member;
   }
 
   clientUrl(name: string): string {
     return this.member(name).clientUrl;
+  }
+
+  /** Where the member's node paths are (its files, data dir, backups). */
+  root(name: string): string {
+    return this.member(name).root;
   }
 
   /** argv run with the hosts file as /etc/hosts. */
@@ -140,10 +166,10 @@ export class LoopbackCluster {
     return runProcess(command, args, timeoutMs, onChild);
   }
 
-  /** The built CLI (`node bin/etcd-cloudinit.js`), run in the workspace as a user would; the fake API's token and URL for 'do'. */
+  /** The built CLI (`node bin/etcd-cloudinit.js`), run in the workspace as a user would, with `cliEnv` and `env`; the fake API's token and URL for 'do'. */
   cli(args: readonly string[], env: Record<string, string> = {}, onChild?: (child: ChildProcess) => void, timeoutMs = 120_000): Promise<CliRun> {
     const api = this.fake ? { DIGITALOCEAN_TOKEN: this.fake.token, DIGITALOCEAN_API_URL: this.fake.url } : {};
-    const assignments = Object.entries({ ...api, ...env }).map(([key, value]) => `${key}=${value}`);
+    const assignments = Object.entries({ ...api, ...this.cliEnv, ...env }).map(([key, value]) => `${key}=${value}`);
     // unshare and sh exec into env and node: the child's PID is the CLI's own.
     return this.run(['env', '-C', this.workDir, ...assignments, process.execPath, CLI, ...args], timeoutMs, onChild);
   }
@@ -161,7 +187,7 @@ export class LoopbackCluster {
   }
 
   /** What the member's machine was given: the user-data the API received for its droplet, or the file in out/. */
-  private userDataOf(name: string): string {
+  userData(name: string): string {
     if (this.kind !== 'do') return readFileSync(this.userDataPath(name), 'utf8');
     const userData = this.droplet(name)?.userData;
     if (userData === undefined) throw new Error(`the fake API has no droplet ${this.clusterName}-${name} with user-data`);
@@ -182,13 +208,13 @@ export class LoopbackCluster {
     return this.hosts.get(hostname)!;
   }
 
-  /** Lays out the member's user-data under a fresh root as cloud-init would on a new machine (node paths moved under the root). */
-  private async provision(name: string): Promise<void> {
+  /** Lays out the member's user-data under a fresh root as cloud-init would on a new machine (node paths moved under the root); etcd does not start yet. */
+  async provision(name: string): Promise<void> {
     const root = join(this.workDir, 'nodes', name);
     rmSync(root, { recursive: true, force: true });
     mkdirSync(root, { recursive: true });
     const userDataCopy = join(root, `${name}.yaml`);
-    writeFileSync(userDataCopy, this.userDataOf(name));
+    writeFileSync(userDataCopy, this.userData(name));
     const files = readMemberUserData(userDataCopy);
     const config = files.files.get(NODE_PATHS.configFile) ?? files.files.get(NODE_PATHS.configTemplate);
     const advertised = /^advertise-client-urls: "(https:\/\/([^:"]+):2379)"$/m.exec(config?.content ?? '');
@@ -267,7 +293,7 @@ export class LoopbackCluster {
   /** One HTTPS GET (or POST of `body`) to the member's own address with the admin certificate, checking its name as a client would. */
   private get(name: string, path: string, timeoutMs = 3000, body?: unknown): Promise<{ status: number; body: string; servedSerial: string }> {
     const member = this.member(name);
-    const tls = adminTls(join(this.outDir, 'pki'));
+    const tls = this.tls();
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = httpsRequest(
@@ -308,7 +334,7 @@ export class LoopbackCluster {
 
   /** The continuous writer (test/support/writer.mjs) in the namespace, so member names resolve as the hosts file says. */
   startWriter(prefix: string, endpoints: readonly string[]): RunningWriter {
-    return startWriter((argv) => this.inNamespace(argv), join(this.workDir, `writer-${prefix.replace(/\W/g, '')}.json`), adminTls(join(this.outDir, 'pki')), prefix, endpoints);
+    return startWriter((argv) => this.inNamespace(argv), join(this.workDir, `writer-${prefix.replace(/\W/g, '')}.json`), this.tls(), prefix, endpoints);
   }
 
   /** Names of the members booted here whose etcd runs now. */
@@ -352,12 +378,11 @@ export class LoopbackCluster {
     return [...this.members.values()].filter((member) => member.running).map((member) => member.clientUrl);
   }
 
-  /** The real etcdctl (API v3) as admin (or with `tls`), in the namespace; never throws for a non-zero exit. */
-  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints(), tls: AdminTls = adminTls(join(this.outDir, 'pki'))): Promise<CliRun> {
-    return this.run(
-      [ETCDCTL_BIN, `--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', `--cacert=${tls.cacert}`, `--cert=${tls.cert}`, `--key=${tls.key}`, ...args],
-      20_000,
-    );
+  /** The real etcdctl (API v3) as admin (or with `tls`: leave out cert and key for an anonymous client), in the namespace; never throws for a non-zero exit. */
+  etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints(), tls: Partial<AdminTls> = this.tls()): Promise<CliRun> {
+    // AdminTls's fields are named as etcdctl's flags.
+    const tlsArgs = Object.entries(tls).flatMap(([flag, file]) => (file === undefined ? [] : [`--${flag}=${file}`]));
+    return this.run([ETCDCTL_BIN, `--endpoints=${endpoints.join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', ...tlsArgs, ...args], 20_000);
   }
 
   /** Runs the member's etcd-promote.service ExecStart as the node would (paths under its root, 1 s between tries); must exit 0. */
