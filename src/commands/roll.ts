@@ -283,10 +283,10 @@ interface OperationPlan {
   readonly renewCredentials?: boolean;
 }
 
-/** roll: every member (or --member), healthy cluster, no learner; the leader last, so leadership moves once. */
 /** A preflight waits out a busy cluster's hiccup as the steps do, polling as often. */
 const preflightWait = (run: ReplaceRun, ignore?: string): SettleWait => ({ settleMs: SETTLE_MS, pollMs: run.pollMs, sleep: run.sleep, progress: (line) => void run.context.stderr.write(`${line}\n`), ignore });
 
+/** roll: every member (or --member), healthy cluster, no learner; the leader last, so leadership moves once. */
 async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun): Promise<OperationPlan> {
   const target = targetFromFlags(flags, cluster);
   const names = cluster.plan.members.map((member) => member.name);
