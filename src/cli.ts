@@ -83,13 +83,13 @@ const TABLE: Command[] = [
   {
     name: 'remove-member',
     summary: 'Remove a member from the running cluster and from cluster.json; on a create-droplets cluster also delete its droplet and A record',
-    usage: 'etcd-cloudinit remove-member --name <name> [--yes | --dry-run] [--cluster-name <name>] [--out <dir>]',
+    usage: 'etcd-cloudinit remove-member --member <name> [--yes | --dry-run] [--cluster-name <name>] [--out <dir>]',
     options: REMOVE_MEMBER_OPTIONS,
     examples: [
-      'etcd-cloudinit remove-member --name etcd4                      # asks for confirmation on a terminal',
-      'etcd-cloudinit remove-member --cluster-name prod --name delta --dry-run',
-      'DIGITALOCEAN_TOKEN=... etcd-cloudinit remove-member --cluster-name prod --name etcd4 --yes',
-      'etcd-cloudinit remove-member --name etcd4 --yes --json | jq -r .removed.id',
+      'etcd-cloudinit remove-member --member etcd4                    # asks for confirmation on a terminal',
+      'etcd-cloudinit remove-member --cluster-name prod --member delta --dry-run',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit remove-member --cluster-name prod --member etcd4 --yes',
+      'etcd-cloudinit remove-member --member etcd4 --yes --json | jq -r .removed.id',
     ],
     load: () => import('./commands/remove-member.js').then((command) => command.runRemoveMember),
   },
@@ -123,11 +123,11 @@ const TABLE: Command[] = [
   {
     name: 'repair',
     summary: 'Replace a dead member: remove it (the others keep quorum), then add a new machine in its place the way roll does',
-    usage: 'etcd-cloudinit repair --name <member> (IP mode: --ip <address>) [--print] [--dry-run] [--cluster-name <name>]',
+    usage: 'etcd-cloudinit repair --member <name> (IP mode: --ip <address>) [--print] [--dry-run] [--cluster-name <name>]',
     options: REPAIR_OPTIONS,
     examples: [
-      'etcd-cloudinit repair --name etcd2 --ip 10.10.0.22 --print > etcd2-2.yaml',
-      'DIGITALOCEAN_TOKEN=... etcd-cloudinit repair --cluster-name prod --name etcd3',
+      'etcd-cloudinit repair --member etcd2 --ip 10.10.0.22 --print > etcd2-2.yaml',
+      'DIGITALOCEAN_TOKEN=... etcd-cloudinit repair --cluster-name prod --member etcd3',
     ],
     load: () => import('./commands/roll.js').then((command) => command.runRepair),
   },

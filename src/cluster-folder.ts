@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
@@ -196,10 +196,9 @@ export interface RollState {
 const schemaFiles = { cluster: 'cluster-record.schema.json', digitalocean: 'digitalocean-state.schema.json', roll: 'roll-state.schema.json' } as const;
 const validators: Partial<Record<keyof typeof schemaFiles, ReturnType<typeof compileSchema>>> = {};
 
-/** `out/etcd` when the path is under `cwd`, else the absolute path: how messages show a path. */
-export function shownPath(path: string, cwd: string): string {
-  const inside = relative(cwd, path);
-  return inside === '' ? '.' : inside.startsWith('..') || inside.startsWith('/') ? path : inside;
+/** How messages show `<out>/<cluster-name>`: as the user gave --out, absolute or relative (`/srv/etcd/prod`, `out/etcd`, `../x/etcd`). */
+export function shownPath(out: string, clusterName: string, cwd: string): string {
+  return isAbsolute(out) ? resolve(cwd, out, clusterName) : normalize(join(out, clusterName));
 }
 
 /** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
@@ -225,7 +224,7 @@ export function kernelFolderOf(target: string): string | undefined {
 export class ClusterFolder {
   /** Absolute path of `<out>/<cluster-name>`. */
   readonly dir: string;
-  /** The folder as messages show it: relative to the working directory when inside it. */
+  /** The folder as messages show it: absolute when --out is, else relative to the working directory. */
   readonly shown: string;
 
   constructor(
@@ -234,7 +233,7 @@ export class ClusterFolder {
     cwd: string,
   ) {
     this.dir = resolve(cwd, out, clusterName);
-    this.shown = shownPath(this.dir, cwd);
+    this.shown = shownPath(out, clusterName, cwd);
   }
 
   /** Absolute path of a file in the folder (a FOLDER_FILES name). */

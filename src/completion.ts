@@ -14,11 +14,16 @@ const OUTPUT_FORMATS = ['json', 'text', 'table'];
 const valuesOf = (option: OptionSpec): 'formats' | 'files' | undefined =>
   option.name === 'output' ? 'formats' : option.valueName === 'file' || option.valueName === 'dir' ? 'files' : undefined;
 
-const flagWords = (command: Command) => command.options.flatMap((option) => [`--${option.name}`, ...(option.short ? [`-${option.short}`] : [])]);
+/** The words that name an option: its name, its aliases, its short form. */
+const optionWords = (option: OptionSpec) => [`--${option.name}`, ...(option.aliases ?? []).map((alias) => `--${alias}`), ...(option.short ? [`-${option.short}`] : [])];
+const flagWords = (command: Command) => command.options.flatMap(optionWords);
+/** An alias completes as the option it stands for, described as such. */
+const withAliases = (options: readonly OptionSpec[]): OptionSpec[] =>
+  options.flatMap((option) => [option, ...(option.aliases ?? []).map((alias) => ({ ...option, name: alias, aliases: [], short: undefined, description: `Alias of --${option.name}: ${option.description}` }))]);
 
 export function renderBashCompletion(commands: readonly Command[]): string {
   const valued = (command: Command, kind: 'formats' | 'files' | undefined) =>
-    command.options.filter((option) => option.type === 'string' && valuesOf(option) === kind).flatMap((option) => [`--${option.name}`, ...(option.short ? [`-${option.short}`] : [])]);
+    command.options.filter((option) => option.type === 'string' && valuesOf(option) === kind).flatMap(optionWords);
   const pattern = (words: string[]) => words.join('|');
   return [
     '# bash completion for etcd-cloudinit: source <(etcd-cloudinit completion bash)',
@@ -81,7 +86,7 @@ export function renderZshCompletion(commands: readonly Command[]): string {
     ...commands.flatMap((command) => [
       `    ${command.name})`,
       `      _arguments -s \\`,
-      ...command.options.flatMap(spec).map((line) => `        ${line} \\`),
+      ...withAliases(command.options).flatMap(spec).map((line) => `        ${line} \\`),
       ...(command.argument ? [`        '1:${command.argument.name}:(${command.argument.choices.join(' ')})' \\`] : []),
       '        && return 0',
       '      ;;',
@@ -103,7 +108,7 @@ export function renderFishCompletion(commands: readonly Command[]): string {
       const when = `-n '__fish_seen_subcommand_from ${command.name}'`;
       return [
         ...(command.argument ? [`complete -c etcd-cloudinit ${when} -a '${command.argument.choices.join(' ')}'`] : []),
-        ...command.options.map((option) => {
+        ...withAliases(command.options).map((option) => {
           const values = valuesOf(option);
           const takes = option.type === 'boolean' ? '' : values === 'formats' ? ` -x -a '${OUTPUT_FORMATS.join(' ')}'` : values === 'files' ? ' -r -F' : ' -x';
           return `complete -c etcd-cloudinit ${when} -l ${option.name}${option.short ? ` -s ${option.short}` : ''}${takes} -d '${fishText(option.description)}'`;

@@ -8,6 +8,7 @@ import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
+import { DEFAULT_BACKUP_RETAIN, DEFAULT_CERT_DAYS, DEFAULT_CLUSTER_NAME, DEFAULT_INSTALL_MODE, DEFAULT_MEMBER_COUNT, DEFAULT_OUT, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_INTERVAL_MS } from './defaults.js';
 import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT, type ListenFrom } from './plan.js';
 import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './pki/key-types.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
@@ -70,10 +71,7 @@ export interface BackupSettings extends BackupTarget {
   readonly retain: number;
 }
 
-export const DEFAULT_BACKUP_RETAIN = 168;
-
-export const DEFAULT_SNAPSHOT_SCHEDULE = 'hourly';
-export const DEFAULT_SNAPSHOT_RETAIN = 24;
+export { DEFAULT_BACKUP_RETAIN, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE } from './defaults.js';
 
 /** The raw document, keyed as in cluster.yaml and the flags. */
 type RawInput = Record<string, unknown>;
@@ -214,7 +212,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     throw usageError('validate', first ? describeSchemaError(first) : 'input is invalid');
   }
   checkConsumerRules(raw);
-  const clusterName = (raw['cluster-name'] as string | undefined) ?? 'etcd';
+  const clusterName = (raw['cluster-name'] as string | undefined) ?? DEFAULT_CLUSTER_NAME;
   const members = resolveMembers(raw, clusterName);
   const allowEven = raw['allow-even'] === true;
   if (members.length % 2 === 0 && !allowEven) {
@@ -233,7 +231,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       );
     }
   }
-  const install = (raw.install as InstallMode | undefined) ?? 'download';
+  const install = (raw.install as InstallMode | undefined) ?? DEFAULT_INSTALL_MODE;
   if (install === 'baked') {
     for (const key of ['release-url', 'etcd-sha256'] as const) {
       if (raw[key] !== undefined) {
@@ -245,8 +243,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
   if (keyType !== 'rsa' && raw['key-size'] !== undefined) {
     throw usageError('validate', `key-size: ${quoted(raw['key-size'])} is for RSA keys only, and key-type is ${keyType}; drop --key-size, or use --key-type rsa with it`);
   }
-  const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? 100;
-  const election = (raw['election-timeout'] as number | undefined) ?? 1000;
+  const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? ETCD_HEARTBEAT_INTERVAL_MS;
+  const election = (raw['election-timeout'] as number | undefined) ?? ETCD_ELECTION_TIMEOUT_MS;
   if (election < 5 * heartbeat) {
     // etcd refuses to start otherwise: a follower must miss several heartbeats before it calls an election.
     throw usageError('validate', `election-timeout: ${election} must be at least 5 times heartbeat-interval (${heartbeat}), i.e. at least ${5 * heartbeat}`);
@@ -255,14 +253,14 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     clusterName,
     members,
     domain: raw.domain as string | undefined,
-    out: (raw.out as string | undefined) ?? 'out',
+    out: (raw.out as string | undefined) ?? DEFAULT_OUT,
     etcdVersion: (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION,
     releaseUrl: ((raw['release-url'] as string | undefined) ?? DEFAULT_RELEASE_URL).replace(/\/+$/, ''),
     etcdSha256: raw['etcd-sha256'] as string | undefined,
     install,
     keyType,
     keySize: (raw['key-size'] as RsaKeySize | undefined) ?? DEFAULT_RSA_KEY_SIZE,
-    certDays: (raw['cert-days'] as number | undefined) ?? 825,
+    certDays: (raw['cert-days'] as number | undefined) ?? DEFAULT_CERT_DAYS,
     heartbeatIntervalMs: raw['heartbeat-interval'] as number | undefined,
     electionTimeoutMs: raw['election-timeout'] as number | undefined,
     allowEven,
@@ -515,7 +513,7 @@ function resolveHostnameMembers(raw: RawInput, clusterName: string): MemberInput
     field = (index) => `hostnames[${index}]`;
   } else {
     const domain = raw.domain as string;
-    members = (names ?? ['etcd1', 'etcd2', 'etcd3']).map((name) => ({ name, hostname: memberHostname(clusterName, name, domain) }));
+    members = (names ?? Array.from({ length: DEFAULT_MEMBER_COUNT }, (_, index) => `etcd${index + 1}`)).map((name) => ({ name, hostname: memberHostname(clusterName, name, domain) }));
     field = (index) => `names[${index}]`;
     for (const [index, member] of members.entries()) {
       const label = member.hostname.split('.')[0]!;

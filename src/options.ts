@@ -9,6 +9,8 @@ export interface OptionSpec {
   readonly valueName?: string;
   readonly multiple?: boolean;
   readonly short?: string;
+  /** Older names that still parse as this option (`--name` for `--member`); --help shows them. */
+  readonly aliases?: readonly string[];
 }
 
 export type ParsedOptions = Record<string, string | boolean | string[] | undefined>;
@@ -22,13 +24,35 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
       ...(spec.multiple ? { multiple: true } : {}),
       ...(spec.short ? { short: spec.short } : {}),
     };
+    for (const alias of spec.aliases ?? []) options[alias] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}) };
   }
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options, strict: true, allowPositionals });
-    return { ...(values as ParsedOptions), ...(allowPositionals ? { _: positionals } : {}) };
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals });
   } catch (error) {
     throw usageError('parse', describeParseError(error) + unknownOptionHint(error, specs));
   }
+  const values = foldAliases(parsed.values as ParsedOptions, specs);
+  return { ...values, ...(allowPositionals ? { _: parsed.positionals } : {}) };
+}
+
+/** An alias's value under the option's own name, so commands read one name; both given must agree. */
+function foldAliases(values: ParsedOptions, specs: readonly OptionSpec[]): ParsedOptions {
+  const folded = { ...values };
+  for (const spec of specs) {
+    for (const alias of spec.aliases ?? []) {
+      const value = folded[alias];
+      if (value === undefined) continue;
+      delete folded[alias];
+      const own = folded[spec.name];
+      if (own === undefined) folded[spec.name] = value;
+      else if (Array.isArray(own) && Array.isArray(value)) folded[spec.name] = [...own, ...value];
+      else if (JSON.stringify(own) !== JSON.stringify(value)) {
+        throw usageError('parse', `${spec.name}: --${spec.name} ${JSON.stringify(own)} and its alias --${alias} ${JSON.stringify(value)} disagree; give one`);
+      }
+    }
+  }
+  return folded;
 }
 
 /** `--ip` -> "; did you mean --ips?" when an option of the command is close to the unknown one. */
@@ -36,7 +60,7 @@ function unknownOptionHint(error: unknown, specs: readonly OptionSpec[]): string
   if ((error as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return '';
   const unknown = /'(--[^'=]+)/.exec((error as Error).message)?.[1];
   if (unknown === undefined) return ''; // a short option (-x) is too short to guess from
-  const suggestion = closestName(unknown.replace(/^-+/, ''), specs.map((spec) => spec.name));
+  const suggestion = closestName(unknown.replace(/^-+/, ''), specs.flatMap((spec) => [spec.name, ...(spec.aliases ?? [])]));
   return suggestion === undefined ? '' : `; did you mean --${suggestion}?`;
 }
 
@@ -72,7 +96,8 @@ function describeParseError(error: unknown): string {
 export function renderOptionsHelp(specs: readonly OptionSpec[]): string {
   const rows = specs.map((spec) => {
     const flag = `--${spec.name}${spec.type === 'string' ? ` <${spec.valueName ?? 'value'}>` : ''}`;
-    return [spec.short ? `-${spec.short}, ${flag}` : `    ${flag}`, spec.description] as const;
+    const aliases = (spec.aliases ?? []).map((alias) => `--${alias}`).join(', ');
+    return [spec.short ? `-${spec.short}, ${flag}` : `    ${flag}`, aliases ? `${spec.description} (alias: ${aliases})` : spec.description] as const;
   });
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
   return rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`).join('\n');

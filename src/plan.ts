@@ -4,6 +4,7 @@ import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
 import type { BackupSettings } from './input.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
+import { DEFAULT_LISTEN_FROM } from './defaults.js';
 import type { KeyType, RsaKeySize } from './pki/key-types.js';
 
 export const CLIENT_PORT = 2379;
@@ -154,7 +155,7 @@ export interface ClientPlan {
 
 /** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
 export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
-export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
+export { DEFAULT_K8S_PKI_DIR } from './defaults.js';
 
 /** --kubernetes: the kit in out/<cluster>/kubernetes/ for kubeadm, kube-apiserver and k3s. */
 export interface KubernetesPlan {
@@ -218,7 +219,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
   const version = parseEtcdVersion(input.etcdVersion);
   if (!version) throw new Error(`unvalidated etcd version ${input.etcdVersion}`);
   const dnsMode = input.members.some((member) => member.hostname !== undefined);
-  const listenAddress: ListenAddressPlan = dnsMode ? bootListenAddress(input.listenFrom ?? { from: 'do-metadata' }) : { source: 'static' };
+  const listenAddress: ListenAddressPlan = dnsMode ? bootListenAddress(input.listenFrom ?? { from: DEFAULT_LISTEN_FROM }) : { source: 'static' };
   const members: MemberPlan[] = input.members.map(({ name, ip, hostname }) => {
     const host = ip ?? hostname;
     const clientUrl = `https://${host}:${CLIENT_PORT}`;

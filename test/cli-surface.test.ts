@@ -63,7 +63,8 @@ describe('completion', () => {
     // Every flag of every command, as its specs declare it (a new flag in specs.ts appears without more).
     for (const command of COMMANDS) {
       const offered = await bashComplete(script, ['etcd-cloudinit', command.name, '--']);
-      expect(offered, command.name).toEqual(command.options.map((option) => `--${option.name}`));
+      // An alias (remove-member's --name for --member) completes right after its option.
+      expect(offered, command.name).toEqual(command.options.flatMap((option) => [`--${option.name}`, ...(option.aliases ?? []).map((alias) => `--${alias}`)]));
     }
   });
 
@@ -72,7 +73,9 @@ describe('completion', () => {
     expect(code).toBe(0);
     for (const command of COMMANDS) {
       expect(script).toContain(shell === 'zsh' ? `'${command.name}:` : `-a ${command.name} -d`);
-      for (const option of command.options) expect(script, `${command.name} --${option.name}`).toMatch(shell === 'zsh' ? `--${option.name}` : `-l ${option.name}`);
+      for (const name of command.options.flatMap((option) => [option.name, ...(option.aliases ?? [])])) {
+        expect(script, `${command.name} --${name}`).toMatch(shell === 'zsh' ? `--${name}` : `-l ${name}`);
+      }
     }
     if (await hasProgram(shell)) {
       const file = join(newDir(), `completion.${shell}`);

@@ -1,7 +1,8 @@
 import { FOLDER_FILES, type DigitalOceanState } from '../cluster-folder.js';
 import { mintSources, type CommandContext } from '../context.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
-import { checkMembers } from '../day2/health.js';
+import { checkMembers, preflightHealth, SETTLE_MS } from '../day2/health.js';
+import { DEFAULT_POLL_SECONDS } from '../defaults.js';
 import { addWithRetry, hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
@@ -15,6 +16,8 @@ import { renderUserData } from '../render.js';
 import { writeResult } from '../result.js';
 import { dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /** The running cluster as the preflight found it. */
 interface Preflight {
   /** A healthy member to send the change to. */
@@ -23,9 +26,13 @@ interface Preflight {
   readonly alreadyAdded: EtcdMember | undefined;
 }
 
-/** preflight: every member healthy, and the cluster's membership is what cluster.json says. */
-async function preflight(plan: ClusterPlan, joining: MemberPlan, client: ClientOptions, now: Date): Promise<Preflight> {
-  const health = await checkMembers(plan, client, now);
+/** preflight: every member healthy (a busy cluster's hiccup waited out), and the cluster's membership is what cluster.json says. */
+async function preflight(plan: ClusterPlan, joining: MemberPlan, client: ClientOptions, context: CommandContext, dryRun: boolean): Promise<Preflight> {
+  const wait = { settleMs: SETTLE_MS, pollMs: DEFAULT_POLL_SECONDS * 1000, sleep, progress: (line: string) => void context.stderr.write(`${line}\n`) };
+  const checks = "the members' health, the running member list against cluster.json, or that no learner is still catching up";
+  const health = await preflightHealth(() => checkMembers(plan, client, context.now()), `adding ${joining.name}`, wait, dryRun, checks);
+  // A dry run whose cluster did not answer: the plan is printed against the first member.
+  if (health === undefined) return { endpoint: plan.members[0]!.clientUrl, alreadyAdded: undefined };
   const unhealthy = health.filter((member) => !member.healthy);
   if (unhealthy.length > 0) {
     throw new CliError(
@@ -105,7 +112,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
   const joining = plan.members.find((member) => member.name === newMember.name)!;
   const client = { tls: cluster.adminTls, timeoutMs };
 
-  const { endpoint, alreadyAdded } = await preflight(cluster.plan, joining, client, now);
+  const { endpoint, alreadyAdded } = await preflight(cluster.plan, joining, client, context, effects.dryRun);
 
   // Everything that can fail offline happens before the cluster changes.
   const current = readClusterPki(cluster.plan, cluster.pki);
@@ -168,7 +175,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
 function unfinishedDropletMember(cluster: OpenCluster, state: DigitalOceanState, requested: unknown): string | undefined {
   const unfinished = cluster.record.members.find((member) => !state.members.some((droplet) => droplet.name === member.name && droplet.privateIpv4 !== undefined))?.name;
   if (unfinished === undefined || requested === undefined || requested === unfinished) return unfinished;
-  throw new CliError('preflight', `member ${unfinished} was added but its droplet is not finished; run add-member --name ${unfinished} to finish it (or remove-member --name ${unfinished}) before adding ${String(requested)}`);
+  throw new CliError('preflight', `member ${unfinished} was added but its droplet is not finished; run add-member --name ${unfinished} to finish it (or remove-member --member ${unfinished}) before adding ${String(requested)}`);
 }
 
 function summary(

@@ -1,10 +1,11 @@
 import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_MEMBER_COUNT } from '../defaults.js';
 import { dropletWaitOptions } from '../day2/droplets.js';
 import { CliError, usageError } from '../errors.js';
 import { backupCredentialsFor, folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
-import { healthCommand } from './gen-userdata.js';
-import { flagsToRawInput, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
+import { flagsToRawInput, loadConfigFile, memberHostname, resolveClusterInput, type ClusterInput } from '../input.js';
+import { healthCommand, printMemberOf } from './gen-userdata.js';
 import { listFlag, numberFlag, stringFlag, type ParsedOptions } from '../options.js';
 import { writeResult } from '../result.js';
 import { CLIENT_PORT, METRICS_PORT, PEER_PORT, planCluster, type RestorePlan } from '../plan.js';
@@ -20,15 +21,16 @@ const IPV6_CIDR = /^[0-9a-f:]+:[0-9a-f:]*\/(12[0-8]|1[01]\d|\d?\d)$/i;
 
 const endpointsOf = (result: CreateResult) => result.members.map((m) => `https://${m.hostname}:${CLIENT_PORT}`);
 
-/** validate: the flags of create-droplets into the cluster input (DNS-member mode) and the droplet spec. */
-export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput; spec: DropletClusterSpec } {
-  const domain = stringFlag(flags, 'domain');
+/** validate: the flags of create-droplets (over --config, as gen-userdata reads it) into the cluster input (DNS-member mode) and the droplet spec. */
+export function validateCreateFlags(flags: ParsedOptions, cwd: string): { input: ClusterInput; spec: DropletClusterSpec; warnings: readonly string[] } {
+  const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, cwd) : {};
+  const domain = stringFlag(flags, 'domain') ?? (typeof fileInput.domain === 'string' ? fileInput.domain.trim() : undefined);
   if (!domain) throw usageError('validate', 'domain: is required: the DigitalOcean DNS zone the member names live in (--domain example.com)');
   const region = stringFlag(flags, 'region');
   if (!region) throw usageError('validate', 'region: is required, e.g. --region nyc3');
   if (!/^[a-z]{3}\d$/.test(region)) throw usageError('validate', `region: ${JSON.stringify(region)} is not a region slug like nyc3`);
   if (flags.names !== undefined && flags.count !== undefined) throw usageError('validate', 'count: give --names or --count, not both');
-  const count = numberFlag(flags, 'count', 3, (n) => Number.isInteger(n) && n >= 1 && n <= 9, 'is not a member count from 1 to 9');
+  const count = numberFlag(flags, 'count', DEFAULT_MEMBER_COUNT, (n) => Number.isInteger(n) && n >= 1 && n <= 9, 'is not a member count from 1 to 9');
   const raw = flagsToRawInput(flags);
   // restore --region passes gen-userdata's flags on: droplets read their address from DigitalOcean's metadata.
   for (const key of ['listen-from', 'listen-cidr'] as const) {
@@ -37,10 +39,11 @@ export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput
     }
   }
   raw.domain = domain.toLowerCase();
-  raw.names ??= Array.from({ length: count }, (_, index) => `etcd${index + 1}`);
+  // --count names the members etcd1..etcdN; a config's names stand unless --count or --names is given.
+  if (flags.count !== undefined || (raw.names === undefined && fileInput.names === undefined)) raw.names ??= Array.from({ length: count }, (_, index) => `etcd${index + 1}`);
   // The bucket is usually a Space in the droplets' own region.
   if (raw['backup-url'] !== undefined && raw['backup-region'] === undefined) raw['backup-region'] = region;
-  const { input } = resolveClusterInput({}, raw);
+  const { input, warnings } = resolveClusterInput(fileInput, raw);
 
   const members: DropletMember[] = input.members.map((member, index) => {
     const dropletName = dropletNameOf(input.clusterName, member.name);
@@ -67,6 +70,7 @@ export function validateCreateFlags(flags: ParsedOptions): { input: ClusterInput
   const ttl = numberFlag(flags, 'ttl', DEFAULT_TTL, (n) => Number.isInteger(n) && n >= 30 && n <= 86400, 'is not a TTL in whole seconds from 30 to 86400');
   return {
     input,
+    warnings,
     spec: {
       clusterName: input.clusterName,
       domain: domain.toLowerCase(),
@@ -107,7 +111,9 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder, metric
 
 /** `restore`: the members' user-data restores this snapshot at first boot (restore --domain --region). */
 export async function runCreateDroplets(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan): Promise<number> {
-  const { input, spec } = validateCreateFlags(flags);
+  const { input, spec, warnings } = validateCreateFlags(flags, context.cwd);
+  for (const warning of warnings) context.stderr.write(`warning: ${warning}\n`);
+  const printMember = printMemberOf(flags, input, context);
   const folder = folderOf(input, context.cwd);
   backupCredentialsFor(input, context.env, folder); // before any API call: a missing key pair is a usage error
   const dryRun = flags['dry-run'] === true;
@@ -203,6 +209,12 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   // The API calls can take minutes: the folder stays locked until the state file is written.
   const result = dryRun ? await createAndRecord() : await folder.withLock('create-droplets', now, createAndRecord);
 
+  if (printMember !== undefined) {
+    // As gen-userdata --print: the summary to stderr, the member's user-data (this run's, or the folder's on a re-run) to stdout.
+    context.stderr.write(renderCreateSummary(result, folder, spec.metrics));
+    context.stdout.write(generated ? (await generated).userData.get(printMember)! : folder.readUserData(printMember));
+    return 0;
+  }
   writeResult(context, { dryRun, ...result, endpoints: endpointsOf(result), etcdctlEnv: folder.shownFile(FOLDER_FILES.etcdctlEnv) }, () =>
     dryRun ? `Dry run: ${result.plannedCalls.length} call(s) would change something (listed above); nothing was changed or written.\n` : renderCreateSummary(result, folder, spec.metrics),
   );

@@ -1,6 +1,7 @@
 import { ClusterFolder, FOLDER_FILES } from '../cluster-folder.js';
 import { confirm } from '../confirm.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT, DEFAULT_VPC_DELETE_WAIT_SECONDS } from '../defaults.js';
 import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { writeResult } from '../result.js';
@@ -11,12 +12,12 @@ import { clusterTag, destroyDropletCluster, findDropletCluster } from '../digita
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function runDestroyDroplets(flags: ParsedOptions, context: CommandContext): Promise<number> {
-  const clusterName = stringFlag(flags, 'cluster-name') ?? 'etcd';
+  const clusterName = stringFlag(flags, 'cluster-name') ?? DEFAULT_CLUSTER_NAME;
   if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(clusterName)) throw usageError('validate', `cluster-name: ${JSON.stringify(clusterName)} is not a valid cluster name`);
-  const folder = new ClusterFolder(stringFlag(flags, 'out') ?? 'out', clusterName, context.cwd);
+  const folder = new ClusterFolder(stringFlag(flags, 'out') ?? DEFAULT_OUT, clusterName, context.cwd);
   const dryRun = flags['dry-run'] === true;
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
-  const vpcDeleteTimeoutMs = secondsFlagMs(flags, 'wait-timeout', 120, 3600, 'is not a number of seconds from 1 to 3600');
+  const vpcDeleteTimeoutMs = secondsFlagMs(flags, 'wait-timeout', DEFAULT_VPC_DELETE_WAIT_SECONDS, 3600, 'is not a number of seconds from 1 to 3600');
   const domains = listFlag(flags, 'domain').map((d) => d.toLowerCase());
   const state = folder.readDigitalOceanState();
   const knownRecordNames = (state?.members ?? []).map((m) => m.dropletName);

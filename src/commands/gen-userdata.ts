@@ -1,5 +1,6 @@
 import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT } from '../defaults.js';
 import { usageError } from '../errors.js';
 import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
 import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
@@ -8,6 +9,20 @@ import type { RestorePlan } from '../plan.js';
 import { installSource } from '../render.js';
 import { jsonOutput, writeResult } from '../result.js';
 import { shellWord } from '../templates.js';
+
+/** validate --print <member> (gen-userdata, create-droplets, restore): a member of the input, and stdout free for it. */
+export function printMemberOf(flags: ParsedOptions, input: ClusterInput, context: CommandContext): string | undefined {
+  const printMember = typeof flags.print === 'string' ? flags.print : undefined;
+  if (printMember === undefined) return undefined;
+  if (!input.members.some((member) => member.name === printMember)) {
+    throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
+  }
+  if (jsonOutput(context)) {
+    throw usageError('validate', `print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the file the document names`);
+  }
+  if (flags['dry-run'] === true) throw usageError('validate', 'print: a dry run writes no user-data to print; drop --dry-run or --print');
+  return printMember;
+}
 
 /** validate: flags and the config file into a checked input; warnings go to stderr. */
 export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
@@ -48,8 +63,8 @@ export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder
 /** The health command that finds this folder from the same directory: --cluster-name and --out as given, left out when they are health's defaults. */
 export function healthCommand(folder: ClusterFolder): string {
   const flags = [
-    ...(folder.clusterName === 'etcd' ? [] : ['--cluster-name', folder.clusterName]),
-    ...(folder.out === 'out' ? [] : ['--out', folder.out]),
+    ...(folder.clusterName === DEFAULT_CLUSTER_NAME ? [] : ['--cluster-name', folder.clusterName]),
+    ...(folder.out === DEFAULT_OUT ? [] : ['--out', folder.out]),
   ];
   return ['etcd-cloudinit health', ...flags.map(shellWord)].join(' ');
 }
@@ -87,13 +102,7 @@ export function clusterDocument(generated: GeneratedCluster, folder: ClusterFold
 
 /** `restore`: the members' user-data restores this snapshot at first boot; it validated the flags already (`input`). */
 export async function runGenUserdata(flags: ParsedOptions, context: CommandContext, restore?: RestorePlan, input = validateClusterFlags(flags, context)): Promise<number> {
-  const printMember = typeof flags.print === 'string' ? flags.print : undefined;
-  if (printMember !== undefined && !input.members.some((member) => member.name === printMember)) {
-    throw usageError('validate', `print: ${JSON.stringify(printMember)} is not a member (members: ${input.members.map((member) => member.name).join(', ')})`);
-  }
-  if (printMember !== undefined && jsonOutput(context)) {
-    throw usageError('validate', `print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the file the document names`);
-  }
+  const printMember = printMemberOf(flags, input, context);
   const folder = folderOf(input, context.cwd);
   const now = context.now();
   const generated = await folder.withLock('gen-userdata', now, () => generateCluster(input, folder, context, now, flags.force === true, restore));

@@ -1,5 +1,6 @@
 import type { CommandContext } from '../context.js';
 import { FOLDER_FILES } from '../cluster-folder.js';
+import { DEFAULT_WARN_DAYS } from '../defaults.js';
 import { folderFromFlags, openCluster, parseTimeoutMs } from '../day2/open-cluster.js';
 import { assessHealth, checkMembers, describeLocalCertificate, renderHealthTable } from '../day2/health.js';
 import { membershipDrift } from '../day2/membership.js';
@@ -10,7 +11,7 @@ import { certRequests } from '../pki/profiles.js';
 import { writeResult } from '../result.js';
 
 export function parseWarnDays(flags: ParsedOptions): number {
-  return numberFlag(flags, 'warn-days', 30, (days) => Number.isInteger(days) && days <= 3650, 'is not a whole number of days from 0 to 3650');
+  return numberFlag(flags, 'warn-days', DEFAULT_WARN_DAYS, (days) => Number.isInteger(days) && days <= 3650, 'is not a whole number of days from 0 to 3650');
 }
 
 /** validate -> load the folder -> ask every member -> assess -> print. Exit 1 on any problem. */

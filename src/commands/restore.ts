@@ -1,15 +1,13 @@
 import { listBackups, PRESIGN_MAX_SECONDS, presignedGetUrl, s3Client } from '../backup/store.js';
 import { Secret, type BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_URL_HOURS } from '../defaults.js';
 import { CliError, usageError } from '../errors.js';
 import { backupCredentialsFor, folderOf } from '../generate.js';
 import { numberFlag, stringFlag, type ParsedOptions } from '../options.js';
 import type { RestorePlan } from '../plan.js';
 import { validateCreateFlags } from './create-droplets.js';
 import { validateClusterFlags } from './gen-userdata.js';
-
-/** How long the nodes may take to boot and download: the presigned URL's default life, in hours. */
-export const DEFAULT_URL_HOURS = 24;
 
 /** The snapshot --snapshot names (its object key or its file name), or the newest. */
 export function chooseSnapshot(objects: readonly BackupObject[], wanted: string | undefined, where: string): BackupObject {
@@ -29,8 +27,11 @@ export function chooseSnapshot(objects: readonly BackupObject[], wanted: string 
  */
 export async function runRestore(flags: ParsedOptions, context: CommandContext): Promise<number> {
   const onDigitalOcean = stringFlag(flags, 'region') !== undefined;
+  if (flags['dry-run'] === true && !onDigitalOcean) {
+    throw usageError('validate', 'dry-run: only with --region (a restore without it makes no API call: it writes the folder, which you can delete)');
+  }
   const hours = numberFlag(flags, 'url-expiry', DEFAULT_URL_HOURS, (n) => Number.isInteger(n) && n >= 1 && n * 3600 <= PRESIGN_MAX_SECONDS, 'is not a whole number of hours from 1 to 168 (signed URLs live at most 7 days)');
-  const input = onDigitalOcean ? validateCreateFlags(flags).input : validateClusterFlags(flags, context);
+  const input = onDigitalOcean ? validateCreateFlags(flags, context.cwd).input : validateClusterFlags(flags, context);
   if (!input.backup) {
     throw usageError('validate', 'backup-url: is required: the s3://<bucket>/<prefix> whose snapshot to restore (the new cluster uploads its own there too)');
   }

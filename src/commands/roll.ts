@@ -5,9 +5,10 @@
 import { isIPv4 } from 'node:net';
 import { FOLDER_FILES, installRecord, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_CATCH_UP_SECONDS, DEFAULT_POLL_SECONDS } from '../defaults.js';
 import { dropletWaitOptions } from '../day2/droplets.js';
 import { realEffects, dryRunEffects } from '../day2/effects.js';
-import { checkMembers } from '../day2/health.js';
+import { checkMembers, preflightHealth, SETTLE_MS, type SettleWait } from '../day2/health.js';
 import { MAX_MEMBERS } from '../day2/membership.js';
 import { folderFromFlags, openCluster, parseTimeoutMs, rawInputFromRecord, type OpenCluster } from '../day2/open-cluster.js';
 import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
@@ -30,6 +31,14 @@ export function runRepair(flags: ParsedOptions, context: CommandContext): Promis
   return runOperation('repair', flags, context);
 }
 
+/** --catch-up-timeout and --poll-interval of roll and repair. */
+export function replaceWaits(flags: ParsedOptions): { catchUpMs: number; pollMs: number } {
+  return {
+    catchUpMs: secondsFlagMs(flags, 'catch-up-timeout', DEFAULT_CATCH_UP_SECONDS, 7200, 'is not a number of seconds from 1 to 7200'),
+    pollMs: secondsFlagMs(flags, 'poll-interval', DEFAULT_POLL_SECONDS, 60, 'is not a number of seconds up to 60'),
+  };
+}
+
 /** Holds the folder's lock for the whole run: nothing else changes the cluster meanwhile. */
 function runOperation(operation: Operation, flags: ParsedOptions, context: CommandContext): Promise<number> {
   const folder = folderFromFlags(flags, context);
@@ -49,8 +58,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     effects: dryRun ? dryRunEffects(folder, progress) : realEffects(folder),
     operation,
     timeoutMs: parseTimeoutMs(flags),
-    catchUpMs: secondsFlagMs(flags, 'catch-up-timeout', 900, 7200, 'is not a number of seconds from 1 to 7200'),
-    pollMs: secondsFlagMs(flags, 'poll-interval', 5, 60, 'is not a number of seconds up to 60'),
+    ...replaceWaits(flags),
     droplets: cluster.digitalocean ? dropletWaitOptions(flags) : undefined,
     print: flags.print === true,
     sleep,
@@ -63,7 +71,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     const last = existing.current.renewCredentials?.done === false ? 'renewing the admin and client certificates' : 'checking the cluster version';
     progress(`resuming the ${operation} started ${existing.current.startedAt} (to ${existing.current.target.etcdVersion}): ${pending.map(describeStep).join(', ') || `every member replaced; ${last}`}`);
   } else {
-    const plan = operation === 'roll' ? await planRoll(flags, context, cluster) : await planRepair(flags, context, cluster);
+    const plan = operation === 'roll' ? await planRoll(flags, context, cluster, run) : await planRepair(flags, context, cluster, run);
     state = {
       formatVersion: 1,
       current: { operation, startedAt: context.now().toISOString(), fromVersion: cluster.record.etcdVersion, target: plan.target, steps: plan.steps, ...(plan.renewCredentials ? { renewCredentials: { done: false } } : {}) },
@@ -128,7 +136,7 @@ function outcomeDocument(operation: Operation, cluster: OpenCluster, outcome: Re
 }
 
 /** The flags that define a roll: on a re-run they may only repeat what roll.json recorded. */
-const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'name', 'ip', 'hostname'] as const;
+const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'ip', 'hostname'] as const;
 
 function resumable(operation: Operation, state: RollState, flags: ParsedOptions, cluster: OpenCluster): RollState {
   const current = state.current!;
@@ -145,7 +153,6 @@ function resumable(operation: Operation, state: RollState, flags: ParsedOptions,
     image: current.target.droplet ? String(current.target.droplet.image) : undefined,
     size: current.target.droplet?.size,
     member: current.steps.map((step) => step.old).join(','),
-    name: current.steps.map((step) => step.old).join(','),
     ips: current.steps.map((step) => step.replacement.ip).join(','),
     ip: current.steps.map((step) => step.replacement.ip).join(','),
     hostnames: current.steps.map((step) => step.replacement.hostname).join(','),
@@ -276,8 +283,11 @@ interface OperationPlan {
   readonly renewCredentials?: boolean;
 }
 
+/** A preflight waits out a busy cluster's hiccup as the steps do, polling as often. */
+const preflightWait = (run: ReplaceRun, ignore?: string): SettleWait => ({ settleMs: SETTLE_MS, pollMs: run.pollMs, sleep: run.sleep, progress: (line) => void run.context.stderr.write(`${line}\n`), ignore });
+
 /** roll: every member (or --member), healthy cluster, no learner; the leader last, so leadership moves once. */
-async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster): Promise<OperationPlan> {
+async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun): Promise<OperationPlan> {
   const target = targetFromFlags(flags, cluster);
   const names = cluster.plan.members.map((member) => member.name);
   const chosen = listFlag(flags, 'member');
@@ -289,10 +299,10 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
   const olds = chosen.length > 0 ? names.filter((name) => chosen.includes(name)) : names;
   const news = replacements(flags, cluster, olds, { ip: 'ips', hostname: 'hostnames' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
-  const health = await checkMembers(cluster.plan, client, context.now());
+  const health = await preflightHealth(() => checkMembers(cluster.plan, client, context.now()), 'the roll', preflightWait(run), run.effects.dryRun, "the members' health, that none is a learner, or which one leads (it is replaced last)") ?? [];
   const unhealthy = health.filter((member) => !member.healthy);
   if (unhealthy.length > 0) {
-    throw new CliError('preflight', `refusing to roll an unhealthy cluster: ${unhealthy.map((member) => `${member.name} (${member.error})`).join('; ')}; replace a dead member with 'etcd-cloudinit repair --name <member>' first`);
+    throw new CliError('preflight', `refusing to roll an unhealthy cluster: ${unhealthy.map((member) => `${member.name} (${member.error})`).join('; ')}; replace a dead member with 'etcd-cloudinit repair --member <name>' first`);
   }
   const learner = health.find((member) => member.learner);
   if (learner) throw new CliError('preflight', `${learner.name} is still a learner; wait until it has promoted itself, then roll`);
@@ -305,19 +315,20 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
 }
 
 /** repair: the named member is dead, and the others keep quorum without it. */
-async function planRepair(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster): Promise<OperationPlan> {
-  const name = stringFlag(flags, 'name');
+async function planRepair(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun): Promise<OperationPlan> {
+  const name = stringFlag(flags, 'member');
   const names = cluster.plan.members.map((member) => member.name);
-  if (name === undefined) throw usageError('validate', 'name: is required: the dead member to replace (for example --name etcd2)');
+  if (name === undefined) throw usageError('validate', 'member: is required: the dead member to replace (for example --member etcd2)');
   const dead = cluster.plan.members.find((member) => member.name === name);
-  if (!dead) throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
+  if (!dead) throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
   const { record } = cluster;
   const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keyType: recordKeyType(record), keySize: record.keySize, ...dropletTarget(flags, cluster) };
   const [replacement] = replacements(flags, cluster, [name], { ip: 'ip', hostname: 'hostname' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
-  const health = await checkMembers(cluster.plan, client, context.now());
+  const health = await preflightHealth(() => checkMembers(cluster.plan, client, context.now()), `repairing ${name}`, preflightWait(run, name), run.effects.dryRun, `that ${name} is dead or that the others keep quorum without it`);
+  if (health === undefined) return { target, steps: [{ old: name, oldPeerUrl: dead.peerUrl, replacement: replacement!, done: [] }] };
   if (health.find((member) => member.name === name)!.healthy) {
-    throw usageError('preflight', `name: ${name} is healthy; repair replaces a dead member. Replace a live one with 'etcd-cloudinit roll --member ${name}'`);
+    throw usageError('preflight', `member: ${name} is healthy; repair replaces a dead member. Replace a live one with 'etcd-cloudinit roll --member ${name}'`);
   }
   const others = health.filter((member) => member.name !== name);
   const healthyOthers = others.filter((member) => member.healthy && !member.learner);

@@ -1,10 +1,35 @@
 /**
- * Every command's options: parsing and `--help` both read them from here. This module imports
+ * Every command's options: parsing and `--help` both read them from here. Each default a
+ * description states comes from defaults.ts (or the module that applies it), never a literal.
+ * test/help-defaults.test.ts checks every one against the code. This module imports
  * nothing heavy, so the command table (and so `--help`) loads without any command's code.
  */
 import { FOLDER_FILES } from '../cluster-folder.js';
 import { DEFAULT_IMAGE, DEFAULT_SIZE, DEFAULT_TTL } from '../digitalocean/members.js';
 import type { OptionSpec } from '../options.js';
+import {
+  DEFAULT_BACKUP_RETAIN,
+  DEFAULT_CATCH_UP_SECONDS,
+  DEFAULT_CERT_DAYS,
+  DEFAULT_CLUSTER_NAME,
+  DEFAULT_DROPLET_WAIT_SECONDS,
+  DEFAULT_INSTALL_MODE,
+  DEFAULT_K8S_PKI_DIR,
+  DEFAULT_KEY_TYPE,
+  DEFAULT_LISTEN_FROM,
+  DEFAULT_MEMBER_COUNT,
+  DEFAULT_OUT,
+  DEFAULT_POLL_SECONDS,
+  DEFAULT_RSA_KEY_SIZE,
+  DEFAULT_SNAPSHOT_RETAIN,
+  DEFAULT_SNAPSHOT_SCHEDULE,
+  DEFAULT_TIMEOUT_SECONDS,
+  DEFAULT_URL_HOURS,
+  DEFAULT_VPC_DELETE_WAIT_SECONDS,
+  DEFAULT_WARN_DAYS,
+  ETCD_ELECTION_TIMEOUT_MS,
+  ETCD_HEARTBEAT_INTERVAL_MS,
+} from '../defaults.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 
 /** What every command takes: how to print its result, its version, its help. The command table appends them. */
@@ -37,34 +62,34 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'ips', type: 'string', valueName: 'a,b,c', description: 'Member IPv4 addresses, comma-separated (required unless --config gives members)' },
   { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names, one per address (default etcd1..etcdN)' },
   { name: 'hostnames', type: 'string', valueName: 'h1,h2,h3', description: 'DNS-member mode: one DNS name per member instead of --ips; you create the A records (see docs/digitalocean.md)' },
-  { name: 'domain', type: 'string', valueName: 'zone', description: 'DNS-member mode with names <cluster-name>-<member>.<zone> (members from --names, default etcd1..etcd3)' },
-  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster name: output folder and initial-cluster-token seed (default etcd)' },
+  { name: 'domain', type: 'string', valueName: 'zone', description: `DNS-member mode with names <cluster-name>-<member>.<zone> (members from --names, default etcd1..etcd${DEFAULT_MEMBER_COUNT})` },
+  { name: 'cluster-name', type: 'string', valueName: 'name', description: `Cluster name: output folder and initial-cluster-token seed (default ${DEFAULT_CLUSTER_NAME})` },
   { name: 'config', type: 'string', valueName: 'file', description: 'Read options from a YAML file (keys as the flags, see schema/cluster.schema.json); flags override it' },
-  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder; files go to <dir>/<cluster-name>/ (default out)' },
+  { name: 'out', type: 'string', valueName: 'dir', description: `Output folder; files go to <dir>/<cluster-name>/ (default ${DEFAULT_OUT})` },
   { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: `etcd release to install (or, with --install baked, the one the image must have), v3.4.x to v3.7.x (default ${DEFAULT_ETCD_VERSION})` },
   { name: 'release-url', type: 'string', valueName: 'url', description: `Base URL of etcd releases, e.g. a mirror (default ${DEFAULT_RELEASE_URL})` },
   {
     name: 'install',
     type: 'string',
     valueName: 'mode',
-    description: 'How nodes get etcd: download (fetch and verify the release at first boot; default) or baked (the image has it, see docs/packer.md; only its version is checked at boot)',
+    description: `How nodes get etcd: download (fetch and verify the release at first boot) or baked (the image has it, see docs/packer.md; only its version is checked at boot) (default ${DEFAULT_INSTALL_MODE})`,
   },
   { name: 'etcd-sha256', type: 'string', valueName: 'hex', description: "Pin the tarball's SHA-256 instead of trusting the release's SHA256SUMS" },
-  { name: 'key-type', type: 'string', valueName: 'type', description: 'Type of every key minted: rsa (default), ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see docs/key-types.md)' },
-  { name: 'key-size', type: 'string', valueName: 'bits', description: 'RSA key size: 2048, 3072 or 4096 (default 4096; only with --key-type rsa)' },
-  { name: 'cert-days', type: 'string', valueName: 'days', description: 'Member, admin and client certificate validity in days (default 825; the CA gets 10 years)' },
-  { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: "Raft heartbeat interval in ms (default etcd's 100); raise with --election-timeout on slow or distant networks" },
-  { name: 'election-timeout', type: 'string', valueName: 'ms', description: "Raft election timeout in ms (default etcd's 1000; at least 5x the heartbeat interval)" },
+  { name: 'key-type', type: 'string', valueName: 'type', description: `Type of every key minted: rsa, ecdsa-p256 or ecdsa-p384 (cheaper TLS handshakes; see docs/key-types.md) (default ${DEFAULT_KEY_TYPE})` },
+  { name: 'key-size', type: 'string', valueName: 'bits', description: `RSA key size: 2048, 3072 or 4096 (default ${DEFAULT_RSA_KEY_SIZE}; only with --key-type rsa)` },
+  { name: 'cert-days', type: 'string', valueName: 'days', description: `Member, admin and client certificate validity in days (default ${DEFAULT_CERT_DAYS}; the CA gets 10 years)` },
+  { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: `Raft heartbeat interval in ms (default etcd's ${ETCD_HEARTBEAT_INTERVAL_MS}); raise with --election-timeout on slow or distant networks` },
+  { name: 'election-timeout', type: 'string', valueName: 'ms', description: `Raft election timeout in ms (default etcd's ${ETCD_ELECTION_TIMEOUT_MS}; at least 5x the heartbeat interval)` },
   { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
   { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
-  { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: 'When nodes save a snapshot: a systemd OnCalendar expression (default hourly)' },
-  { name: 'snapshot-retain', type: 'string', valueName: 'count', description: 'Snapshots kept on each node (default 24)' },
+  { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: `When nodes save a snapshot: a systemd OnCalendar expression (default ${DEFAULT_SNAPSHOT_SCHEDULE})` },
+  { name: 'snapshot-retain', type: 'string', valueName: 'count', description: `Snapshots kept on each node (default ${DEFAULT_SNAPSHOT_RETAIN})` },
   { name: 'no-metrics', type: 'boolean', description: 'Do not serve /metrics and /health on http://<private address>:2381 (plain HTTP, for Prometheus inside the network; docs/metrics.md)' },
   {
     name: 'listen-from',
     type: 'string',
     valueName: 'source',
-    description: 'DNS-member mode: where a member reads its private IPv4 at each start: do-metadata (DigitalOcean; default), cidr (with --listen-cidr) or instance-data (cloud-init query ds.meta_data.local_ipv4, e.g. AWS)',
+    description: `DNS-member mode: where a member reads its private IPv4 at each start: do-metadata (DigitalOcean), cidr (with --listen-cidr) or instance-data (cloud-init query ds.meta_data.local_ipv4, e.g. AWS) (default ${DEFAULT_LISTEN_FROM})`,
   },
   { name: 'listen-cidr', type: 'string', valueName: 'cidr', description: 'DNS-member mode on any cloud: listen on the one address the host has inside this range, e.g. 10.0.0.0/8 (implies --listen-from cidr)' },
   ...BACKUP_TARGET_OPTIONS,
@@ -74,43 +99,46 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
     type: 'boolean',
     description: "Mint kube-apiserver-etcd-client and write kubernetes/: the pair, ca.crt, kubeadm's etcd.external snippet, kube-apiserver and k3s flags (see docs/kubernetes.md)",
   },
-  { name: 'k8s-pki-dir', type: 'string', valueName: 'dir', description: "With --kubernetes: where you copy the kit's ca.crt and client pair on each control-plane node (default /etc/kubernetes/pki/etcd)" },
-  { name: 'backup-retain', type: 'string', valueName: 'count', description: 'Snapshots kept in the bucket; older ones are deleted after each upload (default 168)' },
+  { name: 'k8s-pki-dir', type: 'string', valueName: 'dir', description: `With --kubernetes: where you copy the kit's ca.crt and client pair on each control-plane node (default ${DEFAULT_K8S_PKI_DIR})` },
+  { name: 'backup-retain', type: 'string', valueName: 'count', description: `Snapshots kept in the bucket; older ones are deleted after each upload (default ${DEFAULT_BACKUP_RETAIN})` },
   { name: 'force', type: 'boolean', description: 'Re-mint member, admin and client certificates and keys even if the existing ones still match, and rewrite a folder that add-member/remove-member changed (the CA is always kept)' },
 ];
 
 const clusterOption = (name: string) => CLUSTER_OPTIONS.find((option) => option.name === name)!;
 
+/** gen-userdata, create-droplets and restore: one member's user-data on stdout. */
+const PRINT_MEMBER_OPTION: OptionSpec = { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" };
+
 export const GEN_USERDATA_OPTIONS: readonly OptionSpec[] = [
   ...CLUSTER_OPTIONS,
-  { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
+  PRINT_MEMBER_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
 /** The options every command uses to find a cluster's folder. */
 export const FOLDER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'cluster-name', type: 'string', valueName: 'name', description: 'Cluster whose folder <out>/<cluster-name>/ to use (default etcd)' },
-  { name: 'out', type: 'string', valueName: 'dir', description: 'Output folder gen-userdata wrote to (default out)' },
+  { name: 'cluster-name', type: 'string', valueName: 'name', description: `Cluster whose folder <out>/<cluster-name>/ to use (default ${DEFAULT_CLUSTER_NAME})` },
+  { name: 'out', type: 'string', valueName: 'dir', description: `Output folder gen-userdata wrote to (default ${DEFAULT_OUT})` },
 ];
 
 export const TIMEOUT_OPTION: OptionSpec = {
   name: 'timeout',
   type: 'string',
   valueName: 'seconds',
-  description: 'Give up on a member that does not answer within this many seconds (default 5)',
+  description: `Give up on a member that does not answer within this many seconds (default ${DEFAULT_TIMEOUT_SECONDS})`,
 };
 
 export const HEALTH_OPTIONS: readonly OptionSpec[] = [
   ...FOLDER_OPTIONS,
-  { name: 'warn-days', type: 'string', valueName: 'days', description: 'Fail when a member, admin or CA certificate expires within this many days (default 30)' },
+  { name: 'warn-days', type: 'string', valueName: 'days', description: `Fail when a member, admin or CA certificate expires within this many days (default ${DEFAULT_WARN_DAYS})` },
   { name: 'json', type: 'boolean', description: 'Print the report as JSON instead of a table' },
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
 export const DROPLET_WAIT_OPTIONS: readonly OptionSpec[] = [
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: give up waiting for the new droplet to become active after this long (default 600)' },
-  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'On a create-droplets cluster: seconds between status checks while waiting (default 5)' },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: `On a create-droplets cluster: give up waiting for the new droplet to become active after this long (default ${DEFAULT_DROPLET_WAIT_SECONDS})` },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: `On a create-droplets cluster: seconds between status checks while waiting (default ${DEFAULT_POLL_SECONDS})` },
 ];
 
 export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
@@ -127,7 +155,7 @@ export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
     type: 'boolean',
     description: 'Join as a voting member at once; by default it joins as a learner (no vote, no effect on quorum) and promotes itself once it has caught up',
   },
-  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none; when no member answers, print them and say what could not be checked' },
   ...DROPLET_WAIT_OPTIONS,
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
@@ -135,9 +163,9 @@ export const ADD_MEMBER_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export const REMOVE_MEMBER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'name', type: 'string', valueName: 'name', description: 'The member to remove (required)' },
+  { name: 'member', aliases: ['name'], type: 'string', valueName: 'name', description: 'The member to remove (required)' },
   { name: 'yes', type: 'boolean', short: 'y', description: 'Do not ask for confirmation (required when stdin is not a terminal)' },
-  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none' },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print every change (etcd, files, DigitalOcean calls), make none; when no member answers, print them and say what could not be checked' },
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
@@ -168,17 +196,18 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'ssh-from', type: 'string', valueName: 'cidr', multiple: true, description: 'Open port 22 to this CIDR (repeatable; default: no SSH from anywhere)' },
   { name: 'size', type: 'string', valueName: 'slug', description: `Droplet size (default ${DEFAULT_SIZE})` },
   { name: 'image', type: 'string', valueName: 'slug|id', description: `Distribution slug or snapshot id (default ${DEFAULT_IMAGE})` },
-  { name: 'count', type: 'string', valueName: 'n', description: 'Number of members, named etcd1..etcdN (default 3; --names sets names and count)' },
+  { name: 'count', type: 'string', valueName: 'n', description: `Number of members, named etcd1..etcdN (default ${DEFAULT_MEMBER_COUNT}; --names sets names and count)` },
   { name: 'names', type: 'string', valueName: 'n1,n2,n3', description: 'Member names (default etcd1..etcdN); droplet and DNS label <cluster-name>-<name>' },
   clusterOption('cluster-name'),
   { name: 'vpc-uuid', type: 'string', valueName: 'uuid', description: 'Put the droplets in this existing VPC (default: a new VPC etcd-cluster-<cluster-name>)' },
   { name: 'vpc-range', type: 'string', valueName: 'cidr', description: 'IP range of the new VPC, e.g. 10.20.0.0/20 (default: DigitalOcean picks one)' },
-  { name: 'ttl', type: 'string', valueName: 'seconds', description: `TTL of the members' A records (default ${DEFAULT_TTL}, minimum 30)` },
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'Give up waiting for droplets to become active after this long (default 600)' },
-  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between status checks while waiting (default 5)' },
+  { name: 'ttl', type: 'string', valueName: 'seconds', description: `TTL of the members' A records (default ${DEFAULT_TTL}; minimum 30)` },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: `Give up waiting for droplets to become active after this long (default ${DEFAULT_DROPLET_WAIT_SECONDS})` },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: `Seconds between status checks while waiting (default ${DEFAULT_POLL_SECONDS})` },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['out', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-type', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
+  ...['config', 'out', 'heartbeat-interval', 'election-timeout', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-type', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
+  PRINT_MEMBER_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
@@ -196,7 +225,7 @@ export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'yes', type: 'boolean', short: 'y', description: 'Do not ask for confirmation' },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would delete something, delete nothing' },
   { name: 'json', type: 'boolean', description: 'Print what was (or would be) deleted as JSON on stdout' },
-  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: 'How long to retry deleting the VPC while DigitalOcean releases the droplets (default 120)' },
+  { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: `How long to retry deleting the VPC while DigitalOcean releases the droplets (default ${DEFAULT_VPC_DELETE_WAIT_SECONDS})` },
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
@@ -206,12 +235,12 @@ const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
     name: 'catch-up-timeout',
     type: 'string',
     valueName: 'seconds',
-    description: 'Give a replacement this long to boot, join and catch up before it is rolled back (default 900); also bounds the final cluster-version check',
+    description: `Give a replacement this long to boot, join and catch up before it is rolled back (default ${DEFAULT_CATCH_UP_SECONDS}); also bounds the final cluster-version check`,
   },
-  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: 'Seconds between checks while waiting (default 5)' },
+  { name: 'poll-interval', type: 'string', valueName: 'seconds', description: `Seconds between checks while waiting (default ${DEFAULT_POLL_SECONDS})` },
   DROPLET_WAIT_OPTIONS.find((option) => option.name === 'wait-timeout')!,
   { name: 'print', type: 'boolean', description: "Also write each replacement's user-data to stdout as it is made (the summary then goes to stderr)" },
-  { name: 'dry-run', type: 'boolean', description: 'Check and print the plan (which member is replaced by which, with what), change nothing' },
+  { name: 'dry-run', type: 'boolean', description: 'Check and print the plan (which member is replaced by which, with what), change nothing; when no member answers, print it and say what could not be checked' },
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
@@ -219,7 +248,22 @@ const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
 
 export const ROLL_OPTIONS: readonly OptionSpec[] = [
   { name: 'etcd-version', type: 'string', valueName: 'vX.Y.Z', description: "Upgrade to this release: the cluster's minor or the next one (3.4 -> 3.5 -> 3.6), no downgrades (default: the cluster's)" },
-  ...['release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'].map(clusterOption),
+  // A roll keeps the cluster's settings: these defaults are the cluster's, not gen-userdata's.
+  { name: 'release-url', type: 'string', valueName: 'url', description: "Base URL of etcd releases for the replacements, e.g. a mirror (default: the cluster's)" },
+  { name: 'install', type: 'string', valueName: 'mode', description: "How the replacements get etcd: download or baked (see docs/packer.md) (default: the cluster's)" },
+  {
+    name: 'etcd-sha256',
+    type: 'string',
+    valueName: 'hex',
+    description: "Pin the tarball's SHA-256 (default: the cluster's pin, if any; a cluster that pins one needs it with a new --etcd-version)",
+  },
+  { name: 'key-type', type: 'string', valueName: 'type', description: "Type of the replacements' keys: rsa, ecdsa-p256 or ecdsa-p384 (default: the cluster's)" },
+  {
+    name: 'key-size',
+    type: 'string',
+    valueName: 'bits',
+    description: `RSA key size: 2048, 3072 or 4096 (default: the cluster's; ${DEFAULT_RSA_KEY_SIZE} when --key-type changes the cluster to rsa)`,
+  },
   { name: 'member', type: 'string', multiple: true, valueName: 'name', description: 'Replace only these members (repeat or comma-separate; default: every member, the leader last)' },
   { name: 'ips', type: 'string', valueName: 'a,b,c', description: "IP mode: the new machines' IPv4 addresses, one per replaced member in order (required)" },
   { name: 'hostnames', type: 'string', valueName: 'h1,h2', description: "A --hostnames cluster: the new machines' DNS names, one per replaced member (a --domain cluster derives them)" },
@@ -229,7 +273,7 @@ export const ROLL_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export const REPAIR_OPTIONS: readonly OptionSpec[] = [
-  { name: 'name', type: 'string', valueName: 'name', description: 'The dead member to replace (required); refused if it is healthy, or if removing it would lose quorum' },
+  { name: 'member', aliases: ['name'], type: 'string', valueName: 'name', description: 'The dead member to replace (required); refused if it is healthy, or if removing it would lose quorum' },
   { name: 'ip', type: 'string', valueName: 'address', description: "IP mode: the new machine's IPv4 address (required)" },
   { name: 'hostname', type: 'string', valueName: 'name', description: "A --hostnames cluster: the new machine's DNS name (a --domain cluster derives it)" },
   ...REPLACE_COMMON_OPTIONS,
@@ -242,12 +286,16 @@ export const COMPLETION_OPTIONS: readonly OptionSpec[] = [];
 /** restore takes what gen-userdata takes, and with --region what create-droplets takes, plus the snapshot to start from. */
 export const RESTORE_OPTIONS: readonly OptionSpec[] = [
   { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest)' },
-  { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default 24): boot the members before it expires` },
+  { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default ${DEFAULT_URL_HOURS}): boot the members before it expires` },
   // A restored cluster uploads its own snapshots: --no-snapshots would contradict --backup-url.
   ...CLUSTER_OPTIONS.filter((option) => option.name !== 'no-snapshots'),
-  ...CREATE_DROPLETS_OPTIONS.filter((option) => !CLUSTER_OPTIONS.some((other) => other.name === option.name) && !['dry-run', 'json', 'help'].includes(option.name)).map((option) =>
-    option.name === 'region' ? { ...option, description: 'With --domain: create the droplets in this region, as create-droplets does (DIGITALOCEAN_TOKEN)' } : option,
+  ...CREATE_DROPLETS_OPTIONS.filter((option) => !CLUSTER_OPTIONS.some((other) => other.name === option.name) && !['json', 'print', 'help'].includes(option.name)).map((option) =>
+    option.name === 'region'
+      ? { ...option, description: 'With --domain: create the droplets in this region, as create-droplets does (DIGITALOCEAN_TOKEN)' }
+      : option.name === 'dry-run'
+        ? { ...option, description: 'With --region: list the snapshot, then print every API call that would change something; create and write nothing' }
+        : option,
   ),
-  { name: 'print', type: 'string', valueName: 'member', description: "Also write that member's user-data to stdout (the summary then goes to stderr)" },
+  PRINT_MEMBER_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];

@@ -2,6 +2,7 @@
 // DigitalOcean module (and so its SDK) is imported only here, and only for such a cluster.
 import { FOLDER_FILES, type DropletSettings } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_DROPLET_WAIT_SECONDS, DEFAULT_POLL_SECONDS } from '../defaults.js';
 import { CliError } from '../errors.js';
 import { secondsFlagMs, type ParsedOptions } from '../options.js';
 import type { MemberPlan } from '../plan.js';
@@ -15,8 +16,8 @@ export interface DropletWait {
 
 export function dropletWaitOptions(flags: ParsedOptions): DropletWait {
   return {
-    waitTimeoutMs: secondsFlagMs(flags, 'wait-timeout', 600, 3600, 'is not a number of seconds from 1 to 3600'),
-    pollIntervalMs: secondsFlagMs(flags, 'poll-interval', 5, 60, 'is not a number of seconds up to 60'),
+    waitTimeoutMs: secondsFlagMs(flags, 'wait-timeout', DEFAULT_DROPLET_WAIT_SECONDS, 3600, 'is not a number of seconds from 1 to 3600'),
+    pollIntervalMs: secondsFlagMs(flags, 'poll-interval', DEFAULT_POLL_SECONDS, 60, 'is not a number of seconds up to 60'),
   };
 }
 
@@ -75,6 +76,6 @@ export async function retireDroplet(context: CommandContext, cluster: OpenCluste
     const { dropletId, records } = await retireMemberDroplet(api, cluster.digitalocean!, { name }, { progress, save: (next) => effects.saveDigitalOceanState(next) });
     return `${dropletId !== undefined ? `deleted droplet id ${dropletId}` : 'no droplet left'} and ${records} A record(s)`;
   } catch (error) {
-    throw apiFailure(error, DigitalOceanApiError, retryAdvice ?? `Re-run remove-member --name ${name} to finish: it deletes what is left.`);
+    throw apiFailure(error, DigitalOceanApiError, retryAdvice ?? `Re-run remove-member --member ${name} to finish: it deletes what is left.`);
   }
 }

@@ -82,6 +82,68 @@ export function checkMembers(plan: ClusterPlan, client: ClientOptions, now: Date
   return Promise.all(plan.members.map((member) => checkMember(member.name, member.clientUrl, client, now)));
 }
 
+/** The member answered (its status, or an unhealthy /health) rather than not at all: it is up, perhaps busy. */
+export function answered(member: MemberHealth): boolean {
+  return member.healthy || member.version !== undefined || member.error?.startsWith('unhealthy:') === true;
+}
+
+/** No member answered at all: the cluster cannot be reached from here (not booted yet, or another network). */
+export function unreachable(health: readonly MemberHealth[]): boolean {
+  return health.every((member) => !answered(member));
+}
+
+/** How a preflight waits for a busy cluster to settle. */
+export interface SettleWait {
+  /** The bound: SETTLE_MS, the steps' own wait. */
+  readonly settleMs: number;
+  readonly pollMs: number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly progress: (line: string) => void;
+  /** A member whose health is the question, not a hiccup to wait out (repair's dead member). */
+  readonly ignore?: string;
+}
+
+/** How long a roll's step waits for the cluster to settle before refusing (day2/replace.ts), and a preflight as long. */
+export const SETTLE_MS = 120_000;
+
+/**
+ * Every member's health, asked again for up to `settleMs` while a member answers unhealthy (etcd's
+ * {"health":"false"} on one timed-out QGET of a busy cluster): one transient answer is no reason to
+ * refuse. Only while every member answers: one that does not answer at all is a dead machine (or a
+ * cluster this workstation cannot reach), waiting cannot change the verdict, and the caller decides at once.
+ */
+export async function settledHealth(check: () => Promise<MemberHealth[]>, what: string, wait: SettleWait): Promise<MemberHealth[]> {
+  const deadline = Date.now() + wait.settleMs;
+  let waiting = false;
+  for (;;) {
+    const health = await check();
+    const considered = health.filter((member) => member.name !== wait.ignore);
+    const busy = considered.filter((member) => !member.healthy && answered(member));
+    if (busy.length === 0 || considered.some((member) => !answered(member)) || Date.now() >= deadline) return health;
+    if (!waiting) {
+      wait.progress(`waiting up to ${Math.round(wait.settleMs / 1000)} s for the cluster to settle before ${what}: ${busy.map((member) => `${member.name} (${member.error})`).join('; ')}`);
+    }
+    waiting = true;
+    await wait.sleep(Math.min(wait.pollMs, Math.max(0, deadline - Date.now())));
+  }
+}
+
+/**
+ * A day-2 preflight's view of the members: settled as above; in a dry run on a cluster no member of
+ * which answers, undefined, after saying which `checks` were not made (the plan is still printed).
+ */
+export async function preflightHealth(check: () => Promise<MemberHealth[]>, what: string, wait: SettleWait, dryRun: boolean, checks: string): Promise<MemberHealth[] | undefined> {
+  const health = await settledHealth(check, what, wait);
+  if (!dryRun || !unreachable(health)) return health;
+  wait.progress(couldNotCheck(health, checks));
+  return undefined;
+}
+
+/** What a dry run says when the cluster did not answer: the plan stands, these checks were not made. */
+export function couldNotCheck(health: readonly MemberHealth[], checks: string): string {
+  return `dry run: could not check ${checks}: no member answered (${health.map((member) => `${member.name} ${member.endpoint}: ${member.error ?? 'no answer'}`).join('; ')}); the plan assumes the cluster is as cluster.json says`;
+}
+
 export function describeLocalCertificate(file: string, certPem: string, now: Date): LocalCertificate {
   const notAfter = new Date(new X509Certificate(certPem).validTo);
   return { file, notAfter: notAfter.toISOString(), expiresInDays: daysUntil(notAfter, now) };

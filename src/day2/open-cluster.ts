@@ -1,5 +1,6 @@
 import { ClusterFolder, recordKeyType, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT, DEFAULT_TIMEOUT_SECONDS } from '../defaults.js';
 import { CliError } from '../errors.js';
 import type { ClientTls } from '../etcd/client.js';
 import { resolveClusterInput, type ClusterInput } from '../input.js';
@@ -8,13 +9,13 @@ import type { KeyPairPem } from '../pki/mint.js';
 import { planCluster, type ClusterPlan } from '../plan.js';
 
 export function parseTimeoutMs(flags: ParsedOptions): number {
-  return secondsFlagMs(flags, 'timeout', 5, 600, 'is not a number of seconds from 0 to 600');
+  return secondsFlagMs(flags, 'timeout', DEFAULT_TIMEOUT_SECONDS, 600, 'is not a number of seconds from 0 to 600');
 }
 
 /** `<out>/<cluster-name>/` as --out and --cluster-name name it. */
 export function folderFromFlags(flags: ParsedOptions, context: CommandContext): ClusterFolder {
-  const clusterName = typeof flags['cluster-name'] === 'string' ? flags['cluster-name'] : 'etcd';
-  const out = typeof flags.out === 'string' ? flags.out : 'out';
+  const clusterName = typeof flags['cluster-name'] === 'string' ? flags['cluster-name'] : DEFAULT_CLUSTER_NAME;
+  const out = typeof flags.out === 'string' ? flags.out : DEFAULT_OUT;
   return new ClusterFolder(out, clusterName, context.cwd);
 }
 

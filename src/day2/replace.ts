@@ -34,7 +34,7 @@ import { parseEtcdVersion } from '../versions.js';
 import { crashAtStep } from '../write.js';
 import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js';
 import type { Day2Effects } from './effects.js';
-import { checkMember, checkMembers } from './health.js';
+import { checkMember, checkMembers, SETTLE_MS } from './health.js';
 import { addWithRetry, hexMemberId, membershipDrift, withJoiningMember } from './membership.js';
 import { openCluster, planFromRecord, type OpenCluster } from './open-cluster.js';
 
@@ -145,8 +145,8 @@ function clusterPki(plan: ClusterPlan, cluster: OpenCluster, extra?: ClusterPki[
   return { ...current, members: new Map([...current.members, [extra.fileBase, extra]]), all: [...current.all, extra] };
 }
 
-/** How long a step waits for the cluster to settle (a removed member, a moved leader, a DNS change) before refusing. */
-export const SETTLE_MS = 120_000;
+/** How long a step waits for the cluster to settle (a removed member, a moved leader, a DNS change) before refusing; preflights wait as long. */
+export { SETTLE_MS };
 
 /**
  * Every current member healthy (the replaced one too, on a roll); the endpoint of the leader. The
@@ -162,7 +162,7 @@ async function requireHealthy(run: ReplaceRun, cluster: OpenCluster, client: Cli
     if (unhealthy.length === 0) return (health.find((member) => member.leader) ?? health[0]!).endpoint;
     const problems = unhealthy.map((member) => `${member.name} (${member.error})`).join('; ');
     if (Date.now() >= deadline) {
-      throw new CliError('preflight', `refusing to ${what}: ${problems}; fix it, or replace a dead member with 'etcd-cloudinit repair --name <member>', then run ${run.operation} again`);
+      throw new CliError('preflight', `refusing to ${what}: ${problems}; fix it, or replace a dead member with 'etcd-cloudinit repair --member <name>', then run ${run.operation} again`);
     }
     if (!waiting) progressOf(run)(`waiting up to ${SETTLE_MS / 1000} s for every member to be healthy before it can ${what}: ${problems}`);
     waiting = true;

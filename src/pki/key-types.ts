@@ -1,5 +1,6 @@
 import { createHash, generateKeyPair, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
+import { DEFAULT_KEY_TYPE as DEFAULT_KEY_TYPE_NAME, DEFAULT_RSA_KEY_SIZE as DEFAULT_RSA_BITS } from '../defaults.js';
 import { parseDer } from './der.js';
 import { generateRsaKeyPem } from './rsa.js';
 
@@ -9,10 +10,10 @@ import { generateRsaKeyPem } from './rsa.js';
  */
 export const KEY_TYPES = ['rsa', 'ecdsa-p256', 'ecdsa-p384'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
-export const DEFAULT_KEY_TYPE: KeyType = 'rsa';
+export const DEFAULT_KEY_TYPE: KeyType = DEFAULT_KEY_TYPE_NAME;
 
 export type RsaKeySize = 2048 | 3072 | 4096;
-export const DEFAULT_RSA_KEY_SIZE: RsaKeySize = 4096;
+export const DEFAULT_RSA_KEY_SIZE: RsaKeySize = DEFAULT_RSA_BITS;
 
 /** One key to mint: the type and, for RSA, the modulus size. */
 export type KeySpec = { readonly type: 'rsa'; readonly bits: RsaKeySize } | { readonly type: 'ecdsa-p256' | 'ecdsa-p384' };

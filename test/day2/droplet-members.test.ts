@@ -116,7 +116,7 @@ describe.runIf(canRun)('DigitalOcean day-2: dry runs and resumes', () => {
     fake().fail({ method: 'DELETE', path: `/v2/droplets/${dropletId}`, status: 500, times: 1 });
     const failed = await cluster.cli(['remove-member', '--name', 'etcd4', '--yes']);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toContain('Re-run remove-member --name etcd4 to finish');
+    expect(failed.stderr).toContain('Re-run remove-member --member etcd4 to finish');
     // etcd no longer has it, its name no longer resolves, the droplet is still recorded.
     expect(await memberNames()).toEqual(BOOTSTRAP);
     expect(records('etcd-etcd4')).toEqual([]);

@@ -61,8 +61,8 @@ describe('roll and repair usage errors', () => {
     ['dnsdomain', ['roll', '--hostnames', 'a.example.com,b.example.com,c.example.com'], '[validate] hostnames: cluster dnsdomain derives its names as <cluster-name>-<member>.example.com; do not give --hostnames'],
     ['docluster', ['roll', '--ips', '10.0.0.21'], '[validate] ips: the members of cluster docluster are named by DNS'],
     ['docluster', ['roll', '--size', 'S-2VCPU'], '[validate] size: "S-2VCPU" is not a droplet size slug'],
-    ['ipmode', ['repair'], '[validate] name: is required: the dead member to replace (for example --name etcd2)'],
-    ['ipmode', ['repair', '--name', 'etcd9'], '[validate] name: "etcd9" is not a member (members: etcd1, etcd2, etcd3)'],
+    ['ipmode', ['repair'], '[validate] member: is required: the dead member to replace (for example --member etcd2)'],
+    ['ipmode', ['repair', '--name', 'etcd9'], '[validate] member: "etcd9" is not a member (members: etcd1, etcd2, etcd3)'],
     ['ipmode', ['repair', '--name', 'etcd2'], "[validate] ip: give the new machine's IPv4 for each replaced member (etcd2): 1 address(es), got 0"],
   ])('%s %j', async (name, args, message) => {
     const cwd = workDir();

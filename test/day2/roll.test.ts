@@ -311,7 +311,7 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
     it('repair: a stopped member is removed first, then replaced; refused while the member is healthy', async () => {
       const healthy = await cluster.cli(['repair', '--name', 'etcd3-2', ...addressArgs(cluster, 15)]);
       expect(healthy.code).toBe(2);
-      expect(healthy.stderr).toContain('name: etcd3-2 is healthy');
+      expect(healthy.stderr).toContain('member: etcd3-2 is healthy');
 
       // Two of three down: removing one would leave no quorum, so repair refuses.
       await cluster.stop('etcd2-2');

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir } from '../support/cli.js';
@@ -43,6 +43,38 @@ describe('create-droplets / destroy-droplets (black box)', () => {
     expect(fake.firewalls.size).toBe(0);
     expect(fake.vpcs.size).toBe(0);
     expect((fake.domains.get('example.com') ?? []).filter((r) => r.type === 'A')).toEqual([]);
+    expect(fake.violations).toEqual([]);
+  });
+
+  it('takes --config, the raft timings and --print as gen-userdata does', async () => {
+    writeFileSync(join(workDir, 'cluster.yaml'), 'cluster-name: cfg\nnames: [alpha, beta, gamma]\nheartbeat-interval: 150\n');
+    const args = ['create-droplets', '--config', 'cluster.yaml', '--domain', 'example.com', '--region', 'ams3', '--key-size', '2048', '--poll-interval', '0.1', '--election-timeout', '1500'];
+    const created = await runCli([...args, '--print', 'beta'], workDir, env());
+    expect(created.code, created.stderr).toBe(0);
+    // The config's names and cluster name, the flag's and the config's raft timings.
+    expect([...fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(['cfg-alpha', 'cfg-beta', 'cfg-gamma']);
+    const beta = readFileSync(join(workDir, 'out', 'cfg', 'user-data', 'beta.yaml'), 'utf8');
+    expect(beta).toContain('heartbeat-interval: 150');
+    expect(beta).toContain('election-timeout: 1500');
+    // --print: that member's user-data on stdout, the summary on stderr.
+    expect(created.stdout).toBe(beta);
+    expect(created.stderr).toContain('Cluster cfg on DigitalOcean: 3 droplet(s) in ams3');
+    // A re-run creates nothing and prints the folder's user-data.
+    const again = await runCli([...args, '--print', 'gamma'], workDir, env());
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(readFileSync(join(workDir, 'out', 'cfg', 'user-data', 'gamma.yaml'), 'utf8'));
+
+    for (const [extra, message] of [
+      [['--print', 'delta'], '[validate] print: "delta" is not a member (members: alpha, beta, gamma)'],
+      [['--print', 'beta', '--dry-run'], '[validate] print: a dry run writes no user-data to print; drop --dry-run or --print'],
+      [['--print', 'beta', '--json'], '[validate] print: cannot be combined with --json'],
+    ] as const) {
+      const refused = await runCli([...args, ...extra], workDir, env());
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(message);
+    }
+    const destroyed = await runCli(['destroy-droplets', '--cluster-name', 'cfg', '--yes'], workDir, env());
+    expect(destroyed.code, destroyed.stderr).toBe(0);
     expect(fake.violations).toEqual([]);
   });
 

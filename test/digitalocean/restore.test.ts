@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
-import { runCli, tempDirsRemovedAfterAll } from '../support/cli.js';
+import { folderSnapshot, runCli, tempDirsRemovedAfterAll } from '../support/cli.js';
 import { startCheckedS3, type CheckedS3 } from '../support/s3-sigv4.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './fake-api.js';
 
@@ -69,6 +69,18 @@ describe('restore --region creates the droplets of a restored cluster', () => {
     const destroyed = await runCli(['destroy-droplets', '--yes'], dir, env);
     expect(destroyed.code, destroyed.stderr).toBe(0);
     expect(fake.droplets.size).toBe(0);
+
+    // --dry-run: the snapshot is listed, every change printed, nothing created or written.
+    const requestsBefore = fake.requests.length;
+    const folderBefore = folderSnapshot(join(dir, 'out'));
+    const dryRun = await runCli(['restore', ...CREATE, ...bucket(), '--dry-run'], dir, env);
+    expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(dryRun.stderr).toContain('[dry-run] POST /v2/droplets');
+    expect(dryRun.stdout).toMatch(/^Dry run: \d+ call\(s\) would change something \(listed above\); nothing was changed or written\.\n$/);
+    expect(fake.requests.slice(requestsBefore).filter((request) => request.method !== 'GET')).toEqual([]);
+    expect(fake.droplets.size).toBe(0);
+    expect(folderSnapshot(join(dir, 'out'))).toEqual(folderBefore);
+
     const restored = await runCli(['restore', ...CREATE, ...bucket()], dir, env);
     expect(restored.code, restored.stderr).toBe(0);
     expect(fake.droplets.size).toBe(3);

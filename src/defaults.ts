@@ -1,0 +1,33 @@
+/**
+ * The defaults of the command-line flags. The code that applies a default and the `--help` text
+ * that states it both read it here, so the two cannot drift (test/help-defaults.test.ts checks
+ * each --help against what the code does). This module imports nothing.
+ */
+export const DEFAULT_CLUSTER_NAME = 'etcd';
+export const DEFAULT_OUT = 'out';
+export const DEFAULT_KEY_TYPE = 'rsa' as const;
+export const DEFAULT_RSA_KEY_SIZE = 4096 as const;
+export const DEFAULT_INSTALL_MODE = 'download' as const;
+/** Member, admin and client certificates; the CA gets 10 years. */
+export const DEFAULT_CERT_DAYS = 825;
+export const DEFAULT_SNAPSHOT_SCHEDULE = 'hourly';
+export const DEFAULT_SNAPSHOT_RETAIN = 24;
+export const DEFAULT_BACKUP_RETAIN = 168;
+/** etcd's own raft timings, used when the flags are not given (etcd's defaults, not ours to set). */
+export const ETCD_HEARTBEAT_INTERVAL_MS = 100;
+export const ETCD_ELECTION_TIMEOUT_MS = 1000;
+export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
+export const DEFAULT_LISTEN_FROM = 'do-metadata' as const;
+
+/** Day 2: per etcd call. */
+export const DEFAULT_TIMEOUT_SECONDS = 5;
+export const DEFAULT_WARN_DAYS = 30;
+export const DEFAULT_POLL_SECONDS = 5;
+export const DEFAULT_CATCH_UP_SECONDS = 900;
+/** A new droplet to become active. */
+export const DEFAULT_DROPLET_WAIT_SECONDS = 600;
+/** destroy-droplets: DigitalOcean to release a VPC's droplets. */
+export const DEFAULT_VPC_DELETE_WAIT_SECONDS = 120;
+export const DEFAULT_MEMBER_COUNT = 3;
+/** restore: life of the snapshot's download URL. */
+export const DEFAULT_URL_HOURS = 24;
