@@ -39,7 +39,9 @@ export async function buildEtcdMirror(root: string, release: { version: string; 
     }
     await mkdir(join(root, release.version), { recursive: true });
     const tarball = join(root, release.version, releaseTarballName(release.version));
-    execFileSync('tar', ['-C', staging, '--owner=0', '--group=0', '-czf', tarball, topDir], { timeout: 120_000 });
+    // Byte-for-byte the same tarball every time (no mtimes, no gzip time stamp): the e2e image cache
+    // is keyed on the baked files' contents, so a new mirror must not mean a new baked image.
+    execFileSync('tar', ['-C', staging, '--owner=0', '--group=0', '--mtime=@0', '--sort=name', '-I', 'gzip -n', '-cf', tarball, topDir], { timeout: 120_000 });
     const sha256 = createHash('sha256').update(await readFile(tarball)).digest('hex');
     // The official SHA256SUMS line format: sha256sum's text mode, two spaces.
     await writeFile(join(root, release.version, 'SHA256SUMS'), `${sha256}  ${releaseTarballName(release.version)}\n`);
