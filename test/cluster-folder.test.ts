@@ -110,9 +110,9 @@ describe('what this release writes', () => {
     expect(openCluster(new ClusterFolder('out', 'acc', cwd)).record.domain).toBe('example.com');
   });
 
-  it('a folder outside the working directory is shown by its absolute path, one inside it relative', () => {
+  it('a folder is shown as the user gave it: relative stays relative (outside the working directory too), absolute stays absolute', () => {
     expect(new ClusterFolder('out', 'etcd', '/work').shown).toBe('out/etcd');
     expect(new ClusterFolder('/srv/clusters', 'prod', '/work').shown).toBe('/srv/clusters/prod');
-    expect(new ClusterFolder('../elsewhere', 'prod', '/work/repo').shown).toBe('/work/elsewhere/prod');
+    expect(new ClusterFolder('../elsewhere', 'prod', '/work/repo').shown).toBe('../elsewhere/prod');
   });
 });

@@ -156,7 +156,7 @@ describe('gen-userdata --install baked', () => {
 describe('gen-userdata --help', () => {
   it('documents --install', async () => {
     const help = await runCli(['gen-userdata', '--help'], tmpdir());
-    expect(help.stdout).toMatch(/--install <mode> +How nodes get etcd: download \(fetch and verify the release at first boot; default\) or baked/);
+    expect(help.stdout).toMatch(/--install <mode> +How nodes get etcd: download \(fetch and verify the release at first boot\) or baked \(the image has it.*\(default download\)$/m);
   });
 
   it('rejects an unknown mode on the command line with the field and value', async () => {
