@@ -13,9 +13,10 @@ import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
 import type { KeyType, RsaKeySize } from './pki/key-types.js';
 import { backupUrlOf, parseCredentialsFile, type BackupCredentials } from './backup/target.js';
-import type { ClusterPlan, InstallPlan, ListenFrom } from './plan.js';
+import type { ListenFrom } from './input.js';
+import type { ClusterPlan, InstallPlan } from './plan.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';
-import { PUBLIC_MODE, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
+import { PUBLIC_MODE, kernelFolderOf, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
 
 /** Every file of a cluster folder, relative to it. */
 export const FOLDER_FILES = {
@@ -200,26 +201,6 @@ const validators: Partial<Record<keyof typeof schemaFiles, ReturnType<typeof com
 export function shownPath(path: string, cwd: string): string {
   const inside = relative(cwd, path);
   return inside === '' ? '.' : inside.startsWith('..') || inside.startsWith('/') ? path : inside;
-}
-
-/** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
-const KERNEL_FOLDERS = ['/proc', '/sys'];
-
-/** The kernel interface (/proc, /sys) an absolute path lies under, symlinks followed; undefined if none. */
-export function kernelFolderOf(target: string): string | undefined {
-  let existing = target;
-  while (!existsSync(existing)) existing = dirname(existing);
-  let real = existing;
-  try {
-    real = realpathSync(existing);
-  } catch {
-    // unreadable: judged by its name alone
-  }
-  for (const path of [target, real]) {
-    const kernel = KERNEL_FOLDERS.find((folder) => path === folder || path.startsWith(`${folder}/`));
-    if (kernel !== undefined) return kernel;
-  }
-  return undefined;
 }
 
 export class ClusterFolder {

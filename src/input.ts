@@ -4,11 +4,10 @@ import { parse as parseYaml } from 'yaml';
 import { usageError } from './errors.js';
 import { ipv4ToNumber, isPrivateOrLoopback, isUnicastIPv4, numberToIpv4 } from './ipv4.js';
 import type { ParsedOptions } from './options.js';
-import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
+import { kernelFolderOf } from './write.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
-import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT, type ListenFrom } from './plan.js';
 import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './pki/key-types.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
@@ -24,6 +23,20 @@ export type MemberInput =
   | { readonly name: string; readonly hostname: string; readonly ip?: undefined };
 
 export type InstallMode = 'download' | 'baked';
+
+/** DNS-member mode: where a member reads the private IPv4 it listens on, at each start (--listen-from, --listen-cidr). */
+export type ListenFrom =
+  /** DigitalOcean's metadata service. */
+  | { readonly from: 'do-metadata' }
+  /** The one IPv4 address the host has inside `cidr` (`ip -4 addr`). */
+  | { readonly from: 'cidr'; readonly cidr: string }
+  /** cloud-init's instance data: `cloud-init query <key>`. */
+  | { readonly from: 'instance-data' };
+
+/** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
+export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
+export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
+
 
 /** The validated input of gen-userdata, with defaults applied. */
 export interface ClusterInput {

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ClusterInput } from './input.js';
+import { KUBE_APISERVER_ETCD_CLIENT, type BackupSettings, type ClusterInput, type ListenFrom } from './input.js';
 import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
-import type { BackupSettings } from './input.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
 import type { KeyType, RsaKeySize } from './pki/key-types.js';
 
@@ -51,15 +50,6 @@ export type NodePaths = typeof NODE_PATHS;
 /** DigitalOcean's metadata service (169.254.169.254, as on most clouds): the droplet's own private IPv4, readable only from the droplet. */
 export const DO_METADATA_ADDRESS = '169.254.169.254';
 export const DO_PRIVATE_IPV4_METADATA_URL = `http://${DO_METADATA_ADDRESS}/metadata/v1/interfaces/private/0/ipv4/address`;
-
-/** DNS-member mode: where a member reads the private IPv4 it listens on, at each start (--listen-from, --listen-cidr). */
-export type ListenFrom =
-  /** DigitalOcean's metadata service. */
-  | { readonly from: 'do-metadata' }
-  /** The one IPv4 address the host has inside `cidr` (`ip -4 addr`). */
-  | { readonly from: 'cidr'; readonly cidr: string }
-  /** cloud-init's instance data: `cloud-init query <key>`. */
-  | { readonly from: 'instance-data' };
 
 /** The instance-data key of the private IPv4: EC2's `local-ipv4` (also OpenStack's and others' EC2-style metadata). */
 export const INSTANCE_DATA_IPV4_KEY = 'ds.meta_data.local_ipv4';
@@ -151,10 +141,6 @@ export interface ClientPlan {
   /** `kubernetes`: kube-apiserver's certificate, with the subject kubeadm gives it. */
   readonly preset: 'kubernetes' | undefined;
 }
-
-/** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
-export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
-export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
 
 /** --kubernetes: the kit in out/<cluster>/kubernetes/ for kubeadm, kube-apiserver and k3s. */
 export interface KubernetesPlan {

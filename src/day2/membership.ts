@@ -105,11 +105,6 @@ export function membershipDrift(expected: readonly MemberPlan[], actual: readonl
   return drift;
 }
 
-/** Hex, as etcdctl prints member IDs (the API gives them as decimal strings). */
-export function hexMemberId(id: string): string {
-  return BigInt(id).toString(16);
-}
-
 /**
  * etcd refuses a change that would leave fewer members than a quorum connected for 5 s
  * ("unhealthy cluster"), e.g. right after a member restarted although all answer health: wait that out.

@@ -24,7 +24,7 @@ import {
 } from '../cluster-folder.js';
 import { mintSources, type CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
-import { EtcdCallError, firstAnswer, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
+import { EtcdCallError, firstAnswer, hexMemberId, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
 import { issueLeaf, readClusterPki, withReissued, type ClusterPki, type IssuedCert } from '../pki/mint.js';
@@ -35,7 +35,7 @@ import { crashAtStep } from '../write.js';
 import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js';
 import type { Day2Effects } from './effects.js';
 import { checkMember, checkMembers } from './health.js';
-import { addWithRetry, hexMemberId, membershipDrift, withJoiningMember } from './membership.js';
+import { addWithRetry, membershipDrift, withJoiningMember } from './membership.js';
 import { openCluster, planFromRecord, type OpenCluster } from './open-cluster.js';
 
 export type Operation = 'roll' | 'repair';
