@@ -238,11 +238,12 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       `ips: ${count} members is an even count: it tolerates ${plural(tolerated, 'failed member')}, the same as ${plural(count - 1, 'member')}, while one more vote is needed for quorum; use ${count - 1} or ${count + 1} members, or pass --allow-even`,
     );
   }
+  const metrics = (raw.metrics as boolean | undefined) ?? true;
   const warnings: string[] = [];
   for (const [index, member] of members.entries()) {
     if (member.ip !== undefined && !isPrivateOrLoopback(member.ip)) {
       warnings.push(
-        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses${raw.metrics === false ? '' : ', and 2381 (metrics, plain HTTP) to your Prometheus'}`,
+        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses${metrics ? ', and 2381 (metrics, plain HTTP) to your Prometheus' : ''}`,
       );
     }
   }
@@ -255,9 +256,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     }
   }
   const keyType = (raw['key-type'] as KeyType | undefined) ?? DEFAULT_KEY_TYPE;
-  if (keyType !== 'rsa' && raw['key-size'] !== undefined) {
-    throw usageError('validate', `key-size: ${quoted(raw['key-size'])} is for RSA keys only, and key-type is ${keyType}; drop --key-size, or use --key-type rsa with it`);
-  }
+  if (keyType !== 'rsa' && raw['key-size'] !== undefined) throw keySizeError(raw['key-size'], keyType);
   const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? 100;
   const election = (raw['election-timeout'] as number | undefined) ?? 1000;
   if (election < 5 * heartbeat) {
@@ -282,7 +281,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
     snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
-    metrics: (raw.metrics as boolean | undefined) ?? true,
+    metrics,
     listenFrom: resolveListenFrom(raw, members),
     backup: resolveBackup(raw),
     ...resolveClients(raw),
@@ -335,6 +334,44 @@ function resolveListenFrom(raw: RawInput, members: readonly MemberInput[]): List
     throw usageError('validate', `listen-cidr: ${quoted(cidr)} has bits set after the /${bits} prefix; the range is ${numberToIpv4(base - (base % size))}/${bits}`);
   }
   return { from: 'cidr', cidr };
+}
+
+/** The settings a flag may change on an existing cluster's input (roll): the release, how nodes get it, the keys. */
+export const SETTING_KEYS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'] as const;
+
+let settingsValidator: ReturnType<typeof compileSchema> | undefined;
+
+/**
+ * A validated input with some settings changed (`changes`, schema-shaped as flagsToRawInput makes
+ * them), each checked with gen-userdata's schema entries and rules. A new key type starts from its
+ * own defaults (an RSA cluster's key size does not follow it to ECDSA); --install baked drops the
+ * download's URL and checksum.
+ */
+export function withSettingChanges(base: ClusterInput, changes: RawInput): ClusterInput {
+  const properties = clusterSchema.properties as Record<string, unknown>;
+  settingsValidator ??= compileSchema({ type: 'object', properties: Object.fromEntries(SETTING_KEYS.map((key) => [key, properties[key]])) });
+  const picked: RawInput = Object.fromEntries(SETTING_KEYS.filter((key) => changes[key] !== undefined).map((key) => [key, changes[key]]));
+  if (!settingsValidator(picked)) {
+    const first = settingsValidator.errors?.[0];
+    throw usageError('validate', first ? describeSchemaError(first) : 'settings are invalid');
+  }
+  checkConsumerRules(picked);
+  const keyType = (picked['key-type'] as KeyType | undefined) ?? base.keyType;
+  if (keyType !== 'rsa' && picked['key-size'] !== undefined) throw keySizeError(picked['key-size'], keyType);
+  const baked = picked.install === 'baked';
+  return {
+    ...base,
+    etcdVersion: (picked['etcd-version'] as string | undefined) ?? base.etcdVersion,
+    install: (picked.install as InstallMode | undefined) ?? base.install,
+    releaseUrl: ((picked['release-url'] as string | undefined) ?? (baked ? DEFAULT_RELEASE_URL : base.releaseUrl)).replace(/\/+$/, ''),
+    etcdSha256: (picked['etcd-sha256'] as string | undefined) ?? (baked ? undefined : base.etcdSha256),
+    keyType,
+    keySize: (picked['key-size'] as RsaKeySize | undefined) ?? (keyType === base.keyType ? base.keySize : DEFAULT_RSA_KEY_SIZE),
+  };
+}
+
+function keySizeError(keySize: unknown, keyType: KeyType): Error {
+  return usageError('validate', `key-size: ${quoted(keySize)} is for RSA keys only, and key-type is ${keyType}; drop --key-size, or use --key-type rsa with it`);
 }
 
 const BACKUP_DETAIL_KEYS = ['backup-endpoint', 'backup-region', 'backup-retain'] as const;

@@ -237,15 +237,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     endpoints: members.map((member) => member.clientUrl).join(','),
     etcdVersion: input.etcdVersion,
     features: featuresOf(version),
-    install:
-      input.install === 'baked'
-        ? { mode: 'baked', version: input.etcdVersion }
-        : {
-            mode: 'download',
-            version: input.etcdVersion,
-            releaseUrl: input.releaseUrl,
-            sha256: input.etcdSha256,
-          },
+    install: installPlanOf(input),
     keyType: input.keyType,
     keySize: input.keySize,
     certDays: input.certDays,
@@ -265,6 +257,13 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
       ? { pkiDir: input.k8sPkiDir, clientName: KUBE_APISERVER_ETCD_CLIENT }
       : undefined,
   };
+}
+
+/** How a node gets etcd: the release it downloads and verifies, or the one its image was baked with. */
+export function installPlanOf(input: Pick<ClusterInput, 'install' | 'etcdVersion' | 'releaseUrl' | 'etcdSha256'>): InstallPlan {
+  return input.install === 'baked'
+    ? { mode: 'baked', version: input.etcdVersion }
+    : { mode: 'download', version: input.etcdVersion, releaseUrl: input.releaseUrl, sha256: input.etcdSha256 };
 }
 
 /** DNS-member mode: the placeholder in the config, and the word that tells listen-address.sh where the address comes from. */

@@ -3,7 +3,7 @@ import { mintSources, type CommandContext } from '../context.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { checkMembers } from '../day2/health.js';
 import { addWithRetry, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
-import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planOf, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
 import { hexMemberId, memberList, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { isPrivateOrLoopback } from '../ipv4.js';
@@ -11,6 +11,7 @@ import type { ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert, type KeyPairPem } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
+import { withMembers } from '../record-codec.js';
 import { renderUserData } from '../render.js';
 import { writeResult } from '../result.js';
 import { dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
@@ -99,7 +100,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
     context.stderr.write(`warning: ip: ${JSON.stringify(newMember.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses\n`);
   }
   const learner = flags.voter !== true;
-  const basePlan = planFromRecord(cluster.record, [...cluster.record.members, newMember], cluster.folder);
+  const basePlan = planOf(cluster, withMembers(cluster.input, [...cluster.record.members, newMember]));
   // The learner's member ID is known only after member add: until then, the longest one stands in.
   const plan = withJoiningMember(basePlan, newMember.name, learner ? 'f'.repeat(16) : undefined);
   const joining = plan.members.find((member) => member.name === newMember.name)!;

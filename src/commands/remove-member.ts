@@ -4,11 +4,12 @@ import { confirm } from '../confirm.js';
 import type { CommandContext } from '../context.js';
 import { retireDroplet } from '../day2/droplets.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
-import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planOf, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { firstAnswer, hexMemberId, memberList } from '../etcd/client.js';
 import type { ParsedOptions } from '../options.js';
 import { recordFiles } from '../output.js';
+import { withMembers } from '../record-codec.js';
 import { readClusterPki } from '../pki/mint.js';
 import { writeResult } from '../result.js';
 
@@ -42,7 +43,7 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
   }
   if (leaving && cluster.plan.members.length === 1) throw usageError('validate', `name: ${JSON.stringify(name)} is the only member; a cluster cannot remove its last member`);
   const remaining = record.members.filter((member) => member.name !== name);
-  const plan = planFromRecord(record, remaining, folder);
+  const plan = planOf(cluster, withMembers(cluster.input, remaining));
   const client = { tls: cluster.adminTls, timeoutMs };
   if (!effects.dryRun && flags.yes !== true) {
     const what = `member ${name}${leaving ? ` (${leaving.host})` : ''} from cluster ${plan.clusterName}${dropletLeft ? ' and delete its droplet and A record' : ''}`;

@@ -3,20 +3,20 @@
  * (validate -> plan the steps -> record them in roll.json) and run the steps in day2/replace.ts.
  */
 import { isIPv4 } from 'node:net';
-import { FOLDER_FILES, installRecord, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
+import { FOLDER_FILES, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { dropletWaitOptions } from '../day2/droplets.js';
 import { realEffects, dryRunEffects } from '../day2/effects.js';
 import { checkMembers } from '../day2/health.js';
 import { MAX_MEMBERS } from '../day2/membership.js';
-import { folderFromFlags, openCluster, parseTimeoutMs, rawInputFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { folderFromFlags, openCluster, parseTimeoutMs, type OpenCluster } from '../day2/open-cluster.js';
 import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
 import { CliError, usageError } from '../errors.js';
-import { flagsToRawInput, memberHostname, resolveClusterInput } from '../input.js';
+import { SETTING_KEYS, flagsToRawInput, memberHostname, withSettingChanges } from '../input.js';
 import { isUnicastIPv4 } from '../ipv4.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
-import { planCluster } from '../plan.js';
+import { rollTargetOf } from '../record-codec.js';
 import { jsonOutput, writeResult } from '../result.js';
 import { parseEtcdVersion, upgradeRefusal } from '../versions.js';
 
@@ -163,28 +163,18 @@ function resumable(operation: Operation, state: RollState, flags: ParsedOptions,
   return state;
 }
 
-/** What the replacements get: the cluster's settings with the flags' changes, checked as gen-userdata checks them, and by etcd's upgrade rules. */
+/** What the replacements get: the cluster's input with the flags' changes, checked as gen-userdata checks them, and by etcd's upgrade rules. */
 function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster): RollTarget {
-  const { record } = cluster;
-  const raw = rawInputFromRecord(record, record.members, cluster.folder.out);
-  const changes = flagsToRawInput(Object.fromEntries(['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'].filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
-  // A new key type starts from its own defaults: an RSA cluster's key size does not follow it to ECDSA.
-  if (changes['key-type'] !== undefined && changes['key-type'] !== raw['key-type']) delete raw['key-size'];
-  if (changes.install === 'baked') {
-    delete raw['release-url'];
-    delete raw['etcd-sha256'];
-  }
+  const { record, input } = cluster;
+  const changes = flagsToRawInput(Object.fromEntries(SETTING_KEYS.filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
   const versionChanges = changes['etcd-version'] !== undefined && changes['etcd-version'] !== record.etcdVersion;
-  if (versionChanges && raw['etcd-sha256'] !== undefined && changes['etcd-sha256'] === undefined && changes.install !== 'baked') {
+  if (versionChanges && input.etcdSha256 !== undefined && changes['etcd-sha256'] === undefined && changes.install !== 'baked') {
     throw usageError('validate', `etcd-sha256: cluster ${record.clusterName} pins the ${record.etcdVersion} tarball's SHA-256; give --etcd-sha256 of the ${String(changes['etcd-version'])} tarball too`);
   }
-  const input = resolveClusterInput(raw, changes).input;
-  const plan = planCluster(input, cluster.folder.dir);
-  const from = parseEtcdVersion(record.etcdVersion)!;
-  const to = parseEtcdVersion(plan.etcdVersion)!;
-  const refusal = upgradeRefusal(from, to);
+  const target = withSettingChanges(input, changes);
+  const refusal = upgradeRefusal(parseEtcdVersion(record.etcdVersion)!, parseEtcdVersion(target.etcdVersion)!);
   if (refusal) throw usageError('validate', `etcd-version: ${refusal}`);
-  return { etcdVersion: plan.etcdVersion, install: installRecord(plan.install), keyType: plan.keyType, keySize: plan.keySize, ...dropletTarget(flags, cluster) };
+  return { ...rollTargetOf(target), ...dropletTarget(flags, cluster) };
 }
 
 /** create-droplets clusters: the replacements' droplet settings (--size, --image over the cluster's own). */

@@ -16,7 +16,6 @@ import {
   recordKeyType,
   rollStateFile,
   type ClusterFolder,
-  type ClusterRecord,
   type ReplaceAction,
   type ReplacementStep,
   type RollState,
@@ -29,6 +28,7 @@ import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
 import { issueLeaf, readClusterPki, withReissued, type ClusterPki, type IssuedCert } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
+import { withMembers, withRollTarget } from '../record-codec.js';
 import { renderUserData } from '../render.js';
 import { parseEtcdVersion } from '../versions.js';
 import { crashAtStep } from '../write.js';
@@ -36,7 +36,7 @@ import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js
 import type { Day2Effects } from './effects.js';
 import { checkMember, checkMembers } from './health.js';
 import { addWithRetry, membershipDrift, withJoiningMember } from './membership.js';
-import { openCluster, planFromRecord, type OpenCluster } from './open-cluster.js';
+import { openCluster, planOf, type OpenCluster } from './open-cluster.js';
 
 export type Operation = 'roll' | 'repair';
 
@@ -83,11 +83,6 @@ export interface RenewedCredentials {
 }
 
 const progressOf = (run: ReplaceRun) => (line: string) => void run.context.stderr.write(`${line}\n`);
-
-/** The cluster.json record with the roll's settings: what the replacements are rendered from. */
-export function targetRecord(record: ClusterRecord, target: RollTarget): ClusterRecord {
-  return { ...record, etcdVersion: target.etcdVersion, install: target.install, keyType: recordKeyType(target), keySize: target.keySize };
-}
 
 /** Runs every step's remaining actions in order, then finishes the roll. */
 export async function runReplacement(run: ReplaceRun, initial: RollState): Promise<ReplaceOutcome> {
@@ -180,7 +175,7 @@ async function addReplacement(run: ReplaceRun, state: RollState, step: Replaceme
   const endpoint = await requireHealthy(run, cluster, client, `add ${step.replacement.name}`);
 
   const members = [...cluster.record.members, step.replacement];
-  const basePlan = planFromRecord(targetRecord(cluster.record, current.target), members, run.folder);
+  const basePlan = planOf(cluster, withMembers(withRollTarget(cluster.input, current.target), members));
   const placeholderPlan = withJoiningMember(basePlan, step.replacement.name, 'f'.repeat(16));
   const joining = memberOf(placeholderPlan, step.replacement.name);
 
@@ -208,7 +203,7 @@ async function addReplacement(run: ReplaceRun, state: RollState, step: Replaceme
   const plan = withJoiningMember(basePlan, step.replacement.name, hexMemberId(memberId));
   const userData = renderUserData(plan, pki, step.replacement.name);
   // cluster.json keeps the cluster's settings until the roll ends; only its member list changes now.
-  const recordPlan = planFromRecord(cluster.record, members, run.folder);
+  const recordPlan = planOf(cluster, withMembers(cluster.input, members));
   const next = withStep(state, { ...markDone(step, 'add'), memberId, lastFailure: undefined });
   run.effects.updateFolder({
     files: [...certificateFiles(cert), userDataFile(step.replacement.name, userData), ...recordFiles(recordPlan, clusterPki(recordPlan, cluster, cert), now), rollStateFile(next)],
@@ -305,7 +300,7 @@ async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep
     progress(`${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
   }
   const members = cluster.record.members.filter((member) => member.name !== step.replacement.name);
-  const plan = planFromRecord(cluster.record, members, run.folder);
+  const plan = planOf(cluster, withMembers(cluster.input, members));
   const { memberId: _dropped, ...rest } = step;
   const next = withStep(state, { ...rest, done: step.done.filter((action) => action !== 'add' && action !== 'promote'), lastFailure: `${now.toISOString()}: ${reason}` });
   run.effects.updateFolder({
@@ -339,7 +334,7 @@ async function removeOld(run: ReplaceRun, state: RollState, step: ReplacementSte
     progress(`${step.old}: removed from the cluster (ID ${hexMemberId(target.ID)})`);
   }
   const members = cluster.record.members.filter((member) => member.name !== step.old);
-  const plan = planFromRecord(cluster.record, members, run.folder);
+  const plan = planOf(cluster, withMembers(cluster.input, members));
   const next = withStep(state, markDone(step, 'remove-old'));
   run.effects.updateFolder({
     files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
@@ -417,7 +412,7 @@ async function renewCredentials(run: ReplaceRun, state: RollState): Promise<Roll
   const existing = readClusterPki(cluster.plan, cluster.pki);
   const ca = { certPem: existing.ca.certPem, keyPem: existing.ca.keyPem };
   // Issued from the plan with the roll's key type: cluster.json takes it only when the roll ends.
-  const issuePlan = planFromRecord(targetRecord(cluster.record, current.target), cluster.record.members, run.folder);
+  const issuePlan = planOf(cluster, withRollTarget(cluster.input, current.target));
   const options = {
     now,
     ...mintSources(run.context),
@@ -477,8 +472,7 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
     }
     await run.sleep(run.pollMs);
   }
-  const settled = targetRecord(cluster.record, current.target);
-  const plan = planFromRecord(settled, settled.members, run.folder);
+  const plan = planOf(cluster, withRollTarget(cluster.input, current.target));
   run.effects.updateFolder({ files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile({ history: state.history })] });
   if (cluster.digitalocean && current.target.droplet) {
     run.effects.saveDigitalOceanState({ ...cluster.digitalocean, droplet: current.target.droplet });
