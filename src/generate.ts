@@ -24,7 +24,7 @@ export function folderOf(input: ClusterInput, cwd: string): ClusterFolder {
 }
 
 /** The existing cluster.json, or undefined when there is none or it is not ours to judge (the write replaces it). */
-function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
+export function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
   if (!folder.exists(FOLDER_FILES.clusterJson)) return undefined;
   try {
     return folder.readClusterRecord();

@@ -200,6 +200,9 @@ function describeSchemaError(error: ErrorObject): string {
   return `${field}: ${value} ${error.message ?? 'is invalid'}`;
 }
 
+/** Settings an existing cluster.json recorded (record-codec.ts): a re-run keeps them unless the config or a flag sets them. */
+export type RecordedSettings = Partial<Pick<ClusterInput, 'keyType' | 'keySize' | 'install' | 'metrics'>>;
+
 export interface ResolvedInput {
   readonly input: ClusterInput;
   /** Non-fatal findings, printed before the work starts. */
@@ -208,9 +211,10 @@ export interface ResolvedInput {
 
 /**
  * Merges the config file with the flags (flags win), validates against the schema and then the
- * rules a schema cannot say (counts, uniqueness, address kinds). Throws a usage error on the first problem.
+ * rules a schema cannot say (counts, uniqueness, address kinds). What neither sets comes from
+ * `recorded` (a re-run's cluster.json), then the defaults. Throws a usage error on the first problem.
  */
-export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): ResolvedInput {
+export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, recorded: RecordedSettings = {}): ResolvedInput {
   const raw: RawInput = { ...fileInput, ...flagInput };
   // Flags that list members replace a config's members list (and each other's sources) entirely.
   const flagSources = (['ips', 'hostnames', 'domain'] as const).filter((key) => flagInput[key] !== undefined);
@@ -238,7 +242,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       `ips: ${count} members is an even count: it tolerates ${plural(tolerated, 'failed member')}, the same as ${plural(count - 1, 'member')}, while one more vote is needed for quorum; use ${count - 1} or ${count + 1} members, or pass --allow-even`,
     );
   }
-  const metrics = (raw.metrics as boolean | undefined) ?? true;
+  const metrics = (raw.metrics as boolean | undefined) ?? recorded.metrics ?? true;
   const warnings: string[] = [];
   for (const [index, member] of members.entries()) {
     if (member.ip !== undefined && !isPrivateOrLoopback(member.ip)) {
@@ -247,7 +251,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       );
     }
   }
-  const install = (raw.install as InstallMode | undefined) ?? 'download';
+  const install = (raw.install as InstallMode | undefined) ?? recorded.install ?? 'download';
   if (install === 'baked') {
     for (const key of ['release-url', 'etcd-sha256'] as const) {
       if (raw[key] !== undefined) {
@@ -255,7 +259,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       }
     }
   }
-  const keyType = (raw['key-type'] as KeyType | undefined) ?? DEFAULT_KEY_TYPE;
+  const keyType = (raw['key-type'] as KeyType | undefined) ?? recorded.keyType ?? DEFAULT_KEY_TYPE;
   if (keyType !== 'rsa' && raw['key-size'] !== undefined) throw keySizeError(raw['key-size'], keyType);
   const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? 100;
   const election = (raw['election-timeout'] as number | undefined) ?? 1000;
@@ -273,7 +277,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     etcdSha256: raw['etcd-sha256'] as string | undefined,
     install,
     keyType,
-    keySize: (raw['key-size'] as RsaKeySize | undefined) ?? DEFAULT_RSA_KEY_SIZE,
+    // A recorded size goes with its key type: another type starts from its own default.
+    keySize: (raw['key-size'] as RsaKeySize | undefined) ?? (keyType === recorded.keyType ? recorded.keySize : undefined) ?? DEFAULT_RSA_KEY_SIZE,
     certDays: (raw['cert-days'] as number | undefined) ?? 825,
     heartbeatIntervalMs: raw['heartbeat-interval'] as number | undefined,
     electionTimeoutMs: raw['election-timeout'] as number | undefined,

@@ -16,7 +16,7 @@ import {
   type MemberRecord,
   type RollTarget,
 } from './cluster-folder.js';
-import { DEFAULT_K8S_PKI_DIR, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, type ClusterInput, type MemberInput } from './input.js';
+import { DEFAULT_K8S_PKI_DIR, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, type ClusterInput, type MemberInput, type RecordedSettings } from './input.js';
 import { DEFAULT_RSA_KEY_SIZE } from './pki/key-types.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
 import { installPlanOf, type ClusterPlan, type InstallPlan } from './plan.js';
@@ -58,6 +58,20 @@ export function inputFromRecord(record: ClusterRecord, out: string): ClusterInpu
     clients,
     kubernetes: record.kubernetes !== undefined,
     k8sPkiDir: (record.kubernetes?.pkiDir ?? DEFAULT_K8S_PKI_DIR).replace(/(.)\/+$/, '$1'),
+  };
+}
+
+/**
+ * What a gen-userdata re-run keeps from cluster.json unless told otherwise: the key type (and an
+ * RSA key size), the install mode and metrics. A field older folders lack is no recorded choice.
+ */
+export function recordedSettings(record: ClusterRecord): RecordedSettings {
+  const { keyType, keySize } = keyInput(record);
+  return {
+    keyType,
+    ...(keyType === 'rsa' ? { keySize } : {}),
+    install: record.install.mode === 'baked' ? 'baked' : 'download',
+    ...(record.metrics !== undefined ? { metrics: record.metrics } : {}),
   };
 }
 

@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { ClusterFolder, type ClusterRecord } from '../src/cluster-folder.js';
@@ -49,6 +51,8 @@ function roundTrip(cwd: string, clusterName = 'etcd'): { record: ClusterRecord; 
   return { record, again: JSON.parse(JSON.stringify(again)) };
 }
 
+const recordOf = (cwd: string, clusterName = 'etcd') => JSON.parse(readFileSync(join(cwd, 'out', clusterName, 'cluster.json'), 'utf8')) as ClusterRecord;
+
 describe('the record codec: cluster.json -> input -> cluster.json', () => {
   it.each([
     ['IP members, rsa 2048, defaults', ['--ips', IPS, '--key-size', '2048']],
@@ -90,5 +94,61 @@ describe('the record codec: cluster.json -> input -> cluster.json', () => {
       expect(record.members.every((member) => member.hostname?.endsWith('.example.com'))).toBe(true);
       expect(again).toEqual(record);
     });
+  });
+});
+
+describe('a gen-userdata re-run keeps what cluster.json recorded', () => {
+  const BASE = ['gen-userdata', '--ips', IPS];
+
+  it('key type, install mode and metrics stay without their flags; nothing is re-minted and nothing is said', async () => {
+    const cwd = workDir();
+    expect((await run([...BASE, '--key-type', 'ecdsa-p256', '--install', 'baked', '--no-metrics'], cwd)).code).toBe(0);
+    const first = recordOf(cwd);
+    const again = await run(BASE, cwd);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain('note:');
+    const second = recordOf(cwd);
+    expect(second).toMatchObject({ keyType: 'ecdsa-p256', install: { mode: 'baked' }, metrics: false });
+    // The same keys and certificates: an ECDSA folder is not re-minted as RSA.
+    expect(second.members.map((member) => member.certificate)).toEqual(first.members.map((member) => member.certificate));
+    expect(second.admin).toEqual(first.admin);
+    expect(again.stdout).not.toMatch(/minted/);
+  });
+
+  it('an RSA key size stays, and goes with its key type', async () => {
+    const cwd = workDir();
+    expect((await run([...BASE, '--key-size', '2048'], cwd)).code).toBe(0);
+    const again = await run(BASE, cwd);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain('note:');
+    expect(recordOf(cwd)).toMatchObject({ keyType: 'rsa', keySize: 2048 });
+    const bigger = await run([...BASE, '--key-size', '3072'], cwd);
+    expect(bigger.code, bigger.stderr).toBe(0);
+    expect(bigger.stderr).toContain('note: key-size: 3072 replaces 2048, as out/etcd/cluster.json recorded\n');
+    expect(recordOf(cwd)).toMatchObject({ keyType: 'rsa', keySize: 3072 });
+  });
+
+  it.each([
+    ['key-type', ['--key-type', 'rsa', '--key-size', '2048'], 'key-type: rsa replaces ecdsa-p256', { keyType: 'rsa', keySize: 2048 }],
+    ['install', ['--install', 'download'], 'install: download replaces baked', { install: { mode: 'download' } }],
+    ['metrics by the config file', ['--config', 'cluster.yaml'], 'metrics: on replaces off', { metrics: true }],
+  ])('a %s that changes says so on stderr', async (_what, flags, note, after) => {
+    const cwd = workDir();
+    writeFileSync(join(cwd, 'cluster.yaml'), 'metrics: true\n');
+    expect((await run([...BASE, '--key-type', 'ecdsa-p256', '--install', 'baked', '--no-metrics'], cwd)).code).toBe(0);
+    const changed = await run([...BASE, ...flags], cwd);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stderr).toContain(`note: ${note}, as out/etcd/cluster.json recorded\n`);
+    expect(changed.stderr.match(/note:/g)).toHaveLength(1);
+    expect(recordOf(cwd)).toMatchObject(after);
+  });
+
+  it('--no-metrics on a folder with metrics says so', async () => {
+    const cwd = workDir();
+    expect((await run([...BASE, '--key-type', 'ecdsa-p256'], cwd)).code).toBe(0);
+    const changed = await run([...BASE, '--no-metrics'], cwd);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stderr).toContain('note: metrics: off replaces on, as out/etcd/cluster.json recorded\n');
+    expect(recordOf(cwd)).toMatchObject({ keyType: 'ecdsa-p256', metrics: false });
   });
 });
