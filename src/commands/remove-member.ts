@@ -2,8 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { FOLDER_FILES } from '../cluster-folder.js';
 import { confirm } from '../confirm.js';
 import type { CommandContext } from '../context.js';
-import { retireDroplet } from '../day2/droplets.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
+import { machinesOf } from '../day2/provider.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planOf, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
 import { firstAnswer, hexMemberId, memberList } from '../etcd/client.js';
@@ -36,8 +36,9 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
   const name = flags.name;
   if (typeof name !== 'string') throw usageError('validate', 'name: is required (for example --name etcd3)');
   const leaving = cluster.plan.members.find((member) => member.name === name);
-  // A run that deleted the member but not yet its droplet: only DigitalOcean's part is left.
-  const dropletLeft = cluster.digitalocean?.members.some((member) => member.name === name) === true;
+  // A run that deleted the member but not yet its machine (a droplet): only the machine's part is left.
+  const machines = machinesOf(cluster, context, effects, flags);
+  const dropletLeft = machines.holds(name);
   if (!leaving && !dropletLeft) {
     throw usageError('validate', `name: ${JSON.stringify(name)} is not a member (members: ${cluster.plan.members.map((member) => member.name).join(', ')})`);
   }
@@ -70,7 +71,7 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
       removedId = target.ID;
     }
   }
-  const machine = dropletLeft ? await retireDroplet(context, cluster, effects, name) : undefined;
+  const machine = dropletLeft ? await machines.retire(name) : undefined;
 
   if (leaving) {
     const pki = readClusterPki(plan, cluster.pki);

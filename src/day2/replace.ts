@@ -32,9 +32,9 @@ import { withMembers, withRollTarget } from '../record-codec.js';
 import { renderUserData } from '../render.js';
 import { parseEtcdVersion } from '../versions.js';
 import { crashAtStep } from '../write.js';
-import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js';
 import type { Day2Effects } from './effects.js';
 import { checkMember, checkMembers } from './health.js';
+import type { Machines } from './machines.js';
 import { addWithRetry, membershipDrift, withJoiningMember } from './membership.js';
 import { openCluster, planOf, type OpenCluster } from './open-cluster.js';
 
@@ -56,8 +56,8 @@ export interface ReplaceRun {
   /** The bound for a replacement to join, catch up and be promoted, and for the cluster version at the end. */
   readonly catchUpMs: number;
   readonly pollMs: number;
-  /** create-droplets clusters: how long to wait for a droplet. */
-  readonly droplets: DropletWait | undefined;
+  /** The machines of the cluster as a step opened it (machines.ts): the operator's, or droplets. */
+  readonly machines: (cluster: OpenCluster) => Machines;
   /** Write each replacement's user-data to stdout too. */
   readonly print: boolean;
   readonly sleep: (ms: number) => Promise<void>;
@@ -224,12 +224,9 @@ async function promoteReplacement(run: ReplaceRun, state: RollState, step: Repla
   const userDataPath = run.folder.shownFile(FOLDER_FILES.userData(member.name));
   const deadline = Date.now() + run.catchUpMs;
   try {
-    if (cluster.digitalocean) {
-      const advice = `Run ${run.operation} again to go on: it finds the droplet or creates it.`;
-      progress(`${step.old}: ${await provisionDroplet(run.context, cluster, run.effects, member, cluster.folder.readUserData(member.name), run.droplets!, state.current!.target.droplet, advice)}`);
-    } else {
-      progress(`${step.old}: boot the replacement machine ${member.host} with ${userDataPath} now; waiting up to ${Math.round(run.catchUpMs / 1000)} s for it to join and catch up`);
-    }
+    const advice = `Run ${run.operation} again to go on: it finds the droplet or creates it.`;
+    const machine = await run.machines(cluster).provision(member, () => cluster.folder.readUserData(member.name), state.current!.target.droplet, advice);
+    progress(`${step.old}: ${machine ?? `boot the replacement machine ${member.host} with ${userDataPath} now; waiting up to ${Math.round(run.catchUpMs / 1000)} s for it to join and catch up`}`);
     await waitPromoted(run, cluster, client, step, deadline);
   } catch (error) {
     if (!(error instanceof CatchUpTimeout)) throw error;
@@ -296,8 +293,9 @@ async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep
       throw new CliError('api', `member remove ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) failed while rolling it back: ${error.message}; run ${run.operation} again`);
     });
   }
-  if (cluster.digitalocean?.members.some((member) => member.name === step.replacement.name)) {
-    progress(`${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
+  const machines = run.machines(cluster);
+  if (machines.holds(step.replacement.name)) {
+    progress(`${step.old}: ${await machines.retire(step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
   }
   const members = cluster.record.members.filter((member) => member.name !== step.replacement.name);
   const plan = planOf(cluster, withMembers(cluster.input, members));
@@ -309,7 +307,7 @@ async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep
   });
   throw new CliError(
     'catch-up',
-    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${cluster.digitalocean ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
+    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${machines.managed ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
   );
 }
 
@@ -375,13 +373,14 @@ async function removeWithRetry(run: ReplaceRun, endpoint: string, target: EtcdMe
   }
 }
 
-/** retire-old: on a create-droplets cluster its droplet and A record are deleted; otherwise the operator is told the machine may go. */
+/** retire-old: a machine the tool made (a droplet and its A record) is deleted; otherwise the operator is told the machine may go. */
 async function retireOld(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
   const progress = progressOf(run);
   const cluster = openCluster(run.folder);
+  const machines = run.machines(cluster);
   let retired: string;
-  if (cluster.digitalocean?.members.some((member) => member.name === step.old)) {
-    retired = `${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.old, `Run ${run.operation} again to finish: it deletes what is left.`)}`;
+  if (machines.holds(step.old)) {
+    retired = `${step.old}: ${await machines.retire(step.old, `Run ${run.operation} again to finish: it deletes what is left.`)}`;
   } else {
     retired = `${step.old}: out of the cluster; destroy its machine (${new URL(step.oldPeerUrl).hostname}) now: its key and certificate go with it`;
   }
@@ -474,9 +473,7 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
   }
   const plan = planOf(cluster, withRollTarget(cluster.input, current.target));
   run.effects.updateFolder({ files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile({ history: state.history })] });
-  if (cluster.digitalocean && current.target.droplet) {
-    run.effects.saveDigitalOceanState({ ...cluster.digitalocean, droplet: current.target.droplet });
-  }
+  run.machines(cluster).settle(current.target.droplet);
   progress(`cluster ${cluster.record.clusterName}: every member on ${current.target.etcdVersion}, cluster version ${clusterVersion}`);
   const renewed = current.renewCredentials?.done ? renewedCredentials(run, cluster, current.target) : undefined;
   return { steps: current.steps, memberVersions, clusterVersion, retiredMachines, renewedCredentials: renewed };
