@@ -11,7 +11,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
-import type { KeyType, RsaKeySize } from './pki/key-types.js';
+import type { KeyType, RsaKeySize } from './keys.js';
 import { parseCredentialsFile, type BackupCredentials } from './backup/target.js';
 import type { ListenFrom } from './input.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';

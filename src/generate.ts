@@ -1,7 +1,7 @@
 import { ClusterFolder, FOLDER_FILES, type ClusterRecord } from './cluster-folder.js';
 import { mintSources, type CommandContext } from './context.js';
 import { CliError } from './errors.js';
-import { credentialsFor } from './backup/access.js';
+import { credentialsFor } from './bucket-access.js';
 import type { BackupCredentials } from './backup/target.js';
 import type { ClusterInput } from './input.js';
 import { outputFiles } from './output.js';

@@ -8,7 +8,7 @@ import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schema
 import { kernelFolderOf } from './write.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
-import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './pki/key-types.js';
+import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './keys.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */

@@ -3,7 +3,7 @@ import { KUBE_APISERVER_ETCD_CLIENT, type BackupSettings, type ClusterInput, typ
 import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
-import type { KeyType, RsaKeySize } from './pki/key-types.js';
+import type { KeyType, RsaKeySize } from './keys.js';
 
 export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;

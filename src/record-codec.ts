@@ -17,7 +17,7 @@ import {
   type RollTarget,
 } from './cluster-folder.js';
 import { DEFAULT_K8S_PKI_DIR, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, type ClusterInput, type MemberInput, type RecordedSettings } from './input.js';
-import { DEFAULT_RSA_KEY_SIZE } from './pki/key-types.js';
+import { DEFAULT_RSA_KEY_SIZE } from './keys.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
 import { installPlanOf, type ClusterPlan, type InstallPlan } from './plan.js';
 import { DEFAULT_RELEASE_URL } from './versions.js';

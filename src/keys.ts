@@ -1,0 +1,7 @@
+/** The key types etcd-cloudinit mints (kubeadm's `encryptionAlgorithm` names) and their defaults: the input's vocabulary; pki/ mints them. */
+export const KEY_TYPES = ['rsa', 'ecdsa-p256', 'ecdsa-p384'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+export const DEFAULT_KEY_TYPE: KeyType = 'rsa';
+
+export type RsaKeySize = 2048 | 3072 | 4096;
+export const DEFAULT_RSA_KEY_SIZE: RsaKeySize = 4096;
