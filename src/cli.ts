@@ -15,28 +15,14 @@ import {
   VERSION_OPTIONS,
   withCommonOptions,
 } from './commands/specs.js';
+import { SHELLS, type Command, type RunCommand } from './command.js';
 import type { CommandContext, Writable } from './context.js';
 import { CliError, EXIT_USAGE, usageError } from './errors.js';
-import { closestName, parseOptions, renderOptionsHelp, stringFlag, type OptionSpec, type ParsedOptions } from './options.js';
+import { closestName, parseOptions, renderOptionsHelp, stringFlag, type ParsedOptions } from './options.js';
 import { writeResult } from './result.js';
 import { DEFAULT_ETCD_VERSION } from './versions.js';
 
-export interface Command {
-  readonly name: string;
-  readonly summary: string;
-  readonly usage: string;
-  /** Every option, the common ones (--json, -o, --version, --help) included: see withCommonOptions. */
-  readonly options: readonly OptionSpec[];
-  /** The one word a command takes besides options (`completion bash`), and its choices. */
-  readonly argument?: { readonly name: string; readonly choices: readonly string[] };
-  readonly examples: readonly string[];
-  /** The command's code, imported only when it runs: `--help` and the other commands never load it (nor its SDKs). */
-  readonly load: () => Promise<RunCommand>;
-}
-
-export type RunCommand = (flags: ParsedOptions, context: CommandContext) => Promise<number>;
-
-export const SHELLS = ['bash', 'zsh', 'fish'] as const;
+export { SHELLS, type Command, type RunCommand } from './command.js';
 
 const TABLE: Command[] = [
   {
@@ -193,7 +179,7 @@ const TABLE: Command[] = [
       'etcd-cloudinit completion zsh > "${fpath[1]}/_etcd-cloudinit"              # zsh, then restart it',
       'etcd-cloudinit completion fish > ~/.config/fish/completions/etcd-cloudinit.fish',
     ],
-    load: () => import('./completion.js').then((completion) => completion.runCompletion),
+    load: () => import('./completion.js').then((completion) => completion.completionRunner(COMMANDS)),
   },
 ];
 

@@ -11,11 +11,11 @@ import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:pa
 import { CliError, usageError } from './errors.js';
 import type { ClientTls } from './etcd/client.js';
 import type { ClusterPki, IssuedCert, KeyPairPem } from './pki/mint.js';
-import type { KeyType, RsaKeySize } from './pki/key-types.js';
-import { backupUrlOf, parseCredentialsFile, type BackupCredentials } from './backup/target.js';
-import type { ClusterPlan, InstallPlan, ListenFrom } from './plan.js';
+import type { KeyType, RsaKeySize } from './keys.js';
+import { parseCredentialsFile, type BackupCredentials } from './backup/target.js';
+import type { ListenFrom } from './input.js';
 import { compileSchema, fieldName, loadSchema } from './schemas.js';
-import { PUBLIC_MODE, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
+import { PUBLIC_MODE, kernelFolderOf, recoverOutputFolder, updateOutputFolder, writeOutputFile, writeOutputFolder, type FolderUpdate, type OutputFile, type WriteStep } from './write.js';
 
 /** Every file of a cluster folder, relative to it. */
 export const FOLDER_FILES = {
@@ -199,26 +199,6 @@ const validators: Partial<Record<keyof typeof schemaFiles, ReturnType<typeof com
 /** How messages show `<out>/<cluster-name>`: as the user gave --out, absolute or relative (`/srv/etcd/prod`, `out/etcd`, `../x/etcd`). */
 export function shownPath(out: string, clusterName: string, cwd: string): string {
   return isAbsolute(out) ? resolve(cwd, out, clusterName) : normalize(join(out, clusterName));
-}
-
-/** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
-const KERNEL_FOLDERS = ['/proc', '/sys'];
-
-/** The kernel interface (/proc, /sys) an absolute path lies under, symlinks followed; undefined if none. */
-export function kernelFolderOf(target: string): string | undefined {
-  let existing = target;
-  while (!existsSync(existing)) existing = dirname(existing);
-  let real = existing;
-  try {
-    real = realpathSync(existing);
-  } catch {
-    // unreadable: judged by its name alone
-  }
-  for (const path of [target, real]) {
-    const kernel = KERNEL_FOLDERS.find((folder) => path === folder || path.startsWith(`${folder}/`));
-    if (kernel !== undefined) return kernel;
-  }
-  return undefined;
 }
 
 export class ClusterFolder {
@@ -428,61 +408,14 @@ export function clientCertificate(pki: ClusterPki, name: string): IssuedCert {
   return cert;
 }
 
-function certificateRecord(cert: IssuedCert): CertificateRecord {
-  return { file: FOLDER_FILES.cert(cert.fileBase), sha256Fingerprint: cert.sha256Fingerprint, notAfter: cert.notAfter };
-}
-
 /** roll.json as a folder file, for an update together with the files a step changed. */
 export function rollStateFile(state: Omit<RollState, 'formatVersion'>): OutputFile {
   return { path: FOLDER_FILES.rollJson, content: serialize({ formatVersion: FOLDER_FORMAT_VERSION, ...state }), mode: PUBLIC_MODE };
 }
 
-/** The install plan as cluster.json keeps it. */
-export function installRecord(install: InstallPlan): ClusterRecord['install'] {
-  return install.mode === 'baked'
-    ? { mode: 'baked', version: install.version }
-    : { mode: 'download', version: install.version, releaseUrl: install.releaseUrl, ...(install.sha256 ? { sha256: install.sha256 } : {}) };
-}
-
-/** cluster.json for a plan and its certificates: what was generated, for the operator and for every later command. */
-export function renderClusterRecord(plan: ClusterPlan, pki: ClusterPki, generatedAt: Date): string {
-  const record: ClusterRecord = {
-    formatVersion: FOLDER_FORMAT_VERSION,
-    clusterName: plan.clusterName,
-    etcdVersion: plan.etcdVersion,
-    install: installRecord(plan.install),
-    initialCluster: plan.initialCluster,
-    initialClusterToken: plan.initialClusterToken,
-    endpoints: plan.members.map((member) => member.clientUrl),
-    ...(plan.domain !== undefined ? { domain: plan.domain } : {}),
-    keyType: plan.keyType,
-    keySize: plan.keySize,
-    certDays: plan.certDays,
-    raftTiming: plan.raftTiming,
-    snapshots: plan.snapshots ?? false,
-    metrics: plan.metrics,
-    ...(plan.listenAddress.source === 'metadata' ? { listenFrom: plan.listenAddress.from } : {}),
-    ...(plan.backup
-      ? { backup: { url: backupUrlOf(plan.backup), endpoint: plan.backup.endpoint, region: plan.backup.region, retain: plan.backup.retain } }
-      : {}),
-    ...(plan.restoredFrom ? { restoredFrom: plan.restoredFrom } : {}),
-    members: plan.members.map((member) => ({
-      name: member.name,
-      ...(member.ip !== undefined ? { ip: member.ip } : { hostname: member.hostname! }),
-      peerUrl: member.peerUrl,
-      clientUrl: member.clientUrl,
-      userData: FOLDER_FILES.userData(member.name),
-      certificate: certificateRecord(pki.members.get(member.name)!),
-    })),
-    ca: certificateRecord(pki.ca),
-    admin: certificateRecord(pki.admin),
-    ...(plan.clients.length > 0
-      ? { clients: plan.clients.map((client) => ({ name: client.name, certificate: certificateRecord(clientCertificate(pki, client.name)) })) }
-      : {}),
-    ...(plan.kubernetes ? { kubernetes: { pkiDir: plan.kubernetes.pkiDir, client: plan.kubernetes.clientName } } : {}),
-    generatedAt: generatedAt.toISOString(),
-  };
-  return serialize(record);
+/** cluster.json as a folder file; its content is the record codec's (record-codec.ts). */
+export function clusterRecordFile(record: ClusterRecord): OutputFile {
+  return { path: FOLDER_FILES.clusterJson, content: serialize(record), mode: PUBLIC_MODE };
 }
 
 /** Who holds a folder's lock: written into the lock file, shown to whoever finds it taken. */

@@ -2,7 +2,7 @@
  * `completion bash|zsh|fish`: scripts generated from the command table and its option specs, so a
  * flag declared in commands/specs.ts completes without anything here changing.
  */
-import { COMMANDS, SHELLS, type Command, type RunCommand } from './cli.js';
+import { SHELLS, type Command, type RunCommand } from './command.js';
 import { usageError } from './errors.js';
 import { closestName, type OptionSpec } from './options.js';
 import { writeResult } from './result.js';
@@ -119,11 +119,12 @@ export function renderFishCompletion(commands: readonly Command[]): string {
   ].join('\n');
 }
 
-export function renderCompletion(shell: Shell, commands: readonly Command[] = COMMANDS): string {
+export function renderCompletion(shell: Shell, commands: readonly Command[]): string {
   return shell === 'bash' ? renderBashCompletion(commands) : shell === 'zsh' ? renderZshCompletion(commands) : renderFishCompletion(commands);
 }
 
-export const runCompletion: RunCommand = async (flags, context) => {
+/** `completion`, for the command table it is given (cli.ts's: this module does not import the CLI). */
+export const completionRunner = (commands: readonly Command[]): RunCommand => async (flags, context) => {
   const words = (flags._ as string[] | undefined) ?? [];
   const shell = words[0];
   if (shell === undefined) throw usageError('validate', `shell: is required: one of ${SHELLS.join(', ')} (for example: etcd-cloudinit completion bash)`);
@@ -132,7 +133,7 @@ export const runCompletion: RunCommand = async (flags, context) => {
     const suggestion = closestName(shell, SHELLS);
     throw usageError('validate', `shell: ${JSON.stringify(shell)} is not one of ${SHELLS.join(', ')}${suggestion ? `; did you mean ${suggestion}?` : ''}`);
   }
-  const script = renderCompletion(shell as Shell);
+  const script = renderCompletion(shell as Shell, commands);
   writeResult(context, { shell, script }, () => script);
   return 0;
 };

@@ -1,7 +1,7 @@
 import { ClusterFolder, FOLDER_FILES, type ClusterRecord } from './cluster-folder.js';
 import { mintSources, type CommandContext } from './context.js';
 import { CliError } from './errors.js';
-import { credentialsFor } from './backup/access.js';
+import { credentialsFor } from './bucket-access.js';
 import type { BackupCredentials } from './backup/target.js';
 import type { ClusterInput } from './input.js';
 import { outputFiles } from './output.js';
@@ -24,7 +24,7 @@ export function folderOf(input: ClusterInput, cwd: string): ClusterFolder {
 }
 
 /** The existing cluster.json, or undefined when there is none or it is not ours to judge (the write replaces it). */
-function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
+export function existingRecord(folder: ClusterFolder): ClusterRecord | undefined {
   if (!folder.exists(FOLDER_FILES.clusterJson)) return undefined;
   try {
     return folder.readClusterRecord();

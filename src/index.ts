@@ -1,8 +1,8 @@
 /** Programmatic entry: the same phases the CLI runs. */
 export { main, COMMANDS } from './cli.js';
 export { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
-export { resolveClusterInput, clusterSchema, memberHostname, type ClusterInput, type MemberInput, type InstallMode } from './input.js';
-export { planCluster, NODE_PATHS, KUBE_APISERVER_ETCD_CLIENT, type ClientPlan, type KubernetesPlan, type ClusterPlan, type MemberPlan, type InstallPlan, type DownloadInstallPlan, type BakedInstallPlan } from './plan.js';
+export { resolveClusterInput, clusterSchema, memberHostname, KUBE_APISERVER_ETCD_CLIENT, type ClusterInput, type MemberInput, type InstallMode } from './input.js';
+export { planCluster, NODE_PATHS, type ClientPlan, type KubernetesPlan, type ClusterPlan, type MemberPlan, type InstallPlan, type DownloadInstallPlan, type BakedInstallPlan } from './plan.js';
 export { CERT_PROFILES, certRequests, type CertProfile } from './pki/profiles.js';
 export { mintPki, nativeKeySource, type ClusterPki, type IssuedCert, type KeySource } from './pki/mint.js';
 export { KEY_TYPES, type KeySpec, type KeyType } from './pki/key-types.js';

@@ -4,13 +4,12 @@ import { parse as parseYaml } from 'yaml';
 import { usageError } from './errors.js';
 import { ipv4ToNumber, isPrivateOrLoopback, isUnicastIPv4, numberToIpv4 } from './ipv4.js';
 import type { ParsedOptions } from './options.js';
-import { kernelFolderOf } from './cluster-folder.js';
 import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schemas.js';
+import { kernelFolderOf } from './write.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
-import { DEFAULT_BACKUP_RETAIN, DEFAULT_CERT_DAYS, DEFAULT_CLUSTER_NAME, DEFAULT_INSTALL_MODE, DEFAULT_MEMBER_COUNT, DEFAULT_OUT, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_INTERVAL_MS } from './defaults.js';
-import { DEFAULT_K8S_PKI_DIR, KUBE_APISERVER_ETCD_CLIENT, type ListenFrom } from './plan.js';
-import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './pki/key-types.js';
+import { DEFAULT_BACKUP_RETAIN, DEFAULT_CERT_DAYS, DEFAULT_CLUSTER_NAME, DEFAULT_INSTALL_MODE, DEFAULT_K8S_PKI_DIR, DEFAULT_MEMBER_COUNT, DEFAULT_OUT, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_INTERVAL_MS } from './defaults.js';
+import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './keys.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** The published JSON Schema of the input (also for editors: `# yaml-language-server: $schema=...`). */
@@ -25,6 +24,20 @@ export type MemberInput =
   | { readonly name: string; readonly hostname: string; readonly ip?: undefined };
 
 export type InstallMode = 'download' | 'baked';
+
+/** DNS-member mode: where a member reads the private IPv4 it listens on, at each start (--listen-from, --listen-cidr). */
+export type ListenFrom =
+  /** DigitalOcean's metadata service. */
+  | { readonly from: 'do-metadata' }
+  /** The one IPv4 address the host has inside `cidr` (`ip -4 addr`). */
+  | { readonly from: 'cidr'; readonly cidr: string }
+  /** cloud-init's instance data: `cloud-init query <key>`. */
+  | { readonly from: 'instance-data' };
+
+/** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
+export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
+export { DEFAULT_K8S_PKI_DIR } from './defaults.js';
+
 
 /** The validated input of gen-userdata, with defaults applied. */
 export interface ClusterInput {
@@ -185,6 +198,9 @@ function describeSchemaError(error: ErrorObject): string {
   return `${field}: ${value} ${error.message ?? 'is invalid'}`;
 }
 
+/** Settings an existing cluster.json recorded (record-codec.ts): a re-run keeps them unless the config or a flag sets them. */
+export type RecordedSettings = Partial<Pick<ClusterInput, 'keyType' | 'keySize' | 'install' | 'metrics'>>;
+
 export interface ResolvedInput {
   readonly input: ClusterInput;
   /** Non-fatal findings, printed before the work starts. */
@@ -193,9 +209,10 @@ export interface ResolvedInput {
 
 /**
  * Merges the config file with the flags (flags win), validates against the schema and then the
- * rules a schema cannot say (counts, uniqueness, address kinds). Throws a usage error on the first problem.
+ * rules a schema cannot say (counts, uniqueness, address kinds). What neither sets comes from
+ * `recorded` (a re-run's cluster.json), then the defaults. Throws a usage error on the first problem.
  */
-export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): ResolvedInput {
+export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, recorded: RecordedSettings = {}): ResolvedInput {
   const raw: RawInput = { ...fileInput, ...flagInput };
   // Flags that list members replace a config's members list (and each other's sources) entirely.
   const flagSources = (['ips', 'hostnames', 'domain'] as const).filter((key) => flagInput[key] !== undefined);
@@ -223,15 +240,16 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       `ips: ${count} members is an even count: it tolerates ${plural(tolerated, 'failed member')}, the same as ${plural(count - 1, 'member')}, while one more vote is needed for quorum; use ${count - 1} or ${count + 1} members, or pass --allow-even`,
     );
   }
+  const metrics = (raw.metrics as boolean | undefined) ?? recorded.metrics ?? true;
   const warnings: string[] = [];
   for (const [index, member] of members.entries()) {
     if (member.ip !== undefined && !isPrivateOrLoopback(member.ip)) {
       warnings.push(
-        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses${raw.metrics === false ? '' : ', and 2381 (metrics, plain HTTP) to your Prometheus'}`,
+        `ips[${index}]: ${JSON.stringify(member.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses${metrics ? ', and 2381 (metrics, plain HTTP) to your Prometheus' : ''}`,
       );
     }
   }
-  const install = (raw.install as InstallMode | undefined) ?? DEFAULT_INSTALL_MODE;
+  const install = (raw.install as InstallMode | undefined) ?? recorded.install ?? DEFAULT_INSTALL_MODE;
   if (install === 'baked') {
     for (const key of ['release-url', 'etcd-sha256'] as const) {
       if (raw[key] !== undefined) {
@@ -239,10 +257,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
       }
     }
   }
-  const keyType = (raw['key-type'] as KeyType | undefined) ?? DEFAULT_KEY_TYPE;
-  if (keyType !== 'rsa' && raw['key-size'] !== undefined) {
-    throw usageError('validate', `key-size: ${quoted(raw['key-size'])} is for RSA keys only, and key-type is ${keyType}; drop --key-size, or use --key-type rsa with it`);
-  }
+  const keyType = (raw['key-type'] as KeyType | undefined) ?? recorded.keyType ?? DEFAULT_KEY_TYPE;
+  if (keyType !== 'rsa' && raw['key-size'] !== undefined) throw keySizeError(raw['key-size'], keyType);
   const heartbeat = (raw['heartbeat-interval'] as number | undefined) ?? ETCD_HEARTBEAT_INTERVAL_MS;
   const election = (raw['election-timeout'] as number | undefined) ?? ETCD_ELECTION_TIMEOUT_MS;
   if (election < 5 * heartbeat) {
@@ -259,7 +275,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     etcdSha256: raw['etcd-sha256'] as string | undefined,
     install,
     keyType,
-    keySize: (raw['key-size'] as RsaKeySize | undefined) ?? DEFAULT_RSA_KEY_SIZE,
+    // A recorded size goes with its key type: another type starts from its own default.
+    keySize: (raw['key-size'] as RsaKeySize | undefined) ?? (keyType === recorded.keyType ? recorded.keySize : undefined) ?? DEFAULT_RSA_KEY_SIZE,
     certDays: (raw['cert-days'] as number | undefined) ?? DEFAULT_CERT_DAYS,
     heartbeatIntervalMs: raw['heartbeat-interval'] as number | undefined,
     electionTimeoutMs: raw['election-timeout'] as number | undefined,
@@ -267,7 +284,7 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput): R
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
     snapshotRetain: (raw['snapshot-retain'] as number | undefined) ?? DEFAULT_SNAPSHOT_RETAIN,
-    metrics: (raw.metrics as boolean | undefined) ?? true,
+    metrics,
     listenFrom: resolveListenFrom(raw, members),
     backup: resolveBackup(raw),
     ...resolveClients(raw),
@@ -320,6 +337,44 @@ function resolveListenFrom(raw: RawInput, members: readonly MemberInput[]): List
     throw usageError('validate', `listen-cidr: ${quoted(cidr)} has bits set after the /${bits} prefix; the range is ${numberToIpv4(base - (base % size))}/${bits}`);
   }
   return { from: 'cidr', cidr };
+}
+
+/** The settings a flag may change on an existing cluster's input (roll): the release, how nodes get it, the keys. */
+export const SETTING_KEYS = ['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'] as const;
+
+let settingsValidator: ReturnType<typeof compileSchema> | undefined;
+
+/**
+ * A validated input with some settings changed (`changes`, schema-shaped as flagsToRawInput makes
+ * them), each checked with gen-userdata's schema entries and rules. A new key type starts from its
+ * own defaults (an RSA cluster's key size does not follow it to ECDSA); --install baked drops the
+ * download's URL and checksum.
+ */
+export function withSettingChanges(base: ClusterInput, changes: RawInput): ClusterInput {
+  const properties = clusterSchema.properties as Record<string, unknown>;
+  settingsValidator ??= compileSchema({ type: 'object', properties: Object.fromEntries(SETTING_KEYS.map((key) => [key, properties[key]])) });
+  const picked: RawInput = Object.fromEntries(SETTING_KEYS.filter((key) => changes[key] !== undefined).map((key) => [key, changes[key]]));
+  if (!settingsValidator(picked)) {
+    const first = settingsValidator.errors?.[0];
+    throw usageError('validate', first ? describeSchemaError(first) : 'settings are invalid');
+  }
+  checkConsumerRules(picked);
+  const keyType = (picked['key-type'] as KeyType | undefined) ?? base.keyType;
+  if (keyType !== 'rsa' && picked['key-size'] !== undefined) throw keySizeError(picked['key-size'], keyType);
+  const baked = picked.install === 'baked';
+  return {
+    ...base,
+    etcdVersion: (picked['etcd-version'] as string | undefined) ?? base.etcdVersion,
+    install: (picked.install as InstallMode | undefined) ?? base.install,
+    releaseUrl: ((picked['release-url'] as string | undefined) ?? (baked ? DEFAULT_RELEASE_URL : base.releaseUrl)).replace(/\/+$/, ''),
+    etcdSha256: (picked['etcd-sha256'] as string | undefined) ?? (baked ? undefined : base.etcdSha256),
+    keyType,
+    keySize: (picked['key-size'] as RsaKeySize | undefined) ?? (keyType === base.keyType ? base.keySize : DEFAULT_RSA_KEY_SIZE),
+  };
+}
+
+function keySizeError(keySize: unknown, keyType: KeyType): Error {
+  return usageError('validate', `key-size: ${quoted(keySize)} is for RSA keys only, and key-type is ${keyType}; drop --key-size, or use --key-type rsa with it`);
 }
 
 const BACKUP_DETAIL_KEYS = ['backup-endpoint', 'backup-region', 'backup-retain'] as const;

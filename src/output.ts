@@ -1,5 +1,6 @@
 import { renderCredentialsFile } from './backup/target.js';
-import { FOLDER_FILES, clientCertificate, renderClusterRecord } from './cluster-folder.js';
+import { FOLDER_FILES, clientCertificate, clusterRecordFile } from './cluster-folder.js';
+import { clusterRecordOf } from './record-codec.js';
 import { renderK3sFlags, renderKubeadmEtcdConfig, renderKubeApiserverFlags, renderKubernetesReadme } from './kubernetes.js';
 import type { ClusterPki } from './pki/mint.js';
 import type { ClusterPlan } from './plan.js';
@@ -54,7 +55,7 @@ export function kubernetesFiles(plan: ClusterPlan, pki: ClusterPki): OutputFile[
 /** cluster.json, etcdctl.env and the Kubernetes kit: what changes whenever the members or certificates do. */
 export function recordFiles(plan: ClusterPlan, pki: ClusterPki, now: Date): OutputFile[] {
   return [
-    { path: FOLDER_FILES.clusterJson, content: renderClusterRecord(plan, pki, now), mode: PUBLIC_MODE },
+    clusterRecordFile(clusterRecordOf(plan, pki, now)),
     { path: FOLDER_FILES.etcdctlEnv, content: renderEtcdctlEnv(plan), mode: PUBLIC_MODE },
     ...kubernetesFiles(plan, pki),
   ];

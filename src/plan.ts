@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { ClusterInput } from './input.js';
+import { KUBE_APISERVER_ETCD_CLIENT, type BackupSettings, type ClusterInput, type ListenFrom } from './input.js';
 import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
-import type { BackupSettings } from './input.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
 import { DEFAULT_LISTEN_FROM } from './defaults.js';
-import type { KeyType, RsaKeySize } from './pki/key-types.js';
+import type { KeyType, RsaKeySize } from './keys.js';
 
 export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;
@@ -52,15 +51,6 @@ export type NodePaths = typeof NODE_PATHS;
 /** DigitalOcean's metadata service (169.254.169.254, as on most clouds): the droplet's own private IPv4, readable only from the droplet. */
 export const DO_METADATA_ADDRESS = '169.254.169.254';
 export const DO_PRIVATE_IPV4_METADATA_URL = `http://${DO_METADATA_ADDRESS}/metadata/v1/interfaces/private/0/ipv4/address`;
-
-/** DNS-member mode: where a member reads the private IPv4 it listens on, at each start (--listen-from, --listen-cidr). */
-export type ListenFrom =
-  /** DigitalOcean's metadata service. */
-  | { readonly from: 'do-metadata' }
-  /** The one IPv4 address the host has inside `cidr` (`ip -4 addr`). */
-  | { readonly from: 'cidr'; readonly cidr: string }
-  /** cloud-init's instance data: `cloud-init query <key>`. */
-  | { readonly from: 'instance-data' };
 
 /** The instance-data key of the private IPv4: EC2's `local-ipv4` (also OpenStack's and others' EC2-style metadata). */
 export const INSTANCE_DATA_IPV4_KEY = 'ds.meta_data.local_ipv4';
@@ -152,10 +142,6 @@ export interface ClientPlan {
   /** `kubernetes`: kube-apiserver's certificate, with the subject kubeadm gives it. */
   readonly preset: 'kubernetes' | undefined;
 }
-
-/** The CN kubeadm gives kube-apiserver's etcd client certificate (certlist.go, KubeadmCertEtcdAPIClient). */
-export const KUBE_APISERVER_ETCD_CLIENT = 'kube-apiserver-etcd-client';
-export { DEFAULT_K8S_PKI_DIR } from './defaults.js';
 
 /** --kubernetes: the kit in out/<cluster>/kubernetes/ for kubeadm, kube-apiserver and k3s. */
 export interface KubernetesPlan {
@@ -252,15 +238,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     endpoints: members.map((member) => member.clientUrl).join(','),
     etcdVersion: input.etcdVersion,
     features: featuresOf(version),
-    install:
-      input.install === 'baked'
-        ? { mode: 'baked', version: input.etcdVersion }
-        : {
-            mode: 'download',
-            version: input.etcdVersion,
-            releaseUrl: input.releaseUrl,
-            sha256: input.etcdSha256,
-          },
+    install: installPlanOf(input),
     keyType: input.keyType,
     keySize: input.keySize,
     certDays: input.certDays,
@@ -280,6 +258,13 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
       ? { pkiDir: input.k8sPkiDir, clientName: KUBE_APISERVER_ETCD_CLIENT }
       : undefined,
   };
+}
+
+/** How a node gets etcd: the release it downloads and verifies, or the one its image was baked with. */
+export function installPlanOf(input: Pick<ClusterInput, 'install' | 'etcdVersion' | 'releaseUrl' | 'etcdSha256'>): InstallPlan {
+  return input.install === 'baked'
+    ? { mode: 'baked', version: input.etcdVersion }
+    : { mode: 'download', version: input.etcdVersion, releaseUrl: input.releaseUrl, sha256: input.etcdSha256 };
 }
 
 /** DNS-member mode: the placeholder in the config, and the word that tells listen-address.sh where the address comes from. */

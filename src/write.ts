@@ -1,5 +1,5 @@
 // Atomic file operations on a folder; what the folder holds is cluster-folder.ts's business.
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CliError } from './errors.js';
 
@@ -312,4 +312,24 @@ export function writeOutputFile(outDir: string, file: OutputFile): void {
     rmSync(staging, { force: true });
     throw new CliError('write', `cannot write ${target}: ${(error as Error).message}`);
   }
+}
+
+/** Kernel interfaces, not folders for files (Node's recursive mkdir even loops forever under /proc). */
+const KERNEL_FOLDERS = ['/proc', '/sys'];
+
+/** The kernel interface (/proc, /sys) an absolute path lies under, symlinks followed; undefined if none. */
+export function kernelFolderOf(target: string): string | undefined {
+  let existing = target;
+  while (!existsSync(existing)) existing = dirname(existing);
+  let real = existing;
+  try {
+    real = realpathSync(existing);
+  } catch {
+    // unreadable: judged by its name alone
+  }
+  for (const path of [target, real]) {
+    const kernel = KERNEL_FOLDERS.find((folder) => path === folder || path.startsWith(`${folder}/`));
+    if (kernel !== undefined) return kernel;
+  }
+  return undefined;
 }

@@ -4,12 +4,12 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { rawInputFromRecord } from '../src/day2/open-cluster.js';
 import type { ClusterRecord } from '../src/cluster-folder.js';
 import { resolveClusterInput } from '../src/input.js';
 import { KEY_TYPES, keySpecOf, keySpecOfKey, type KeyType } from '../src/pki/key-types.js';
 import { mintPki, type ClusterPki, type KeyPairPem } from '../src/pki/mint.js';
 import { planCluster, type ClusterPlan } from '../src/plan.js';
+import { inputFromRecord } from '../src/record-codec.js';
 import { runCli, tempDirsRemovedAfterAll } from './support/cli.js';
 
 const execFileAsync = promisify(execFile);
@@ -138,14 +138,12 @@ describe('the key type in cluster.json', () => {
   });
 
   it('reads as rsa with the recorded size when a folder written before --key-type has none', () => {
-    const raw = rawInputFromRecord(record({}), record({}).members, 'out');
-    expect(resolveClusterInput(raw, {}).input).toMatchObject({ keyType: 'rsa', keySize: 3072 });
+    expect(inputFromRecord(record({}), 'out')).toMatchObject({ keyType: 'rsa', keySize: 3072 });
   });
 
   it('gives day-2 commands the ECDSA type, without the key size that only RSA has', () => {
-    const raw = rawInputFromRecord(record({ keyType: 'ecdsa-p384' }), record({}).members, 'out');
-    expect(raw['key-size']).toBeUndefined();
-    expect(resolveClusterInput(raw, {}).input).toMatchObject({ keyType: 'ecdsa-p384' });
+    // The recorded 3072 is no choice for ECDSA: the input carries the default, as gen-userdata's would.
+    expect(inputFromRecord(record({ keyType: 'ecdsa-p384' }), 'out')).toMatchObject({ keyType: 'ecdsa-p384', keySize: 4096 });
   });
 });
 

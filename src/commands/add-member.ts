@@ -1,20 +1,21 @@
-import { FOLDER_FILES, type DigitalOceanState } from '../cluster-folder.js';
+import { FOLDER_FILES } from '../cluster-folder.js';
 import { mintSources, type CommandContext } from '../context.js';
 import { dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
 import { checkMembers, preflightHealth, SETTLE_MS } from '../day2/health.js';
 import { DEFAULT_POLL_SECONDS } from '../defaults.js';
-import { addWithRetry, hexMemberId, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
-import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { machinesOf } from '../day2/provider.js';
+import { addWithRetry, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planOf, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
-import { memberList, type ClientOptions, type EtcdMember } from '../etcd/client.js';
+import { hexMemberId, memberList, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { isPrivateOrLoopback } from '../ipv4.js';
 import type { ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { issueLeaf, readClusterPki, type ClusterPki, type IssuedCert, type KeyPairPem } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
+import { withMembers } from '../record-codec.js';
 import { renderUserData } from '../render.js';
 import { writeResult } from '../result.js';
-import { dropletWaitOptions, provisionDroplet } from '../day2/droplets.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -83,12 +84,12 @@ export function runAddMember(flags: ParsedOptions, context: CommandContext): Pro
  */
 async function addMember(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, effects: Day2Effects, now: Date): Promise<number> {
   const timeoutMs = parseTimeoutMs(flags);
-  const droplets = cluster.digitalocean ? dropletWaitOptions(flags) : undefined;
-  const resumed = cluster.digitalocean ? unfinishedDropletMember(cluster, cluster.digitalocean, flags.name) : undefined;
+  const machines = machinesOf(cluster, context, effects, flags);
+  const resumed = machines.unfinished(flags.name);
   if (resumed) {
     context.stderr.write(`${resumed}: add-member did not finish its droplet; resuming it\n`);
     const member = cluster.plan.members.find((candidate) => candidate.name === resumed)!;
-    const provisioned = await provisionDroplet(context, cluster, effects, member, cluster.folder.readUserData(resumed), droplets!);
+    const provisioned = (await machines.provision(member, () => cluster.folder.readUserData(resumed), undefined))!;
     const document = {
       dryRun: effects.dryRun,
       clusterName: cluster.plan.clusterName,
@@ -101,12 +102,12 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
     return 0;
   }
 
-  const newMember = validateNewMember(flags, cluster.record, cluster.digitalocean);
+  const newMember = validateNewMember(flags, cluster.record, machines);
   if (newMember.ip !== undefined && !isPrivateOrLoopback(newMember.ip)) {
     context.stderr.write(`warning: ip: ${JSON.stringify(newMember.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses\n`);
   }
   const learner = flags.voter !== true;
-  const basePlan = planFromRecord(cluster.record, [...cluster.record.members, newMember], cluster.folder);
+  const basePlan = planOf(cluster, withMembers(cluster.input, [...cluster.record.members, newMember]));
   // The learner's member ID is known only after member add: until then, the longest one stands in.
   const plan = withJoiningMember(basePlan, newMember.name, learner ? 'f'.repeat(16) : undefined);
   const joining = plan.members.find((member) => member.name === newMember.name)!;
@@ -146,7 +147,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
       `${(error as Error).message.replace(/^\[write\] /, '')}; the cluster already lists ${joining.name} as an unstarted member: run add-member with the same ${joining.ip !== undefined ? '--ip' : '--hostname'} and --name again to write its files`,
     );
   }
-  const machine = cluster.digitalocean ? await provisionDroplet(context, cluster, effects, joined, userData, droplets!) : undefined;
+  const machine = await machines.provision(joined, () => userData, undefined);
   const document = {
     dryRun: effects.dryRun,
     clusterName: finalPlan.clusterName,
@@ -166,16 +167,6 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
   };
   writeResult(context, document, () => summary(cluster, finalPlan, joined, cert, memberId, alreadyAdded !== undefined, machine, effects.dryRun));
   return 0;
-}
-
-/**
- * On a create-droplets cluster, a member cluster.json lists whose droplet add-member did not finish
- * (killed, or the API failed): a re-run finishes it instead of adding another member.
- */
-function unfinishedDropletMember(cluster: OpenCluster, state: DigitalOceanState, requested: unknown): string | undefined {
-  const unfinished = cluster.record.members.find((member) => !state.members.some((droplet) => droplet.name === member.name && droplet.privateIpv4 !== undefined))?.name;
-  if (unfinished === undefined || requested === undefined || requested === unfinished) return unfinished;
-  throw new CliError('preflight', `member ${unfinished} was added but its droplet is not finished; run add-member --name ${unfinished} to finish it (or remove-member --member ${unfinished}) before adding ${String(requested)}`);
 }
 
 function summary(

@@ -1,4 +1,4 @@
-import { bucketFromFlags } from '../backup/access.js';
+import { bucketFromFlags } from '../bucket-access.js';
 import { listBackups, s3Client } from '../backup/store.js';
 import type { BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';

@@ -1,11 +1,12 @@
-import { FOLDER_FILES, type ClusterFolder } from '../cluster-folder.js';
+import { ClusterFolder, FOLDER_FILES } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT } from '../defaults.js';
 import { usageError } from '../errors.js';
-import { folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
-import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput } from '../input.js';
+import { existingRecord, folderOf, generateCluster, type GeneratedCluster } from '../generate.js';
+import { flagsToRawInput, loadConfigFile, resolveClusterInput, type ClusterInput, type RecordedSettings } from '../input.js';
 import type { ParsedOptions } from '../options.js';
 import type { RestorePlan } from '../plan.js';
+import { recordedSettings } from '../record-codec.js';
 import { installSource } from '../render.js';
 import { jsonOutput, writeResult } from '../result.js';
 import { shellWord } from '../templates.js';
@@ -24,12 +25,33 @@ export function printMemberOf(flags: ParsedOptions, input: ClusterInput, context
   return printMember;
 }
 
-/** validate: flags and the config file into a checked input; warnings go to stderr. */
+/**
+ * validate: flags and the config file into a checked input; warnings go to stderr. A re-run keeps
+ * the settings the folder's cluster.json recorded unless the config or a flag sets them, and says
+ * which ones it changes.
+ */
 export function validateClusterFlags(flags: ParsedOptions, context: CommandContext): ClusterInput {
   const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, context.cwd) : {};
-  const { input, warnings } = resolveClusterInput(fileInput, flagsToRawInput(flags));
+  const flagInput = flagsToRawInput(flags);
+  const { out, 'cluster-name': clusterName } = { ...fileInput, ...flagInput };
+  const folder = new ClusterFolder(typeof out === 'string' ? out : 'out', typeof clusterName === 'string' ? clusterName : 'etcd', context.cwd);
+  const record = existingRecord(folder);
+  const recorded = record ? recordedSettings(record) : {};
+  const { input, warnings } = resolveClusterInput(fileInput, flagInput, recorded);
   for (const warning of warnings) context.stderr.write(`warning: ${warning}\n`);
+  for (const change of settingChanges(recorded, input)) context.stderr.write(`note: ${change}, as ${folder.shownFile(FOLDER_FILES.clusterJson)} recorded\n`);
   return input;
+}
+
+/** The recorded settings this input changes, for people: `key-type: rsa replaces ecdsa-p256`. */
+function settingChanges(recorded: RecordedSettings, input: ClusterInput): string[] {
+  const onOff = (on: boolean) => (on ? 'on' : 'off');
+  return [
+    recorded.keyType !== undefined && recorded.keyType !== input.keyType ? `key-type: ${input.keyType} replaces ${recorded.keyType}` : undefined,
+    recorded.keySize !== undefined && input.keyType === 'rsa' && recorded.keyType === 'rsa' && recorded.keySize !== input.keySize ? `key-size: ${input.keySize} replaces ${recorded.keySize}` : undefined,
+    recorded.install !== undefined && recorded.install !== input.install ? `install: ${input.install} replaces ${recorded.install}` : undefined,
+    recorded.metrics !== undefined && recorded.metrics !== input.metrics ? `metrics: ${onOff(input.metrics)} replaces ${onOff(recorded.metrics)}` : undefined,
+  ].filter((change) => change !== undefined);
 }
 
 export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder): string {

@@ -2,14 +2,14 @@ import { X509Certificate } from 'node:crypto';
 import { FOLDER_FILES } from '../cluster-folder.js';
 import { confirm } from '../confirm.js';
 import type { CommandContext } from '../context.js';
-import { retireDroplet } from '../day2/droplets.js';
 import { DRY_RUN_MEMBER_ID, dryRunEffects, realEffects, type Day2Effects } from '../day2/effects.js';
-import { hexMemberId } from '../day2/membership.js';
-import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import { machinesOf } from '../day2/provider.js';
+import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planOf, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError, EXIT_FAILURE, usageError } from '../errors.js';
-import { firstAnswer, memberList } from '../etcd/client.js';
+import { firstAnswer, hexMemberId, memberList } from '../etcd/client.js';
 import type { ParsedOptions } from '../options.js';
 import { recordFiles } from '../output.js';
+import { withMembers } from '../record-codec.js';
 import { readClusterPki } from '../pki/mint.js';
 import { writeResult } from '../result.js';
 
@@ -36,14 +36,15 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
   const name = flags.member;
   if (typeof name !== 'string') throw usageError('validate', 'member: is required (for example --member etcd3)');
   const leaving = cluster.plan.members.find((member) => member.name === name);
-  // A run that deleted the member but not yet its droplet: only DigitalOcean's part is left.
-  const dropletLeft = cluster.digitalocean?.members.some((member) => member.name === name) === true;
+  // A run that deleted the member but not yet its machine (a droplet): only the machine's part is left.
+  const machines = machinesOf(cluster, context, effects, flags);
+  const dropletLeft = machines.holds(name);
   if (!leaving && !dropletLeft) {
     throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${cluster.plan.members.map((member) => member.name).join(', ')})`);
   }
   if (leaving && cluster.plan.members.length === 1) throw usageError('validate', `member: ${JSON.stringify(name)} is the only member; a cluster cannot remove its last member`);
   const remaining = record.members.filter((member) => member.name !== name);
-  const plan = planFromRecord(record, remaining, folder);
+  const plan = planOf(cluster, withMembers(cluster.input, remaining));
   const client = { tls: cluster.adminTls, timeoutMs };
   if (!effects.dryRun && flags.yes !== true) {
     const what = `member ${name}${leaving ? ` (${leaving.host})` : ''} from cluster ${plan.clusterName}${dropletLeft ? ' and delete its droplet and A record' : ''}`;
@@ -74,7 +75,7 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
       removedId = target.ID;
     }
   }
-  const machine = dropletLeft ? await retireDroplet(context, cluster, effects, name) : undefined;
+  const machine = dropletLeft ? await machines.retire(name) : undefined;
 
   if (leaving) {
     const pki = readClusterPki(plan, cluster.pki);

@@ -2,22 +2,21 @@
  * `roll` and `repair`: replace members by new machines, one at a time, without SSH. They plan here
  * (validate -> plan the steps -> record them in roll.json) and run the steps in day2/replace.ts.
  */
-import { isIPv4 } from 'node:net';
-import { FOLDER_FILES, installRecord, recordKeyType, rollStateFile, type ClusterFolder, type DropletSettings, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
+import { FOLDER_FILES, recordKeyType, rollStateFile, type ClusterFolder, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_CATCH_UP_SECONDS, DEFAULT_POLL_SECONDS } from '../defaults.js';
-import { dropletWaitOptions } from '../day2/droplets.js';
 import { realEffects, dryRunEffects } from '../day2/effects.js';
 import { checkMembers, preflightHealth, SETTLE_MS, type SettleWait } from '../day2/health.js';
-import { MAX_MEMBERS } from '../day2/membership.js';
-import { folderFromFlags, openCluster, parseTimeoutMs, rawInputFromRecord, type OpenCluster } from '../day2/open-cluster.js';
+import type { Machines } from '../day2/machines.js';
+import { machinesOf } from '../day2/provider.js';
+import { MAX_MEMBERS, memberNameProblem, validateNewIp } from '../day2/membership.js';
+import { folderFromFlags, openCluster, parseTimeoutMs, type OpenCluster } from '../day2/open-cluster.js';
 import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
 import { CliError, usageError } from '../errors.js';
-import { flagsToRawInput, memberHostname, resolveClusterInput } from '../input.js';
-import { isUnicastIPv4 } from '../ipv4.js';
+import { SETTING_KEYS, flagsToRawInput, memberHostname, withSettingChanges } from '../input.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
-import { planCluster } from '../plan.js';
+import { rollTargetOf } from '../record-codec.js';
 import { jsonOutput, writeResult } from '../result.js';
 import { parseEtcdVersion, upgradeRefusal } from '../versions.js';
 
@@ -52,14 +51,17 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     throw usageError('validate', 'print: cannot be combined with --json (stdout carries the JSON document); the user-data is in the files the document names');
   }
   const cluster = openCluster(folder);
+  const effects = dryRun ? dryRunEffects(folder, progress) : realEffects(folder);
+  const machines = machinesOf(cluster, context, effects, flags);
   const run: ReplaceRun = {
     context,
     folder,
-    effects: dryRun ? dryRunEffects(folder, progress) : realEffects(folder),
+    effects,
     operation,
     timeoutMs: parseTimeoutMs(flags),
     ...replaceWaits(flags),
-    droplets: cluster.digitalocean ? dropletWaitOptions(flags) : undefined,
+    // Each step opens the folder again: digitalocean.json changes as droplets come and go.
+    machines: (opened) => machinesOf(opened, context, effects, flags),
     print: flags.print === true,
     sleep,
   };
@@ -71,7 +73,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     const last = existing.current.renewCredentials?.done === false ? 'renewing the admin and client certificates' : 'checking the cluster version';
     progress(`resuming the ${operation} started ${existing.current.startedAt} (to ${existing.current.target.etcdVersion}): ${pending.map(describeStep).join(', ') || `every member replaced; ${last}`}`);
   } else {
-    const plan = operation === 'roll' ? await planRoll(flags, context, cluster, run) : await planRepair(flags, context, cluster, run);
+    const plan = operation === 'roll' ? await planRoll(flags, context, cluster, run, machines) : await planRepair(flags, context, cluster, run, machines);
     state = {
       formatVersion: 1,
       current: { operation, startedAt: context.now().toISOString(), fromVersion: cluster.record.etcdVersion, target: plan.target, steps: plan.steps, ...(plan.renewCredentials ? { renewCredentials: { done: false } } : {}) },
@@ -170,51 +172,26 @@ function resumable(operation: Operation, state: RollState, flags: ParsedOptions,
   return state;
 }
 
-/** What the replacements get: the cluster's settings with the flags' changes, checked as gen-userdata checks them, and by etcd's upgrade rules. */
-function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster): RollTarget {
-  const { record } = cluster;
-  const raw = rawInputFromRecord(record, record.members, cluster.folder.out);
-  const changes = flagsToRawInput(Object.fromEntries(['etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size'].filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
-  // A new key type starts from its own defaults: an RSA cluster's key size does not follow it to ECDSA.
-  if (changes['key-type'] !== undefined && changes['key-type'] !== raw['key-type']) delete raw['key-size'];
-  if (changes.install === 'baked') {
-    delete raw['release-url'];
-    delete raw['etcd-sha256'];
-  }
+/** What the replacements get: the cluster's input with the flags' changes, checked as gen-userdata checks them, and by etcd's upgrade rules. */
+function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster, machines: Machines): RollTarget {
+  const { record, input } = cluster;
+  const changes = flagsToRawInput(Object.fromEntries(SETTING_KEYS.filter((key) => flags[key] !== undefined).map((key) => [key, flags[key]])));
   const versionChanges = changes['etcd-version'] !== undefined && changes['etcd-version'] !== record.etcdVersion;
-  if (versionChanges && raw['etcd-sha256'] !== undefined && changes['etcd-sha256'] === undefined && changes.install !== 'baked') {
+  if (versionChanges && input.etcdSha256 !== undefined && changes['etcd-sha256'] === undefined && changes.install !== 'baked') {
     throw usageError('validate', `etcd-sha256: cluster ${record.clusterName} pins the ${record.etcdVersion} tarball's SHA-256; give --etcd-sha256 of the ${String(changes['etcd-version'])} tarball too`);
   }
-  const input = resolveClusterInput(raw, changes).input;
-  const plan = planCluster(input, cluster.folder.dir);
-  const from = parseEtcdVersion(record.etcdVersion)!;
-  const to = parseEtcdVersion(plan.etcdVersion)!;
-  const refusal = upgradeRefusal(from, to);
+  const target = withSettingChanges(input, changes);
+  const refusal = upgradeRefusal(parseEtcdVersion(record.etcdVersion)!, parseEtcdVersion(target.etcdVersion)!);
   if (refusal) throw usageError('validate', `etcd-version: ${refusal}`);
-  return { etcdVersion: plan.etcdVersion, install: installRecord(plan.install), keyType: plan.keyType, keySize: plan.keySize, ...dropletTarget(flags, cluster) };
-}
-
-/** create-droplets clusters: the replacements' droplet settings (--size, --image over the cluster's own). */
-function dropletTarget(flags: ParsedOptions, cluster: OpenCluster): { droplet?: DropletSettings } {
-  const size = stringFlag(flags, 'size');
-  const image = stringFlag(flags, 'image');
-  if (!cluster.digitalocean) {
-    if (size !== undefined || image !== undefined) throw usageError('validate', `${size !== undefined ? 'size' : 'image'}: only a cluster create-droplets made has droplets; replace this cluster's machines with your own`);
-    return {};
-  }
-  if (size !== undefined && !/^[a-z0-9-]+$/.test(size)) throw usageError('validate', `size: ${JSON.stringify(size)} is not a droplet size slug (for example s-2vcpu-4gb)`);
-  if (image !== undefined && !/^([a-z0-9][a-z0-9.-]*|\d+)$/.test(image)) throw usageError('validate', `image: ${JSON.stringify(image)} is not an image slug or snapshot id`);
-  const droplet = cluster.digitalocean.droplet;
-  const base: DropletSettings = droplet ?? { size: 's-1vcpu-2gb', image: 'ubuntu-24-04-x64', sshKeys: [], ttl: 60 };
-  return { droplet: { ...base, ...(size !== undefined ? { size } : {}), ...(image !== undefined ? { image: /^\d+$/.test(image) ? Number(image) : image } : {}) } };
+  return { ...rollTargetOf(target), ...machines.replacementSettings(flags) };
 }
 
 /** Every name this cluster has used: current members, droplets, and every member replaced before. */
-function usedNames(cluster: OpenCluster): Set<string> {
+function usedNames(cluster: OpenCluster, machines: Machines): Set<string> {
   const history = cluster.folder.readRollState()?.history ?? [];
   return new Set([
     ...cluster.record.members.map((member) => member.name),
-    ...(cluster.digitalocean?.members ?? []).map((member) => member.name),
+    ...machines.heldNames,
     ...history.flatMap((entry) => [entry.old, entry.replacement]),
   ]);
 }
@@ -232,17 +209,16 @@ export function replacementName(old: string, taken: Set<string>): string {
 }
 
 /** The replacement of each old member: its name, and its address in the cluster's own mode. */
-function replacements(flags: ParsedOptions, cluster: OpenCluster, olds: readonly string[], addressFlags: { ip: string; hostname: string }): MemberRecord[] {
+function replacements(flags: ParsedOptions, cluster: OpenCluster, machines: Machines, olds: readonly string[], addressFlags: { ip: string; hostname: string }): MemberRecord[] {
   const { record } = cluster;
-  const taken = usedNames(cluster);
+  const taken = usedNames(cluster, machines);
   const byName = record.members.every((member) => member.hostname !== undefined);
-  const domain = cluster.digitalocean?.domain ?? record.domain;
+  const domain = machines.domain ?? record.domain;
   const names = olds.map((old) => replacementName(old, taken));
   for (const name of names) {
-    if (name.length > 63) throw usageError('validate', `member: replacement name ${JSON.stringify(name)} is longer than 63 characters`);
-    if (cluster.digitalocean && `${record.clusterName}-${name}`.length > 32) {
-      throw usageError('validate', `member: droplet name ${JSON.stringify(`${record.clusterName}-${name}`)} of the replacement is longer than 32 characters`);
-    }
+    const problem = memberNameProblem(name);
+    if (problem) throw usageError('validate', `member: replacement name ${JSON.stringify(name)} ${problem}`);
+    machines.checkName(name, 'member', "the replacement's ");
   }
   if (!byName) {
     if (listFlag(flags, addressFlags.hostname).length > 0) throw usageError('validate', `${addressFlags.hostname}: the members of cluster ${record.clusterName} are addressed by IPv4; give --${addressFlags.ip}`);
@@ -252,10 +228,7 @@ function replacements(flags: ParsedOptions, cluster: OpenCluster, olds: readonly
     }
     ips.forEach((ip, index) => {
       const field = addressFlags.ip === 'ip' ? 'ip' : `ips[${index}]`;
-      if (!isIPv4(ip)) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is not an IPv4 address`);
-      if (!isUnicastIPv4(ip)) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is not a unicast host address`);
-      const owner = record.members.find((member) => member.ip === ip);
-      if (owner) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is already used by member ${owner.name}; a replacement is a new machine`);
+      validateNewIp(ip, record, field, '; a replacement is a new machine');
       if (ips.indexOf(ip) !== index) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is given twice`);
     });
     return names.map((name, index) => ({ name, ip: ips[index]! }));
@@ -287,8 +260,8 @@ interface OperationPlan {
 const preflightWait = (run: ReplaceRun, ignore?: string): SettleWait => ({ settleMs: SETTLE_MS, pollMs: run.pollMs, sleep: run.sleep, progress: (line) => void run.context.stderr.write(`${line}\n`), ignore });
 
 /** roll: every member (or --member), healthy cluster, no learner; the leader last, so leadership moves once. */
-async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun): Promise<OperationPlan> {
-  const target = targetFromFlags(flags, cluster);
+async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun, machines: Machines): Promise<OperationPlan> {
+  const target = targetFromFlags(flags, cluster, machines);
   const names = cluster.plan.members.map((member) => member.name);
   const chosen = listFlag(flags, 'member');
   for (const name of chosen) {
@@ -297,7 +270,7 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
   if (cluster.plan.members.length + 1 > MAX_MEMBERS) throw usageError('validate', `member: a roll adds one member at a time; cluster ${cluster.record.clusterName} has ${MAX_MEMBERS} already`);
   // Everything offline first: the replacements' names and addresses, in the order the user gave them.
   const olds = chosen.length > 0 ? names.filter((name) => chosen.includes(name)) : names;
-  const news = replacements(flags, cluster, olds, { ip: 'ips', hostname: 'hostnames' });
+  const news = replacements(flags, cluster, machines, olds, { ip: 'ips', hostname: 'hostnames' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
   const health = await preflightHealth(() => checkMembers(cluster.plan, client, context.now()), 'the roll', preflightWait(run), run.effects.dryRun, "the members' health, that none is a learner, or which one leads (it is replaced last)") ?? [];
   const unhealthy = health.filter((member) => !member.healthy);
@@ -315,15 +288,15 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
 }
 
 /** repair: the named member is dead, and the others keep quorum without it. */
-async function planRepair(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun): Promise<OperationPlan> {
+async function planRepair(flags: ParsedOptions, context: CommandContext, cluster: OpenCluster, run: ReplaceRun, machines: Machines): Promise<OperationPlan> {
   const name = stringFlag(flags, 'member');
   const names = cluster.plan.members.map((member) => member.name);
   if (name === undefined) throw usageError('validate', 'member: is required: the dead member to replace (for example --member etcd2)');
   const dead = cluster.plan.members.find((member) => member.name === name);
   if (!dead) throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
   const { record } = cluster;
-  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keyType: recordKeyType(record), keySize: record.keySize, ...dropletTarget(flags, cluster) };
-  const [replacement] = replacements(flags, cluster, [name], { ip: 'ip', hostname: 'hostname' });
+  const target: RollTarget = { etcdVersion: record.etcdVersion, install: record.install, keyType: recordKeyType(record), keySize: record.keySize, ...machines.replacementSettings(flags) };
+  const [replacement] = replacements(flags, cluster, machines, [name], { ip: 'ip', hostname: 'hostname' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
   const health = await preflightHealth(() => checkMembers(cluster.plan, client, context.now()), `repairing ${name}`, preflightWait(run, name), run.effects.dryRun, `that ${name} is dead or that the others keep quorum without it`);
   if (health === undefined) return { target, steps: [{ old: name, oldPeerUrl: dead.peerUrl, replacement: replacement!, done: [] }] };

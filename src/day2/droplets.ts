@@ -1,13 +1,57 @@
-// The DigitalOcean part of add-member and remove-member, for clusters create-droplets made. The
-// DigitalOcean module (and so its SDK) is imported only here, and only for such a cluster.
-import { FOLDER_FILES, type DropletSettings } from '../cluster-folder.js';
+// The machines of a cluster create-droplets made (machines.ts): droplets, their A records and
+// digitalocean.json. The DigitalOcean module (and so its SDK) is imported only here, and only when
+// a droplet is made or deleted.
+import { FOLDER_FILES, type DigitalOceanState, type DropletSettings } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_DROPLET_WAIT_SECONDS, DEFAULT_POLL_SECONDS } from '../defaults.js';
-import { CliError } from '../errors.js';
-import { secondsFlagMs, type ParsedOptions } from '../options.js';
+import { CliError, usageError } from '../errors.js';
+import { secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import type { MemberPlan } from '../plan.js';
 import type { Day2Effects } from './effects.js';
+import type { Machines } from './machines.js';
 import type { OpenCluster } from './open-cluster.js';
+import { MAX_DROPLET_NAME, dropletNameOf, dropletSettingsOf } from '../digitalocean/members.js';
+
+
+/** A cluster create-droplets made: members' machines are droplets, named and addressed by DigitalOcean. */
+export function dropletMachines(cluster: OpenCluster, state: DigitalOceanState, context: CommandContext, effects: Day2Effects, wait: DropletWait): Machines {
+  const clusterName = cluster.record.clusterName;
+  return {
+    managed: true,
+    heldNames: state.members.map((member) => member.name),
+    domain: state.domain,
+    checkName: (name, field, what) => {
+      const dropletName = dropletNameOf(clusterName, name);
+      if (dropletName.length > MAX_DROPLET_NAME) {
+        throw usageError('validate', `${field}: ${what}droplet name ${JSON.stringify(dropletName)} (<cluster-name>-<member>) is longer than ${MAX_DROPLET_NAME} characters${what ? '' : '; use a shorter name'}`);
+      }
+    },
+    checkHostname: (hostname) => {
+      if (hostname !== undefined) {
+        throw usageError('validate', `hostname: create-droplets made cluster ${clusterName}, so its names are <cluster-name>-<member>.${state.domain} (the droplet's A record); give only --name`);
+      }
+    },
+    unfinished: (requested) => {
+      const unfinished = cluster.record.members.find((member) => !state.members.some((droplet) => droplet.name === member.name && droplet.privateIpv4 !== undefined))?.name;
+      if (unfinished === undefined || requested === undefined || requested === unfinished) return unfinished;
+      throw new CliError('preflight', `member ${unfinished} was added but its droplet is not finished; run add-member --name ${unfinished} to finish it (or remove-member --member ${unfinished}) before adding ${String(requested)}`);
+    },
+    replacementSettings: (flags) => {
+      const size = stringFlag(flags, 'size');
+      const image = stringFlag(flags, 'image');
+      if (size !== undefined && !/^[a-z0-9-]+$/.test(size)) throw usageError('validate', `size: ${JSON.stringify(size)} is not a droplet size slug (for example s-2vcpu-4gb)`);
+      if (image !== undefined && !/^([a-z0-9][a-z0-9.-]*|\d+)$/.test(image)) throw usageError('validate', `image: ${JSON.stringify(image)} is not an image slug or snapshot id`);
+      const base = dropletSettingsOf(state).settings;
+      return { droplet: { ...base, ...(size !== undefined ? { size } : {}), ...(image !== undefined ? { image: /^\d+$/.test(image) ? Number(image) : image } : {}) } };
+    },
+    provision: (member, userData, settings, retryAdvice) => provisionDroplet(context, cluster, effects, member, userData(), wait, settings, retryAdvice),
+    holds: (name) => state.members.some((member) => member.name === name),
+    retire: (name, retryAdvice) => retireDroplet(context, cluster, effects, name, retryAdvice),
+    settle: (settings) => {
+      if (settings) effects.saveDigitalOceanState({ ...state, droplet: settings });
+    },
+  };
+}
 
 export interface DropletWait {
   readonly waitTimeoutMs: number;
@@ -35,7 +79,7 @@ function apiFailure(error: unknown, DigitalOceanApiError: new (...args: never[])
 }
 
 /** Creates (or finds) the member's droplet with its user-data, waits for its address, points its A record at it. */
-export async function provisionDroplet(
+async function provisionDroplet(
   context: CommandContext,
   cluster: OpenCluster,
   effects: Day2Effects,
@@ -68,7 +112,7 @@ export async function provisionDroplet(
 }
 
 /** Deletes the member's A record and droplet; what is already gone is fine. */
-export async function retireDroplet(context: CommandContext, cluster: OpenCluster, effects: Day2Effects, name: string, retryAdvice?: string): Promise<string> {
+async function retireDroplet(context: CommandContext, cluster: OpenCluster, effects: Day2Effects, name: string, retryAdvice?: string): Promise<string> {
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const { api, DigitalOceanApiError } = await connect(context, effects, progress);
   const { retireMemberDroplet } = await import('../digitalocean/members.js');

@@ -1,7 +1,6 @@
 import { FOLDER_FILES, type ClusterFolder, type DigitalOceanState } from '../cluster-folder.js';
-import { memberAdd, memberPromote, memberRemove, moveLeader, type ClientOptions, type MemberAddResponse } from '../etcd/client.js';
+import { hexMemberId, memberAdd, memberPromote, memberRemove, moveLeader, type ClientOptions, type MemberAddResponse } from '../etcd/client.js';
 import type { FolderUpdate, WriteStep } from '../write.js';
-import { hexMemberId } from './membership.js';
 
 /**
  * Everything a day-2 command changes: the cluster's membership and the files of its folder.

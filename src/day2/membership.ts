@@ -2,8 +2,8 @@ import { isIPv4 } from 'node:net';
 import { CliError, usageError } from '../errors.js';
 import { EtcdCallError, type ClientOptions, type EtcdMember, type MemberAddResponse } from '../etcd/client.js';
 import type { Day2Effects } from './effects.js';
-import { FOLDER_FILES, type ClusterRecord, type DigitalOceanState, type MemberRecord } from '../cluster-folder.js';
-import { MAX_DROPLET_NAME, dropletNameOf } from '../digitalocean/members.js';
+import type { Machines } from './machines.js';
+import { FOLDER_FILES, type ClusterRecord, type MemberRecord } from '../cluster-folder.js';
 import { RESERVED_MEMBER_NAMES, clusterSchema, memberHostname } from '../input.js';
 import { isUnicastIPv4 } from '../ipv4.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
@@ -25,11 +25,11 @@ export interface NewMemberFlags {
  * in the cluster's own mode: an IPv4 in IP mode; in DNS-member mode a DNS name, which a
  * `--domain` cluster (and so every cluster create-droplets made) derives as `<cluster>-<name>.<domain>`.
  */
-export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, digitalocean: DigitalOceanState | undefined): MemberRecord {
+export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, machines: Pick<Machines, 'heldNames' | 'domain' | 'checkName' | 'checkHostname'>): MemberRecord {
   if (record.members.length >= MAX_MEMBERS) {
     throw usageError('validate', `name: the cluster already has ${record.members.length} members; ${MAX_MEMBERS} is the most this tool manages`);
   }
-  const name = validateNewName(flags.name, record, digitalocean);
+  const name = validateNewName(flags.name, record, machines.heldNames);
   const byName = record.members.every((member) => member.hostname !== undefined);
   if (!byName) {
     if (flags.hostname !== undefined) throw usageError('validate', `hostname: the members of cluster ${record.clusterName} are addressed by IPv4; give the new member's --ip instead`);
@@ -38,13 +38,9 @@ export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, 
   if (flags.ip !== undefined) {
     throw usageError('validate', `ip: the members of cluster ${record.clusterName} are named by DNS (DNS-member mode), and each listens on the address its machine has; give --hostname${record.domain ? ', or only --name to use <cluster-name>-<name>.' + record.domain : ''}`);
   }
-  const domain = digitalocean?.domain ?? record.domain;
-  if (digitalocean && flags.hostname !== undefined) {
-    throw usageError('validate', `hostname: create-droplets made cluster ${record.clusterName}, so its names are <cluster-name>-<member>.${digitalocean.domain} (the droplet's A record); give only --name`);
-  }
-  if (digitalocean && dropletNameOf(record.clusterName, name).length > MAX_DROPLET_NAME) {
-    throw usageError('validate', `name: droplet name ${JSON.stringify(dropletNameOf(record.clusterName, name))} (<cluster-name>-<member>) is longer than ${MAX_DROPLET_NAME} characters; use a shorter name`);
-  }
+  const domain = machines.domain ?? record.domain;
+  machines.checkHostname(flags.hostname);
+  machines.checkName(name, 'name', '');
   let hostname: string;
   if (flags.hostname !== undefined) {
     if (typeof flags.hostname !== 'string' || !HOSTNAME.test(flags.hostname)) throw usageError('validate', `hostname: ${JSON.stringify(flags.hostname)} ${definitions.hostname.errorMessage}`);
@@ -59,18 +55,24 @@ export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, 
   return { name, hostname };
 }
 
-function validateNewIp(ip: unknown, record: ClusterRecord): string {
-  if (typeof ip !== 'string') throw usageError('validate', 'ip: is required (for example --ip 10.10.0.14)');
-  if (!isIPv4(ip)) throw usageError('validate', `ip: ${JSON.stringify(ip)} is not an IPv4 address`);
-  if (!isUnicastIPv4(ip)) throw usageError('validate', `ip: ${JSON.stringify(ip)} is not a unicast host address`);
+/** A new machine's IPv4 (add-member --ip, a replacement's): unicast, and no member's yet. `ownerNote` ends the message for one in use. */
+export function validateNewIp(ip: unknown, record: ClusterRecord, field = 'ip', ownerNote = ''): string {
+  if (typeof ip !== 'string') throw usageError('validate', `${field}: is required (for example --ip 10.10.0.14)`);
+  if (!isIPv4(ip)) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is not an IPv4 address`);
+  if (!isUnicastIPv4(ip)) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is not a unicast host address`);
   const owner = record.members.find((member) => member.ip === ip);
-  if (owner) throw usageError('validate', `ip: ${JSON.stringify(ip)} is already used by member ${owner.name}`);
+  if (owner) throw usageError('validate', `${field}: ${JSON.stringify(ip)} is already used by member ${owner.name}${ownerNote}`);
   return ip;
 }
 
-function validateNewName(name: unknown, record: ClusterRecord, digitalocean: DigitalOceanState | undefined): string {
-  // A droplet of a member removed by hand still holds its name on DigitalOcean.
-  const taken = new Set([...record.members, ...(digitalocean?.members ?? [])].map((member) => member.name));
+/** Why a member name is no DNS label (the schema's memberName rule), or undefined. */
+export function memberNameProblem(name: string): string | undefined {
+  return MEMBER_NAME.test(name) ? undefined : definitions.memberName.errorMessage;
+}
+
+function validateNewName(name: unknown, record: ClusterRecord, heldNames: readonly string[]): string {
+  // A machine of a member removed by hand may still hold its name (a droplet on DigitalOcean).
+  const taken = new Set([...record.members.map((member) => member.name), ...heldNames]);
   if (name === undefined) {
     let index = 1;
     while (taken.has(`etcd${index}`)) index += 1;
@@ -103,11 +105,6 @@ export function membershipDrift(expected: readonly MemberPlan[], actual: readonl
     }
   }
   return drift;
-}
-
-/** Hex, as etcdctl prints member IDs (the API gives them as decimal strings). */
-export function hexMemberId(id: string): string {
-  return BigInt(id).toString(16);
 }
 
 /**

@@ -16,7 +16,6 @@ import {
   recordKeyType,
   rollStateFile,
   type ClusterFolder,
-  type ClusterRecord,
   type ReplaceAction,
   type ReplacementStep,
   type RollState,
@@ -24,19 +23,20 @@ import {
 } from '../cluster-folder.js';
 import { mintSources, type CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
-import { EtcdCallError, firstAnswer, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
+import { EtcdCallError, firstAnswer, hexMemberId, memberList, memberStatus, memberVersion, type ClientOptions, type EtcdMember } from '../etcd/client.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
 import { issueLeaf, readClusterPki, withReissued, type ClusterPki, type IssuedCert } from '../pki/mint.js';
 import type { ClusterPlan, MemberPlan } from '../plan.js';
+import { withMembers, withRollTarget } from '../record-codec.js';
 import { renderUserData } from '../render.js';
 import { parseEtcdVersion } from '../versions.js';
 import { crashAtStep } from '../write.js';
-import { provisionDroplet, retireDroplet, type DropletWait } from './droplets.js';
 import type { Day2Effects } from './effects.js';
 import { checkMember, checkMembers, SETTLE_MS } from './health.js';
-import { addWithRetry, hexMemberId, membershipDrift, withJoiningMember } from './membership.js';
-import { openCluster, planFromRecord, type OpenCluster } from './open-cluster.js';
+import type { Machines } from './machines.js';
+import { addWithRetry, membershipDrift, withJoiningMember } from './membership.js';
+import { openCluster, planOf, type OpenCluster } from './open-cluster.js';
 
 export type Operation = 'roll' | 'repair';
 
@@ -56,8 +56,8 @@ export interface ReplaceRun {
   /** The bound for a replacement to join, catch up and be promoted, and for the cluster version at the end. */
   readonly catchUpMs: number;
   readonly pollMs: number;
-  /** create-droplets clusters: how long to wait for a droplet. */
-  readonly droplets: DropletWait | undefined;
+  /** The machines of the cluster as a step opened it (machines.ts): the operator's, or droplets. */
+  readonly machines: (cluster: OpenCluster) => Machines;
   /** Write each replacement's user-data to stdout too. */
   readonly print: boolean;
   readonly sleep: (ms: number) => Promise<void>;
@@ -83,11 +83,6 @@ export interface RenewedCredentials {
 }
 
 const progressOf = (run: ReplaceRun) => (line: string) => void run.context.stderr.write(`${line}\n`);
-
-/** The cluster.json record with the roll's settings: what the replacements are rendered from. */
-export function targetRecord(record: ClusterRecord, target: RollTarget): ClusterRecord {
-  return { ...record, etcdVersion: target.etcdVersion, install: target.install, keyType: recordKeyType(target), keySize: target.keySize };
-}
 
 /** Runs every step's remaining actions in order, then finishes the roll. */
 export async function runReplacement(run: ReplaceRun, initial: RollState): Promise<ReplaceOutcome> {
@@ -180,7 +175,7 @@ async function addReplacement(run: ReplaceRun, state: RollState, step: Replaceme
   const endpoint = await requireHealthy(run, cluster, client, `add ${step.replacement.name}`);
 
   const members = [...cluster.record.members, step.replacement];
-  const basePlan = planFromRecord(targetRecord(cluster.record, current.target), members, run.folder);
+  const basePlan = planOf(cluster, withMembers(withRollTarget(cluster.input, current.target), members));
   const placeholderPlan = withJoiningMember(basePlan, step.replacement.name, 'f'.repeat(16));
   const joining = memberOf(placeholderPlan, step.replacement.name);
 
@@ -208,7 +203,7 @@ async function addReplacement(run: ReplaceRun, state: RollState, step: Replaceme
   const plan = withJoiningMember(basePlan, step.replacement.name, hexMemberId(memberId));
   const userData = renderUserData(plan, pki, step.replacement.name);
   // cluster.json keeps the cluster's settings until the roll ends; only its member list changes now.
-  const recordPlan = planFromRecord(cluster.record, members, run.folder);
+  const recordPlan = planOf(cluster, withMembers(cluster.input, members));
   const next = withStep(state, { ...markDone(step, 'add'), memberId, lastFailure: undefined });
   run.effects.updateFolder({
     files: [...certificateFiles(cert), userDataFile(step.replacement.name, userData), ...recordFiles(recordPlan, clusterPki(recordPlan, cluster, cert), now), rollStateFile(next)],
@@ -229,12 +224,9 @@ async function promoteReplacement(run: ReplaceRun, state: RollState, step: Repla
   const userDataPath = run.folder.shownFile(FOLDER_FILES.userData(member.name));
   const deadline = Date.now() + run.catchUpMs;
   try {
-    if (cluster.digitalocean) {
-      const advice = `Run ${run.operation} again to go on: it finds the droplet or creates it.`;
-      progress(`${step.old}: ${await provisionDroplet(run.context, cluster, run.effects, member, cluster.folder.readUserData(member.name), run.droplets!, state.current!.target.droplet, advice)}`);
-    } else {
-      progress(`${step.old}: boot the replacement machine ${member.host} with ${userDataPath} now; waiting up to ${Math.round(run.catchUpMs / 1000)} s for it to join and catch up`);
-    }
+    const advice = `Run ${run.operation} again to go on: it finds the droplet or creates it.`;
+    const machine = await run.machines(cluster).provision(member, () => cluster.folder.readUserData(member.name), state.current!.target.droplet, advice);
+    progress(`${step.old}: ${machine ?? `boot the replacement machine ${member.host} with ${userDataPath} now; waiting up to ${Math.round(run.catchUpMs / 1000)} s for it to join and catch up`}`);
     await waitPromoted(run, cluster, client, step, deadline);
   } catch (error) {
     if (!(error instanceof CatchUpTimeout)) throw error;
@@ -301,11 +293,12 @@ async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep
       throw new CliError('api', `member remove ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) failed while rolling it back: ${error.message}; run ${run.operation} again`);
     });
   }
-  if (cluster.digitalocean?.members.some((member) => member.name === step.replacement.name)) {
-    progress(`${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
+  const machines = run.machines(cluster);
+  if (machines.holds(step.replacement.name)) {
+    progress(`${step.old}: ${await machines.retire(step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
   }
   const members = cluster.record.members.filter((member) => member.name !== step.replacement.name);
-  const plan = planFromRecord(cluster.record, members, run.folder);
+  const plan = planOf(cluster, withMembers(cluster.input, members));
   const { memberId: _dropped, ...rest } = step;
   const next = withStep(state, { ...rest, done: step.done.filter((action) => action !== 'add' && action !== 'promote'), lastFailure: `${now.toISOString()}: ${reason}` });
   run.effects.updateFolder({
@@ -314,7 +307,7 @@ async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep
   });
   throw new CliError(
     'catch-up',
-    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${cluster.digitalocean ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
+    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${machines.managed ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
   );
 }
 
@@ -339,7 +332,7 @@ async function removeOld(run: ReplaceRun, state: RollState, step: ReplacementSte
     progress(`${step.old}: removed from the cluster (ID ${hexMemberId(target.ID)})`);
   }
   const members = cluster.record.members.filter((member) => member.name !== step.old);
-  const plan = planFromRecord(cluster.record, members, run.folder);
+  const plan = planOf(cluster, withMembers(cluster.input, members));
   const next = withStep(state, markDone(step, 'remove-old'));
   run.effects.updateFolder({
     files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
@@ -380,13 +373,14 @@ async function removeWithRetry(run: ReplaceRun, endpoint: string, target: EtcdMe
   }
 }
 
-/** retire-old: on a create-droplets cluster its droplet and A record are deleted; otherwise the operator is told the machine may go. */
+/** retire-old: a machine the tool made (a droplet and its A record) is deleted; otherwise the operator is told the machine may go. */
 async function retireOld(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
   const progress = progressOf(run);
   const cluster = openCluster(run.folder);
+  const machines = run.machines(cluster);
   let retired: string;
-  if (cluster.digitalocean?.members.some((member) => member.name === step.old)) {
-    retired = `${step.old}: ${await retireDroplet(run.context, cluster, run.effects, step.old, `Run ${run.operation} again to finish: it deletes what is left.`)}`;
+  if (machines.holds(step.old)) {
+    retired = `${step.old}: ${await machines.retire(step.old, `Run ${run.operation} again to finish: it deletes what is left.`)}`;
   } else {
     retired = `${step.old}: out of the cluster; destroy its machine (${new URL(step.oldPeerUrl).hostname}) now: its key and certificate go with it`;
   }
@@ -417,7 +411,7 @@ async function renewCredentials(run: ReplaceRun, state: RollState): Promise<Roll
   const existing = readClusterPki(cluster.plan, cluster.pki);
   const ca = { certPem: existing.ca.certPem, keyPem: existing.ca.keyPem };
   // Issued from the plan with the roll's key type: cluster.json takes it only when the roll ends.
-  const issuePlan = planFromRecord(targetRecord(cluster.record, current.target), cluster.record.members, run.folder);
+  const issuePlan = planOf(cluster, withRollTarget(cluster.input, current.target));
   const options = {
     now,
     ...mintSources(run.context),
@@ -477,12 +471,9 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
     }
     await run.sleep(run.pollMs);
   }
-  const settled = targetRecord(cluster.record, current.target);
-  const plan = planFromRecord(settled, settled.members, run.folder);
+  const plan = planOf(cluster, withRollTarget(cluster.input, current.target));
   run.effects.updateFolder({ files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile({ history: state.history })] });
-  if (cluster.digitalocean && current.target.droplet) {
-    run.effects.saveDigitalOceanState({ ...cluster.digitalocean, droplet: current.target.droplet });
-  }
+  run.machines(cluster).settle(current.target.droplet);
   progress(`cluster ${cluster.record.clusterName}: every member on ${current.target.etcdVersion}, cluster version ${clusterVersion}`);
   const renewed = current.renewCredentials?.done ? renewedCredentials(run, cluster, current.target) : undefined;
   return { steps: current.steps, memberVersions, clusterVersion, retiredMachines, renewedCredentials: renewed };

@@ -204,3 +204,8 @@ export async function firstAnswer<T>(endpoints: readonly string[], attempt: (end
   }
   throw new EtcdCallError(endpoints.join(','), '', `no member answered (${failures.join('; ')})`);
 }
+
+/** Hex, as etcdctl prints member IDs (the API gives them as decimal strings). */
+export function hexMemberId(id: string): string {
+  return BigInt(id).toString(16);
+}

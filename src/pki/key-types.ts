@@ -1,19 +1,15 @@
 import { createHash, generateKeyPair, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { DEFAULT_KEY_TYPE as DEFAULT_KEY_TYPE_NAME, DEFAULT_RSA_KEY_SIZE as DEFAULT_RSA_BITS } from '../defaults.js';
 import { parseDer } from './der.js';
 import { generateRsaKeyPem } from './rsa.js';
 
 /**
- * The key types etcd-cloudinit mints (kubeadm's `encryptionAlgorithm` names), and what differs
- * between them: how a key is generated, and how a certificate is signed with one.
+ * What differs between the key types etcd-cloudinit mints (keys.ts names them): how a key is
+ * generated, and how a certificate is signed with one.
  */
-export const KEY_TYPES = ['rsa', 'ecdsa-p256', 'ecdsa-p384'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
-export const DEFAULT_KEY_TYPE: KeyType = DEFAULT_KEY_TYPE_NAME;
+import type { KeyType, RsaKeySize } from '../keys.js';
 
-export type RsaKeySize = 2048 | 3072 | 4096;
-export const DEFAULT_RSA_KEY_SIZE: RsaKeySize = DEFAULT_RSA_BITS;
+export { KEY_TYPES, DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from '../keys.js';
 
 /** One key to mint: the type and, for RSA, the modulus size. */
 export type KeySpec = { readonly type: 'rsa'; readonly bits: RsaKeySize } | { readonly type: 'ecdsa-p256' | 'ecdsa-p384' };

@@ -1,9 +1,11 @@
-import type { ClusterFolder } from '../cluster-folder.js';
-import { FOLDER_FILES } from '../cluster-folder.js';
-import { usageError } from '../errors.js';
-import { flagsToRawInput, resolveBackupInput, type BackupSettings } from '../input.js';
-import type { ParsedOptions } from '../options.js';
-import { CREDENTIAL_ENV, credentialsFromEnv, type BackupCredentials, type BackupTarget } from './target.js';
+// A bucket and its key pair for a cluster folder: where the flags, cluster.json and the folder's
+// backup-credentials meet (backup/ itself knows no folder).
+import type { ClusterFolder } from './cluster-folder.js';
+import { FOLDER_FILES } from './cluster-folder.js';
+import { usageError } from './errors.js';
+import { flagsToRawInput, resolveBackupInput, type BackupSettings } from './input.js';
+import type { ParsedOptions } from './options.js';
+import { CREDENTIAL_ENV, credentialsFromEnv, type BackupCredentials, type BackupTarget } from './backup/target.js';
 
 /** A bucket and prefix with the key pair to read it: what `backups` and `restore` work from. */
 export interface BucketAccess {
