@@ -4,6 +4,7 @@
  * from the constants --help is built from; a description that shows another value, a default
  * dropped from a description, or a new "(default ...)" nobody listed here fails.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, renderCommandHelp } from '../src/cli.js';
 import { parseWarnDays } from '../src/commands/health.js';
@@ -129,5 +130,32 @@ describe('--help states the defaults the code uses', () => {
       domain: 'etcd1..etcd3',
       count: '3',
     });
+  });
+});
+
+/** The option table of docs/reference.md (gen-userdata's): flag -> its default column, backticks dropped. */
+function documentedDefaults(markdown: string): Map<string, string> {
+  const rows = markdown.split('\n').filter((line) => /^\| `--[a-z0-9-]+/.test(line));
+  return new Map(
+    rows.map((row) => {
+      const [, flag, shown] = row.split('|');
+      return [/--([a-z0-9-]+)/.exec(flag!)![1]!, shown!.replaceAll('`', '').trim()];
+    }),
+  );
+}
+
+describe('docs/reference.md states the defaults the code uses', () => {
+  it("every default in gen-userdata's option table is the code's", () => {
+    const documented = documentedDefaults(readFileSync(new URL('../docs/reference.md', import.meta.url), 'utf8'));
+    expect(documented.size, 'the option table of docs/reference.md').toBeGreaterThan(20);
+    const checked: string[] = [];
+    for (const [flag, shown] of documented) {
+      // Empty: no default; "(required)": none either; create-droplets' backup region is its own row.
+      if (shown === '' || shown === '(required)' || flag === 'backup-region') continue;
+      expect(CODE_DEFAULTS[flag], `--${flag}: docs/reference.md says ${shown}`).toBeDefined();
+      expect(shown, `--${flag} in docs/reference.md`).toBe(CODE_DEFAULTS[flag]);
+      checked.push(flag);
+    }
+    expect(checked).toEqual(expect.arrayContaining(['etcd-version', 'key-type', 'key-size', 'cert-days', 'install', 'snapshot-schedule', 'backup-retain']));
   });
 });
