@@ -456,6 +456,8 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
   const deadline = Date.now() + run.catchUpMs;
   let memberVersions = new Map<string, string>();
   let clusterVersion = 'unknown';
+  let allOnTargetSince: number | undefined;
+  let nudgedAt = 0;
   for (;;) {
     const answers = await Promise.allSettled(cluster.plan.members.map((member) => memberVersion(member.clientUrl, client)));
     memberVersions = new Map(cluster.plan.members.map((member, index) => {
@@ -466,6 +468,11 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
     clusterVersion = reported?.status === 'fulfilled' ? reported.value.etcdcluster : clusterVersion;
     const allOnTarget = [...memberVersions.values()].every((version) => version === current.target.etcdVersion.slice(1));
     if (allOnTarget && clusterVersion.startsWith(`${wanted}.`)) break;
+    allOnTargetSince = allOnTarget ? (allOnTargetSince ?? Date.now()) : undefined;
+    if (allOnTargetSince !== undefined && Date.now() - allOnTargetSince >= VERSION_NUDGE_MS && Date.now() - nudgedAt >= VERSION_NUDGE_MS) {
+      nudgedAt = Date.now();
+      await moveLeadershipForVersion(run, cluster, client, clusterVersion).catch((error: Error) => progress(`could not move leadership to have the cluster version decided again: ${error.message}`));
+    }
     if (Date.now() >= deadline) {
       throw new CliError('catch-up', `every member was replaced, but within ${Math.round(run.catchUpMs / 1000)} s the cluster did not report version ${wanted} (cluster ${clusterVersion}; ${[...memberVersions].map(([name, version]) => `${name} ${version}`).join(', ')}); run ${run.operation} again to check`);
     }
@@ -477,6 +484,25 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
   progress(`cluster ${cluster.record.clusterName}: every member on ${current.target.etcdVersion}, cluster version ${clusterVersion}`);
   const renewed = current.renewCredentials?.done ? renewedCredentials(run, cluster, current.target) : undefined;
   return { steps: current.steps, memberVersions, clusterVersion, retiredMachines, renewedCredentials: renewed };
+}
+
+/**
+ * How long every member may run the target release while the cluster version lags before the roll
+ * moves leadership. etcd's leader decides the cluster version every few seconds and at the first
+ * commit of its term; seen on a 3.4.23 -> 3.5.30 roll on VMs: a leader that had only just joined
+ * kept 3.4 for minutes, and the next leader decided 3.5 within seconds.
+ */
+const VERSION_NUDGE_MS = 60_000;
+
+/** Hands leadership from the leader to another member: a new term, whose leader decides the cluster version again. */
+async function moveLeadershipForVersion(run: ReplaceRun, cluster: OpenCluster, client: ClientOptions, clusterVersion: string): Promise<void> {
+  const statuses = await Promise.all(cluster.plan.members.map(async (member) => ({ member, status: await memberStatus(member.clientUrl, client).catch(() => undefined) })));
+  const leaderId = statuses.find(({ status }) => status?.leader !== undefined && status.leader !== '0')?.status?.leader;
+  const leader = statuses.find(({ status }) => status?.header?.member_id === leaderId);
+  const next = statuses.find(({ status }) => status?.header?.member_id !== undefined && status.header.member_id !== leaderId && status.isLearner !== true);
+  if (!leader || !next) throw new Error('no leader, or no other voting member answered');
+  await run.effects.moveLeader(leader.member.clientUrl, next.status!.header!.member_id!, client);
+  progressOf(run)(`every member runs the new release, but the cluster version is still ${clusterVersion}: moved leadership from ${leader.member.name} to ${next.member.name}, whose first commit decides it again`);
 }
 
 /** The member records a roll's steps replace, for messages. */
