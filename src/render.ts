@@ -300,16 +300,18 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           installCommand(plan),
           // A restored member: its data dir comes from the snapshot, before etcd's first start; a failure stops here.
           ...(plan.restore ? [restoreCommand(plan, member, plan.restore)] : []),
+          // One reload for every unit written above; each enable below skips its own (--no-reload): a
+          // reload takes seconds on a small machine, and the units are loaded already.
           'systemctl daemon-reload',
           // DNS-member mode: from now on (and early at every boot) only root reaches the metadata service, which serves this user-data.
-          ...(files.metadataLockdown !== undefined ? ['systemctl enable --now etcd-metadata-lockdown.service'] : []),
-          'systemctl enable etcd.service',
+          ...(files.metadataLockdown !== undefined ? ['systemctl enable --no-reload --now etcd-metadata-lockdown.service'] : []),
+          'systemctl enable --no-reload etcd.service',
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',
           // The backup folder now (later boots: systemd-tmpfiles-setup), then the timer.
-          ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --now etcd-snapshot.timer'] : []),
+          ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --no-reload --now etcd-snapshot.timer'] : []),
           // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.
-          ...(files.promoteService !== undefined ? ['systemctl enable etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
+          ...(files.promoteService !== undefined ? ['systemctl enable --no-reload etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
         ].join('\n'),
       ],
     ],

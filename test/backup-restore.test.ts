@@ -177,7 +177,7 @@ describe.runIf(canRun)('off-site backup and restore through a real S3-compatible
       // Before etcd is enabled or started, under set -eu: a failed restore leaves etcd off.
       expect(lines[0]).toBe('set -eu');
       expect(restoreLine).toBeGreaterThan(0);
-      expect(restoreLine).toBeLessThan(lines.indexOf('systemctl enable etcd.service'));
+      expect(restoreLine).toBeLessThan(lines.indexOf('systemctl enable --no-reload etcd.service'));
       const line = lines[restoreLine]!.replace(`--user ${NODE_PATHS.user}`, '--user root');
       const result = await runProcess('sh', ['-c', rewriteNodePaths(line, cluster.root(name))], 120_000);
       expect(result.code, result.stderr).toBe(0);

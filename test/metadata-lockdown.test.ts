@@ -46,7 +46,7 @@ describe.runIf(canRun)('metadata-lockdown.sh on the real nftables', () => {
     script = join(dir, 'metadata-lockdown.sh');
     writeFileSync(script, file(NODE_PATHS.metadataLockdownScript), { mode: 0o755 });
     unit = file(NODE_PATHS.metadataLockdownService);
-    expect(config.runcmd[0]!.at(-1)).toContain('systemctl enable --now etcd-metadata-lockdown.service');
+    expect(config.runcmd[0]!.at(-1)).toContain('systemctl enable --no-reload --now etcd-metadata-lockdown.service');
 
     await execFileAsync('ip', ['netns', 'add', namespace]);
     await execFileAsync('ip', inside(['ip', 'link', 'set', 'lo', 'up']).slice(1));

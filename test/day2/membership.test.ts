@@ -86,7 +86,7 @@ describe('add-member and remove-member against a real running cluster', () => {
     );
     expect(files.get(NODE_PATHS.promoteScript)?.permissions).toBe('0755');
     const runcmd = (parseYaml(cluster.userData('etcd4')) as { runcmd: string[][] }).runcmd[0]!.at(-1)!;
-    expect(runcmd.split('\n').slice(-2)).toEqual(['systemctl enable etcd-promote.service', 'systemctl start --no-block etcd-promote.service']);
+    expect(runcmd.split('\n').slice(-2)).toEqual(['systemctl enable --no-reload etcd-promote.service', 'systemctl start --no-block etcd-promote.service']);
     const record = JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { members: { name: string }[]; endpoints: string[] };
     expect(record.members.map((member) => member.name)).toEqual(['etcd1', 'etcd2', 'etcd3', 'etcd4']);
     expect(readFileSync(join(cluster.outDir, 'etcdctl.env'), 'utf8')).toContain(cluster.endpoint(4));

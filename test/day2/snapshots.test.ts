@@ -30,7 +30,7 @@ describe('snapshot timer in gen-userdata', () => {
       `ExecStart=/usr/local/lib/etcd-cloudinit/etcd-snapshot.sh --etcdctl /usr/local/bin/etcdctl --endpoint ${cluster.endpoint(1)} --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key --dir /var/backups/etcd --member etcd1 --retain 2\n`,
     );
     const runcmd = (parseYaml(userData) as { runcmd: string[][] }).runcmd[0]!.at(-1)!;
-    expect(runcmd.split('\n').slice(-2)).toEqual([`systemd-tmpfiles --create ${NODE_PATHS.snapshotTmpfiles}`, 'systemctl enable --now etcd-snapshot.timer']);
+    expect(runcmd.split('\n').slice(-2)).toEqual([`systemd-tmpfiles --create ${NODE_PATHS.snapshotTmpfiles}`, 'systemctl enable --no-reload --now etcd-snapshot.timer']);
     // systemd sets up the sandbox before any ExecStartPre= could make the folder: it must already exist.
     expect(files.get(NODE_PATHS.snapshotService)?.content).not.toContain('ExecStartPre');
   });

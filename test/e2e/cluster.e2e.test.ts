@@ -18,12 +18,12 @@ const log = (line: string): void => console.log(`[e2e ${new Date().toISOString()
 
 const HEALTHY_WITHIN_MS = 20 * 60_000;
 const REJOIN_WITHIN_MS = 12 * 60_000;
-// Every 2 minutes plus the timer's RandomizedDelaySec (5 min), and a miss while etcd was still joining.
+// Every 2 minutes plus the timer's RandomizedDelaySec (30 s), and a miss while etcd was still joining.
 const SNAPSHOT_SCHEDULE = '*:0/2';
 const SNAPSHOT_WITHIN_MS = 12 * 60_000;
 // Off-site copies go to the test's S3 server on the bridge.
 const BACKUP_ARGS = ['--backup-url', `s3://${E2E_BUCKET.name}/e2e/`, '--backup-endpoint', E2E_BUCKET.endpoint];
-// The next snapshot after a write: the 2-minute schedule plus up to 5 minutes of RandomizedDelaySec.
+// The next snapshot after a write: the 2-minute schedule plus up to 30 s of RandomizedDelaySec.
 const UPLOADED_WITHIN_MS = 12 * 60_000;
 
 interface Listed {

@@ -146,7 +146,8 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
     const accelerator = await probeAccelerator(image, runDir);
     options.log(`accelerator: ${accelerator}`);
     // DigitalOcean's own cloud-config lets root in with the account's keys; and the guests resolve through the box's DNS.
-    const vendorData = `#cloud-config\n${toYaml({ disable_root: false, ssh_pwauth: false, bootcmd: [['sh', '-c', `echo 'nameserver ${BRIDGE_ADDRESS}' > /etc/resolv.conf`]] })}`;
+    // (Only an ed25519 host key, as the other suites' test cloud: seed.ts TEST_CLOUD_VENDOR_DATA.)
+    const vendorData = `#cloud-config\n${toYaml({ disable_root: false, ssh_pwauth: false, ssh_genkeytypes: ['ed25519'], bootcmd: [['sh', '-c', `echo 'nameserver ${BRIDGE_ADDRESS}' > /etc/resolv.conf`]] })}`;
     const identityFile = join(runDir, 'ssh', 'id_ed25519');
     await mkdir(join(runDir, 'ssh'), { recursive: true, mode: 0o700 });
     await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'e2e-box', '-f', identityFile]);

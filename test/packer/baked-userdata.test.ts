@@ -114,7 +114,7 @@ describe('gen-userdata --install baked', () => {
     expect(baked.slice(2)).toEqual(download.slice(2));
     // Type=notify blocks until quorum: a blocking start would hang cloud-init on the first member.
     expect(baked).toContain('systemctl start --no-block etcd.service');
-    expect(baked.indexOf('systemctl enable etcd.service')).toBeGreaterThan(1);
+    expect(baked.indexOf('systemctl enable --no-reload etcd.service')).toBeGreaterThan(1);
   });
 
   it('still writes the check script, unit, config, certificates and key: every file download mode writes', async () => {
