@@ -2,7 +2,8 @@
 #   packer init packer/ && packer build packer/         # Packer >= 1.7 (plugins.pkr.hcl)
 #   packer build packer/etcd.pkr.hcl                    # Debian's packer 1.6.6 (builder bundled)
 # The image gets the same install as download-mode user-data (cloud-init/install-etcd.sh), the etcd
-# user, /etc/etcd/pki and the unit every member runs; never a member's config, certificates or key.
+# user, /etc/etcd/pki, the unit every member runs, and nftables; never a member's config,
+# certificates or key.
 # See docs/packer.md.
 
 variable "do_token" {
@@ -131,6 +132,14 @@ build {
   provisioner "file" {
     source      = "${path.root}/bake-etcd.sh"
     destination = "${local.upload_dir}/bake-etcd.sh"
+  }
+
+  # DNS-member nodes lock the metadata service down with nft (cloud-init/metadata-lockdown.sh); a
+  # clone of an image without it would have to install it at its first boot.
+  provisioner "shell" {
+    inline = [
+      "command -v nft >/dev/null || { apt-get -q -o DPkg::Lock::Timeout=300 update && DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends nftables; }",
+    ]
   }
 
   provisioner "shell" {

@@ -5,7 +5,7 @@
  * and no longer answers any other user.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -90,6 +90,96 @@ describe.runIf(canRun)('metadata-lockdown.sh on the real nftables', () => {
     const table = await run(inside(['nft', 'list', 'table', 'inet', 'etcd_cloudinit_metadata']));
     expect(table.stdout.match(/meta skuid != 0/g)).toHaveLength(1);
     expect(table.stdout).toContain(`ip daddr ${METADATA} meta skuid != 0 reject`);
+  });
+
+  /**
+   * A node image without nft and iptables: PATH holds only sh, timeout and a stand-in apt-get
+   * (`apt-get` is the script text); the stand-in logs its calls, and its install puts an `nft` (the
+   * real one, by wrapper) on that PATH, as the real package would.
+   */
+  const withoutFirewallTools = (name: string, aptGet: string | undefined) => {
+    const bin = join(dir, name);
+    mkdirSync(bin);
+    symlinkSync('/bin/sh', join(bin, 'sh'));
+    symlinkSync('/usr/bin/timeout', join(bin, 'timeout'));
+    if (aptGet !== undefined) writeFileSync(join(bin, 'apt-get'), `#!/bin/sh\necho "DEBIAN_FRONTEND=$DEBIAN_FRONTEND apt-get $*" >> ${bin}/apt-get.log\n${aptGet}`, { mode: 0o755 });
+    const log = () => (existsSync(join(bin, 'apt-get.log')) ? readFileSync(join(bin, 'apt-get.log'), 'utf8') : '');
+    const runScript = (env: Record<string, string> = {}) =>
+      run(inside(['env', '-i', `PATH=${bin}`, ...Object.entries(env).map(([key, value]) => `${key}=${value}`), '/bin/sh', script, METADATA]));
+    return { bin, log, runScript };
+  };
+  const NO_TOOL_LINE = `etcd-cloudinit: metadata-lockdown: neither nft nor iptables is installed: every local user can read this droplet's user-data (with the member key) from ${METADATA}\n`;
+  const FAILED_LINE = 'etcd-cloudinit: metadata-lockdown: installing nftables failed (see above), so etcd stays stopped; install nftables or iptables on this machine (or in its image), then finish the boot as root with: sh /var/lib/cloud/instance/scripts/runcmd\n';
+  const unlock = () => run(inside(['nft', 'delete', 'table', 'inet', 'etcd_cloudinit_metadata']));
+
+  it('without nft and iptables: installs nftables with apt-get (update, then install), then applies the rule', async () => {
+    await unlock();
+    expect(await ask('nobody')).toMatchObject({ code: 0, stdout: '10.116.0.7' });
+    const image = withoutFirewallTools('apt-installs', `case "$*" in *install*) printf '#!/bin/sh\\nexec /usr/sbin/nft "$@"\\n' > ${join(dir, 'apt-installs')}/nft; /bin/chmod 0755 ${join(dir, 'apt-installs')}/nft ;; esac\n`);
+    const result = await image.runScript();
+    expect(result, result.stderr).toEqual({
+      code: 0,
+      stdout: `etcd-cloudinit: metadata-lockdown: only root may reach ${METADATA}\n`,
+      stderr: 'etcd-cloudinit: metadata-lockdown: neither nft nor iptables is installed; installing nftables with apt-get (at most 300 s)\n',
+    });
+    expect(image.log()).toBe(
+      [
+        'DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=60 update',
+        'DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=60 install --no-install-recommends nftables',
+        '',
+      ].join('\n'),
+    );
+    expect(await ask('root')).toMatchObject({ code: 0, stdout: '10.116.0.7' });
+    expect((await ask('nobody')).code).toBe(7);
+
+    // The next boot finds nft and installs nothing.
+    expect((await image.runScript()).code).toBe(0);
+    expect(image.log().split('\n')).toHaveLength(3);
+  });
+
+  it('when the install fails: the same clear line, what to do, a non-zero exit and no rule', async () => {
+    await unlock();
+    const image = withoutFirewallTools('apt-fails', 'case "$*" in *install*) echo "E: Unable to locate package nftables" >&2; exit 100 ;; esac\n');
+    const result = await image.runScript();
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      [
+        'etcd-cloudinit: metadata-lockdown: neither nft nor iptables is installed; installing nftables with apt-get (at most 300 s)\n',
+        'E: Unable to locate package nftables\n',
+        'etcd-cloudinit: metadata-lockdown: installing nftables with apt-get failed (exit 100)\n',
+        NO_TOOL_LINE,
+        FAILED_LINE,
+      ].join(''),
+    );
+    expect((await run(inside(['nft', 'list', 'table', 'inet', 'etcd_cloudinit_metadata']))).code).not.toBe(0);
+  });
+
+  it('without a package manager: says so, then the same clear line', async () => {
+    const image = withoutFirewallTools('no-manager', undefined);
+    const result = await image.runScript();
+    expect(result).toEqual({ code: 1, stdout: '', stderr: `etcd-cloudinit: metadata-lockdown: no apt-get, dnf or yum to install nftables with\n${NO_TOOL_LINE}${FAILED_LINE}` });
+  });
+
+  it('a hanging package manager is stopped at the bound (ETCD_CLOUDINIT_INSTALL_TIMEOUT_SECONDS, 300 by default)', async () => {
+    const image = withoutFirewallTools('apt-hangs', `echo $$ > ${join(dir, 'apt-hangs')}/pid\nexec /bin/sleep 600\n`);
+    const started = Date.now();
+    const result = await image.runScript({ ETCD_CLOUDINIT_INSTALL_TIMEOUT_SECONDS: '2' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      [
+        'etcd-cloudinit: metadata-lockdown: neither nft nor iptables is installed; installing nftables with apt-get (at most 2 s)\n',
+        'etcd-cloudinit: metadata-lockdown: installing nftables with apt-get did not finish within 2 s; stopped it\n',
+        NO_TOOL_LINE,
+        FAILED_LINE,
+      ].join(''),
+    );
+    // The package manager itself is gone, not left running behind the failed unit.
+    const pid = Number(readFileSync(join(image.bin, 'pid'), 'utf8'));
+    const state = existsSync(`/proc/${pid}/stat`) ? /\) (\w) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] : 'gone';
+    expect(['gone', 'Z']).toContain(state);
+    expect(await image.runScript({ ETCD_CLOUDINIT_INSTALL_TIMEOUT_SECONDS: '2m' })).toMatchObject({ code: 2 });
   });
 
   it('refuses an argument that is not an address', async () => {

@@ -104,6 +104,8 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder, metric
     `resolve to private addresses and only the VPC may reach ports ${CLIENT_PORT}-${PEER_PORT}, so check from a machine`,
     `in the VPC that has ${folder.shown}/ at the same path:`,
     `  ${healthCommand(folder)}`,
+    "A member that never answers may have failed to boot: in its droplet's Droplet Console (control panel,",
+    "Droplets > <droplet> > Access), 'cloud-init status --long' and 'systemctl --failed' name the failed step.",
     '',
   ];
   return lines.join('\n');

@@ -3,7 +3,9 @@ import { FOLDER_FILES } from '../cluster-folder.js';
 import { DEFAULT_WARN_DAYS } from '../defaults.js';
 import { folderFromFlags, openCluster, parseTimeoutMs } from '../day2/open-cluster.js';
 import { assessHealth, checkMembers, describeLocalCertificate, renderHealthTable } from '../day2/health.js';
+import { realEffects } from '../day2/effects.js';
 import { membershipDrift } from '../day2/membership.js';
+import { machinesOf } from '../day2/provider.js';
 import { EXIT_FAILURE } from '../errors.js';
 import { memberList } from '../etcd/client.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
@@ -38,7 +40,9 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
   const running = answering ? await memberList(answering.endpoint, client).catch(() => undefined) : undefined;
   const drift = running ? membershipDrift(cluster.plan.members, running) : [];
   const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now);
-  writeResult(context, report, () => renderHealthTable(report));
+  // Read-only here: the machines only say where a member that did not answer shows its boot.
+  const machines = machinesOf(cluster, context, realEffects(cluster.folder), flags);
+  writeResult(context, report, () => renderHealthTable(report, (name) => machines.bootConsole(name)));
   const roll = cluster.folder.readRollState()?.current;
   if (roll) {
     const finished = roll.steps.filter((step) => step.done.length === 4).length;

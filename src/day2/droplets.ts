@@ -50,7 +50,13 @@ export function dropletMachines(cluster: OpenCluster, state: DigitalOceanState, 
     settle: (settings) => {
       if (settings) effects.saveDigitalOceanState({ ...state, droplet: settings });
     },
+    bootConsole: (name) => dropletConsole(state.members.find((member) => member.name === name) ?? { dropletName: dropletNameOf(clusterName, name) }),
   };
+}
+
+/** Where a droplet shows its boot: the Droplet Console in DigitalOcean's control panel (a root shell through the droplet agent, no SSH key). */
+export function dropletConsole(droplet: { readonly dropletName: string; readonly dropletId?: number }): string {
+  return `the Droplet Console of droplet ${droplet.dropletName}${droplet.dropletId !== undefined ? ` (id ${droplet.dropletId})` : ''} in DigitalOcean's control panel (Droplets > ${droplet.dropletName} > Access)`;
 }
 
 export interface DropletWait {

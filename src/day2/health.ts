@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { memberHealth, memberStatus, type ClientOptions } from '../etcd/client.js';
 import type { ClusterPlan } from '../plan.js';
+import { operatorMachines } from './machines.js';
 
 const DAY_MS = 86_400_000;
 
@@ -87,6 +88,17 @@ export function answered(member: MemberHealth): boolean {
   return member.healthy || member.version !== undefined || member.error?.startsWith('unhealthy:') === true;
 }
 
+/** How a connection fails when nothing listens or the machine is not there: refused, timed out, unroutable, name not found. */
+const NO_CONNECTION = /^(ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|ENOTFOUND|EAI_AGAIN|EAI_NONAME): |^no answer within \d+ ms$/;
+
+/**
+ * The member did not answer at all: no connection (refused, timed out, name not resolved), as when
+ * etcd never started on it. Not a member that answered unhealthy, nor one whose TLS handshake failed.
+ */
+export function neverAnswered(member: MemberHealth): boolean {
+  return !answered(member) && member.error !== undefined && NO_CONNECTION.test(member.error);
+}
+
 /** No member answered at all: the cluster cannot be reached from here (not booted yet, or another network). */
 export function unreachable(health: readonly MemberHealth[]): boolean {
   return health.every((member) => !answered(member));
@@ -160,7 +172,8 @@ export function assessHealth(
 ): HealthReport {
   const problems: string[] = membershipDrift.map((drift) => `membership: ${drift}`);
   for (const member of members) {
-    if (!member.healthy) problems.push(`member ${member.name} (${member.endpoint}) is unhealthy: ${member.error ?? 'no answer'}`);
+    if (neverAnswered(member)) problems.push(`member ${member.name} (${member.endpoint}) did not answer: ${member.error}`);
+    else if (!member.healthy) problems.push(`member ${member.name} (${member.endpoint}) is unhealthy: ${member.error ?? 'no answer'}`);
     if (member.certExpiresInDays !== undefined && member.certExpiresInDays < warnDays) {
       problems.push(`member ${member.name} serves a certificate that expires in ${member.certExpiresInDays} day(s) (< --warn-days ${warnDays}); run renew-certs`);
     }
@@ -182,8 +195,24 @@ function formatBytes(bytes: number | undefined): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** Pure: the table `health` prints. */
-export function renderHealthTable(report: HealthReport): string {
+/** Where a member's machine shows its boot: Machines.bootConsole. */
+export type BootConsole = (member: string) => string;
+
+/**
+ * What to do about members that did not answer: unreachable from here, or a boot that never started
+ * etcd (a failed cloud-init step says why only on the machine, in its console).
+ */
+export function notAnsweringAdvice(members: readonly string[], bootConsole: BootConsole): string[] {
+  if (members.length === 0) return [];
+  const [it, where] = members.length === 1 ? ['it', 'its console'] : ['them', 'their consoles'];
+  return [
+    `${members.join(', ')} did not answer. If this machine can reach ${it}, etcd may never have started there. On ${where}, 'cloud-init status --long' and 'systemctl --failed' name a boot step that failed:`,
+    ...members.map((member) => `  ${member}: ${bootConsole(member)}`),
+  ];
+}
+
+/** Pure: the table `health` prints; `bootConsole` says where a member that did not answer shows its boot. */
+export function renderHealthTable(report: HealthReport, bootConsole: BootConsole = operatorMachines.bootConsole): string {
   const header = ['MEMBER', 'ENDPOINT', 'HEALTHY', 'LEADER', 'VERSION', 'DB SIZE', 'RAFT INDEX', 'CERT EXPIRES'];
   const rows = report.members.map((member) => [
     member.name,
@@ -206,6 +235,7 @@ export function renderHealthTable(report: HealthReport): string {
     lines.push(`Cluster ${report.clusterName}: ${report.members.length} member(s) healthy.`);
   } else {
     lines.push(`Cluster ${report.clusterName}: ${report.problems.length} problem(s):`, ...report.problems.map((problem) => `  - ${problem}`));
+    lines.push(...notAnsweringAdvice(report.members.filter(neverAnswered).map((member) => member.name), bootConsole));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -34,6 +34,8 @@ export interface Machines {
   retire(name: string, retryAdvice?: string): Promise<string>;
   /** A roll ended: what its replacements were created with is now the cluster's setting. */
   settle(settings: DropletSettings | undefined): void;
+  /** Where the member's machine shows its boot (and a failed cloud-init step) without SSH, in words for the operator. */
+  bootConsole(name: string): string;
 }
 
 /** The operator boots each member's machine with its user-data and destroys it when it leaves: nothing to call. */
@@ -56,4 +58,5 @@ export const operatorMachines: Machines = {
     throw new Error(`no machine of ${name} to retire`);
   },
   settle: () => undefined,
+  bootConsole: (name) => `the console of ${name}'s machine (your cloud's or hypervisor's)`,
 };

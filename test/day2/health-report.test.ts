@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { dropletConsole } from '../../src/day2/droplets.js';
 import { assessHealth, renderHealthTable, type LocalCertificate, type MemberHealth } from '../../src/day2/health.js';
 
 const NOW = new Date('2026-06-01T00:00:00Z');
@@ -35,7 +36,32 @@ describe('assessHealth: every reason for a non-zero exit, and none when all is w
       [member('etcd1', { leader: true }), member('etcd2'), member('etcd3', { healthy: false, error: 'ECONNREFUSED: connect ECONNREFUSED 10.0.0.3:2379', version: undefined })],
       CERTS,
       [],
-      ['member etcd3 (https://10.0.0.3:2379) is unhealthy: ECONNREFUSED: connect ECONNREFUSED 10.0.0.3:2379'],
+      ['member etcd3 (https://10.0.0.3:2379) did not answer: ECONNREFUSED: connect ECONNREFUSED 10.0.0.3:2379'],
+    ],
+    [
+      'members that never answer: timed out, name not resolved',
+      [
+        member('etcd1', { leader: true }),
+        member('etcd2', { healthy: false, error: 'no answer within 5000 ms', version: undefined }),
+        member('etcd3', { healthy: false, error: 'ENOTFOUND: getaddrinfo ENOTFOUND prod-etcd3.example.com', version: undefined }),
+      ],
+      CERTS,
+      [],
+      ['member etcd2 (https://10.0.0.2:2379) did not answer: no answer within 5000 ms', 'member etcd3 (https://10.0.0.3:2379) did not answer: ENOTFOUND: getaddrinfo ENOTFOUND prod-etcd3.example.com'],
+    ],
+    [
+      'a member answers unhealthy',
+      [member('etcd1', { leader: true }), member('etcd2'), member('etcd3', { healthy: false, error: 'unhealthy: alarm:NOSPACE' })],
+      CERTS,
+      [],
+      ['member etcd3 (https://10.0.0.3:2379) is unhealthy: unhealthy: alarm:NOSPACE'],
+    ],
+    [
+      'a member whose TLS handshake fails answered something: unhealthy, not silent',
+      [member('etcd1', { leader: true }), member('etcd2'), member('etcd3', { healthy: false, error: 'EPROTO: write EPROTO bad certificate', version: undefined })],
+      CERTS,
+      [],
+      ['member etcd3 (https://10.0.0.3:2379) is unhealthy: EPROTO: write EPROTO bad certificate'],
     ],
     [
       'a member serves a certificate about to expire',
@@ -72,6 +98,41 @@ describe('renderHealthTable', () => {
         'pki/ca.crt expires in 3650d (2036-05-30)',
         'Cluster prod: 1 problem(s):',
         '  - member etcd2 (https://10.0.0.2:2379) is unhealthy: timeout',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  const SILENT = { healthy: false, version: undefined, dbSizeBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined } as const;
+
+  it('points a member that did not answer to its console and cloud-init status --long; an unhealthy answer gets no such advice', () => {
+    const report = assessHealth(
+      'prod',
+      [member('etcd1', { leader: true }), member('etcd2', { ...SILENT, error: 'ECONNREFUSED: connect ECONNREFUSED 10.0.0.2:2379' }), member('etcd3', { healthy: false, error: 'unhealthy: alarm:NOSPACE' })],
+      CERTS,
+      [],
+      30,
+      NOW,
+    );
+    expect(renderHealthTable(report).split('\n').slice(-5)).toEqual([
+      '  - member etcd2 (https://10.0.0.2:2379) did not answer: ECONNREFUSED: connect ECONNREFUSED 10.0.0.2:2379',
+      '  - member etcd3 (https://10.0.0.3:2379) is unhealthy: unhealthy: alarm:NOSPACE',
+      "etcd2 did not answer. If this machine can reach it, etcd may never have started there. On its console, 'cloud-init status --long' and 'systemctl --failed' name a boot step that failed:",
+      "  etcd2: the console of etcd2's machine (your cloud's or hypervisor's)",
+      '',
+    ]);
+  });
+
+  it("on droplets, names each droplet's Droplet Console", () => {
+    const silent = (name: string) => member(name, { ...SILENT, error: 'no answer within 5000 ms' });
+    const report = assessHealth('prod', [silent('etcd1'), silent('etcd2'), member('etcd3', { leader: true })], CERTS, [], 30, NOW);
+    const ids: Record<string, number> = { etcd1: 101, etcd2: 102 };
+    const table = renderHealthTable(report, (name) => dropletConsole({ dropletName: `prod-${name}`, dropletId: ids[name]! }));
+    expect(table).toContain(
+      [
+        "etcd1, etcd2 did not answer. If this machine can reach them, etcd may never have started there. On their consoles, 'cloud-init status --long' and 'systemctl --failed' name a boot step that failed:",
+        "  etcd1: the Droplet Console of droplet prod-etcd1 (id 101) in DigitalOcean's control panel (Droplets > prod-etcd1 > Access)",
+        "  etcd2: the Droplet Console of droplet prod-etcd2 (id 102) in DigitalOcean's control panel (Droplets > prod-etcd2 > Access)",
         '',
       ].join('\n'),
     );

@@ -54,7 +54,8 @@ describe('health against a real 3-member cluster', () => {
     const result = await cluster.cli(['health', '--timeout', '2']);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(new RegExp(`^etcd3\\s+${escape(cluster.endpoint(3))}\\s+NO\\s`, 'm'));
-    expect(result.stdout).toContain(`member etcd3 (${cluster.endpoint(3)}) is unhealthy: ECONNREFUSED`);
+    expect(result.stdout).toContain(`member etcd3 (${cluster.endpoint(3)}) did not answer: ECONNREFUSED`);
+    expect(result.stdout).toContain("On its console, 'cloud-init status --long' and 'systemctl --failed' name a boot step that failed:\n  etcd3: the console of etcd3's machine (your cloud's or hypervisor's)\n");
     expect(result.stdout).toMatch(/^etcd1\s+\S+\s+yes\s/m);
   });
 });

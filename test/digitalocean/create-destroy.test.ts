@@ -116,6 +116,10 @@ describe('create-droplets', () => {
     }
     expect(result.stdout).toContain('Endpoints: https://etcd-etcd1.example.com:2379,https://etcd-etcd2.example.com:2379,https://etcd-etcd3.example.com:2379');
     expect(result.stdout).toContain('\n  etcd-cloudinit health\n');
+    // create-droplets does not wait for etcd: it says where a member that never answers shows why.
+    expect(result.stdout).toContain(
+      "A member that never answers may have failed to boot: in its droplet's Droplet Console (control panel,\nDroplets > <droplet> > Access), 'cloud-init status --long' and 'systemctl --failed' name the failed step.\n",
+    );
     expect(readFileSync(join(workDir, 'out/etcd/etcdctl.env'), 'utf8')).toContain(
       'ETCDCTL_ENDPOINTS=https://etcd-etcd1.example.com:2379,https://etcd-etcd2.example.com:2379,https://etcd-etcd3.example.com:2379',
     );

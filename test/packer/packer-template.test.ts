@@ -1,5 +1,7 @@
-import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
@@ -85,6 +87,39 @@ describe('packer/etcd.pkr.hcl', () => {
     const e2eUploads = Object.entries(bakeFiles({ root: '', version: 'VERSION', tarball: '', sha256: '' })).filter(([guestPath]) => !guestPath.includes('/mirror/'));
     expect(uploads).toHaveLength(3);
     expect(Object.fromEntries(uploads)).toEqual(Object.fromEntries(e2eUploads));
+  });
+
+  it('installs nftables into the image where the base image has no nft, before the bake and the seal', async () => {
+    const template = await readFile(TEMPLATE, 'utf8');
+    const inline = /"(command -v nft [^"]*)"/.exec(template)?.[1];
+    expect(inline).toBeDefined();
+    expect(template.indexOf(inline!)).toBeLessThan(template.indexOf('bake-etcd.sh --version'));
+    expect(template.indexOf(inline!)).toBeLessThan(template.indexOf('cloud-init clean --logs'));
+
+    // The provisioner's command as the build droplet's shell runs it, with a stand-in apt-get.
+    const scratch = await mkdtemp(join(tmpdir(), 'packer-nft-'));
+    try {
+      const bin = join(scratch, 'bin');
+      await mkdir(bin);
+      await symlink('/bin/sh', join(bin, 'sh'));
+      await writeFile(join(bin, 'apt-get'), `#!/bin/sh\necho "DEBIAN_FRONTEND=$DEBIAN_FRONTEND apt-get $*" >> ${scratch}/apt.log\n`, { mode: 0o755 });
+      const provision = () => runProgram('/bin/sh', ['-c', inline!], { env: { PATH: bin } });
+      expect(await provision()).toEqual({ code: 0, stdout: '', stderr: '' });
+      expect(await readFile(join(scratch, 'apt.log'), 'utf8')).toBe(
+        [
+          'DEBIAN_FRONTEND= apt-get -q -o DPkg::Lock::Timeout=300 update',
+          'DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends nftables',
+          '',
+        ].join('\n'),
+      );
+      // A base image with nft: nothing to install.
+      await writeFile(join(bin, 'nft'), '#!/bin/sh\n', { mode: 0o755 });
+      await rm(join(scratch, 'apt.log'));
+      expect(await provision()).toEqual({ code: 0, stdout: '', stderr: '' });
+      expect(existsSync(join(scratch, 'apt.log'))).toBe(false);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 
   it('keeps the required_plugins block out of the template Debian packer reads', async () => {
