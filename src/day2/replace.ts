@@ -140,8 +140,6 @@ function clusterPki(plan: ClusterPlan, cluster: OpenCluster, extra?: ClusterPki[
   return { ...current, members: new Map([...current.members, [extra.fileBase, extra]]), all: [...current.all, extra] };
 }
 
-/** How long a step waits for the cluster to settle (a removed member, a moved leader, a DNS change) before refusing; preflights wait as long. */
-export { SETTLE_MS };
 
 /**
  * Every current member healthy (the replaced one too, on a roll); the endpoint of the leader. The
