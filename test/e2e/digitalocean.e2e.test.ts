@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runAllowingFailure, waitFor, type RunResult } from './exec.js';
 import { readCloudInitVerdict } from './guest-console.js';
 import { startWriter, type WriterSummary } from '../support/writer.js';
-import { BOX_DOMAIN, BOX_REGION, OUTSIDE_ADDRESS, startDigitalOceanBox, type DigitalOceanBox } from './do-box.js';
+import { BOX_DOMAIN, BOX_MINIMAL_IMAGE_ID, BOX_REGION, OUTSIDE_ADDRESS, startDigitalOceanBox, type DigitalOceanBox } from './do-box.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const debianMirror = process.env['E2E_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
@@ -19,11 +19,18 @@ const hostname = (member: string) => `${dropletName(member)}.${BOX_DOMAIN}`;
 const FOLDER = ['--cluster-name', CLUSTER];
 // Short polls; the guests run what a user's droplets would (etcd's default raft timing, pre-vote on).
 const POLL = ['--poll-interval', '2', '--wait-timeout', '900'];
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The mirror served this address the nftables package (the node's apt-get install of it). */
+const nftablesFetchedBy = (address: string) => new RegExp(`^${escapeRegExp(address)} GET /debian/nftables_\\S+_amd64\\.deb 200`, 'm');
+const INSTALLING_NFTABLES = 'etcd-cloudinit: metadata-lockdown: neither nft nor iptables is installed; installing nftables with apt-get';
 
 /**
  * The path a DigitalOcean user takes, through the real CLI with no step a user would not do:
- * create-droplets (interrupted once, then resumed), the cluster forms through the cloud firewall,
- * add-member (a 4th droplet joins as a learner and promotes itself), remove-member, renew-certs,
+ * create-droplets on the account's minimal image (no nft, no iptables: each node installs nftables
+ * from the package mirror), interrupted once, then resumed; the cluster forms through the cloud
+ * firewall; add-member while the package mirror is down (the 4th droplet stops before etcd with the
+ * clear line, health points to its console, and the documented way forward, run on the node, makes
+ * it join as a learner and promote itself); remove-member, renew-certs,
  * roll from etcd 3.4 to 3.5 (every member replaced by a new droplet while a client writes every
  * 100 ms), destroy-droplets. Each step's time is logged.
  */
@@ -77,6 +84,8 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
       '--etcd-version', box.releases.old.version, '--release-url', box.releaseUrl, '--key-size', '2048', ...POLL,
       // The account's key for root, and port 22 from the VPC only (the workstation is in it).
       '--ssh-key', box.ssh.fingerprint, '--ssh-from', '10.77.0.0/24',
+      // The account's minimal custom image: no nft and no iptables (issue 30).
+      '--image', String(BOX_MINIMAL_IMAGE_ID),
     ];
     // The API drops the first record request, and the user's Ctrl-C ends the command there.
     box.fake.fail({ method: 'POST', path: `/v2/domains/${BOX_DOMAIN}/records`, network: true, times: 1 });
@@ -126,10 +135,14 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     }
   });
 
-  it('on every droplet only root reaches the metadata service (it serves the user-data with the member key)', async () => {
+  it('on every droplet, booted on an image without nft or iptables, the node installs nftables from the package mirror, and only root reaches the metadata service (it serves the user-data with the member key)', async () => {
     const url = 'http://169.254.169.254/metadata/v1';
+    const mirrorLog = await box.mirrorLog();
     for (const member of MEMBERS) {
       const machine = box.machine(dropletName(member))!;
+      expect(machine.droplet.image, member).toBe(BOX_MINIMAL_IMAGE_ID);
+      expect(machine.vm.console(), member).toContain(INSTALLING_NFTABLES);
+      expect(mirrorLog, member).toMatch(nftablesFetchedBy(machine.droplet.privateIpv4));
       expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
       const asRoot = await onMember(member, ['curl', '-sS', '--max-time', '10', `${url}/interfaces/private/0/ipv4/address`]);
       expect(asRoot, member).toMatchObject({ code: 0, stdout: machine.droplet.privateIpv4 });
@@ -153,15 +166,45 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     }
   });
 
-  it('add-member: a 4th droplet joins as a learner and promotes itself', async () => {
-    step('add-member');
-    const added = await box.cli(['add-member', ...FOLDER, ...POLL]);
-    expect(added.code, added.stderr).toBe(0);
-    const droplet = [...box.fake.droplets.values()].find((candidate) => candidate.name === dropletName('etcd4'));
-    expect(droplet?.userData).toBe(readFileSync(join(box.workDir, 'out', CLUSTER, 'user-data', 'etcd4.yaml'), 'utf8'));
-    expect(aRecords().find((record) => record.name === dropletName('etcd4'))?.data).toBe(droplet?.privateIpv4);
+  it('add-member while the package mirror is down: the 4th droplet stops before etcd with the clear line, and health points to its console', async () => {
+    step('add-member (mirror down)');
+    await box.packageRepo.withdraw();
+    try {
+      const added = await box.cli(['add-member', ...FOLDER, ...POLL]);
+      expect(added.code, added.stderr).toBe(0);
+      const droplet = [...box.fake.droplets.values()].find((candidate) => candidate.name === dropletName('etcd4'));
+      expect(droplet?.userData).toBe(readFileSync(join(box.workDir, 'out', CLUSTER, 'user-data', 'etcd4.yaml'), 'utf8'));
+      expect(aRecords().find((record) => record.name === dropletName('etcd4'))?.data).toBe(droplet?.privateIpv4);
+      const machine = box.machine(dropletName('etcd4'))!;
+      await waitFor(
+        'etcd4 to stop at the metadata lockdown',
+        async () => (machine.vm.console().includes('etcd-cloudinit: metadata-lockdown: installing nftables failed (see above), so etcd stays stopped') ? true : undefined),
+        { timeoutMs: 20 * 60_000, intervalMs: 5_000 },
+      );
+      expect(machine.vm.console()).toContain(INSTALLING_NFTABLES);
+      expect(machine.vm.console()).toContain("every local user can read this droplet's user-data (with the member key) from 169.254.169.254");
+      const verdict = await waitFor("cloud-init's verdict on etcd4", async () => readCloudInitVerdict(machine.vm.console()), { timeoutMs: 5 * 60_000, intervalMs: 5_000 });
+      expect(verdict.status).toBe('error');
+      expect((await onMember('etcd4', ['systemctl', 'is-active', 'etcd.service'])).stdout.trim()).not.toBe('active');
+      // From the workstation: etcd4 never answered, and the way to its console.
+      const health = await box.cli(['health', ...FOLDER, '--timeout', '5']);
+      expect(health.code, health.stdout).not.toBe(0);
+      expect(health.stdout).toContain('etcd4 did not answer');
+      expect(health.stdout).toContain("'cloud-init status --long'");
+      expect(health.stdout).toContain(`Droplet Console of droplet ${dropletName('etcd4')}`);
+    } finally {
+      await box.packageRepo.restore();
+    }
+    done('add-member (mirror down)');
+  });
+
+  it('the way forward the node printed (once the mirror is back, run the boot\'s runcmd again as root) makes etcd4 join as a learner and promote itself', async () => {
+    step('add-member (way forward)');
+    const finished = await onMember('etcd4', ['sh', '/var/lib/cloud/instance/scripts/runcmd']);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(await box.mirrorLog()).toMatch(nftablesFetchedBy(box.machine(dropletName('etcd4'))!.droplet.privateIpv4));
     await healthy(4, 20 * 60_000);
-    done('add-member');
+    done('add-member (way forward)');
     expect(box.machine(dropletName('etcd4'))!.vm.console()).toMatch(/etcd-cloudinit: etcd-promote: promoted member etcd4/);
     const read = await etcdctl(['get', '/box/before', '--print-value-only', '--consistency=s'], [`https://${hostname('etcd4')}:2379`]);
     expect(read.stdout.trim(), read.stderr).toBe('kept');
@@ -231,6 +274,15 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     expect(list.stdout.trim().split('\n').map((line) => line.split(', ')[2]).sort(), list.stderr).toEqual(replacements);
     expect([...box.fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(replacements.map(dropletName));
     expect(aRecords().map((record) => record.name).sort()).toEqual(replacements.map(dropletName));
+    // The replacements boot the cluster's image (the minimal one) and install nftables at boot too.
+    const mirrorLog = await box.mirrorLog();
+    for (const member of replacements) {
+      const machine = box.machine(dropletName(member))!;
+      expect(machine.droplet.image, member).toBe(BOX_MINIMAL_IMAGE_ID);
+      expect(machine.vm.console(), member).toContain(INSTALLING_NFTABLES);
+      expect(mirrorLog, member).toMatch(nftablesFetchedBy(machine.droplet.privateIpv4));
+      expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
+    }
 
     let lost = 0;
     for (const endpoint of endpoints) {

@@ -7,7 +7,7 @@
 // DIGITALOCEAN_API_URL, as a user's CLI reaches DigitalOcean.
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ import { startFakeDigitalOcean, type DropletBackend, type FakeDigitalOcean, type
 import { EmergencyCleanup, keepRunEvidence, netnsEtcDir, removeNetnsEtcDir } from './cluster.js';
 import type { LocalEtcdRelease } from './debian-etcd.js';
 import { run, runAllowingFailure, startLogged, waitFor, type RunResult } from './exec.js';
-import { downloadImage, nextMinorRelease } from './images.js';
+import { BOX_MIRROR_URL, downloadImage, minimalImage, nextMinorRelease, nftablesRepo } from './images.js';
 import { buildEtcdMirror, DEBIAN_ETCD_RELEASE, serveMirror, type MirrorServer } from './mirror.js';
 import { createTestNetwork, destroyTestNetwork, type TestNetwork } from './netns.js';
 import { writeSeedIso } from './seed.js';
@@ -33,6 +33,11 @@ const GUEST_PREFIX = 16;
 export const OUTSIDE_ADDRESS = '10.77.200.5';
 const API_PORT = 8081;
 const MIRROR_PORT = 8080;
+/**
+ * A custom image of the account (its id, as DigitalOcean numbers user images): the minimal image,
+ * without nft and iptables (images.ts minimalImage). Every other image boots the download image.
+ */
+export const BOX_MINIMAL_IMAGE_ID = 170_000_030;
 const METADATA_ADDRESS = '169.254.169.254';
 const MACHINE_SLOTS = 6;
 const GATEWAY_SCRIPT = fileURLToPath(new URL('./box-gateway.mjs', import.meta.url));
@@ -53,6 +58,13 @@ export interface DigitalOceanBox {
   /** The releases the mirror serves: Debian's bookworm etcd and the one from sid. */
   releases: { old: LocalEtcdRelease; new: LocalEtcdRelease };
   releaseUrl: string;
+  /**
+   * The package repository the minimal image's apt reads (`<mirror>/debian`, with nftables): served
+   * until withdrawn, so that a node's install fails as on a mirror that is down.
+   */
+  packageRepo: { withdraw(): Promise<void>; restore(): Promise<void> };
+  /** The mirror's request log so far (`<address> <method> <path> <status> [size]` a line). */
+  mirrorLog(): Promise<string>;
   /** An SSH key of the account: droplets created with its fingerprint let root in with it, as on DigitalOcean. */
   ssh: { fingerprint: string; identityFile: string };
   /** The product's CLI in the namespace, with the token and DIGITALOCEAN_API_URL a user would set. */
@@ -91,11 +103,14 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
   options.log(`run dir: ${runDir}`);
 
   const image = await downloadImage(options);
+  const images = new Map([[String(BOX_MINIMAL_IMAGE_ID), await minimalImage(options)]]);
   const newRelease = await nextMinorRelease(options);
   const releases = { old: DEBIAN_ETCD_RELEASE, new: newRelease };
   const mirrorRoot = join(runDir, 'mirror');
   for (const release of Object.values(releases)) await buildEtcdMirror(mirrorRoot, release);
-  options.log(`mirror: etcd ${releases.old.version} and ${releases.new.version}`);
+  const packageRepoDir = join(mirrorRoot, 'debian');
+  await cp((await nftablesRepo(options)).repoDir, packageRepoDir, { recursive: true });
+  options.log(`mirror: etcd ${releases.old.version} and ${releases.new.version}, and nftables under debian/`);
 
   const namespace = `e2e-do-${process.pid}`;
   const outsideNamespace = `e2e-out-${process.pid}`;
@@ -140,6 +155,8 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
     await run(outside(['ip', 'link', 'set', 'lo', 'up']));
 
     const mirror: MirrorServer = await serveMirror(network, mirrorRoot, MIRROR_PORT, join(runDir, 'mirror.log'));
+    // The minimal image's apt source names this address: a change here must rebuild it (images.ts).
+    if (mirror.url !== BOX_MIRROR_URL) throw new Error(`the box's mirror is at ${mirror.url}, but the minimal image reads ${BOX_MIRROR_URL}`);
     processes.push(mirror.process);
     cleanup.track(mirror.process.pid);
 
@@ -173,7 +190,7 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
         },
         runDir,
       );
-      const vm = new Vm({ name: droplet.name, image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
+      const vm = new Vm({ name: droplet.name, image: images.get(String(droplet.image)) ?? image, seedIso, macAddress, tap, network, runDir, accelerator, memoryMiB: options.memoryMiB ?? 1024 });
       await vm.createDisk();
       machines.set(droplet.id, { droplet, vm });
       vm.start();
@@ -271,6 +288,11 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
       accelerator,
       releases,
       releaseUrl: `http://${BRIDGE_ADDRESS}:${MIRROR_PORT}`,
+      packageRepo: {
+        withdraw: () => rename(packageRepoDir, `${packageRepoDir}.withdrawn`),
+        restore: () => rename(`${packageRepoDir}.withdrawn`, packageRepoDir),
+      },
+      mirrorLog: () => readFile(mirror.logFile, 'utf8'),
       ssh: { fingerprint, identityFile },
       cli: (args, timeoutMs = 15 * 60_000) => runAllowingFailure(cliArgv(args), { cwd: workDir, env: cliEnv, timeoutMs }),
       startCli: (args, logFile) => {
