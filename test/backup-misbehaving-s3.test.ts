@@ -129,7 +129,7 @@ describe('backups and restore against a misbehaving S3 endpoint', () => {
     ['IsTruncated forever with the same token', 'same-token', () => new RegExp(`cannot list \\(page 2\\) s3://same-token/prod/ ${at()}: ListObjectsV2 returned the continuation token "the-same-token" a second time`)],
     ['IsTruncated forever with a new token each time', 'new-tokens', () => new RegExp(`cannot list \\(page ${LIST_PAGE_LIMIT}\\) s3://new-tokens/prod/ ${at()}: ListObjectsV2 is still truncated after ${LIST_PAGE_LIMIT} pages`)],
     ['IsTruncated without a token', 'no-token', () => new RegExp(`cannot list s3://no-token/prod/ ${at()}: ListObjectsV2's page is truncated but has no NextContinuationToken`)],
-    ['an HTML page with 200', 'html', () => new RegExp(`cannot list s3://html/prod/ ${at()}: `)],
+    ['an HTML page with 200', 'html', () => new RegExp(`cannot list s3://html/prod/ ${at()}: ListObjectsV2's answer is not an S3 listing`)],
     ['an empty 200', 'empty', () => new RegExp(`cannot list s3://empty/prod/ ${at()}: ListObjectsV2's answer is not an S3 listing`)],
   ];
 

@@ -6,7 +6,7 @@ import { parseObjectKey, type BackupCredentials, type BackupObject, type BackupT
 /**
  * The workstation's side of the bucket, through the AWS SDK (a well-kept S3 client that also
  * speaks to Spaces and other S3-compatible stores). Loaded only by `backups` and `restore`.
- * Every request it sends is bounded by `timeoutMs` (--timeout), retries included.
+ * Every call is bounded by `timeoutMs` (--timeout), retries included: `bounded` aborts it.
  */
 export interface BackupStore {
   readonly client: S3Client;
@@ -23,8 +23,6 @@ export function openStore(target: BackupTarget, credentials: BackupCredentials, 
     forcePathStyle: true,
     credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey.reveal() },
     maxAttempts: 3,
-    // A connection that never opens, or a socket that goes quiet, ends an attempt; the abort signal of `send` ends the call.
-    requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
   });
   return { client, target, timeoutMs };
 }
