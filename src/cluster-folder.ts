@@ -5,7 +5,7 @@
  * folder here and never build a path inside it or parse its files with a type of their own.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, mkdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { CliError, usageError } from './errors.js';
@@ -252,8 +252,17 @@ export class ClusterFolder {
   /** The bucket key pair gen-userdata stored (backup-credentials, 0600); undefined when there is none. */
   readBackupCredentials(): BackupCredentials | undefined {
     if (!this.exists(FOLDER_FILES.backupCredentials)) return undefined;
-    const credentials = parseCredentialsFile(readFileSync(this.path(FOLDER_FILES.backupCredentials), 'utf8'));
-    if (!credentials) throw new CliError('parse', `${this.path(FOLDER_FILES.backupCredentials)}: not access_key_id=... and secret_access_key=... lines`);
+    const file = this.path(FOLDER_FILES.backupCredentials);
+    // As ssh refuses a private key others can read: the key pair may already have leaked, and using it hides that.
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new CliError(
+        'preflight',
+        `${file} has mode ${mode.toString(8).padStart(4, '0')}: the bucket key pair in it is readable by ${mode & 0o007 ? 'every user' : 'its group'}; make it private (chmod 600 ${file}), and rotate the key if others could have read it (docs/backups.md)`,
+      );
+    }
+    const credentials = parseCredentialsFile(readFileSync(file, 'utf8'));
+    if (!credentials) throw new CliError('parse', `${file}: not access_key_id=... and secret_access_key=... lines`);
     return credentials;
   }
 

@@ -418,6 +418,8 @@ function resolveBackup(raw: RawInput): BackupSettings | undefined {
   if (endpoint === undefined) {
     throw usageError('validate', `backup-endpoint: is required with backup-url ${quoted(url)}; give --backup-region <slug> for DigitalOcean Spaces (e.g. nyc3), or --backup-endpoint (with --backup-region if the store checks it; default us-east-1) for another S3 store`);
   }
+  const endpointProblem = endpointError(endpoint);
+  if (endpointProblem !== undefined) throw usageError('validate', `backup-endpoint: ${quoted(raw['backup-endpoint'] ?? endpoint)} ${endpointProblem}`);
   return {
     bucket,
     prefix,
@@ -487,6 +489,28 @@ function releaseUrlError(url: string): string | undefined {
   } catch {
     return 'is not a valid URL (check the host and port)';
   }
+  return undefined;
+}
+
+/**
+ * The S3 endpoint, beyond the schema's http(s)://host[:port] form: what the URL parser, the SDK and
+ * the node's curl would refuse or read differently later (a port out of range, an empty DNS
+ * label, `1.2.3` read as the address 1.2.0.3).
+ */
+function endpointError(endpoint: string): string | undefined {
+  const [, host = '', port] = /^https?:\/\/([^/:]*)(?::(\d+))?\/?$/.exec(endpoint) ?? [];
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) return `has port ${port}, outside 1 to 65535`;
+  let parsed: URL;
+  try {
+    parsed = new URL(endpoint);
+  } catch {
+    return 'is not a valid URL (check the host and port)';
+  }
+  const labels = host.split('.');
+  if (labels.some((label) => label === '' || label.length > 63 || label.startsWith('-') || label.endsWith('-'))) {
+    return 'has no valid host name (an empty label, a label over 63 characters, or one starting or ending with -)';
+  }
+  if (parsed.hostname !== host.toLowerCase()) return `has a host the URL parser reads as ${parsed.hostname}, not as written; give the address in full (a.b.c.d)`;
   return undefined;
 }
 

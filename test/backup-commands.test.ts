@@ -5,7 +5,7 @@
  * checks signature v4.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,11 @@ describe('backup flags, backups and restore on the command line', () => {
       ['no endpoint or region', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/prod'], () => env, /backup-endpoint: is required with backup-url "s3:\/\/acme-etcd\/prod"/],
       ['not an s3 URL', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 'https://acme-etcd/prod', '--backup-region', 'nyc3'], () => env, /backup-url: "https:\/\/acme-etcd\/prod" is not s3:\/\/<bucket>\/<prefix>/],
       ['a password in the endpoint', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://me:pw@host'], () => env, /backup-endpoint: "http:\/\/me:pw@host" is not a base URL/],
+      ['a port out of range in the endpoint', () => ['backups', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://127.0.0.1:99999'], () => env, /backup-endpoint: "http:\/\/127\.0\.0\.1:99999" has port 99999, outside 1 to 65535/],
+      ['port 0 in the endpoint', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://127.0.0.1:0'], () => env, /backup-endpoint: "http:\/\/127\.0\.0\.1:0" has port 0, outside 1 to 65535/],
+      ['an empty label in the endpoint host', () => ['restore', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://s3..example.com'], () => env, /backup-endpoint: "http:\/\/s3\.\.example\.com" has no valid host name/],
+      ['a short IPv4 the URL parser rewrites', () => ['backups', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://127.1:9000'], () => env, /backup-endpoint: "http:\/\/127\.1:9000" has a host the URL parser reads as 127\.0\.0\.1/],
+      ['an IPv4 out of range in the endpoint', () => ['backups', '--backup-url', 's3://acme-etcd/p', '--backup-endpoint', 'http://127.0.0.256'], () => env, /backup-endpoint: "http:\/\/127\.0\.0\.256" is not a valid URL/],
       ['a .. in the prefix', () => ['gen-userdata', '--ips', '10.0.0.1', '--backup-url', 's3://acme-etcd/a/../b', '--backup-region', 'nyc3'], () => env, /backup-url: "s3:\/\/acme-etcd\/a\/..\/b" has an empty, \. or \.\. segment/],
       ['restore without a bucket', () => ['restore', '--ips', '10.0.0.1'], () => env, /backup-url: is required: the s3:\/\/<bucket>\/<prefix> whose snapshot to restore/],
       ['restore with a URL life over 7 days', () => ['restore', '--ips', '10.0.0.1', ...target(), '--url-expiry', '200'], () => env, /url-expiry: "200" is not a whole number of hours from 1 to 168/],
@@ -85,6 +90,42 @@ describe('backup flags, backups and restore on the command line', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/has no recorded sha256 \(x-amz-meta-sha256\): it was not uploaded by etcd-cloudinit/);
     expect(existsSync(join(dir, 'out'))).toBe(false);
+  });
+
+  it('a group- or world-readable backup-credentials in the folder is refused, naming the file and its mode, like ssh refuses a key', async () => {
+    const dir = newDir();
+    const gen = await runCli(['gen-userdata', '--ips', '127.0.0.21,127.0.0.22,127.0.0.23', '--key-size', '2048', ...target()], dir, env);
+    expect(gen.code, gen.stderr).toBe(0);
+    const file = join(dir, 'out', 'etcd', 'backup-credentials');
+    for (const mode of [0o644, 0o640, 0o604]) {
+      chmodSync(file, mode);
+      const run = await runCli(['backups'], dir, {});
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain(`${file} has mode 0${mode.toString(8)}: the bucket key pair in it is readable by`);
+      expect(run.stderr).toContain(`chmod 600 ${file}`);
+      expect(run.stdout + run.stderr).not.toContain(server.secretAccessKey);
+    }
+    chmodSync(file, 0o600);
+    const listed = await runCli(['backups', '--json'], dir, {});
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toMatchObject({ skipped: 0, snapshots: [{ key }, {}] });
+  });
+
+  it('restore without --snapshot passes over newer snapshots with no recorded sha256 and takes the newest restorable one', async () => {
+    const client = new S3Client({ endpoint: server.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } });
+    const body = randomBytes(512);
+    const older = 'mixed/20261203T080000Z-etcd2-rev4711.db';
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: older, Body: body, Metadata: { sha256: createHash('sha256').update(body).digest('hex') } }));
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'mixed/20261203T090000Z-etcd3-rev4800.db', Body: Buffer.from('a copy made by hand') }));
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'mixed/notes.txt', Body: Buffer.from('not a snapshot') }));
+    client.destroy();
+    const dir = newDir();
+    const run = await runCli(['restore', '--cluster-name', 'back', '--ips', '127.0.0.31,127.0.0.32,127.0.0.33', '--key-size', '2048', '--backup-url', `s3://${BUCKET}/mixed/`, '--backup-endpoint', server.url], dir, env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('restore: skipped 1 object whose names are not snapshots');
+    expect(run.stderr).toContain('restore: passed over 1 newer snapshot(s) with no recorded sha256, which a node could not check (mixed/20261203T090000Z-etcd3-rev4800.db)');
+    const record = JSON.parse(readFileSync(join(dir, 'out', 'back', 'cluster.json'), 'utf8')) as { restoredFrom: { source: string } };
+    expect(record.restoredFrom.source).toBe(`s3://${BUCKET}/${older}`);
   });
 
   it('restore of an empty prefix says there is nothing to restore, exit 1, nothing written', async () => {

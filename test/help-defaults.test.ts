@@ -68,7 +68,7 @@ const CODE_DEFAULTS: Record<string, string> = {
   'ssh-from': 'no SSH from anywhere',
   'vpc-uuid': 'a new VPC etcd-cluster-<cluster-name>',
   'vpc-range': 'DigitalOcean picks one',
-  snapshot: 'the newest',
+  snapshot: 'the newest restorable one, with a recorded SHA-256',
 };
 
 /** Where a command's default is not gen-userdata's; null: its --help states none. */

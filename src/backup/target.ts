@@ -105,11 +105,21 @@ export interface BackupObject {
   readonly sha256?: string;
 }
 
-/** `<prefix>20261203T081500Z-etcd1-rev42.db` -> its parts; undefined for other objects. */
+/**
+ * `<prefix>20261203T081500Z-etcd1-rev42.db` -> its parts; undefined for any other object: a name
+ * not of that form, a time that is no real UTC time (month 12, day 99), a member that is not a
+ * member name, or a revision past what a number holds exactly.
+ */
 export function parseObjectKey(key: string, prefix: string): Pick<BackupObject, 'time' | 'member' | 'revision'> | undefined {
   if (!key.startsWith(prefix)) return undefined;
-  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([a-z0-9-]+)-rev(\d+)\.db$/.exec(key.slice(prefix.length));
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([a-z]([a-z0-9-]{0,61}[a-z0-9])?)-rev(0|[1-9]\d{0,15})\.db$/.exec(key.slice(prefix.length));
   if (!match) return undefined;
-  const [, y, mo, d, h, mi, s, member = '', revision = '0'] = match;
-  return { time: `${y}-${mo}-${d}T${h}:${mi}:${s}Z`, member, revision: Number(revision) };
+  const [, y = '', mo = '', d = '', h = '', mi = '', s = '', member = '', , revisionText = ''] = match;
+  const time = `${y}-${mo}-${d}T${h}:${mi}:${s}Z`;
+  const date = new Date(time);
+  // Date rolls February 30 over to March 2 and 24:00:00 to the next day: the round trip rejects both.
+  if (Number.isNaN(date.getTime()) || date.toISOString() !== `${y}-${mo}-${d}T${h}:${mi}:${s}.000Z`) return undefined;
+  const revision = Number(revisionText);
+  if (!Number.isSafeInteger(revision)) return undefined;
+  return { time, member, revision };
 }

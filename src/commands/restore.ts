@@ -1,23 +1,72 @@
-import { listBackups, PRESIGN_MAX_SECONDS, presignedGetUrl, s3Client } from '../backup/store.js';
+import { listBackups, openStore, PRESIGN_MAX_SECONDS, presignedGetUrl, type BackupListing, type BackupStore } from '../backup/store.js';
 import { Secret, type BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_URL_HOURS } from '../defaults.js';
 import { CliError, usageError } from '../errors.js';
+import { parseTimeoutMs } from '../day2/open-cluster.js';
 import { backupCredentialsFor, folderOf } from '../generate.js';
 import { numberFlag, stringFlag, type ParsedOptions } from '../options.js';
 import type { RestorePlan } from '../plan.js';
 import { validateCreateFlags } from './create-droplets.js';
+import { skippedNote } from './backups.js';
 import { validateClusterFlags } from './gen-userdata.js';
 
-/** The snapshot --snapshot names (its object key or its file name), or the newest. */
-export function chooseSnapshot(objects: readonly BackupObject[], wanted: string | undefined, where: string): BackupObject {
+/** The snapshot to restore, and why it was taken when --snapshot did not name it. */
+export interface SnapshotChoice {
+  readonly snapshot: BackupObject;
+  /** Newer objects passed over because they have no recorded sha256 (only without --snapshot). */
+  readonly passedOver: readonly BackupObject[];
+}
+
+/**
+ * The snapshot --snapshot names (its object key or its file name), or the newest restorable one:
+ * the newest with a recorded sha256, since a node checks the download against it.
+ */
+export function chooseSnapshot(objects: readonly BackupObject[], wanted: string | undefined, where: string): SnapshotChoice {
   if (objects.length === 0) throw new CliError('preflight', `no snapshots in ${where}: nothing to restore (etcd-cloudinit backups lists them)`);
-  const chosen = wanted === undefined ? objects[0] : objects.find((object) => object.key === wanted || object.key.endsWith(`/${wanted}`));
+  if (wanted === undefined) {
+    const index = objects.findIndex((object) => object.sha256 !== undefined);
+    if (index < 0) {
+      throw new CliError(
+        'preflight',
+        `none of the ${objects.length} snapshot(s) in ${where} has a recorded sha256 (x-amz-meta-sha256): they were not uploaded by etcd-cloudinit, and a node could not check them`,
+      );
+    }
+    return { snapshot: objects[index]!, passedOver: objects.slice(0, index) };
+  }
+  const chosen = objects.find((object) => object.key === wanted || object.key.endsWith(`/${wanted}`));
   if (!chosen) throw usageError('validate', `snapshot: ${JSON.stringify(wanted)} is not in ${where} (etcd-cloudinit backups lists what is there)`);
   if (!chosen.sha256) {
     throw new CliError('preflight', `${chosen.key} in ${where} has no recorded sha256 (x-amz-meta-sha256): it was not uploaded by etcd-cloudinit, and a node could not check it`);
   }
-  return chosen;
+  return { snapshot: chosen, passedOver: [] };
+}
+
+/** The lines restore prints about the listing before it says which snapshot it took. */
+export function listingNotes(listing: BackupListing, choice: SnapshotChoice): string[] {
+  const notes: string[] = [];
+  const skipped = skippedNote(listing.skipped);
+  if (skipped) notes.push(`restore: ${skipped}`);
+  const over = choice.passedOver;
+  if (over.length > 0) {
+    const shown = over.slice(0, 3).map((object) => object.key).join(', ');
+    notes.push(
+      `restore: passed over ${over.length} newer snapshot(s) with no recorded sha256, which a node could not check (${shown}${over.length > 3 ? ', ...' : ''}); took the newest restorable one`,
+    );
+  }
+  return notes;
+}
+
+/** list -> choose -> presign, saying on stderr what the listing passed over; the store is closed after. */
+async function snapshotFromBucket(store: BackupStore, wanted: string | undefined, where: string, seconds: number, context: CommandContext): Promise<{ snapshot: BackupObject; url: string }> {
+  try {
+    const listing = await listBackups(store);
+    const choice = chooseSnapshot(listing.snapshots, wanted, where);
+    for (const note of listingNotes(listing, choice)) context.stderr.write(`${note}\n`);
+    return { snapshot: choice.snapshot, url: await presignedGetUrl(store, choice.snapshot.key, seconds) };
+  } finally {
+    store.client.destroy();
+  }
 }
 
 /**
@@ -30,6 +79,7 @@ export async function runRestore(flags: ParsedOptions, context: CommandContext):
   if (flags['dry-run'] === true && !onDigitalOcean) {
     throw usageError('validate', 'dry-run: only with --region (a restore without it makes no API call: it writes the folder, which you can delete)');
   }
+  const timeoutMs = parseTimeoutMs(flags);
   const hours = numberFlag(flags, 'url-expiry', DEFAULT_URL_HOURS, (n) => Number.isInteger(n) && n >= 1 && n * 3600 <= PRESIGN_MAX_SECONDS, 'is not a whole number of hours from 1 to 168 (signed URLs live at most 7 days)');
   const input = onDigitalOcean ? validateCreateFlags(flags, context.cwd).input : validateClusterFlags(flags, context);
   if (!input.backup) {
@@ -40,15 +90,14 @@ export async function runRestore(flags: ParsedOptions, context: CommandContext):
   const credentials = backupCredentialsFor(input, context.env, folder)!;
   const where = `s3://${target.bucket}/${target.prefix}`;
 
-  const client = s3Client(target, credentials);
-  const snapshot = chooseSnapshot(await listBackups(client, target), stringFlag(flags, 'snapshot'), where);
   const seconds = Math.round(hours * 3600);
+  const { snapshot, url } = await snapshotFromBucket(openStore(target, credentials, timeoutMs), stringFlag(flags, 'snapshot'), where, seconds, context);
   const expires = new Date(context.now().getTime() + seconds * 1000);
   const restore: RestorePlan = {
     source: `s3://${target.bucket}/${snapshot.key}`,
     sha256: snapshot.sha256!,
     revision: snapshot.revision,
-    url: new Secret(await presignedGetUrl(client, target, snapshot.key, seconds)),
+    url: new Secret(url),
     urlExpires: expires.toISOString(),
   };
   context.stderr.write(

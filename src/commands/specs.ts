@@ -128,6 +128,12 @@ export const TIMEOUT_OPTION: OptionSpec = {
   description: `Give up on a member that does not answer within this many seconds (default ${DEFAULT_TIMEOUT_SECONDS})`,
 };
 
+/** backups and restore: the same --timeout, per S3 request (its retries included). */
+const S3_TIMEOUT_OPTION: OptionSpec = {
+  ...TIMEOUT_OPTION,
+  description: `Give up on an S3 request (a listing page, a HEAD) that gets no full answer within this many seconds (default ${DEFAULT_TIMEOUT_SECONDS})`,
+};
+
 export const HEALTH_OPTIONS: readonly OptionSpec[] = [
   ...FOLDER_OPTIONS,
   { name: 'warn-days', type: 'string', valueName: 'days', description: `Fail when a member, admin or CA certificate expires within this many days (default ${DEFAULT_WARN_DAYS})` },
@@ -215,6 +221,7 @@ export const BACKUPS_OPTIONS: readonly OptionSpec[] = [
   ...BACKUP_TARGET_OPTIONS.map((option) => ({ ...option, description: option.name === 'backup-url' ? "The bucket and prefix to list (default: the cluster's, from cluster.json)" : option.description })),
   { name: 'json', type: 'boolean', description: 'Print the list as JSON' },
   ...FOLDER_OPTIONS,
+  S3_TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
@@ -285,7 +292,7 @@ export const COMPLETION_OPTIONS: readonly OptionSpec[] = [];
 
 /** restore takes what gen-userdata takes, and with --region what create-droplets takes, plus the snapshot to start from. */
 export const RESTORE_OPTIONS: readonly OptionSpec[] = [
-  { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest)' },
+  { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest restorable one, with a recorded SHA-256)' },
   { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default ${DEFAULT_URL_HOURS}): boot the members before it expires` },
   // A restored cluster uploads its own snapshots: --no-snapshots would contradict --backup-url.
   ...CLUSTER_OPTIONS.filter((option) => option.name !== 'no-snapshots'),
@@ -296,6 +303,7 @@ export const RESTORE_OPTIONS: readonly OptionSpec[] = [
         ? { ...option, description: 'With --region: list the snapshot, then print every API call that would change something; create and write nothing' }
         : option,
   ),
+  S3_TIMEOUT_OPTION,
   PRINT_MEMBER_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
