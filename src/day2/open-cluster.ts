@@ -10,7 +10,7 @@ import { planCluster, type ClusterPlan } from '../plan.js';
 import { inputFromRecord } from '../record-codec.js';
 
 export function parseTimeoutMs(flags: ParsedOptions): number {
-  return secondsFlagMs(flags, 'timeout', DEFAULT_TIMEOUT_SECONDS, 600, 'is not a number of seconds from 0 to 600');
+  return secondsFlagMs(flags, 'timeout', DEFAULT_TIMEOUT_SECONDS, 600, 'is not a number of seconds above 0 and at most 600');
 }
 
 /** `<out>/<cluster-name>/` as --out and --cluster-name name it. */

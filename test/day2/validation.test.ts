@@ -28,7 +28,7 @@ describe('day-2 usage errors (exit 2, one line naming the field and value)', () 
     [['add-member', '--ip', '10.0.0.9', '--name', 'Delta'], `[validate] name: "Delta" is not a lowercase DNS label`],
     [['add-member', '--ip', '10.0.0.9', '--name', 'etcd3'], '[validate] name: "etcd3" is already a member'],
     [['add-member', '--ip', '10.0.0.9', '--name', 'admin'], '[validate] name: "admin" is reserved for pki/admin.crt; choose another member name'],
-    [['add-member', '--ip', '10.0.0.9', '--timeout', '0'], '[validate] timeout: "0" is not a number of seconds from 0 to 600'],
+    [['add-member', '--ip', '10.0.0.9', '--timeout', '0'], '[validate] timeout: "0" is not a number of seconds above 0 and at most 600'],
     [['add-member', '--ip', '10.0.0.9', '--cluster-name', 'prod'], '[parse] cluster-name: no cluster.json in'],
     [['add-member', '--ips', '10.0.0.9'], "[parse] Unknown option '--ips'"],
     [['remove-member', '--yes'], '[validate] member: is required (for example --member etcd3)'],
