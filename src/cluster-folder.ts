@@ -97,6 +97,11 @@ export interface ClusterRecord {
   /** Set when `restore` made the cluster: the snapshot its members started from. */
   readonly restoredFrom?: { readonly source: string; readonly sha256: string; readonly revision: number };
   readonly members: readonly MemberRecord[];
+  /**
+   * Members that left (remove-member, roll, repair), so no name is used twice: a retired member's
+   * certificate stays valid until it expires. Absent in folders written before it existed.
+   */
+  readonly retiredMembers?: readonly string[];
   readonly ca?: CertificateRecord;
   readonly admin?: CertificateRecord;
   /** Named client certificates; absent in older folders (none). */

@@ -7,7 +7,7 @@ import type { ClusterInput } from '../input.js';
 import { secondsFlagMs, type ParsedOptions } from '../options.js';
 import type { KeyPairPem } from '../pki/mint.js';
 import { planCluster, type ClusterPlan } from '../plan.js';
-import { inputFromRecord } from '../record-codec.js';
+import { inputFromRecord, retiredMembersAfter } from '../record-codec.js';
 
 export function parseTimeoutMs(flags: ParsedOptions): number {
   return secondsFlagMs(flags, 'timeout', DEFAULT_TIMEOUT_SECONDS, 600, 'is not a number of seconds from 0 to 600');
@@ -58,10 +58,13 @@ export function refuseDuringReplacement(folder: ClusterFolder, command: string):
   throw new CliError('preflight', `a ${current.operation} of cluster ${folder.clusterName} is in progress (started ${current.startedAt}); run '${current.operation}' again to finish it before ${command}`);
 }
 
-/** A plan of this input (the cluster's, changed as a command needs) that keeps the cluster's token and the snapshot it started from. */
+/**
+ * A plan of this input (the cluster's, changed as a command needs) that keeps the cluster's token and
+ * the snapshot it started from, and records a member the input drops as retired (no name is reused).
+ */
 export function planOf(cluster: Pick<OpenCluster, 'folder' | 'record'>, input: ClusterInput): ClusterPlan {
   // The key pair gen-userdata stored; rendering a member's user-data fails with a clear message without it.
   const backupCredentials = input.backup ? cluster.folder.readBackupCredentials() : undefined;
   const plan = planCluster(backupCredentials ? { ...input, backupCredentials } : input, cluster.folder.dir);
-  return { ...plan, initialClusterToken: cluster.record.initialClusterToken, restoredFrom: cluster.record.restoredFrom };
+  return { ...plan, initialClusterToken: cluster.record.initialClusterToken, restoredFrom: cluster.record.restoredFrom, retiredMembers: retiredMembersAfter(cluster.record, plan.members) };
 }
