@@ -66,5 +66,6 @@ export function planOf(cluster: Pick<OpenCluster, 'folder' | 'record'>, input: C
   // The key pair gen-userdata stored; rendering a member's user-data fails with a clear message without it.
   const backupCredentials = input.backup ? cluster.folder.readBackupCredentials() : undefined;
   const plan = planCluster(backupCredentials ? { ...input, backupCredentials } : input, cluster.folder.dir);
-  return { ...plan, initialClusterToken: cluster.record.initialClusterToken, restoredFrom: cluster.record.restoredFrom, retiredMembers: retiredMembersAfter(cluster.record, plan.members) };
+  const retiredMembers = retiredMembersAfter(cluster.record, plan.members);
+  return { ...plan, initialClusterToken: cluster.record.initialClusterToken, restoredFrom: cluster.record.restoredFrom, ...(retiredMembers.length > 0 ? { retiredMembers } : {}) };
 }
