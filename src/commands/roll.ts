@@ -13,7 +13,7 @@ import { MAX_MEMBERS, memberNameProblem, validateNewIp } from '../day2/membershi
 import { usedMemberNames } from '../day2/names.js';
 import { folderFromFlags, openCluster, parseTimeoutMs, type OpenCluster } from '../day2/open-cluster.js';
 import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
-import { CliError, usageError } from '../errors.js';
+import { CliError, rollInProgressError, usageError } from '../errors.js';
 import { SETTING_KEYS, flagsToRawInput, memberHostname, withSettingChanges } from '../input.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
@@ -144,7 +144,7 @@ const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256',
 function resumable(operation: Operation, state: RollState, flags: ParsedOptions, cluster: OpenCluster): RollState {
   const current = state.current!;
   if (current.operation !== operation) {
-    throw usageError('preflight', `a ${current.operation} of cluster ${cluster.record.clusterName} is in progress (started ${current.startedAt}); run ${current.operation} again to finish it first`);
+    throw rollInProgressError(cluster.record.clusterName, current, `run '${current.operation}' again to finish it before ${operation}`);
   }
   const recorded: Record<string, string | undefined> = {
     'etcd-version': current.target.etcdVersion,

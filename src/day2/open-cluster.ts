@@ -1,7 +1,7 @@
 import { ClusterFolder, type ClusterRecord, type DigitalOceanState } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT, DEFAULT_TIMEOUT_SECONDS } from '../defaults.js';
-import { CliError } from '../errors.js';
+import { CliError, rollInProgressError } from '../errors.js';
 import type { ClientTls } from '../etcd/client.js';
 import type { ClusterInput } from '../input.js';
 import { secondsFlagMs, type ParsedOptions } from '../options.js';
@@ -55,7 +55,7 @@ export function openCluster(folder: ClusterFolder): OpenCluster {
 export function refuseDuringReplacement(folder: ClusterFolder, command: string): void {
   const current = folder.readRollState()?.current;
   if (!current) return;
-  throw new CliError('preflight', `a ${current.operation} of cluster ${folder.clusterName} is in progress (started ${current.startedAt}); run '${current.operation}' again to finish it before ${command}`);
+  throw rollInProgressError(folder.clusterName, current, `run '${current.operation}' again to finish it before ${command}`);
 }
 
 /**
