@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterRecord, RollState } from '../../src/cluster-folder.js';
 import { usedMemberNames } from '../../src/day2/names.js';
 import { retiredMembersAfter } from '../../src/record-codec.js';
+import { runCli, tempDirsRemovedAfterAll } from '../support/cli.js';
 import { ETCD_BIN, ETCDCTL_BIN } from '../support/local-cluster.js';
 import { DO_POLL_ARGS, LOOP_DOMAIN, LoopbackCluster, type ClusterKind } from '../support/loopback-cluster.js';
 
@@ -59,6 +60,22 @@ describe('the name history (unit)', () => {
       etcd9: 'has a certificate in the folder (pki/etcd9.crt)',
       etcd7: 'is held by a machine of the cluster (a droplet)',
     });
+  });
+});
+
+describe('a gen-userdata re-run keeps the CA, and so the names it signed certificates for', () => {
+  const workDir = tempDirsRemovedAfterAll('names');
+  it('members the re-run drops join retiredMembers; a name given again leaves it', async () => {
+    const cwd = workDir();
+    const gen = (names: string) => runCli(['gen-userdata', '--ips', '127.0.0.1,127.0.0.2,127.0.0.3', '--names', names, '--key-type', 'ecdsa-p256'], cwd);
+    const retired = () => json<{ retiredMembers?: string[] }>(join(cwd, 'out', 'etcd', 'cluster.json')).retiredMembers;
+    expect((await gen('etcd1,etcd2,etcd3')).code).toBe(0);
+    expect(retired()).toBeUndefined();
+    expect((await gen('alpha,beta,gamma')).code).toBe(0);
+    expect(retired()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    const again = await runCli(['gen-userdata', '--ips', '127.0.0.1,127.0.0.2,127.0.0.3', '--names', 'alpha,beta,etcd1', '--key-type', 'ecdsa-p256', '--force'], cwd);
+    expect(again.code, again.stderr).toBe(0);
+    expect(retired()).toEqual(['etcd2', 'etcd3', 'gamma']);
   });
 });
 
