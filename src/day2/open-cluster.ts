@@ -1,7 +1,7 @@
 import { ClusterFolder, type ClusterRecord, type DigitalOceanState } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT, DEFAULT_TIMEOUT_SECONDS } from '../defaults.js';
-import { CliError, rollInProgressError } from '../errors.js';
+import { rollInProgressError } from '../errors.js';
 import type { ClientTls } from '../etcd/client.js';
 import type { ClusterInput } from '../input.js';
 import { secondsFlagMs, type ParsedOptions } from '../options.js';
