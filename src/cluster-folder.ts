@@ -97,6 +97,11 @@ export interface ClusterRecord {
   /** Set when `restore` made the cluster: the snapshot its members started from. */
   readonly restoredFrom?: { readonly source: string; readonly sha256: string; readonly revision: number };
   readonly members: readonly MemberRecord[];
+  /**
+   * Members that left (remove-member, roll, repair), so no name is used twice: a retired member's
+   * certificate stays valid until it expires. Absent in folders written before it existed.
+   */
+  readonly retiredMembers?: readonly string[];
   readonly ca?: CertificateRecord;
   readonly admin?: CertificateRecord;
   /** Named client certificates; absent in older folders (none). */
@@ -343,6 +348,8 @@ export class ClusterFolder {
   writeAll(files: readonly OutputFile[], step?: WriteStep): void {
     // A run without --kubernetes leaves no kit naming old endpoints or a deleted certificate behind.
     writeOutputFolder(this.dir, files, step, [FOLDER_FILES.kubernetesDir]);
+    // Nor the kit folders of an earlier run with --kubernetes or --client, once nothing is left in them.
+    for (const kitDir of [FOLDER_FILES.kubernetesDir, FOLDER_FILES.clientsDir]) removeIfEmpty(this.path(kitDir));
   }
 
   /** Replaces, adds and deletes some files, crash-safe (write.ts); the CA files are never touched. */
@@ -534,6 +541,15 @@ function processRuns(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the folder if it is there and empty; a folder with anything in it (a run that asked for it, a file of the user's) stays. */
+function removeIfEmpty(folder: string): void {
+  try {
+    if (readdirSync(folder).length === 0) rmdirSync(folder);
+  } catch {
+    // absent, or not ours to read: nothing to tidy
   }
 }
 

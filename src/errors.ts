@@ -24,3 +24,12 @@ export class CliError extends Error {
 export function usageError(phase: Phase, message: string): CliError {
   return new CliError(phase, message, EXIT_USAGE);
 }
+
+/**
+ * The refusal of every command while a roll or repair holds the cluster (roll.json's `current`):
+ * a refusal of the folder's state, not of how the command was called, so exit 1 (EXIT_FAILURE)
+ * from add-member, remove-member, renew-certs, roll and repair alike. `next` says what to do.
+ */
+export function rollInProgressError(clusterName: string, current: { readonly operation: string; readonly startedAt: string }, next: string): CliError {
+  return new CliError('preflight', `a ${current.operation} of cluster ${clusterName} is in progress (started ${current.startedAt}); ${next}`, EXIT_FAILURE);
+}

@@ -7,6 +7,7 @@ import type { ClusterInput } from './input.js';
 import { outputFiles } from './output.js';
 import { mintPki, type ClusterPki } from './pki/mint.js';
 import { clusterToken, planCluster, type ClusterPlan, type RestorePlan } from './plan.js';
+import { retiredMembersAfter } from './record-codec.js';
 import { renderUserData } from './render.js';
 import { crashAtStep } from './write.js';
 
@@ -81,6 +82,16 @@ export function withRestore(plan: ClusterPlan, restore: RestorePlan | undefined)
   return { ...plan, restore, restoredFrom, initialClusterToken: clusterToken(plan.clusterName, `${plan.initialCluster}\nrestored from ${restore.source} ${restore.sha256}`) };
 }
 
+/**
+ * The kept CA still vouches for every member certificate it signed: the members the folder had (and
+ * those that had left it) stay retired names, so add-member never hands one out again (day2/names.ts).
+ */
+function withNameHistory(plan: ClusterPlan, folder: ClusterFolder, caKept: boolean): ClusterPlan {
+  const record = caKept ? existingRecord(folder) : undefined;
+  const retiredMembers = record ? retiredMembersAfter(record, plan.members) : [];
+  return retiredMembers.length > 0 ? { ...plan, retiredMembers } : plan;
+}
+
 /** plan -> mint -> render -> check -> write, for a validated input. The caller holds the folder's lock. */
 export async function generateCluster(
   input: ClusterInput,
@@ -91,14 +102,15 @@ export async function generateCluster(
   restore?: RestorePlan,
 ): Promise<GeneratedCluster> {
   const backupCredentials = backupCredentialsFor(input, context.env, folder);
-  const plan = withRestore(planCluster(backupCredentials ? { ...input, backupCredentials } : input, folder.dir), restore);
-  checkNoDay2Changes(folder, force, plan);
-  const pki = await mintPki(plan, {
+  const planned = withRestore(planCluster(backupCredentials ? { ...input, backupCredentials } : input, folder.dir), restore);
+  checkNoDay2Changes(folder, force, planned);
+  const pki = await mintPki(planned, {
     now,
     existing: folder.readPki(),
     force,
     ...mintSources(context),
   });
+  const plan = withNameHistory(planned, folder, pki.ca.reused);
   const userData = new Map(plan.members.map((member) => [member.name, renderUserData(plan, pki, member.name)]));
   folder.writeAll(outputFiles(plan, pki, userData, now), crashAtStep(context.env, context.stderr));
   return { input, plan, pki, userData };

@@ -251,10 +251,10 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, re
   }
   const install = (raw.install as InstallMode | undefined) ?? recorded.install ?? DEFAULT_INSTALL_MODE;
   if (install === 'baked') {
-    for (const key of ['release-url', 'etcd-sha256'] as const) {
-      if (raw[key] !== undefined) {
-        warnings.push(`${key}: ignored with install: baked (the release was fetched and verified when the image was baked)`);
-      }
+    // A pinned checksum that would silently check nothing is refused; a release URL is only unused.
+    if (raw['etcd-sha256'] !== undefined) throw bakedChecksumError(raw.install === 'baked' ? '' : ' (as cluster.json recorded)');
+    if (raw['release-url'] !== undefined) {
+      warnings.push('release-url: ignored with install: baked (the release was fetched and verified when the image was baked)');
     }
   }
   const keyType = (raw['key-type'] as KeyType | undefined) ?? recorded.keyType ?? DEFAULT_KEY_TYPE;
@@ -362,6 +362,7 @@ export function withSettingChanges(base: ClusterInput, changes: RawInput): Clust
   const keyType = (picked['key-type'] as KeyType | undefined) ?? base.keyType;
   if (keyType !== 'rsa' && picked['key-size'] !== undefined) throw keySizeError(picked['key-size'], keyType);
   const baked = picked.install === 'baked';
+  if (picked['etcd-sha256'] !== undefined && (picked.install ?? base.install) === 'baked') throw bakedChecksumError(baked ? '' : " (the cluster's install mode)");
   return {
     ...base,
     etcdVersion: (picked['etcd-version'] as string | undefined) ?? base.etcdVersion,
@@ -371,6 +372,11 @@ export function withSettingChanges(base: ClusterInput, changes: RawInput): Clust
     keyType,
     keySize: (picked['key-size'] as RsaKeySize | undefined) ?? (keyType === base.keyType ? base.keySize : DEFAULT_RSA_KEY_SIZE),
   };
+}
+
+/** --etcd-sha256 pins a downloaded tarball; with --install baked nothing is downloaded, and the pin would be dropped without a word. */
+function bakedChecksumError(whereBaked: string): Error {
+  return usageError('validate', `etcd-sha256: cannot be combined with --install baked${whereBaked}: a baked image already has etcd and nothing is downloaded to check; drop --etcd-sha256, or use --install download`);
 }
 
 function keySizeError(keySize: unknown, keyType: KeyType): Error {

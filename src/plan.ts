@@ -184,6 +184,8 @@ export interface ClusterPlan {
   readonly restore: RestorePlan | undefined;
   /** The snapshot a restored cluster started from, kept in cluster.json for as long as the cluster lives. */
   readonly restoredFrom: RestoredFrom | undefined;
+  /** Day-2 plans: the names of members that left this cluster (cluster.json's retiredMembers, see planOf). */
+  readonly retiredMembers?: readonly string[];
   /** Named client certificates, in order: --client names, then the --kubernetes preset's. */
   readonly clients: readonly ClientPlan[];
   readonly kubernetes: KubernetesPlan | undefined;

@@ -84,6 +84,17 @@ export function membersInput(members: readonly MemberRecord[]): MemberInput[] {
   return members.map((member) => (byName ? { name: member.name, hostname: member.hostname! } : { name: member.name, ip: member.ip! }));
 }
 
+/**
+ * cluster.json's retired members once the cluster has `members`: those it had before, plus every
+ * member of the record that is no longer one, minus any that is one (a roll re-adding the
+ * replacement it rolled back). So every command that drops a member records it, in the same write.
+ */
+export function retiredMembersAfter(record: ClusterRecord, members: readonly { readonly name: string }[]): string[] {
+  const current = new Set(members.map((member) => member.name));
+  const retired = [...(record.retiredMembers ?? []), ...record.members.map((member) => member.name)];
+  return [...new Set(retired.filter((name) => !current.has(name)))];
+}
+
 /** The input with these members (cluster.json's, one more, one fewer). */
 export function withMembers(input: ClusterInput, members: readonly MemberRecord[]): ClusterInput {
   return { ...input, members: membersInput(members) };
@@ -153,6 +164,7 @@ export function clusterRecordOf(plan: ClusterPlan, pki: ClusterPki, generatedAt:
       userData: FOLDER_FILES.userData(member.name),
       certificate: certificateRecord(pki.members.get(member.name)!),
     })),
+    ...(plan.retiredMembers !== undefined && plan.retiredMembers.length > 0 ? { retiredMembers: [...plan.retiredMembers] } : {}),
     ca: certificateRecord(pki.ca),
     admin: certificateRecord(pki.admin),
     ...(plan.clients.length > 0

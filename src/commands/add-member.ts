@@ -5,6 +5,7 @@ import { checkMembers, preflightHealth, SETTLE_MS } from '../day2/health.js';
 import { DEFAULT_POLL_SECONDS } from '../defaults.js';
 import { machinesOf } from '../day2/provider.js';
 import { addWithRetry, membershipDrift, validateNewMember, withJoiningMember } from '../day2/membership.js';
+import { usedMemberNames } from '../day2/names.js';
 import { folderFromFlags, openCluster, refuseDuringReplacement, parseTimeoutMs, planOf, type OpenCluster } from '../day2/open-cluster.js';
 import { CliError } from '../errors.js';
 import { hexMemberId, memberList, type ClientOptions, type EtcdMember } from '../etcd/client.js';
@@ -102,7 +103,7 @@ async function addMember(flags: ParsedOptions, context: CommandContext, cluster:
     return 0;
   }
 
-  const newMember = validateNewMember(flags, cluster.record, machines);
+  const newMember = validateNewMember(flags, cluster.record, machines, usedMemberNames(cluster, machines.heldNames));
   if (newMember.ip !== undefined && !isPrivateOrLoopback(newMember.ip)) {
     context.stderr.write(`warning: ip: ${JSON.stringify(newMember.ip)} is a public address; etcd will listen on it, so firewall ports 2379-2380 to the cluster's own addresses\n`);
   }

@@ -10,9 +10,10 @@ import { checkMembers, preflightHealth, SETTLE_MS, type SettleWait } from '../da
 import type { Machines } from '../day2/machines.js';
 import { machinesOf } from '../day2/provider.js';
 import { MAX_MEMBERS, memberNameProblem, validateNewIp } from '../day2/membership.js';
+import { usedMemberNames } from '../day2/names.js';
 import { folderFromFlags, openCluster, parseTimeoutMs, type OpenCluster } from '../day2/open-cluster.js';
 import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
-import { CliError, usageError } from '../errors.js';
+import { CliError, rollInProgressError, usageError } from '../errors.js';
 import { SETTING_KEYS, flagsToRawInput, memberHostname, withSettingChanges } from '../input.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
@@ -143,7 +144,7 @@ const DEFINING_FLAGS = ['etcd-version', 'release-url', 'install', 'etcd-sha256',
 function resumable(operation: Operation, state: RollState, flags: ParsedOptions, cluster: OpenCluster): RollState {
   const current = state.current!;
   if (current.operation !== operation) {
-    throw usageError('preflight', `a ${current.operation} of cluster ${cluster.record.clusterName} is in progress (started ${current.startedAt}); run ${current.operation} again to finish it first`);
+    throw rollInProgressError(cluster.record.clusterName, current, `run '${current.operation}' again to finish it before ${operation}`);
   }
   const recorded: Record<string, string | undefined> = {
     'etcd-version': current.target.etcdVersion,
@@ -186,14 +187,9 @@ function targetFromFlags(flags: ParsedOptions, cluster: OpenCluster, machines: M
   return { ...rollTargetOf(target), ...machines.replacementSettings(flags) };
 }
 
-/** Every name this cluster has used: current members, droplets, and every member replaced before. */
+/** Every name this cluster has used: current members, members that left, droplets, every replacement (day2/names.ts). */
 function usedNames(cluster: OpenCluster, machines: Machines): Set<string> {
-  const history = cluster.folder.readRollState()?.history ?? [];
-  return new Set([
-    ...cluster.record.members.map((member) => member.name),
-    ...machines.heldNames,
-    ...history.flatMap((entry) => [entry.old, entry.replacement]),
-  ]);
+  return new Set(usedMemberNames(cluster, machines.heldNames).keys());
 }
 
 /** `etcd1` -> `etcd1-2` -> `etcd1-3`: a replacement's name says whom it replaced, and is never one used before. */

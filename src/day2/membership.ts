@@ -25,11 +25,11 @@ export interface NewMemberFlags {
  * in the cluster's own mode: an IPv4 in IP mode; in DNS-member mode a DNS name, which a
  * `--domain` cluster (and so every cluster create-droplets made) derives as `<cluster>-<name>.<domain>`.
  */
-export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, machines: Pick<Machines, 'heldNames' | 'domain' | 'checkName' | 'checkHostname'>): MemberRecord {
+export function validateNewMember(flags: NewMemberFlags, record: ClusterRecord, machines: Pick<Machines, 'domain' | 'checkName' | 'checkHostname'>, used: ReadonlyMap<string, string>): MemberRecord {
   if (record.members.length >= MAX_MEMBERS) {
     throw usageError('validate', `name: the cluster already has ${record.members.length} members; ${MAX_MEMBERS} is the most this tool manages`);
   }
-  const name = validateNewName(flags.name, record, machines.heldNames);
+  const name = validateNewName(flags.name, used);
   const byName = record.members.every((member) => member.hostname !== undefined);
   if (!byName) {
     if (flags.hostname !== undefined) throw usageError('validate', `hostname: the members of cluster ${record.clusterName} are addressed by IPv4; give the new member's --ip instead`);
@@ -70,17 +70,17 @@ export function memberNameProblem(name: string): string | undefined {
   return MEMBER_NAME.test(name) ? undefined : definitions.memberName.errorMessage;
 }
 
-function validateNewName(name: unknown, record: ClusterRecord, heldNames: readonly string[]): string {
-  // A machine of a member removed by hand may still hold its name (a droplet on DigitalOcean).
-  const taken = new Set([...record.members.map((member) => member.name), ...heldNames]);
+/** `used`: every name the cluster has used, with where it was seen (usedMemberNames in names.ts); none is handed out again. */
+function validateNewName(name: unknown, used: ReadonlyMap<string, string>): string {
   if (name === undefined) {
     let index = 1;
-    while (taken.has(`etcd${index}`)) index += 1;
+    while (used.has(`etcd${index}`)) index += 1;
     return `etcd${index}`;
   }
   if (typeof name !== 'string' || !MEMBER_NAME.test(name)) throw usageError('validate', `name: ${JSON.stringify(name)} ${definitions.memberName.errorMessage}`);
   if (RESERVED_MEMBER_NAMES.includes(name)) throw usageError('validate', `name: ${JSON.stringify(name)} is reserved for ${FOLDER_FILES.cert(name)}; choose another member name`);
-  if (taken.has(name)) throw usageError('validate', `name: ${JSON.stringify(name)} is already a member`);
+  const why = used.get(name);
+  if (why !== undefined) throw usageError('validate', `name: ${JSON.stringify(name)} ${why}; a member name is never used twice in a cluster (an old certificate for it may still be valid): choose another`);
   return name;
 }
 

@@ -1,13 +1,13 @@
 import { ClusterFolder, type ClusterRecord, type DigitalOceanState } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT, DEFAULT_TIMEOUT_SECONDS } from '../defaults.js';
-import { CliError } from '../errors.js';
+import { rollInProgressError } from '../errors.js';
 import type { ClientTls } from '../etcd/client.js';
 import type { ClusterInput } from '../input.js';
 import { secondsFlagMs, type ParsedOptions } from '../options.js';
 import type { KeyPairPem } from '../pki/mint.js';
 import { planCluster, type ClusterPlan } from '../plan.js';
-import { inputFromRecord } from '../record-codec.js';
+import { inputFromRecord, retiredMembersAfter } from '../record-codec.js';
 
 export function parseTimeoutMs(flags: ParsedOptions): number {
   return secondsFlagMs(flags, 'timeout', DEFAULT_TIMEOUT_SECONDS, 600, 'is not a number of seconds above 0 and at most 600');
@@ -55,13 +55,17 @@ export function openCluster(folder: ClusterFolder): OpenCluster {
 export function refuseDuringReplacement(folder: ClusterFolder, command: string): void {
   const current = folder.readRollState()?.current;
   if (!current) return;
-  throw new CliError('preflight', `a ${current.operation} of cluster ${folder.clusterName} is in progress (started ${current.startedAt}); run '${current.operation}' again to finish it before ${command}`);
+  throw rollInProgressError(folder.clusterName, current, `run '${current.operation}' again to finish it before ${command}`);
 }
 
-/** A plan of this input (the cluster's, changed as a command needs) that keeps the cluster's token and the snapshot it started from. */
+/**
+ * A plan of this input (the cluster's, changed as a command needs) that keeps the cluster's token and
+ * the snapshot it started from, and records a member the input drops as retired (no name is reused).
+ */
 export function planOf(cluster: Pick<OpenCluster, 'folder' | 'record'>, input: ClusterInput): ClusterPlan {
   // The key pair gen-userdata stored; rendering a member's user-data fails with a clear message without it.
   const backupCredentials = input.backup ? cluster.folder.readBackupCredentials() : undefined;
   const plan = planCluster(backupCredentials ? { ...input, backupCredentials } : input, cluster.folder.dir);
-  return { ...plan, initialClusterToken: cluster.record.initialClusterToken, restoredFrom: cluster.record.restoredFrom };
+  const retiredMembers = retiredMembersAfter(cluster.record, plan.members);
+  return { ...plan, initialClusterToken: cluster.record.initialClusterToken, restoredFrom: cluster.record.restoredFrom, ...(retiredMembers.length > 0 ? { retiredMembers } : {}) };
 }

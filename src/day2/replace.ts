@@ -37,6 +37,7 @@ import { checkMember, checkMembers, SETTLE_MS } from './health.js';
 import type { Machines } from './machines.js';
 import { addWithRetry, membershipDrift, withJoiningMember } from './membership.js';
 import { openCluster, planOf, type OpenCluster } from './open-cluster.js';
+import { versionCheckShortfall } from './version-check.js';
 
 export type Operation = 'roll' | 'repair';
 
@@ -472,7 +473,7 @@ async function finish(run: ReplaceRun, state: RollState, retiredMachines: readon
       await moveLeadershipForVersion(run, cluster, client, clusterVersion).catch((error: Error) => progress(`could not move leadership to have the cluster version decided again: ${error.message}`));
     }
     if (Date.now() >= deadline) {
-      throw new CliError('catch-up', `every member was replaced, but within ${Math.round(run.catchUpMs / 1000)} s the cluster did not report version ${wanted} (cluster ${clusterVersion}; ${[...memberVersions].map(([name, version]) => `${name} ${version}`).join(', ')}); run ${run.operation} again to check`);
+      throw new CliError('catch-up', `every member was replaced, but within ${Math.round(run.catchUpMs / 1000)} s ${versionCheckShortfall(current.target.etcdVersion, clusterVersion, memberVersions)}; run ${run.operation} again to check`);
     }
     await run.sleep(run.pollMs);
   }

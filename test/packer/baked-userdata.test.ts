@@ -48,12 +48,19 @@ describe('install mode: input and plan', () => {
     expect(() => resolveClusterInput(raw, { ips: ['10.0.0.1'] })).toThrow(message);
   });
 
-  it('warns that download-only options are ignored when baked', () => {
-    const { warnings } = resolveClusterInput({}, { ips: ['10.0.0.1'], install: 'baked', 'release-url': 'http://mirror.internal/etcd', 'etcd-sha256': 'a'.repeat(64) });
-    expect(warnings).toEqual([
-      'release-url: ignored with install: baked (the release was fetched and verified when the image was baked)',
-      'etcd-sha256: ignored with install: baked (the release was fetched and verified when the image was baked)',
-    ]);
+  it('warns that the release URL is ignored when baked', () => {
+    const { warnings } = resolveClusterInput({}, { ips: ['10.0.0.1'], install: 'baked', 'release-url': 'http://mirror.internal/etcd' });
+    expect(warnings).toEqual(['release-url: ignored with install: baked (the release was fetched and verified when the image was baked)']);
+  });
+
+  it.each([
+    [{}, { install: 'baked', 'etcd-sha256': 'a'.repeat(64) }, {}, ''],
+    [{ install: 'baked' }, { 'etcd-sha256': 'a'.repeat(64) }, {}, ''],
+    [{}, { 'etcd-sha256': 'a'.repeat(64) }, { install: 'baked' as const }, ' (as cluster.json recorded)'],
+  ])('refuses a pinned checksum with install: baked (config %j, flags %j, recorded %j): it would check nothing', (fileInput, flagInput, recorded, where) => {
+    expect(() => resolveClusterInput(fileInput, { ips: ['10.0.0.1'], ...flagInput }, recorded)).toThrow(
+      `[validate] etcd-sha256: cannot be combined with --install baked${where}: a baked image already has etcd and nothing is downloaded to check; drop --etcd-sha256, or use --install download`,
+    );
   });
 });
 
