@@ -291,7 +291,7 @@ export function renderHealthTable(report: HealthReport, bootConsole: BootConsole
     member.version ?? '-',
     formatBytes(member.dbSizeBytes),
     formatBytes(member.dbSizeInUseBytes),
-    member.quotaPercent === undefined ? '-' : `${member.quotaPercent}%`,
+    member.quotaPercent === undefined ? '-' : `${member.quotaPercent.toFixed(1)}%`,
     member.raftIndex === undefined ? '-' : String(member.raftIndex),
     member.certExpiresInDays === undefined ? '-' : `${member.certExpiresInDays}d`,
     member.alarms.length === 0 ? '-' : member.alarms.join(','),
