@@ -42,7 +42,7 @@ const TABLE: Command[] = [
   },
   {
     name: 'health',
-    summary: "Ask every member of a cluster for its health, status and certificate expiry (exit 1 on any problem)",
+    summary: "Ask every member of a cluster for its health, status, database (size, in use, share of the quota, alarms) and certificate expiry (exit 1 on any problem)",
     usage: 'etcd-cloudinit health [--cluster-name <name>] [--out <dir>] [--warn-days <days>] [--json]',
     options: HEALTH_OPTIONS,
     examples: [

@@ -100,7 +100,6 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
     const after = await memberStatus(member.endpoint, client).catch(() => undefined);
     const dbSizeAfter = after?.dbSize === undefined ? undefined : Number(after.dbSize);
     const dbSizeInUseAfter = after?.dbSizeInUse === undefined ? undefined : Number(after.dbSizeInUse);
-    progress(`  ${member.name}: ${formatBytes(member.dbSizeBytes)} -> ${formatBytes(dbSizeAfter)}`);
     members.push({ name: member.name, endpoint: member.endpoint, dbSizeBefore: member.dbSizeBytes, dbSizeAfter, dbSizeInUseAfter, startedAt, finishedAt });
   }
 
@@ -130,7 +129,11 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
 function renderDefrag(result: DefragResult): string {
   const lines = [
     `${result.dryRun ? 'Dry run: would defragment' : 'Defragmented'} cluster ${result.clusterName}${result.compactedTo === undefined ? '' : ` after compacting to revision ${result.compactedTo}`}:`,
-    ...result.members.map((member) => `  ${member.name.padEnd(8)}${formatBytes(member.dbSizeBefore)} -> ${formatBytes(member.dbSizeAfter)} (quota ${formatBytes(result.quotaBackendBytes)})`),
+    ...result.members.map((member) =>
+      result.dryRun
+        ? `  ${member.name.padEnd(8)}${formatBytes(member.dbSizeBefore)}, ${formatBytes(member.dbSizeInUseAfter)} in use (quota ${formatBytes(result.quotaBackendBytes)})`
+        : `  ${member.name.padEnd(8)}${formatBytes(member.dbSizeBefore)} -> ${formatBytes(member.dbSizeAfter)} (quota ${formatBytes(result.quotaBackendBytes)})`,
+    ),
     ...result.disarmed.map((alarm) => `${result.dryRun ? 'Would disarm' : 'Disarmed'} ${alarm.alarm} of member ${hexMemberId(alarm.memberId)}: writes are accepted again.`),
     ...result.leftArmed.map((alarm) => `Left ${alarm.alarm} of member ${hexMemberId(alarm.memberId)} armed: ${alarm.reason}.`),
   ];

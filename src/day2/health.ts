@@ -220,7 +220,8 @@ export function assessHealth(
     alarms: alarms.filter((alarm) => alarm.memberId === member.memberId).map((alarm) => alarm.alarm),
   }));
   for (const member of measured) {
-    if (member.quotaPercent === undefined || member.quotaPercent <= QUOTA_WARN_PERCENT || member.alarms.includes('NOSPACE')) continue;
+    // Under NOSPACE the alarm's line says it all.
+    if (member.quotaPercent === undefined || member.quotaPercent <= QUOTA_WARN_PERCENT || alarms.some((alarm) => alarm.alarm === 'NOSPACE')) continue;
     const reclaimable = member.dbSizeInUseBytes === undefined ? undefined : member.dbSizeBytes! - member.dbSizeInUseBytes;
     problems.push(
       `member ${member.name}'s database is at ${member.quotaPercent}% of the quota (${formatBytes(member.dbSizeBytes)} of ${formatBytes(quota)}; above ${QUOTA_WARN_PERCENT}%): at 100% etcd raises NOSPACE and refuses writes; run '${defrag}' to give back ${reclaimable === undefined ? 'what compaction freed' : `the ${formatBytes(reclaimable)} not in use`}, delete keys you no longer need, or raise --quota-backend-bytes (docs/day2.md)`,
