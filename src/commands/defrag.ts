@@ -57,7 +57,8 @@ export function runDefrag(flags: ParsedOptions, context: CommandContext): Promis
   const calls = flags['dry-run'] === true ? dryRunCalls(progress) : realCalls;
   return folder.withLock('defrag', context.now(), async () => {
     refuseDuringReplacement(folder, 'defrag');
-    const result = await defrag(openCluster(folder), { tls: folder.adminTls(folder.readPki()), timeoutMs }, calls, progress, context);
+    const cluster = openCluster(folder);
+    const result = await defrag(cluster, { tls: cluster.adminTls, timeoutMs }, calls, progress, context);
     writeResult(context, result, () => renderDefrag(result));
     return result.leftArmed.length === 0 ? 0 : EXIT_FAILURE;
   });
