@@ -86,7 +86,7 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
   const revision = answering.length > 0 ? (await firstAnswer(endpoints, (endpoint) => memberStatus(endpoint, client))).value.header?.revision : undefined;
   if (revision !== undefined) {
     progress(`compacting the history up to revision ${revision}`);
-    await firstAnswer(endpoints, (endpoint) => calls.compact(endpoint, revision, client));
+    await step(`compact to revision ${revision}`, [], () => firstAnswer(endpoints, (endpoint) => calls.compact(endpoint, revision, client)));
   }
 
   // 2. defragment: one member at a time (each blocks while it runs), the leader last so leadership moves at most once.
@@ -96,7 +96,7 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
   for (const member of ordered) {
     const startedAt = context.now().toISOString();
     progress(`defragmenting ${member.name} (${formatBytes(member.dbSizeBytes)}, ${formatBytes(member.dbSizeInUseBytes)} in use)`);
-    await calls.defragment(member.endpoint, defragClient);
+    await step(`defragment ${member.name} (${member.endpoint})`, members, () => calls.defragment(member.endpoint, defragClient));
     const finishedAt = context.now().toISOString();
     const after = await memberStatus(member.endpoint, client).catch(() => undefined);
     const dbSizeAfter = after?.dbSize === undefined ? undefined : Number(after.dbSize);
@@ -120,11 +120,21 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
       });
     } else {
       progress(`disarming ${alarm.alarm} of member ${hexMemberId(alarm.memberID)}`);
-      await firstAnswer(endpoints, (endpoint) => calls.disarm(endpoint, alarm, client));
+      await step(`alarm disarm ${alarm.alarm} of member ${hexMemberId(alarm.memberID)}`, members, () => firstAnswer(endpoints, (endpoint) => calls.disarm(endpoint, alarm, client)));
       disarmed.push({ alarm: alarm.alarm, memberId: alarm.memberID });
     }
   }
   return { clusterName: plan.clusterName, dryRun: calls.dryRun, quotaBackendBytes: quota, compactedTo: revision, members, disarmed, leftArmed };
+}
+
+/** One etcd call of the flow; a failure says what was done before it, and that a re-run is safe (every step can be repeated). */
+async function step<T>(what: string, done: readonly MemberDefrag[], call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    const before = done.length > 0 ? ` (${done.map((member) => member.name).join(', ')} defragmented already)` : '';
+    throw new CliError('api', `${what} failed: ${(error as Error).message}${before}; run health, then defrag again`);
+  }
 }
 
 function renderDefrag(result: DefragResult): string {

@@ -162,4 +162,20 @@ describe('the database: quota, NOSPACE in health, and defrag on a real 3-member 
     const record = JSON.parse(readFileSync(join(cluster.outDir, 'cluster.json'), 'utf8')) as { quotaBackendBytes?: number };
     expect(record.quotaBackendBytes).toBe(QUOTA);
   });
+
+  it('defrag refuses while a member does not answer (etcd4, added but never booted), naming it; nothing is compacted', async () => {
+    // Two revisions of one key: the older stays readable unless the history is compacted.
+    const key = Buffer.from('history/x').toString('base64');
+    const first = JSON.parse((await put('history/x', 10)).text) as { header: { revision: string } };
+    expect((await put('history/x', 10)).status).toBe(200);
+    const readOld = () => gateway('/v3/kv/range', { key, revision: first.header.revision });
+    expect((await readOld()).status).toBe(200);
+    const refused = await cluster.cli(['defrag', '--timeout', '2']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/\[preflight\] every member must answer to be defragmented, and etcd4 \(https:\/\/[\d.]+:2379: ECONNREFUSED[^)]*\) did not; run health, bring it back \(or repair it\), then defrag again/);
+    expect(refused.stdout).toBe('');
+    const old = await readOld();
+    expect(old.status, old.text).toBe(200);
+    expect(old.text).toContain('"kvs"');
+  });
 });
