@@ -84,10 +84,10 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
 
   // 1. compact: the history up to now, so defragmenting gives back every page an old revision held.
   const revision = answering.length > 0 ? (await firstAnswer(endpoints, (endpoint) => memberStatus(endpoint, client))).value.header?.revision : undefined;
-  if (revision !== undefined) {
-    progress(`compacting the history up to revision ${revision}`);
-    await step(`compact to revision ${revision}`, [], () => firstAnswer(endpoints, (endpoint) => calls.compact(endpoint, revision, client)));
-  }
+  // Only a dry run that reached no member goes on without it: it still shows the step.
+  const target = revision ?? 'now (not read: no member answered)';
+  progress(`compacting the history up to revision ${target}`);
+  await step(`compact to revision ${target}`, [], () => firstAnswer(endpoints, (endpoint) => calls.compact(endpoint, target, client)));
 
   // 2. defragment: one member at a time (each blocks while it runs), the leader last so leadership moves at most once.
   const ordered = [...health].sort((a, b) => Number(a.leader) - Number(b.leader));
@@ -95,7 +95,7 @@ async function defrag(cluster: OpenCluster, client: ClientOptions, calls: Databa
   const defragClient = { ...client, timeoutMs: Math.max(client.timeoutMs, DEFRAG_CALL_SECONDS * 1000) };
   for (const member of ordered) {
     const startedAt = context.now().toISOString();
-    progress(`defragmenting ${member.name} (${formatBytes(member.dbSizeBytes)}, ${formatBytes(member.dbSizeInUseBytes)} in use)`);
+    progress(`defragmenting ${member.name}${member.dbSizeBytes === undefined ? '' : ` (${formatBytes(member.dbSizeBytes)}, ${formatBytes(member.dbSizeInUseBytes)} in use)`}`);
     await step(`defragment ${member.name} (${member.endpoint})`, members, () => calls.defragment(member.endpoint, defragClient));
     const finishedAt = context.now().toISOString();
     const after = await memberStatus(member.endpoint, client).catch(() => undefined);
@@ -142,7 +142,7 @@ function renderDefrag(result: DefragResult): string {
     `${result.dryRun ? 'Dry run: would defragment' : 'Defragmented'} cluster ${result.clusterName}${result.compactedTo === undefined ? '' : ` after compacting to revision ${result.compactedTo}`}:`,
     ...result.members.map((member) =>
       result.dryRun
-        ? `  ${member.name.padEnd(8)}${formatBytes(member.dbSizeBefore)}, ${formatBytes(member.dbSizeInUseAfter)} in use (quota ${formatBytes(result.quotaBackendBytes)})`
+        ? `  ${member.name.padEnd(8)}${member.dbSizeBefore === undefined ? 'size not read' : `${formatBytes(member.dbSizeBefore)}, ${formatBytes(member.dbSizeInUseAfter)} in use`} (quota ${formatBytes(result.quotaBackendBytes)})`
         : `  ${member.name.padEnd(8)}${formatBytes(member.dbSizeBefore)} -> ${formatBytes(member.dbSizeAfter)} (quota ${formatBytes(result.quotaBackendBytes)})`,
     ),
     ...result.disarmed.map((alarm) => `${result.dryRun ? 'Would disarm' : 'Disarmed'} ${alarm.alarm} of member ${hexMemberId(alarm.memberId)}: writes are accepted again.`),
