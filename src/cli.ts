@@ -4,6 +4,7 @@ import {
   COMPLETION_OPTIONS,
   BACKUPS_OPTIONS,
   CREATE_DROPLETS_OPTIONS,
+  DEFRAG_OPTIONS,
   DESTROY_DROPLETS_OPTIONS,
   GEN_USERDATA_OPTIONS,
   HEALTH_OPTIONS,
@@ -41,7 +42,7 @@ const TABLE: Command[] = [
   },
   {
     name: 'health',
-    summary: "Ask every member of a cluster for its health, status and certificate expiry (exit 1 on any problem)",
+    summary: "Ask every member of a cluster for its health, status, database (size, in use, share of the quota, alarms) and certificate expiry (exit 1 on any problem)",
     usage: 'etcd-cloudinit health [--cluster-name <name>] [--out <dir>] [--warn-days <days>] [--json]',
     options: HEALTH_OPTIONS,
     examples: [
@@ -50,6 +51,15 @@ const TABLE: Command[] = [
       'etcd-cloudinit health --json | jq -r \'.members[] | select(.healthy | not) | .name\'',
     ],
     load: () => import('./commands/health.js').then((command) => command.runHealth),
+  },
+  {
+    name: 'defrag',
+    summary:
+      "Give back the space compaction freed, and recover from NOSPACE without SSH: compact the history to the current revision, defragment every member one at a time (the leader last), then disarm the NOSPACE alarm",
+    usage: 'etcd-cloudinit defrag [--dry-run] [--cluster-name <name>] [--out <dir>]',
+    options: DEFRAG_OPTIONS,
+    examples: ['etcd-cloudinit defrag --dry-run', 'etcd-cloudinit defrag --cluster-name prod', "etcd-cloudinit defrag --json | jq -r '.members[] | \"\\(.name) \\(.dbSizeBefore) -> \\(.dbSizeAfter)\"'"],
+    load: () => import('./commands/defrag.js').then((command) => command.runDefrag),
   },
   {
     name: 'add-member',

@@ -87,6 +87,8 @@ export interface ClusterRecord {
   readonly keySize: RsaKeySize;
   readonly certDays: number;
   readonly raftTiming?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
+  /** --quota-backend-bytes; absent: etcd's default (2 GiB), as in folders written before it existed. */
+  readonly quotaBackendBytes?: number;
   readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
   /** --no-metrics sets false. Absent in folders written before metrics existed: read as false, as those members have none. */
   readonly metrics?: boolean;

@@ -16,12 +16,19 @@ export const DEFAULT_BACKUP_RETAIN = 168;
 /** etcd's own raft timings, used when the flags are not given (etcd's defaults, not ours to set). */
 export const ETCD_HEARTBEAT_INTERVAL_MS = 100;
 export const ETCD_ELECTION_TIMEOUT_MS = 1000;
+/**
+ * etcd's own backend quota when --quota-backend-bytes is not given (etcdserver DefaultQuotaBytes,
+ * 2 GiB): the cluster's members run with it, and health measures the database against it.
+ */
+export const ETCD_QUOTA_BACKEND_BYTES = 2 * 1024 ** 3;
 export const DEFAULT_K8S_PKI_DIR = '/etc/kubernetes/pki/etcd';
 export const DEFAULT_LISTEN_FROM = 'do-metadata' as const;
 
 /** Day 2: per etcd call. */
 export const DEFAULT_TIMEOUT_SECONDS = 5;
 export const DEFAULT_WARN_DAYS = 30;
+/** defrag: the least time one member's defragmentation gets (it rewrites the whole file; --timeout bounds the other calls). */
+export const DEFRAG_CALL_SECONDS = 300;
 export const DEFAULT_POLL_SECONDS = 5;
 export const DEFAULT_CATCH_UP_SECONDS = 900;
 /** A new droplet to become active. */

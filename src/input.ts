@@ -58,6 +58,8 @@ export interface ClusterInput {
   /** etcd's raft timing in milliseconds; undefined keeps etcd's defaults (100 / 1000). */
   readonly heartbeatIntervalMs: number | undefined;
   readonly electionTimeoutMs: number | undefined;
+  /** etcd's quota-backend-bytes; undefined keeps etcd's default (2 GiB). */
+  readonly quotaBackendBytes: number | undefined;
   readonly allowEven: boolean;
   /** Scheduled snapshots on every node (opt out with --no-snapshots). */
   readonly snapshots: boolean;
@@ -92,7 +94,7 @@ type RawInput = Record<string, unknown>;
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
 const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'key-type', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
-const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain'] as const;
+const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain', 'quota-backend-bytes'] as const;
 const BOOLEAN_KEYS = ['allow-even', 'kubernetes'] as const;
 /** Repeatable flags that may also be comma-separated. */
 const REPEATED_KEYS = ['client'] as const;
@@ -199,7 +201,7 @@ function describeSchemaError(error: ErrorObject): string {
 }
 
 /** Settings an existing cluster.json recorded (record-codec.ts): a re-run keeps them unless the config or a flag sets them. */
-export type RecordedSettings = Partial<Pick<ClusterInput, 'keyType' | 'keySize' | 'install' | 'metrics'>>;
+export type RecordedSettings = Partial<Pick<ClusterInput, 'keyType' | 'keySize' | 'install' | 'metrics' | 'quotaBackendBytes'>>;
 
 export interface ResolvedInput {
   readonly input: ClusterInput;
@@ -280,6 +282,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, re
     certDays: (raw['cert-days'] as number | undefined) ?? DEFAULT_CERT_DAYS,
     heartbeatIntervalMs: raw['heartbeat-interval'] as number | undefined,
     electionTimeoutMs: raw['election-timeout'] as number | undefined,
+    // The schema bounds it: 16 MiB to etcd's documented maximum, 8 GiB (schema/cluster.schema.json).
+    quotaBackendBytes: (raw['quota-backend-bytes'] as number | undefined) ?? recorded.quotaBackendBytes,
     allowEven,
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,

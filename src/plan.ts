@@ -174,6 +174,8 @@ export interface ClusterPlan {
   readonly certDays: number;
   /** Raft timing written to the etcd config only when the user set it. */
   readonly raftTiming: { readonly heartbeatIntervalMs: number | undefined; readonly electionTimeoutMs: number | undefined };
+  /** etcd's quota-backend-bytes, written to the etcd config only when the user set it (etcd's default is 2 GiB). */
+  readonly quotaBackendBytes: number | undefined;
   readonly caDays: number;
   /** Absolute folder the cluster is written to: `<out>/<cluster-name>` (ClusterFolder.dir). */
   readonly outDir: string;
@@ -245,6 +247,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     keySize: input.keySize,
     certDays: input.certDays,
     raftTiming: { heartbeatIntervalMs: input.heartbeatIntervalMs, electionTimeoutMs: input.electionTimeoutMs },
+    quotaBackendBytes: input.quotaBackendBytes,
     caDays: CA_DAYS,
     outDir,
     node: NODE_PATHS,

@@ -42,6 +42,7 @@ export function inputFromRecord(record: ClusterRecord, out: string): ClusterInpu
     certDays: record.certDays,
     heartbeatIntervalMs: record.raftTiming?.heartbeatIntervalMs,
     electionTimeoutMs: record.raftTiming?.electionTimeoutMs,
+    quotaBackendBytes: record.quotaBackendBytes,
     // Growing 3 -> 4 -> 5 passes through even counts; add-member warns instead.
     allowEven: true,
     snapshots: snapshots !== false,
@@ -63,7 +64,7 @@ export function inputFromRecord(record: ClusterRecord, out: string): ClusterInpu
 
 /**
  * What a gen-userdata re-run keeps from cluster.json unless told otherwise: the key type (and an
- * RSA key size), the install mode and metrics. A field older folders lack is no recorded choice.
+ * RSA key size), the install mode, metrics and the quota. A field older folders lack is no recorded choice.
  */
 export function recordedSettings(record: ClusterRecord): RecordedSettings {
   const { keyType, keySize } = keyInput(record);
@@ -72,6 +73,7 @@ export function recordedSettings(record: ClusterRecord): RecordedSettings {
     ...(keyType === 'rsa' ? { keySize } : {}),
     install: record.install.mode === 'baked' ? 'baked' : 'download',
     ...(record.metrics !== undefined ? { metrics: record.metrics } : {}),
+    ...(record.quotaBackendBytes !== undefined ? { quotaBackendBytes: record.quotaBackendBytes } : {}),
   };
 }
 
@@ -149,6 +151,7 @@ export function clusterRecordOf(plan: ClusterPlan, pki: ClusterPki, generatedAt:
     keySize: plan.keySize,
     certDays: plan.certDays,
     raftTiming: plan.raftTiming,
+    ...(plan.quotaBackendBytes !== undefined ? { quotaBackendBytes: plan.quotaBackendBytes } : {}),
     snapshots: plan.snapshots ?? false,
     metrics: plan.metrics,
     ...(plan.listenAddress.source === 'metadata' ? { listenFrom: plan.listenAddress.from } : {}),

@@ -65,6 +65,7 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
       initialClusterToken: plan.initialClusterToken,
       features: plan.features,
       raftTiming: plan.raftTiming,
+      quotaBackendBytes: plan.quotaBackendBytes,
     }),
     profile: renderTemplate('etcdctl-profile.sh.ejs', { member, node }),
     metadataLockdown:

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, renderCommandHelp } from '../src/cli.js';
 import { parseWarnDays } from '../src/commands/health.js';
+import { quotaBackendBytesOf } from '../src/day2/health.js';
 import { validateCreateFlags } from '../src/commands/create-droplets.js';
 import { replaceWaits } from '../src/commands/roll.js';
 import { DEFAULT_URL_HOURS, DEFAULT_VPC_DELETE_WAIT_SECONDS } from '../src/defaults.js';
@@ -46,6 +47,8 @@ const CODE_DEFAULTS: Record<string, string> = {
   'cert-days': String(ipInput.certDays),
   'heartbeat-interval': `etcd's ${namedInError({ 'election-timeout': '101' }, /heartbeat-interval \((\d+)\)/)}`,
   'election-timeout': `etcd's ${namedInError({ 'heartbeat-interval': '999' }, /election-timeout: (\d+) must/)}`,
+  // Not written to the config when left out: etcd's own, which health measures the database against.
+  'quota-backend-bytes': `etcd's ${quotaBackendBytesOf(planCluster(ipInput, '/nonexistent/out/etcd'))}`,
   'snapshot-schedule': ipInput.snapshotSchedule,
   'snapshot-retain': String(ipInput.snapshotRetain),
   'backup-retain': String(ipInput.backup!.retain),

@@ -82,6 +82,14 @@ describe('--json output of every command, against schema/output/<command>.schema
       documentOf('health', await cluster.cli(['health', '-o', 'json']));
     });
 
+    it('defrag, and its dry run', async () => {
+      const dry = documentOf('defrag', await cluster.cli(['defrag', '--dry-run', '--json']));
+      expect(dry).toMatchObject({ dryRun: true, disarmed: [], leftArmed: [] });
+      const done = documentOf('defrag', await cluster.cli(['defrag', '--json']));
+      expect(done).toMatchObject({ dryRun: false, compactedTo: expect.stringMatching(/^\d+$/) });
+      expect((done.members as unknown[]).length).toBe(3);
+    });
+
     it('the --dry-run of add-member, remove-member, renew-certs and roll: a document, and nothing written', async () => {
       const before = folderSnapshot(cluster.outDir);
       const added = documentOf('add-member', await cluster.cli(['add-member', '--ip', cluster.ip(4), '--dry-run', '--json']));

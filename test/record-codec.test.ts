@@ -57,10 +57,10 @@ describe('the record codec: cluster.json -> input -> cluster.json', () => {
   it.each([
     ['IP members, rsa 2048, defaults', ['--ips', IPS, '--key-size', '2048']],
     [
-      'IP members with every setting: ecdsa, baked, no metrics, raft timing, snapshots, backups, clients, kubernetes',
+      'IP members with every setting: ecdsa, baked, no metrics, raft timing, quota, snapshots, backups, clients, kubernetes',
       [
         '--ips', IPS, '--names', 'alpha,beta,gamma', '--key-type', 'ecdsa-p256', '--install', 'baked', '--etcd-version', 'v3.5.21', '--no-metrics',
-        '--heartbeat-interval', '150', '--election-timeout', '1500', '--snapshot-schedule', 'daily', '--snapshot-retain', '7', '--cert-days', '400',
+        '--heartbeat-interval', '150', '--election-timeout', '1500', '--quota-backend-bytes', '4294967296', '--snapshot-schedule', 'daily', '--snapshot-retain', '7', '--cert-days', '400',
         '--backup-url', 's3://bucket/etcd/', '--backup-region', 'nyc3', '--backup-retain', '48', '--client', 'app,reports', '--kubernetes', '--k8s-pki-dir', '/etc/k8s/etcd',
       ],
     ],
@@ -141,6 +141,20 @@ describe('a gen-userdata re-run keeps what cluster.json recorded', () => {
     expect(changed.stderr).toContain(`note: ${note}, as out/etcd/cluster.json recorded\n`);
     expect(changed.stderr.match(/note:/g)).toHaveLength(1);
     expect(recordOf(cwd)).toMatchObject(after);
+  });
+
+  it('the quota stays without its flag, in cluster.json and every member\'s etcd config; a new one says so', async () => {
+    const cwd = workDir();
+    expect((await run([...BASE, '--key-type', 'ecdsa-p256', '--quota-backend-bytes', '4294967296'], cwd)).code).toBe(0);
+    const again = await run(BASE, cwd);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain('note:');
+    expect(recordOf(cwd)).toMatchObject({ quotaBackendBytes: 4294967296 });
+    expect(readFileSync(join(cwd, 'out', 'etcd', 'user-data', 'etcd2.yaml'), 'utf8')).toContain('quota-backend-bytes: 4294967296');
+    const changed = await run([...BASE, '--quota-backend-bytes', '8589934592'], cwd);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stderr).toContain('note: quota-backend-bytes: 8589934592 replaces 4294967296, as out/etcd/cluster.json recorded\n');
+    expect(recordOf(cwd)).toMatchObject({ quotaBackendBytes: 8589934592 });
   });
 
   it('--no-metrics on a folder with metrics says so', async () => {

@@ -73,6 +73,10 @@ describe('input validation: each bad input gets one message naming the field and
     [{ ips: THREE, 'heartbeat-interval': 5 }, '[validate] heartbeat-interval: 5 is not a whole number of milliseconds from 10 to 10000'],
     [{ ips: THREE, 'heartbeat-interval': 500 }, '[validate] election-timeout: 1000 must be at least 5 times heartbeat-interval (500), i.e. at least 2500'],
     [{ ips: THREE, 'election-timeout': 400 }, '[validate] election-timeout: 400 must be at least 5 times heartbeat-interval (100), i.e. at least 500'],
+    // etcd documents 8 GiB as the suggested maximum (https://etcd.io/docs/v3.4/dev-guide/limit/).
+    [{ ips: THREE, 'quota-backend-bytes': 8589934593 }, "[validate] quota-backend-bytes: 8589934593 is not a whole number of bytes from 16777216 (16 MiB) to 8589934592 (8 GiB, etcd's documented maximum)"],
+    [{ ips: THREE, 'quota-backend-bytes': 16777215 }, "[validate] quota-backend-bytes: 16777215 is not a whole number of bytes from 16777216 (16 MiB) to 8589934592 (8 GiB, etcd's documented maximum)"],
+    [{ ips: THREE, 'quota-backend-bytes': '2GiB' }, "[validate] quota-backend-bytes: \"2GiB\" is not a whole number of bytes from 16777216 (16 MiB) to 8589934592 (8 GiB, etcd's documented maximum)"],
     [{ ips: THREE, colour: 'blue' }, '[validate] colour: unknown option'],
     [{ members: [{ name: 'a', ip: '10.0.0.1' }, { name: 'b' }, { ip: '10.0.0.3' }] }, '[validate] members[1].ip: is required'],
     [{ members: [{ name: 'a', ip: '10.0.0.1', port: 1 }] }, '[validate] members[0].port: unknown option'],

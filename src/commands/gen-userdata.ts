@@ -51,6 +51,7 @@ function settingChanges(recorded: RecordedSettings, input: ClusterInput): string
     recorded.keySize !== undefined && input.keyType === 'rsa' && recorded.keyType === 'rsa' && recorded.keySize !== input.keySize ? `key-size: ${input.keySize} replaces ${recorded.keySize}` : undefined,
     recorded.install !== undefined && recorded.install !== input.install ? `install: ${input.install} replaces ${recorded.install}` : undefined,
     recorded.metrics !== undefined && recorded.metrics !== input.metrics ? `metrics: ${onOff(input.metrics)} replaces ${onOff(recorded.metrics)}` : undefined,
+    recorded.quotaBackendBytes !== undefined && recorded.quotaBackendBytes !== input.quotaBackendBytes ? `quota-backend-bytes: ${input.quotaBackendBytes} replaces ${recorded.quotaBackendBytes}` : undefined,
   ].filter((change) => change !== undefined);
 }
 

@@ -2,12 +2,12 @@ import type { CommandContext } from '../context.js';
 import { FOLDER_FILES } from '../cluster-folder.js';
 import { DEFAULT_WARN_DAYS } from '../defaults.js';
 import { folderFromFlags, openCluster, parseTimeoutMs } from '../day2/open-cluster.js';
-import { assessHealth, checkMembers, describeLocalCertificate, renderHealthTable } from '../day2/health.js';
+import { answered, assessHealth, checkMembers, describeLocalCertificate, quotaBackendBytesOf, renderHealthTable } from '../day2/health.js';
 import { realEffects } from '../day2/effects.js';
 import { membershipDrift } from '../day2/membership.js';
 import { machinesOf } from '../day2/provider.js';
 import { EXIT_FAILURE } from '../errors.js';
-import { memberList } from '../etcd/client.js';
+import { alarmList, firstAnswer, memberList } from '../etcd/client.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
 import { certRequests } from '../pki/profiles.js';
 import { writeResult } from '../result.js';
@@ -39,7 +39,11 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
   const answering = members.find((member) => member.healthy && member.leader) ?? members.find((member) => member.healthy);
   const running = answering ? await memberList(answering.endpoint, client).catch(() => undefined) : undefined;
   const drift = running ? membershipDrift(cluster.plan.members, running) : [];
-  const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now);
+  // Alarms are the cluster's (any member lists them all); a member in NOSPACE still answers this.
+  const listing = members.filter(answered).map((member) => member.endpoint);
+  const alarms = listing.length > 0 ? await firstAnswer(listing, (endpoint) => alarmList(endpoint, client)).then((found) => found.value, () => undefined) : undefined;
+  const database = { quotaBackendBytes: quotaBackendBytesOf(cluster.plan), alarms };
+  const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now, database);
   // Read-only here: the machines only say where a member that did not answer shows its boot.
   const machines = machinesOf(cluster, context, realEffects(cluster.folder), flags);
   writeResult(context, report, () => renderHealthTable(report, (name) => machines.bootConsole(name)));

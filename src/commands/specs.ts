@@ -29,6 +29,7 @@ import {
   DEFAULT_WARN_DAYS,
   ETCD_ELECTION_TIMEOUT_MS,
   ETCD_HEARTBEAT_INTERVAL_MS,
+  ETCD_QUOTA_BACKEND_BYTES,
 } from '../defaults.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from '../versions.js';
 
@@ -80,6 +81,12 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { name: 'cert-days', type: 'string', valueName: 'days', description: `Member, admin and client certificate validity in days (default ${DEFAULT_CERT_DAYS}; the CA gets 10 years)` },
   { name: 'heartbeat-interval', type: 'string', valueName: 'ms', description: `Raft heartbeat interval in ms (default etcd's ${ETCD_HEARTBEAT_INTERVAL_MS}); raise with --election-timeout on slow or distant networks` },
   { name: 'election-timeout', type: 'string', valueName: 'ms', description: `Raft election timeout in ms (default etcd's ${ETCD_ELECTION_TIMEOUT_MS}; at least 5x the heartbeat interval)` },
+  {
+    name: 'quota-backend-bytes',
+    type: 'string',
+    valueName: 'bytes',
+    description: `Database size at which etcd raises the NOSPACE alarm and refuses writes, 16777216 (16 MiB) to 8589934592 (8 GiB) (default etcd's ${ETCD_QUOTA_BACKEND_BYTES})`,
+  },
   { name: 'allow-even', type: 'boolean', description: 'Allow an even member count (it adds no fault tolerance)' },
   { name: 'no-snapshots', type: 'boolean', description: 'Do not install the snapshot timer (etcdctl snapshot save into /var/backups/etcd) on the nodes' },
   { name: 'snapshot-schedule', type: 'string', valueName: 'calendar', description: `When nodes save a snapshot: a systemd OnCalendar expression (default ${DEFAULT_SNAPSHOT_SCHEDULE})` },
@@ -138,6 +145,17 @@ export const HEALTH_OPTIONS: readonly OptionSpec[] = [
   ...FOLDER_OPTIONS,
   { name: 'warn-days', type: 'string', valueName: 'days', description: `Fail when a member, admin or CA certificate expires within this many days (default ${DEFAULT_WARN_DAYS})` },
   { name: 'json', type: 'boolean', description: 'Print the report as JSON instead of a table' },
+  TIMEOUT_OPTION,
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+export const DEFRAG_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'dry-run',
+    type: 'boolean',
+    description: 'Check the members and print each step (compact, defragment each member, disarm), make none; when no member answers, print them and say what could not be checked',
+  },
+  ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
@@ -212,7 +230,7 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'poll-interval', type: 'string', valueName: 'seconds', description: `Seconds between status checks while waiting (default ${DEFAULT_POLL_SECONDS})` },
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would change something, change nothing (reads still happen)' },
   { name: 'json', type: 'boolean', description: 'Print the result as JSON on stdout (progress stays on stderr)' },
-  ...['config', 'out', 'heartbeat-interval', 'election-timeout', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-type', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
+  ...['config', 'out', 'heartbeat-interval', 'election-timeout', 'quota-backend-bytes', 'install', 'etcd-version', 'release-url', 'etcd-sha256', 'key-type', 'key-size', 'cert-days', 'allow-even', 'no-snapshots', 'snapshot-schedule', 'snapshot-retain', 'no-metrics', 'backup-url', 'backup-region', 'backup-endpoint', 'backup-retain', 'client', 'kubernetes', 'k8s-pki-dir', 'force'].map(clusterOption),
   PRINT_MEMBER_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];

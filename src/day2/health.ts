@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { memberHealth, memberStatus, type ClientOptions } from '../etcd/client.js';
+import { DEFAULT_CLUSTER_NAME, ETCD_QUOTA_BACKEND_BYTES } from '../defaults.js';
+import { memberHealth, memberStatus, type ClientOptions, type EtcdAlarm } from '../etcd/client.js';
 import type { ClusterPlan } from '../plan.js';
 import { operatorMachines } from './machines.js';
 
@@ -15,6 +16,8 @@ export interface MemberHealth {
   readonly learner: boolean;
   readonly version: string | undefined;
   readonly dbSizeBytes: number | undefined;
+  /** The part of the file that holds data; dbSizeBytes minus this is what a defragmentation gives back. */
+  readonly dbSizeInUseBytes?: number | undefined;
   readonly raftIndex: number | undefined;
   readonly memberId: string | undefined;
   /** Days left on the certificate the member serves (from the TLS handshake, not from pki/). */
@@ -30,11 +33,44 @@ export interface LocalCertificate {
   readonly expiresInDays: number;
 }
 
+/** A member's database: its file against the quota, and the alarms it raised. */
+export interface MemberDatabase {
+  /** dbSizeBytes as a share of the quota: etcd raises NOSPACE when the file reaches it. */
+  readonly quotaPercent: number | undefined;
+  readonly alarms: readonly string[];
+}
+
+/** An active alarm, with the member that raised it. */
+export interface ActiveAlarm {
+  readonly alarm: string;
+  readonly memberId: string;
+  /** The member's name in cluster.json; undefined for a member it does not know. */
+  readonly member: string | undefined;
+}
+
+/** What health knows about the cluster's database besides each member's status: the quota, and the alarms (undefined when none could be listed). */
+export interface DatabaseState {
+  readonly quotaBackendBytes: number;
+  readonly alarms: readonly EtcdAlarm[] | undefined;
+}
+
+/** health fails above this share of the quota: time to act before etcd refuses writes at 100%. */
+export const QUOTA_WARN_PERCENT = 80;
+
+/** The quota a cluster's members run with: --quota-backend-bytes as recorded, else etcd's default. */
+export function quotaBackendBytesOf(plan: Pick<ClusterPlan, 'quotaBackendBytes'>): number {
+  return plan.quotaBackendBytes ?? ETCD_QUOTA_BACKEND_BYTES;
+}
+
 export interface HealthReport {
   readonly clusterName: string;
   readonly checkedAt: string;
   readonly warnDays: number;
-  readonly members: readonly MemberHealth[];
+  readonly members: readonly (MemberHealth & MemberDatabase)[];
+  /** The quota every member's database is measured against (bytes). */
+  readonly quotaBackendBytes: number;
+  /** The cluster's active alarms (NOSPACE: writes refused; CORRUPT); empty when there are none or none could be listed. */
+  readonly alarms: readonly ActiveAlarm[];
   readonly certificates: readonly LocalCertificate[];
   /** How the running cluster's member list differs from cluster.json; empty when they agree (or no member answered). */
   readonly membershipDrift: readonly string[];
@@ -70,6 +106,7 @@ export async function checkMember(name: string, endpoint: string, client: Client
     learner: value?.isLearner === true,
     version: value?.version,
     dbSizeBytes: toNumber(value?.dbSize),
+    dbSizeInUseBytes: toNumber(value?.dbSizeInUse),
     raftIndex: toNumber(value?.raftIndex),
     memberId,
     certExpiresInDays: served ? daysUntil(served.validTo, now) : undefined,
@@ -169,8 +206,27 @@ export function assessHealth(
   membershipDrift: readonly string[],
   warnDays: number,
   now: Date,
+  database: DatabaseState = { quotaBackendBytes: ETCD_QUOTA_BACKEND_BYTES, alarms: [] },
 ): HealthReport {
   const problems: string[] = membershipDrift.map((drift) => `membership: ${drift}`);
+  const quota = database.quotaBackendBytes;
+  const alarms: ActiveAlarm[] = (database.alarms ?? []).map(({ alarm, memberID }) => ({ alarm, memberId: memberID, member: members.find((member) => member.memberId === memberID)?.name }));
+  const defrag = `etcd-cloudinit defrag${clusterName === DEFAULT_CLUSTER_NAME ? '' : ` --cluster-name ${clusterName}`}`;
+  for (const alarm of alarms) problems.push(alarmProblem(alarm, defrag));
+  if (database.alarms === undefined && members.some(answered)) problems.push('could not list the alarms (NOSPACE, CORRUPT): see the members\' errors');
+  const measured = members.map((member) => ({
+    ...member,
+    quotaPercent: member.dbSizeBytes === undefined ? undefined : Math.round((member.dbSizeBytes / quota) * 1000) / 10,
+    alarms: alarms.filter((alarm) => alarm.memberId === member.memberId).map((alarm) => alarm.alarm),
+  }));
+  for (const member of measured) {
+    // Under NOSPACE the alarm's line says it all.
+    if (member.quotaPercent === undefined || member.quotaPercent <= QUOTA_WARN_PERCENT || alarms.some((alarm) => alarm.alarm === 'NOSPACE')) continue;
+    const reclaimable = member.dbSizeInUseBytes === undefined ? undefined : member.dbSizeBytes! - member.dbSizeInUseBytes;
+    problems.push(
+      `member ${member.name}'s database is at ${member.quotaPercent}% of the quota (${formatBytes(member.dbSizeBytes)} of ${formatBytes(quota)}; above ${QUOTA_WARN_PERCENT}%): at 100% etcd raises NOSPACE and refuses writes; run '${defrag}' to give back ${reclaimable === undefined ? 'what compaction freed' : `the ${formatBytes(reclaimable)} not in use`}, delete keys you no longer need, or raise --quota-backend-bytes (docs/day2.md)`,
+    );
+  }
   for (const member of members) {
     if (neverAnswered(member)) problems.push(`member ${member.name} (${member.endpoint}) did not answer: ${member.error}`);
     else if (!member.healthy) problems.push(`member ${member.name} (${member.endpoint}) is unhealthy: ${member.error ?? 'no answer'}`);
@@ -185,14 +241,28 @@ export function assessHealth(
       problems.push(`${certificate.file} expires in ${certificate.expiresInDays} day(s) (< --warn-days ${warnDays})`);
     }
   }
-  return { clusterName, checkedAt: now.toISOString(), warnDays, members, certificates, membershipDrift, problems, healthy: problems.length === 0 };
+  return { clusterName, checkedAt: now.toISOString(), warnDays, members: measured, quotaBackendBytes: quota, alarms, certificates, membershipDrift, problems, healthy: problems.length === 0 };
 }
 
-function formatBytes(bytes: number | undefined): string {
+/** What an active alarm means, and what to do about it. */
+function alarmProblem(alarm: ActiveAlarm, defrag: string): string {
+  const raisedBy = `raised by ${alarm.member ?? `member ${alarm.memberId}`}`;
+  switch (alarm.alarm) {
+    case 'NOSPACE':
+      return `alarm NOSPACE (${raisedBy}): the database reached its quota and the cluster refuses every write; delete keys you no longer need, then run '${defrag}' (it compacts, defragments every member and disarms the alarm)`;
+    case 'CORRUPT':
+      return `alarm CORRUPT (${raisedBy}): a member's data differs from the others'; stop writing, keep a snapshot of a sound member, and replace the corrupt one (remove-member, then add-member)`;
+    default:
+      return `alarm ${alarm.alarm} (${raisedBy}): see 'etcdctl alarm list' and etcd's documentation`;
+  }
+}
+
+export function formatBytes(bytes: number | undefined): string {
   if (bytes === undefined) return '-';
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 /** Where a member's machine shows its boot: Machines.bootConsole. */
@@ -213,7 +283,7 @@ export function notAnsweringAdvice(members: readonly string[], bootConsole: Boot
 
 /** Pure: the table `health` prints; `bootConsole` says where a member that did not answer shows its boot. */
 export function renderHealthTable(report: HealthReport, bootConsole: BootConsole = operatorMachines.bootConsole): string {
-  const header = ['MEMBER', 'ENDPOINT', 'HEALTHY', 'LEADER', 'VERSION', 'DB SIZE', 'RAFT INDEX', 'CERT EXPIRES'];
+  const header = ['MEMBER', 'ENDPOINT', 'HEALTHY', 'LEADER', 'VERSION', 'DB SIZE', 'IN USE', 'QUOTA', 'RAFT INDEX', 'CERT EXPIRES', 'ALARMS'];
   const rows = report.members.map((member) => [
     member.name,
     member.endpoint,
@@ -221,12 +291,16 @@ export function renderHealthTable(report: HealthReport, bootConsole: BootConsole
     member.leader ? '*' : member.learner ? 'learner' : '',
     member.version ?? '-',
     formatBytes(member.dbSizeBytes),
+    formatBytes(member.dbSizeInUseBytes),
+    member.quotaPercent === undefined ? '-' : `${member.quotaPercent.toFixed(1)}%`,
     member.raftIndex === undefined ? '-' : String(member.raftIndex),
     member.certExpiresInDays === undefined ? '-' : `${member.certExpiresInDays}d`,
+    member.alarms.length === 0 ? '-' : member.alarms.join(','),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: readonly string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
   const lines = [line(header), ...rows.map(line)];
+  lines.push(`Quota: ${formatBytes(report.quotaBackendBytes)} per member (QUOTA is DB SIZE against it; etcd refuses writes at 100%).`);
   for (const certificate of report.certificates) lines.push(`${certificate.file} expires in ${certificate.expiresInDays}d (${certificate.notAfter.slice(0, 10)})`);
   for (const member of report.members.filter((candidate) => candidate.learner)) {
     lines.push(`${member.name} is a learner: it gets the data but has no vote until it promotes itself (etcd-promote.service on the node).`);

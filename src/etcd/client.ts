@@ -40,6 +40,8 @@ export interface StatusResponse {
   readonly raftIndex?: string;
   readonly raftTerm?: string;
   readonly errors?: readonly string[];
+  /** Bytes of the database file in use; the rest (dbSize - dbSizeInUse) is what a defragmentation gives back. */
+  readonly dbSizeInUse?: string;
   /** Present (true) only on a learner. */
   readonly isLearner?: boolean;
 }
@@ -208,4 +210,38 @@ export async function firstAnswer<T>(endpoints: readonly string[], attempt: (end
 /** Hex, as etcdctl prints member IDs (the API gives them as decimal strings). */
 export function hexMemberId(id: string): string {
   return BigInt(id).toString(16);
+}
+
+/** An active alarm: NOSPACE (the database reached its quota: writes refused) or CORRUPT; raised by one member, held by the cluster. */
+export interface EtcdAlarm {
+  readonly memberID: string;
+  readonly alarm: string;
+}
+
+/** The cluster's active alarms (`etcdctl alarm list`). */
+export async function alarmList(endpoint: string, options: ClientOptions): Promise<readonly EtcdAlarm[]> {
+  return (await call<{ alarms?: readonly EtcdAlarm[] }>(endpoint, '/v3/maintenance/alarm', { action: 'GET' }, options)).body.alarms ?? [];
+}
+
+/** Disarms one alarm (`etcdctl alarm disarm` does this for each listed one). */
+export async function alarmDisarm(endpoint: string, alarm: EtcdAlarm, options: ClientOptions): Promise<void> {
+  await call<unknown>(endpoint, '/v3/maintenance/alarm', { action: 'DEACTIVATE', memberID: alarm.memberID, alarm: alarm.alarm }, options);
+}
+
+/**
+ * Compacts the key-value history up to `revision` and waits until the freed pages are free on
+ * every member (physical), so a defragmentation after it gives them back. A revision compacted
+ * already is no error: the history is as asked.
+ */
+export async function compact(endpoint: string, revision: string, options: ClientOptions): Promise<void> {
+  try {
+    await call<unknown>(endpoint, '/v3/kv/compaction', { revision, physical: true }, options);
+  } catch (error) {
+    if (!/required revision has been compacted/.test((error as Error).message)) throw error;
+  }
+}
+
+/** Defragments this one member's database: it blocks reads and writes on that member while it runs. */
+export async function defragment(endpoint: string, options: ClientOptions): Promise<void> {
+  await call<unknown>(endpoint, '/v3/maintenance/defragment', {}, options);
 }

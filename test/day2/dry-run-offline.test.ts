@@ -40,6 +40,12 @@ describe('every day-2 --dry-run on a cluster that cannot be reached', () => {
       'Dry run: would remove member etcd3 from cluster etcd; nothing was changed or written.',
       'dry run: could not check whether etcd3 is still in the running cluster, or its member ID: no remaining member answered member list',
     ],
+    [
+      ['defrag'],
+      'Dry run: would defragment cluster etcd:',
+      "dry run: could not check the members' status, the revision and the alarms: no member answered",
+    ],
+    [['defrag'], '  etcd2   size not read (quota 2.0 GiB)', '[dry-run] etcd https://127.0.99.3:2379: defragment'],
     // renew-certs never asks the cluster: its dry run has nothing it could not check.
     [['renew-certs'], 'Dry run: would renew 3 member certificate(s), the admin certificate and 1 client certificate(s) of cluster etcd (keys kept, 825 days); nothing was written.', undefined],
   ])('%j: the plan, what it could not check, exit 0, nothing written', async (args, planLine, unchecked) => {

@@ -13,6 +13,7 @@ function member(name: string, overrides: Partial<MemberHealth> = {}): MemberHeal
     learner: false,
     version: '3.5.21',
     dbSizeBytes: 20480,
+    dbSizeInUseBytes: 16384,
     raftIndex: 42,
     memberId: `${name.slice(-1)}`,
     certExpiresInDays: 400,
@@ -86,14 +87,54 @@ describe('assessHealth: every reason for a non-zero exit, and none when all is w
   });
 });
 
+describe('assessHealth: the database against its quota, and the alarms', () => {
+  const MIB = 1024 * 1024;
+  const QUOTA = 100 * MIB;
+  const sized = (name: string, dbSizeBytes: number, dbSizeInUseBytes: number, leader = false) => member(name, { leader, dbSizeBytes, dbSizeInUseBytes });
+  it.each<[string, MemberHealth[], { alarm: string; memberID: string }[] | undefined, string[]]>([
+    ['80% exactly is still well', [sized('etcd1', 80 * MIB, 10 * MIB, true)], [], []],
+    [
+      'above 80%: says how much defrag would give back',
+      [sized('etcd1', 81 * MIB, 60 * MIB, true), sized('etcd2', 10 * MIB, 9 * MIB)],
+      [],
+      [
+        "member etcd1's database is at 81% of the quota (81.0 MiB of 100.0 MiB; above 80%): at 100% etcd raises NOSPACE and refuses writes; run 'etcd-cloudinit defrag --cluster-name prod' to give back the 21.0 MiB not in use, delete keys you no longer need, or raise --quota-backend-bytes (docs/day2.md)",
+      ],
+    ],
+    [
+      'NOSPACE: the alarm, with the member that raised it and what to do (not a second line for its size)',
+      [sized('etcd1', 101 * MIB, 99 * MIB, true), sized('etcd2', 50 * MIB, 49 * MIB)],
+      [{ alarm: 'NOSPACE', memberID: '1' }],
+      [
+        "alarm NOSPACE (raised by etcd1): the database reached its quota and the cluster refuses every write; delete keys you no longer need, then run 'etcd-cloudinit defrag --cluster-name prod' (it compacts, defragments every member and disarms the alarm)",
+      ],
+    ],
+    [
+      'CORRUPT: replace the member; defrag is no cure',
+      [sized('etcd1', MIB, MIB, true)],
+      [{ alarm: 'CORRUPT', memberID: '7' }],
+      ["alarm CORRUPT (raised by member 7): a member's data differs from the others'; stop writing, keep a snapshot of a sound member, and replace the corrupt one (remove-member, then add-member)"],
+    ],
+    ['alarms that could not be listed', [sized('etcd1', MIB, MIB, true)], undefined, ["could not list the alarms (NOSPACE, CORRUPT): see the members' errors"]],
+  ])('%s', (_case, members, alarms, problems) => {
+    const report = assessHealth('prod', members, CERTS, [], 30, NOW, { quotaBackendBytes: QUOTA, alarms });
+    expect(report.problems).toEqual(problems);
+    expect(report.healthy).toBe(problems.length === 0);
+    expect(report.quotaBackendBytes).toBe(QUOTA);
+    expect(report.members.map((reported) => reported.quotaPercent)).toEqual(members.map((given) => Math.round((given.dbSizeBytes! / QUOTA) * 1000) / 10));
+    expect(report.alarms.map((alarm) => [alarm.alarm, alarm.member])).toEqual((alarms ?? []).map((alarm) => [alarm.alarm, members.find((given) => given.memberId === alarm.memberID)?.name]));
+  });
+});
+
 describe('renderHealthTable', () => {
   it('prints one row per member, the local certificates and the verdict', () => {
-    const report = assessHealth('prod', [member('etcd1', { leader: true }), member('etcd2', { healthy: false, error: 'timeout', version: undefined, dbSizeBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined })], CERTS, [], 30, NOW);
+    const report = assessHealth('prod', [member('etcd1', { leader: true }), member('etcd2', { healthy: false, error: 'timeout', version: undefined, dbSizeBytes: undefined, dbSizeInUseBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined })], CERTS, [], 30, NOW);
     expect(renderHealthTable(report)).toBe(
       [
-        'MEMBER  ENDPOINT               HEALTHY  LEADER  VERSION  DB SIZE   RAFT INDEX  CERT EXPIRES',
-        'etcd1   https://10.0.0.1:2379  yes      *       3.5.21   20.0 KiB  42          400d',
-        'etcd2   https://10.0.0.2:2379  NO               -        -         -           -',
+        'MEMBER  ENDPOINT               HEALTHY  LEADER  VERSION  DB SIZE   IN USE    QUOTA  RAFT INDEX  CERT EXPIRES  ALARMS',
+        'etcd1   https://10.0.0.1:2379  yes      *       3.5.21   20.0 KiB  16.0 KiB  0.0%   42          400d          -',
+        'etcd2   https://10.0.0.2:2379  NO               -        -         -         -      -           -             -',
+        'Quota: 2.0 GiB per member (QUOTA is DB SIZE against it; etcd refuses writes at 100%).',
         'pki/admin.crt expires in 400d (2027-07-06)',
         'pki/ca.crt expires in 3650d (2036-05-30)',
         'Cluster prod: 1 problem(s):',
@@ -103,7 +144,7 @@ describe('renderHealthTable', () => {
     );
   });
 
-  const SILENT = { healthy: false, version: undefined, dbSizeBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined } as const;
+  const SILENT = { healthy: false, version: undefined, dbSizeBytes: undefined, dbSizeInUseBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined } as const;
 
   it('points a member that did not answer to its console and cloud-init status --long; an unhealthy answer gets no such advice', () => {
     const report = assessHealth(

@@ -79,7 +79,7 @@ describe('add-member in each kind of cluster: usage errors', () => {
 });
 
 describe('day-2 commands in the CLI table', () => {
-  it.each(['health', 'add-member', 'remove-member', 'renew-certs', 'roll', 'repair'])('%s has --help with options and examples', async (name) => {
+  it.each(['health', 'defrag', 'add-member', 'remove-member', 'renew-certs', 'roll', 'repair'])('%s has --help with options and examples', async (name) => {
     const command = COMMANDS.find((candidate) => candidate.name === name);
     expect(command).toBeDefined();
     const result = await runCli([name, '--help'], '/');

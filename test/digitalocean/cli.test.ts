@@ -46,8 +46,8 @@ describe('create-droplets / destroy-droplets (black box)', () => {
     expect(fake.violations).toEqual([]);
   });
 
-  it('takes --config, the raft timings and --print as gen-userdata does', async () => {
-    writeFileSync(join(workDir, 'cluster.yaml'), 'cluster-name: cfg\nnames: [alpha, beta, gamma]\nheartbeat-interval: 150\n');
+  it('takes --config, the raft timings, the quota and --print as gen-userdata does', async () => {
+    writeFileSync(join(workDir, 'cluster.yaml'), 'cluster-name: cfg\nnames: [alpha, beta, gamma]\nheartbeat-interval: 150\nquota-backend-bytes: 4294967296\n');
     const args = ['create-droplets', '--config', 'cluster.yaml', '--domain', 'example.com', '--region', 'ams3', '--key-size', '2048', '--poll-interval', '0.1', '--election-timeout', '1500'];
     const created = await runCli([...args, '--print', 'beta'], workDir, env());
     expect(created.code, created.stderr).toBe(0);
@@ -56,6 +56,8 @@ describe('create-droplets / destroy-droplets (black box)', () => {
     const beta = readFileSync(join(workDir, 'out', 'cfg', 'user-data', 'beta.yaml'), 'utf8');
     expect(beta).toContain('heartbeat-interval: 150');
     expect(beta).toContain('election-timeout: 1500');
+    expect(beta).toContain('quota-backend-bytes: 4294967296');
+    expect(JSON.parse(readFileSync(join(workDir, 'out', 'cfg', 'cluster.json'), 'utf8'))).toMatchObject({ quotaBackendBytes: 4294967296 });
     // --print: that member's user-data on stdout, the summary on stderr.
     expect(created.stdout).toBe(beta);
     expect(created.stderr).toContain('Cluster cfg on DigitalOcean: 3 droplet(s) in ams3');
