@@ -145,6 +145,12 @@ async function reconcileStep(run: ReplaceRun, state: RollState, step: Replacemen
   if (!step.done.includes('remove-old') && !running.some((member) => member.peerURLs?.includes(step.oldPeerUrl))) {
     progressOf(run)(`${step.old}: no longer in the cluster (removed by hand?); dropping it from cluster.json`);
     next = dropOld(run, next, step);
+    const dropped = next.current!.steps.find((candidate) => candidate.old === step.old)!;
+    const learner = running.find((member) => member.ID === dropped.memberId);
+    if (learner && !learner.name && !dropped.done.includes('promote')) {
+      // Its user-data lists the old member in initial-cluster, and etcd refuses to join a cluster that differs: add adopts the learner and writes it again.
+      return { state: await forgetReplacement(run, next, dropped, `${step.old} left the cluster before ${dropped.replacement.name} started`) };
+    }
   }
   const current = next.current!.steps.find((candidate) => candidate.old === step.old)!;
   if (current.done.includes('add') && current.memberId !== undefined && !running.some((member) => member.ID === current.memberId)) {
