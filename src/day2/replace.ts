@@ -118,15 +118,11 @@ export async function runReplacement(run: ReplaceRun, initial: RollState): Promi
   return finish(run, state, retiredMachines);
 }
 
-/** The member list as any member of cluster.json answers it; undefined when none does (the action then says why). */
-async function observedMembers(cluster: OpenCluster, client: ClientOptions): Promise<readonly EtcdMember[] | undefined> {
-  return firstAnswer(
-    cluster.plan.members.map((member) => member.clientUrl),
-    (candidate) => memberList(candidate, client),
-  ).then(
-    ({ value }) => value,
-    () => undefined,
-  );
+/** The member list as any member of cluster.json answers it (the step's old member and replacement asked last: either may be dead or unstarted); undefined when none does (the action then says why). */
+async function observedMembers(cluster: OpenCluster, client: ClientOptions, step: ReplacementStep): Promise<{ endpoint: string; value: readonly EtcdMember[] } | undefined> {
+  const last = (name: string) => Number(name === step.old || name === step.replacement.name);
+  const endpoints = [...cluster.plan.members].sort((a, b) => last(a.name) - last(b.name)).map((member) => member.clientUrl);
+  return firstAnswer(endpoints, (candidate) => memberList(candidate, client)).catch(() => undefined);
 }
 
 /**
@@ -139,7 +135,7 @@ async function observedMembers(cluster: OpenCluster, client: ClientOptions): Pro
  */
 async function reconcileStep(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<{ state: RollState; forgotten?: boolean }> {
   const cluster = openCluster(run.folder);
-  const running = await observedMembers(cluster, { tls: cluster.adminTls, timeoutMs: run.timeoutMs });
+  const running = (await observedMembers(cluster, { tls: cluster.adminTls, timeoutMs: run.timeoutMs }, step))?.value;
   if (!running) return { state };
   let next = state;
   if (!step.done.includes('remove-old') && !running.some((member) => member.peerURLs?.includes(step.oldPeerUrl))) {
@@ -621,7 +617,7 @@ export async function abortReplacement(run: ReplaceRun, initial: RollState): Pro
     const name = step.replacement.name;
     const finished = ACTION_ORDER[operation].every((action) => step.done.includes(action));
     if (finished) continue;
-    const listed = await firstAnswer(cluster.plan.members.map((member) => member.clientUrl), (candidate) => memberList(candidate, client)).catch(() => undefined);
+    const listed = await observedMembers(cluster, client, step);
     const recorded = cluster.record.members.some((member) => member.name === name);
     const minted = recorded || step.done.includes('add') || run.folder.exists(FOLDER_FILES.cert(name));
     if (minted) aborted.push({ old: step.old, replacement: name, operation, finishedAt: run.context.now().toISOString(), aborted: true });

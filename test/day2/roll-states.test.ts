@@ -345,4 +345,17 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
     expect(recordMembers().map((member) => member.name)).not.toContain(dead);
     expect((await memberList()).length).toBe(2);
   });
+
+  it('add recorded, then the whole cluster lost: --abort removes nothing, clears roll.json and says what it kept, so restore can start over', async () => {
+    const old = await follower();
+    const step = await killedAfter(['roll', '--member', old, ...ipArgs(), ...WAITS], old, 'add');
+    for (const name of cluster.runningMembers()) await cluster.stop(name);
+    const aborted = await cluster.cli(['roll', '--abort', '--timeout', '1']);
+    expect(aborted.code, aborted.stderr).toBe(0);
+    expect(aborted.stdout).toContain(`${step.replacement.name}: the cluster did not answer`);
+    expect(rollState()!.current).toBeUndefined();
+    // It may be a member: it stays in cluster.json, with its files.
+    expect(recordMembers().map((member) => member.name)).toContain(step.replacement.name);
+    expect(existsSync(file(`pki/${step.replacement.name}.crt`))).toBe(true);
+  });
 });
