@@ -54,10 +54,20 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
       .map((line) => line.split(', '))
       .map(([id, , name, peer, , learner]) => ({ id: id!, name: name ?? '', peer: peer ?? '', learner: learner === 'true' }));
   };
-  /** etcdctl member remove, as a person would; etcdctl may retry a removal that went through and then say "member not found": the member list decides. */
+  /**
+   * etcdctl member remove, as a person would, again while etcd refuses ("unhealthy cluster": a
+   * member became active less than 5 s ago); etcdctl may retry a removal that went through and
+   * then say "member not found": the member list decides.
+   */
   const removeByHand = async (id: string) => {
-    const removed = await cluster.etcdctl(['member', 'remove', id]);
-    expect((await memberList()).map((member) => member.id), removed.stderr).not.toContain(id);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const removed = await cluster.etcdctl(['member', 'remove', id]);
+      const gone = !(await memberList()).some((member) => member.id === id);
+      if (gone) return;
+      if (Date.now() > deadline) throw new Error(`member remove ${id}: ${removed.stderr}`);
+      await sleep(1000);
+    }
   };
   const leader = async () => {
     const status = await cluster.etcdctl(['endpoint', 'status', '-w', 'json']);
@@ -202,10 +212,15 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
     const old = await follower();
     const step = await killedAfter(['roll', '--member', old, ...ipArgs(), ...WAITS], old, 'add');
     await removeByHand(BigInt(step.memberId!).toString(16));
-    // As with remove, etcdctl may retry an add that went through: the member list decides.
-    const added = await cluster.etcdctl(['member', 'add', step.replacement.name, '--learner', `--peer-urls=https://${step.replacement.ip}:2380`]);
-    const byHand = (await memberList()).find((member) => member.peer === `https://${step.replacement.ip}:2380`)?.id;
-    expect(byHand, added.stderr).toBeDefined();
+    // As a person would: again while etcd refuses (its answers under load include "member not found"); the member list decides.
+    const peer = `https://${step.replacement.ip}:2380`;
+    let byHand: string | undefined;
+    for (const deadline = Date.now() + 30_000; byHand === undefined; ) {
+      const added = await cluster.etcdctl(['member', 'add', step.replacement.name, '--learner', `--peer-urls=${peer}`]);
+      byHand = (await memberList()).find((member) => member.peer === peer)?.id;
+      if (byHand === undefined && Date.now() > deadline) throw new Error(`member add ${peer}: ${added.stderr}`);
+      if (byHand === undefined) await sleep(1000);
+    }
     const rerun = await finishes();
     expect(rerun.stderr).toContain(`found replacement ${step.replacement.name}`);
     expect((await memberList()).find((member) => member.name === step.replacement.name)!.id).toBe(byHand);
