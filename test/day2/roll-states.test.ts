@@ -341,10 +341,10 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
   it('repair: add recorded, the learner removed by etcdctl: the re-run adds it anew and finishes', async () => {
     const dead = await follower();
     await cluster.stop(dead);
-    const step = await killedAfter(['repair', '--member', dead, '--ip', cluster.ip(nextIp++), '--timeout', '2', ...WAITS], dead, 'add');
+    const step = await killedAfter(['repair', '--member', dead, '--ip', cluster.ip(nextIp++), ...WAITS], dead, 'add');
     expect(step.done).toEqual(['remove-old', 'retire-old', 'add']);
     await removeByHand(BigInt(step.memberId!).toString(16));
-    const rerun = await finishes(['repair', '--timeout', '2']);
+    const rerun = await finishes(['repair']);
     expect(rerun.stderr).toContain('is no longer in the cluster');
     expect((await memberList()).length).toBe(3);
   });
@@ -352,7 +352,7 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
   it('repair: add recorded, the replacement never started: --abort removes the learner and says the dead member is gone', async () => {
     const dead = await follower();
     await cluster.stop(dead);
-    const step = await killedAfter(['repair', '--member', dead, '--ip', cluster.ip(nextIp++), '--timeout', '2', ...WAITS], dead, 'add');
+    const step = await killedAfter(['repair', '--member', dead, '--ip', cluster.ip(nextIp++), ...WAITS], dead, 'add');
     const wrong = await cluster.cli(['roll', '--abort']);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain("undo it with 'repair --abort'");
