@@ -196,7 +196,8 @@ export interface RollState {
      */
     readonly renewCredentials?: { readonly done: boolean };
   };
-  readonly history: readonly { readonly old: string; readonly replacement: string; readonly operation: 'roll' | 'repair'; readonly finishedAt: string }[];
+  /** Every replacement made (and, `aborted`, every one minted by a roll or repair that --abort ended): its name is never used again. */
+  readonly history: readonly { readonly old: string; readonly replacement: string; readonly operation: 'roll' | 'repair'; readonly finishedAt: string; readonly aborted?: boolean }[];
 }
 
 // Compiled on first read, not at import: --help loads this module for FOLDER_FILES alone.
@@ -424,6 +425,21 @@ export function clientCertificate(pki: ClusterPki, name: string): IssuedCert {
   const cert = pki.all.find((candidate) => candidate.client === name);
   if (!cert) throw new Error(`no client certificate ${name} in the PKI`);
   return cert;
+}
+
+/**
+ * gen-userdata --force and restore start the folder's cluster over: a roll or repair still in
+ * progress would then block the new cluster and plan against the old one's members. They refuse
+ * before anything is written or asked; the roll is finished or undone first.
+ */
+export function refusePendingRoll(folder: ClusterFolder, command: string): void {
+  if (!folder.exists(FOLDER_FILES.rollJson)) return;
+  const current = folder.readRollState()?.current;
+  if (!current) return;
+  throw new CliError(
+    'preflight',
+    `a ${current.operation} of cluster ${folder.clusterName} is in progress (started ${current.startedAt}, ${folder.shownFile(FOLDER_FILES.rollJson)}); finish it with '${current.operation}', or undo it with '${current.operation} --abort', then run ${command} again`,
+  );
 }
 
 /** roll.json as a folder file, for an update together with the files a step changed. */

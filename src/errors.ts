@@ -31,5 +31,5 @@ export function usageError(phase: Phase, message: string): CliError {
  * from add-member, remove-member, renew-certs, roll and repair alike. `next` says what to do.
  */
 export function rollInProgressError(clusterName: string, current: { readonly operation: string; readonly startedAt: string }, next: string): CliError {
-  return new CliError('preflight', `a ${current.operation} of cluster ${clusterName} is in progress (started ${current.startedAt}); ${next}`, EXIT_FAILURE);
+  return new CliError('preflight', `a ${current.operation} of cluster ${clusterName} is in progress (started ${current.startedAt}); ${next}, or undo it with '${current.operation} --abort'`, EXIT_FAILURE);
 }

@@ -1,4 +1,4 @@
-import { ClusterFolder, FOLDER_FILES } from '../cluster-folder.js';
+import { ClusterFolder, FOLDER_FILES, refusePendingRoll } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_OUT } from '../defaults.js';
 import { usageError } from '../errors.js';
@@ -128,7 +128,10 @@ export async function runGenUserdata(flags: ParsedOptions, context: CommandConte
   const printMember = printMemberOf(flags, input, context);
   const folder = folderOf(input, context.cwd);
   const now = context.now();
-  const generated = await folder.withLock('gen-userdata', now, () => generateCluster(input, folder, context, now, flags.force === true, restore));
+  const generated = await folder.withLock('gen-userdata', now, () => {
+    if (flags.force === true && !restore) refusePendingRoll(folder, 'gen-userdata --force');
+    return generateCluster(input, folder, context, now, flags.force === true, restore);
+  });
   if (printMember !== undefined) {
     context.stderr.write(renderSummary(generated, folder));
     context.stdout.write(generated.userData.get(printMember)!);

@@ -3,6 +3,7 @@ import { Secret, type BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';
 import { DEFAULT_URL_HOURS } from '../defaults.js';
 import { CliError, usageError } from '../errors.js';
+import { refusePendingRoll } from '../cluster-folder.js';
 import { parseTimeoutMs } from '../day2/open-cluster.js';
 import { backupCredentialsFor, folderOf } from '../generate.js';
 import { numberFlag, stringFlag, type ParsedOptions } from '../options.js';
@@ -86,6 +87,7 @@ export async function runRestore(flags: ParsedOptions, context: CommandContext):
     throw usageError('validate', 'backup-url: is required: the s3://<bucket>/<prefix> whose snapshot to restore (the new cluster uploads its own there too)');
   }
   const folder = folderOf(input, context.cwd);
+  refusePendingRoll(folder, 'restore');
   const target = input.backup;
   const credentials = backupCredentialsFor(input, context.env, folder)!;
   const where = `s3://${target.bucket}/${target.prefix}`;

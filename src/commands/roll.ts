@@ -12,9 +12,9 @@ import { machinesOf } from '../day2/provider.js';
 import { MAX_MEMBERS, memberNameProblem, validateNewIp } from '../day2/membership.js';
 import { usedMemberNames } from '../day2/names.js';
 import { folderFromFlags, openCluster, parseTimeoutMs, type OpenCluster } from '../day2/open-cluster.js';
-import { ACTION_ORDER, describeStep, runReplacement, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
+import { abortReplacement, ACTION_ORDER, describeStep, runReplacement, type AbortOutcome, type Operation, type ReplaceOutcome, type ReplaceRun } from '../day2/replace.js';
 import { CliError, rollInProgressError, usageError } from '../errors.js';
-import { SETTING_KEYS, flagsToRawInput, memberHostname, withSettingChanges } from '../input.js';
+import { SETTING_KEYS, clusterSchema, flagsToRawInput, memberHostname, withSettingChanges } from '../input.js';
 import { listFlag, secondsFlagMs, stringFlag, type ParsedOptions } from '../options.js';
 import { describeKeySpec, keySpecOf } from '../pki/key-types.js';
 import { rollTargetOf } from '../record-codec.js';
@@ -67,6 +67,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     sleep,
   };
   const existing = folder.readRollState();
+  if (flags.abort === true) return abort(operation, flags, context, run, cluster, existing);
   let state: RollState;
   if (existing?.current) {
     state = resumable(operation, existing, flags, cluster);
@@ -97,6 +98,45 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
   else writeResult(context, outcomeDocument(operation, cluster, outcome), () => renderOutcome(operation, cluster, outcome));
   return 0;
 }
+
+/** The flags --abort takes besides the folder's and --timeout, --json: none that define or run a roll. */
+const NOT_WITH_ABORT = ['dry-run', 'print', 'catch-up-timeout', 'poll-interval', 'wait-timeout', 'etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'ip', 'hostname'] as const;
+
+/** `--abort`: undo the roll or repair in progress as far as it can be undone (day2/replace.ts), and say what was left. */
+async function abort(operation: Operation, flags: ParsedOptions, context: CommandContext, run: ReplaceRun, cluster: OpenCluster, existing: RollState | undefined): Promise<number> {
+  const other = NOT_WITH_ABORT.find((flag) => flags[flag] !== undefined && flags[flag] !== false);
+  if (other) throw usageError('validate', `${other}: cannot be combined with --abort, which undoes the ${operation} in progress as roll.json records it`);
+  const current = existing?.current;
+  if (!current) {
+    const outcome: AbortOutcome = { undone: [], left: [] };
+    writeResult(context, abortDocument(operation, cluster, outcome, false), () => `No roll or repair of cluster ${cluster.record.clusterName} is in progress: nothing to abort.\n`);
+    return 0;
+  }
+  if (current.operation !== operation) {
+    throw new CliError('preflight', `a ${current.operation} of cluster ${cluster.record.clusterName} is in progress (started ${current.startedAt}), not a ${operation}; undo it with '${current.operation} --abort'`);
+  }
+  run.context.stderr.write(`aborting the ${operation} started ${current.startedAt}: ${current.steps.map(describeStep).join(', ')}\n`);
+  const outcome = await abortReplacement(run, existing);
+  writeResult(context, abortDocument(operation, cluster, outcome, true), () =>
+    [
+      `Aborted the ${operation} of cluster ${cluster.record.clusterName}; ${cluster.folder.shownFile(FOLDER_FILES.rollJson)} has no ${operation} in progress now.`,
+      ...(outcome.undone.length > 0 ? ['Undone:', ...outcome.undone.map((line) => `  ${line}`)] : ['Nothing to undo.']),
+      ...(outcome.left.length > 0 ? ['Left as it is:', ...outcome.left.map((line) => `  ${line}`)] : []),
+      '',
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** roll/repair --abort --json (schema/output/roll.schema.json). */
+const abortDocument = (operation: Operation, cluster: OpenCluster, outcome: AbortOutcome, aborted: boolean) => ({
+  dryRun: false,
+  operation,
+  clusterName: cluster.record.clusterName,
+  aborted,
+  undone: [...outcome.undone],
+  left: [...outcome.left],
+});
 
 const stepDocument = (operation: Operation, step: ReplacementStep) => ({
   old: step.old,
@@ -161,14 +201,30 @@ function resumable(operation: Operation, state: RollState, flags: ParsedOptions,
     hostnames: current.steps.map((step) => step.replacement.hostname).join(','),
     hostname: current.steps.map((step) => step.replacement.hostname).join(','),
   };
+  // Lists compare as sets: a roll replaces the leader last, so roll.json's order may not be the order given.
+  const LISTS: readonly string[] = ['member', 'ips', 'hostnames'];
+  const canonical = (flag: string, value: string | undefined) => (value !== undefined && LISTS.includes(flag) ? [...new Set(value.split(','))].sort().join(',') : value);
   for (const flag of DEFINING_FLAGS) {
-    const given = flag === 'member' || flag === 'ips' || flag === 'hostnames' ? listFlag(flags, flag).join(',') || undefined : stringFlag(flags, flag);
-    if (given !== undefined && given !== recorded[flag]) {
+    const given = LISTS.includes(flag) ? listFlag(flags, flag).join(',') || undefined : stringFlag(flags, flag);
+    if (given !== undefined && canonical(flag, given) !== canonical(flag, recorded[flag])) {
       throw usageError(
         'validate',
         `${flag}: ${JSON.stringify(given)} differs from the ${operation} in progress (${recorded[flag] === undefined ? 'not set' : JSON.stringify(recorded[flag])}, started ${current.startedAt}); run '${operation}' without it to resume`,
       );
     }
+  }
+  // --member with --ips (--hostnames): each pair as recorded.
+  const members = listFlag(flags, 'member');
+  for (const flag of ['ips', 'hostnames'] as const) {
+    const addresses = listFlag(flags, flag);
+    if (members.length === 0 || addresses.length !== members.length) continue;
+    members.forEach((old, index) => {
+      const step = current.steps.find((candidate) => candidate.old === old);
+      const recordedAddress = flag === 'ips' ? step?.replacement.ip : step?.replacement.hostname;
+      if (recordedAddress !== addresses[index]) {
+        throw usageError('validate', `${flag}[${index}]: ${JSON.stringify(addresses[index])} for ${old} differs from the ${operation} in progress (${JSON.stringify(recordedAddress)}, started ${current.startedAt}); run '${operation}' without it to resume`);
+      }
+    });
   }
   return state;
 }
@@ -204,6 +260,9 @@ export function replacementName(old: string, taken: Set<string>): string {
   }
 }
 
+const hostnameRule = (clusterSchema as { definitions: Record<'hostname', { pattern: string; errorMessage: string }> }).definitions.hostname;
+const HOSTNAME = new RegExp(hostnameRule.pattern);
+
 /** The replacement of each old member: its name, and its address in the cluster's own mode. */
 function replacements(flags: ParsedOptions, cluster: OpenCluster, machines: Machines, olds: readonly string[], addressFlags: { ip: string; hostname: string }): MemberRecord[] {
   const { record } = cluster;
@@ -238,9 +297,13 @@ function replacements(flags: ParsedOptions, cluster: OpenCluster, machines: Mach
   if (hostnames.length !== olds.length) {
     throw usageError('validate', `${addressFlags.hostname}: give the new machine's DNS name for each replaced member (${olds.join(', ')}): ${olds.length} name(s), got ${hostnames.length}`);
   }
+  // Checked as add-member checks --hostname: a DNS name, no member's, and (here) not given twice.
   hostnames.forEach((hostname, index) => {
+    const field = addressFlags.hostname === 'hostname' ? 'hostname' : `hostnames[${index}]`;
+    if (!HOSTNAME.test(hostname)) throw usageError('validate', `${field}: ${JSON.stringify(hostname)} ${hostnameRule.errorMessage}`);
+    if (hostnames.indexOf(hostname) !== index) throw usageError('validate', `${field}: ${JSON.stringify(hostname)} is given twice`);
     const owner = record.members.find((member) => member.hostname === hostname);
-    if (owner) throw usageError('validate', `${addressFlags.hostname}: ${JSON.stringify(hostname)} is already used by member ${owner.name}; a replacement is a new machine with a new name`);
+    if (owner) throw usageError('validate', `${field}: ${JSON.stringify(hostname)} is already used by member ${owner.name}; a replacement is a new machine with a new name`);
   });
   return names.map((name, index) => ({ name, hostname: hostnames[index]! }));
 }
@@ -260,12 +323,21 @@ async function planRoll(flags: ParsedOptions, context: CommandContext, cluster: 
   const target = targetFromFlags(flags, cluster, machines);
   const names = cluster.plan.members.map((member) => member.name);
   const chosen = listFlag(flags, 'member');
-  for (const name of chosen) {
+  chosen.forEach((name, index) => {
     if (!names.includes(name)) throw usageError('validate', `member: ${JSON.stringify(name)} is not a member (members: ${names.join(', ')})`);
-  }
+    if (chosen.indexOf(name) !== index) throw usageError('validate', `member: ${JSON.stringify(name)} is given twice`);
+  });
   if (cluster.plan.members.length + 1 > MAX_MEMBERS) throw usageError('validate', `member: a roll adds one member at a time; cluster ${cluster.record.clusterName} has ${MAX_MEMBERS} already`);
   // Everything offline first: the replacements' names and addresses, in the order the user gave them.
-  const olds = chosen.length > 0 ? names.filter((name) => chosen.includes(name)) : names;
+  // --ips and --hostnames pair with the members in the --member order (cluster.json's without it).
+  const olds = chosen.length > 0 ? chosen : names;
+  if (olds.length < names.length && target.etcdVersion !== cluster.record.etcdVersion) {
+    // The cluster version moves only once every member runs the new release, and cluster.json keeps one release for all members: a partial roll could never finish.
+    throw usageError(
+      'validate',
+      `etcd-version: ${target.etcdVersion} with --member ${olds.join(',')}: a roll of some members keeps the cluster's release (${cluster.record.etcdVersion}), since the cluster version moves only when every member runs the new one; roll every member (without --member) to change the release`,
+    );
+  }
   const news = replacements(flags, cluster, machines, olds, { ip: 'ips', hostname: 'hostnames' });
   const client = { tls: cluster.adminTls, timeoutMs: parseTimeoutMs(flags) };
   const health = await preflightHealth(() => checkMembers(cluster.plan, client, context.now()), 'the roll', preflightWait(run), run.effects.dryRun, "the members' health, that none is a learner, or which one leads (it is replaced last)") ?? [];

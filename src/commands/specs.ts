@@ -266,6 +266,11 @@ const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
   DROPLET_WAIT_OPTIONS.find((option) => option.name === 'wait-timeout')!,
   { name: 'print', type: 'boolean', description: "Also write each replacement's user-data to stdout as it is made (the summary then goes to stderr)" },
   { name: 'dry-run', type: 'boolean', description: 'Check and print the plan (which member is replaced by which, with what), change nothing; when no member answers, print it and say what could not be checked' },
+  {
+    name: 'abort',
+    type: 'boolean',
+    description: 'Undo the roll or repair in progress: remove a replacement that is still a learner, delete its files (and droplet), clear roll.json; never removes a voting member, and says what it left',
+  },
   ...FOLDER_OPTIONS,
   TIMEOUT_OPTION,
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },

@@ -85,16 +85,33 @@ export interface RenewedCredentials {
 
 const progressOf = (run: ReplaceRun) => (line: string) => void run.context.stderr.write(`${line}\n`);
 
-/** Runs every step's remaining actions in order, then finishes the roll. */
+/** How many times one run adds a step's replacement anew after it left the cluster, before it stops. */
+const MAX_READDS = 3;
+
+/**
+ * Runs every step's remaining actions in order, then finishes the roll. Before each action the
+ * step is reconciled with the running cluster (reconcileStep): roll.json says what was intended,
+ * the member list what is true.
+ */
 export async function runReplacement(run: ReplaceRun, initial: RollState): Promise<ReplaceOutcome> {
   let state = initial;
   const retiredMachines: string[] = [];
   for (let index = 0; index < state.current!.steps.length; index += 1) {
-    for (const action of ACTION_ORDER[run.operation]) {
+    let readds = 0;
+    for (;;) {
+      if (!ACTION_ORDER[run.operation].some((action) => !state.current!.steps[index]!.done.includes(action))) break;
+      const reconciled = await reconcileStep(run, state, state.current!.steps[index]!);
+      if (reconciled.forgotten) readds += 1;
+      if (readds > MAX_READDS) {
+        throw new CliError('catch-up', `replacement ${state.current!.steps[index]!.replacement.name} left the cluster ${readds} times during this run; find out what removes it (its machine's log), then run ${run.operation} again, or undo the ${run.operation} with '${run.operation} --abort'`);
+      }
+      state = reconciled.state;
       const step = state.current!.steps[index]!;
-      if (step.done.includes(action)) continue;
+      const action = ACTION_ORDER[run.operation].find((candidate) => !step.done.includes(candidate));
+      if (!action) break;
       const result = await ACTIONS[action](run, state, step);
       state = result.state;
+      if (result.forgotten) readds += 1;
       if (result.retired) retiredMachines.push(result.retired);
     }
   }
@@ -102,9 +119,87 @@ export async function runReplacement(run: ReplaceRun, initial: RollState): Promi
   return finish(run, state, retiredMachines);
 }
 
+/** The member list as any member of cluster.json answers it (the step's old member and replacement asked last: either may be dead or unstarted); undefined when none does (the action then says why). */
+async function observedMembers(cluster: OpenCluster, client: ClientOptions, step: ReplacementStep): Promise<{ endpoint: string; value: readonly EtcdMember[] } | undefined> {
+  const last = (name: string) => Number(name === step.old || name === step.replacement.name);
+  const endpoints = [...cluster.plan.members].sort((a, b) => last(a.name) - last(b.name)).map((member) => member.clientUrl);
+  return firstAnswer(endpoints, (candidate) => memberList(candidate, client)).catch(() => undefined);
+}
+
+/**
+ * Decide from the cluster, not only from roll.json, before each action:
+ * - the old member is no longer in the cluster (removed by hand, or a repair's dead member gone
+ *   already): cluster.json and the folder drop it, and remove-old counts as done;
+ * - the replacement was added but its member ID is no longer in the cluster (a learner removed by
+ *   etcdctl or etcd, a replacement removed by hand): it is forgotten (its files and machine go),
+ *   so add runs again and adds it anew (or adopts a member a person added at its peer URL).
+ */
+async function reconcileStep(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<{ state: RollState; forgotten?: boolean }> {
+  const cluster = openCluster(run.folder);
+  const running = (await observedMembers(cluster, { tls: cluster.adminTls, timeoutMs: run.timeoutMs }, step))?.value;
+  if (!running) return { state };
+  let next = state;
+  if (!step.done.includes('remove-old') && !running.some((member) => member.peerURLs?.includes(step.oldPeerUrl))) {
+    progressOf(run)(`${step.old}: no longer in the cluster (removed by hand?); dropping it from cluster.json`);
+    next = dropOld(run, next, step);
+    const dropped = next.current!.steps.find((candidate) => candidate.old === step.old)!;
+    const learner = running.find((member) => member.ID === dropped.memberId);
+    if (learner && !learner.name && !dropped.done.includes('promote')) {
+      // Its user-data lists the old member in initial-cluster, and etcd refuses to join a cluster that differs: add adopts the learner and writes it again.
+      return { state: await forgetReplacement(run, next, dropped, `${step.old} left the cluster before ${dropped.replacement.name} started`) };
+    }
+  }
+  const current = next.current!.steps.find((candidate) => candidate.old === step.old)!;
+  if (current.done.includes('add') && current.memberId !== undefined && !running.some((member) => member.ID === current.memberId)) {
+    const reason = `replacement ${current.replacement.name} (ID ${hexMemberId(current.memberId)}) is no longer in the cluster (removed by hand, or by etcd)`;
+    progressOf(run)(`${step.old}: ${reason}; adding it anew`);
+    return { state: await forgetReplacement(run, next, current, reason), forgotten: true };
+  }
+  return { state: next };
+}
+
+/**
+ * A replacement out of roll.json's way: its machine retired (a droplet), its files and its
+ * cluster.json entry gone, add and promote to do again. The cluster is not changed here.
+ */
+async function forgetReplacement(run: ReplaceRun, state: RollState, step: ReplacementStep, reason: string): Promise<RollState> {
+  const now = run.context.now();
+  const cluster = openCluster(run.folder);
+  const machines = run.machines(cluster);
+  if (machines.holds(step.replacement.name)) {
+    progressOf(run)(`${step.old}: ${await machines.retire(step.replacement.name, `Run ${run.operation} again: it finishes this first.`)}`);
+  }
+  const members = cluster.record.members.filter((member) => member.name !== step.replacement.name);
+  const plan = planOf(cluster, withMembers(cluster.input, members));
+  const { memberId: _dropped, ...rest } = step;
+  const next = withStep(state, { ...rest, done: step.done.filter((action) => action !== 'add' && action !== 'promote'), lastFailure: `${now.toISOString()}: ${reason}` });
+  run.effects.updateFolder({
+    files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
+    remove: replacementFiles(step),
+  });
+  return next;
+}
+
+const replacementFiles = (step: ReplacementStep) => [FOLDER_FILES.cert(step.replacement.name), FOLDER_FILES.key(step.replacement.name), FOLDER_FILES.userData(step.replacement.name)];
+const oldFiles = (step: ReplacementStep) => [FOLDER_FILES.cert(step.old), FOLDER_FILES.key(step.old), FOLDER_FILES.userData(step.old), FOLDER_FILES.renewScript(step.old)];
+
+/** The old member out of cluster.json and the folder, remove-old recorded: it is out of the cluster. */
+function dropOld(run: ReplaceRun, state: RollState, step: ReplacementStep): RollState {
+  const now = run.context.now();
+  const cluster = openCluster(run.folder);
+  const members = cluster.record.members.filter((member) => member.name !== step.old);
+  const plan = planOf(cluster, withMembers(cluster.input, members));
+  const current = state.current!.steps.find((candidate) => candidate.old === step.old)!;
+  const next = withStep(state, markDone(current, 'remove-old'));
+  run.effects.updateFolder({ files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)], remove: oldFiles(step) });
+  return next;
+}
+
 interface ActionResult {
   readonly state: RollState;
   readonly retired?: string;
+  /** The replacement left the cluster while the action waited for it: it is to be added anew. */
+  readonly forgotten?: boolean;
 }
 
 type Action = (run: ReplaceRun, state: RollState, step: ReplacementStep) => Promise<ActionResult>;
@@ -228,6 +323,10 @@ async function promoteReplacement(run: ReplaceRun, state: RollState, step: Repla
     progress(`${step.old}: ${machine ?? `boot the replacement machine ${member.host} with ${userDataPath} now; waiting up to ${Math.round(run.catchUpMs / 1000)} s for it to join and catch up`}`);
     await waitPromoted(run, cluster, client, step, deadline);
   } catch (error) {
+    if (error instanceof ReplacementGone) {
+      progress(`${step.old}: ${error.message}; adding it anew`);
+      return { state: await forgetReplacement(run, state, step, error.message), forgotten: true };
+    }
     if (!(error instanceof CatchUpTimeout)) throw error;
     return rollBack(run, state, step, error.message);
   }
@@ -238,6 +337,8 @@ async function promoteReplacement(run: ReplaceRun, state: RollState, step: Repla
 }
 
 class CatchUpTimeout extends Error {}
+/** The replacement's member ID left the cluster while roll waited for it (etcdctl member remove, or etcd). */
+class ReplacementGone extends Error {}
 
 /** Until the replacement is a voter and healthy: promotes it as soon as etcd allows (the node's own etcd-promote.service may win). */
 async function waitPromoted(run: ReplaceRun, cluster: OpenCluster, client: ClientOptions, step: ReplacementStep, deadline: number): Promise<void> {
@@ -248,7 +349,7 @@ async function waitPromoted(run: ReplaceRun, cluster: OpenCluster, client: Clien
     try {
       const { endpoint, value: running } = await firstAnswer(voters, (candidate) => memberList(candidate, client));
       const member = running.find((candidate) => candidate.ID === step.memberId);
-      if (!member) throw new CliError('catch-up', `replacement ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) is no longer in the cluster; was it removed by hand? Run ${run.operation} again to add it anew`);
+      if (!member) throw new ReplacementGone(`replacement ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) is no longer in the cluster (removed by hand, or by etcd)`);
       if (member.isLearner && member.name) {
         try {
           await run.effects.memberPromote(endpoint, member.ID, client);
@@ -265,7 +366,7 @@ async function waitPromoted(run: ReplaceRun, cluster: OpenCluster, client: Clien
         last = 'its machine has not started etcd yet';
       }
     } catch (error) {
-      if (error instanceof CliError) throw error;
+      if (error instanceof CliError || error instanceof ReplacementGone) throw error;
       last = (error as Error).message;
     }
     if (Date.now() >= deadline) throw new CatchUpTimeout(`${step.replacement.name} did not join and catch up within ${Math.round(run.catchUpMs / 1000)} s (last: ${last})`);
@@ -276,7 +377,6 @@ async function waitPromoted(run: ReplaceRun, cluster: OpenCluster, client: Clien
 /** A replacement that did not catch up: out of the cluster, its machine and files gone; the old member still serves. */
 async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep, reason: string): Promise<never> {
   const progress = progressOf(run);
-  const now = run.context.now();
   const cluster = openCluster(run.folder);
   const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
   const others = cluster.plan.members.filter((member) => member.name !== step.replacement.name);
@@ -292,28 +392,17 @@ async function rollBack(run: ReplaceRun, state: RollState, step: ReplacementStep
       throw new CliError('api', `member remove ${step.replacement.name} (ID ${hexMemberId(step.memberId!)}) failed while rolling it back: ${error.message}; run ${run.operation} again`);
     });
   }
-  const machines = run.machines(cluster);
-  if (machines.holds(step.replacement.name)) {
-    progress(`${step.old}: ${await machines.retire(step.replacement.name, `Run ${run.operation} again: it finishes the roll-back first.`)}`);
-  }
-  const members = cluster.record.members.filter((member) => member.name !== step.replacement.name);
-  const plan = planOf(cluster, withMembers(cluster.input, members));
-  const { memberId: _dropped, ...rest } = step;
-  const next = withStep(state, { ...rest, done: step.done.filter((action) => action !== 'add' && action !== 'promote'), lastFailure: `${now.toISOString()}: ${reason}` });
-  run.effects.updateFolder({
-    files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
-    remove: [FOLDER_FILES.cert(step.replacement.name), FOLDER_FILES.key(step.replacement.name), FOLDER_FILES.userData(step.replacement.name)],
-  });
+  const managed = run.machines(cluster).managed;
+  await forgetReplacement(run, state, step, reason);
   throw new CliError(
     'catch-up',
-    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${machines.managed ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
+    `${reason}. Rolled back: ${step.replacement.name} is out of the cluster${managed ? ' and its droplet deleted' : ''}, and ${step.old} still serves. Fix what kept it from joining (its console shows the boot), then run ${run.operation} again to retry.`,
   );
 }
 
 /** remove-old: leadership moved off the old member first (roll), then member remove; its files and record go. */
 async function removeOld(run: ReplaceRun, state: RollState, step: ReplacementStep): Promise<ActionResult> {
   const progress = progressOf(run);
-  const now = run.context.now();
   const cluster = openCluster(run.folder);
   const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
   const old = cluster.plan.members.find((member) => member.name === step.old);
@@ -330,14 +419,7 @@ async function removeOld(run: ReplaceRun, state: RollState, step: ReplacementSte
     await removeWithRetry(run, endpoint, target, step, client);
     progress(`${step.old}: removed from the cluster (ID ${hexMemberId(target.ID)})`);
   }
-  const members = cluster.record.members.filter((member) => member.name !== step.old);
-  const plan = planOf(cluster, withMembers(cluster.input, members));
-  const next = withStep(state, markDone(step, 'remove-old'));
-  run.effects.updateFolder({
-    files: [...recordFiles(plan, clusterPki(plan, cluster), now), rollStateFile(next)],
-    remove: [FOLDER_FILES.cert(step.old), FOLDER_FILES.key(step.old), FOLDER_FILES.userData(step.old), FOLDER_FILES.renewScript(step.old)],
-  });
-  return { state: next };
+  return { state: dropOld(run, state, step) };
 }
 
 /** If the old member leads, hand leadership to the replacement (a caught-up voter) and wait until another member leads. */
@@ -502,6 +584,79 @@ async function moveLeadershipForVersion(run: ReplaceRun, cluster: OpenCluster, c
   if (!leader || !next) throw new Error('no leader, or no other voting member answered');
   await run.effects.moveLeader(leader.member.clientUrl, next.status!.header!.member_id!, client);
   progressOf(run)(`every member runs the new release, but the cluster version is still ${clusterVersion}: moved leadership from ${leader.member.name} to ${next.member.name}, whose first commit decides it again`);
+}
+
+/** What `--abort` did, and what it left as it was. */
+export interface AbortOutcome {
+  readonly undone: readonly string[];
+  readonly left: readonly string[];
+}
+
+/**
+ * `roll --abort`, `repair --abort`: undoes what can be undone, step by step, and clears the roll.
+ * - a replacement that is a learner (not promoted) is removed from the cluster; one not in the
+ *   cluster is only forgotten; either way its files, cluster.json entry and droplet go;
+ * - a replacement that is a voting member stays, with its files: abort never removes a voter;
+ * - an old member already out of the cluster leaves cluster.json (and its droplet, when this
+ *   roll removed it);
+ * - the cluster cannot be reached: nothing is removed from it; replacements that may be in it stay
+ *   in cluster.json, and the message says so.
+ * Each step is its own folder update; roll.json is cleared last (its history keeps every name
+ * minted, so none is used again). Cut short, abort runs again from what is left.
+ */
+export async function abortReplacement(run: ReplaceRun, initial: RollState): Promise<AbortOutcome> {
+  const undone: string[] = [];
+  const left: string[] = [];
+  let state = initial;
+  const operation = initial.current!.operation;
+  const aborted: RollState['history'][number][] = [];
+  for (const original of initial.current!.steps) {
+    const cluster = openCluster(run.folder);
+    const client = { tls: cluster.adminTls, timeoutMs: run.timeoutMs };
+    const machines = run.machines(cluster);
+    const step = state.current!.steps.find((candidate) => candidate.old === original.old)!;
+    const name = step.replacement.name;
+    const finished = ACTION_ORDER[operation].every((action) => step.done.includes(action));
+    if (finished) continue;
+    const listed = await observedMembers(cluster, client, step);
+    const recorded = cluster.record.members.some((member) => member.name === name);
+    const minted = recorded || step.done.includes('add') || run.folder.exists(FOLDER_FILES.cert(name));
+    if (minted) aborted.push({ old: step.old, replacement: name, operation, finishedAt: run.context.now().toISOString(), aborted: true });
+    if (!listed) {
+      if (recorded) left.push(`${name}: the cluster did not answer (${cluster.plan.members.map((member) => member.name).join(', ')}), so it may be a member: kept in cluster.json with its files; once the cluster answers, remove it with 'etcd-cloudinit remove-member --member ${name}' if it is not a voter you want`);
+      else if (minted) {
+        state = await forgetReplacement(run, state, step, 'aborted');
+        undone.push(`${name}: never joined the cluster; deleted its files${machines.managed ? ' and droplet' : ''}`);
+      }
+      if (!step.done.includes('remove-old') && cluster.record.members.some((member) => member.name === step.old)) left.push(`${step.old}: kept in cluster.json (the cluster did not answer)`);
+      continue;
+    }
+    const { endpoint, value: running } = listed;
+    const peerUrl = recorded ? cluster.plan.members.find((member) => member.name === name)!.peerUrl : undefined;
+    const member = running.find((candidate) => (step.memberId !== undefined && candidate.ID === step.memberId) || (peerUrl !== undefined && candidate.peerURLs?.includes(peerUrl)));
+    if (member && !member.isLearner) {
+      left.push(`${name}: a voting member (ID ${hexMemberId(member.ID)}): kept, with its files and cluster.json entry (abort never removes a voter; 'etcd-cloudinit remove-member --member ${name}' does)`);
+    } else if (member) {
+      await run.effects.memberRemove(endpoint, member.ID, client).catch((error: Error) => {
+        throw new CliError('api', `member remove ${name} (ID ${hexMemberId(member.ID)}) on ${endpoint} failed: ${error.message}; run ${operation} --abort again`);
+      });
+      state = await forgetReplacement(run, state, step, 'aborted');
+      undone.push(`${name}: removed the learner (ID ${hexMemberId(member.ID)}) from the cluster; deleted its files${machines.managed ? ' and droplet' : ''}`);
+    } else if (minted || machines.holds(name)) {
+      state = await forgetReplacement(run, state, step, 'aborted');
+      undone.push(`${name}: not in the cluster; deleted its files${machines.managed ? ' and droplet' : ''}`);
+    }
+    const oldRecorded = openCluster(run.folder).record.members.some((candidate) => candidate.name === step.old);
+    if (oldRecorded && !running.some((candidate) => candidate.peerURLs?.includes(step.oldPeerUrl))) {
+      state = dropOld(run, state, step);
+      const members = openCluster(run.folder).record.members.length;
+      left.push(`${step.old}: no longer in the cluster (removed by hand?): dropped from cluster.json; the cluster has ${members} member(s) now${machines.holds(step.old) ? `; its droplet is kept: delete it, or add a member with add-member` : '; add a member with add-member to have as many as before'}`);
+    } else if (!oldRecorded && machines.holds(step.old)) {
+      undone.push(`${step.old}: out of the cluster already; ${await machines.retire(step.old, `Run ${operation} --abort again to finish.`)}`);
+    }
+  }
+  run.effects.updateFolder({ files: [rollStateFile({ history: [...state.history, ...aborted] })] });
+  return { undone, left };
 }
 
 /** The member records a roll's steps replace, for messages. */

@@ -60,7 +60,7 @@ describe('a roll or repair in progress: every command refuses with the same exit
       refusals.map(([command, , operation]) => [
         command,
         1,
-        `etcd-cloudinit ${command}: [preflight] a ${operation} of cluster etcd is in progress (started 2026-01-01T00:00:00.000Z); run '${operation}' again to finish it before ${command}`,
+        `etcd-cloudinit ${command}: [preflight] a ${operation} of cluster etcd is in progress (started 2026-01-01T00:00:00.000Z); run '${operation}' again to finish it before ${command}, or undo it with '${operation} --abort'`,
       ]),
     );
   });
