@@ -46,13 +46,9 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
 
   /** The running cluster's members: name, hex ID, learner. */
   const memberList = async () => {
-    const list = await cluster.etcdctl(['member', 'list', '-w', 'simple', '--hex']);
-    expect(list.code, list.stderr).toBe(0);
-    return list.stdout
-      .trim()
-      .split('\n')
-      .map((line) => line.split(', '))
-      .map(([id, , name, peer, , learner]) => ({ id: id!, name: name ?? '', peer: peer ?? '', learner: learner === 'true' }));
+    const list = await cluster.memberList();
+    expect(list, 'member list').toBeDefined();
+    return list!;
   };
   /**
    * etcdctl member remove, as a person would, again while etcd refuses ("unhealthy cluster": a

@@ -131,16 +131,11 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
     const recordMembers = () => json<{ members: { name: string }[] }>(join(cluster.outDir, 'cluster.json')).members.map((member) => member.name).sort();
     /** [name, ID, learner] of the running cluster, asked of any running member. */
     const memberList = async () => {
-      // The simple table: JSON would print the 64-bit IDs as numbers that lose digits.
-      const list = await cluster.etcdctl(['member', 'list', '-w', 'simple', '--hex']);
-      expect(list.code, list.stderr).toBe(0);
-      return list.stdout
-        .trim()
-        .split('\n')
-        .map((line) => line.split(', '))
-        .map(([id, , name, , , learner]) => ({ name: name ?? '', id: id!, learner: learner === 'true' }))
-        .sort((a, b) => a.name.localeCompare(b.name));
+      const list = await cluster.memberList();
+      expect(list, 'member list').toBeDefined();
+      return list!.map(({ name, id, learner }) => ({ name, id, learner })).sort((a, b) => a.name.localeCompare(b.name));
     };
+
     const expectValidApiRequests = () => expect(cluster.fake?.violations ?? []).toEqual([]);
 
     /** Runs the CLI while the operator boots and destroys machines. */

@@ -63,6 +63,15 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
       box.inside(['ssh', '-i', box.ssh.identityFile, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30', `root@${hostname(member)}`, ...command]),
       { timeoutMs: 3 * 60_000, ...(input !== undefined ? { input } : {}) },
     );
+  /** The member's droplet booted the minimal image, installed nftables from the mirror at boot, and locked the metadata service down. */
+  const expectLockedDownOnMinimalImage = (member: string, mirrorLog: string) => {
+    const machine = box.machine(dropletName(member))!;
+    expect(machine.droplet.image, member).toBe(BOX_MINIMAL_IMAGE_ID);
+    expect(machine.vm.console(), member).toContain(INSTALLING_NFTABLES);
+    expect(mirrorLog, member).toMatch(nftablesFetchedBy(machine.droplet.privateIpv4));
+    expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
+    return machine;
+  };
   const aRecords = () => (box.fake.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A');
   const healthy = (members: number, timeoutMs: number) =>
     waitFor(
@@ -139,11 +148,7 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     const url = 'http://169.254.169.254/metadata/v1';
     const mirrorLog = await box.mirrorLog();
     for (const member of MEMBERS) {
-      const machine = box.machine(dropletName(member))!;
-      expect(machine.droplet.image, member).toBe(BOX_MINIMAL_IMAGE_ID);
-      expect(machine.vm.console(), member).toContain(INSTALLING_NFTABLES);
-      expect(mirrorLog, member).toMatch(nftablesFetchedBy(machine.droplet.privateIpv4));
-      expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
+      const machine = expectLockedDownOnMinimalImage(member, mirrorLog);
       const asRoot = await onMember(member, ['curl', '-sS', '--max-time', '10', `${url}/interfaces/private/0/ipv4/address`]);
       expect(asRoot, member).toMatchObject({ code: 0, stdout: machine.droplet.privateIpv4 });
       const asNobody = await onMember(member, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'curl', '-sS', '--max-time', '10', `${url}/user-data`]);
@@ -276,13 +281,7 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     expect(aRecords().map((record) => record.name).sort()).toEqual(replacements.map(dropletName));
     // The replacements boot the cluster's image (the minimal one) and install nftables at boot too.
     const mirrorLog = await box.mirrorLog();
-    for (const member of replacements) {
-      const machine = box.machine(dropletName(member))!;
-      expect(machine.droplet.image, member).toBe(BOX_MINIMAL_IMAGE_ID);
-      expect(machine.vm.console(), member).toContain(INSTALLING_NFTABLES);
-      expect(mirrorLog, member).toMatch(nftablesFetchedBy(machine.droplet.privateIpv4));
-      expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
-    }
+    for (const member of replacements) expectLockedDownOnMinimalImage(member, mirrorLog);
 
     let lost = 0;
     for (const endpoint of endpoints) {

@@ -379,6 +379,20 @@ export class LoopbackCluster {
   }
 
   /** The real etcdctl (API v3) as admin (or with `tls`: leave out cert and key for an anonymous client), in the namespace; never throws for a non-zero exit. */
+  /**
+   * The running cluster's members (hex ID, name, peer URL, learner) from etcdctl's simple table: its
+   * JSON prints the 64-bit IDs as numbers that lose digits. Undefined when no member answered.
+   */
+  async memberList(): Promise<{ id: string; name: string; peer: string; learner: boolean }[] | undefined> {
+    const list = await this.etcdctl(['member', 'list', '-w', 'simple', '--hex']);
+    if (list.code !== 0) return undefined;
+    return list.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(', '))
+      .map(([id, , name, peer, , learner]) => ({ id: id!, name: name ?? '', peer: peer ?? '', learner: learner === 'true' }));
+  }
+
   etcdctl(args: readonly string[], endpoints: readonly string[] = this.endpoints(), tls: Partial<AdminTls> = this.tls()): Promise<CliRun> {
     // AdminTls's fields are named as etcdctl's flags.
     const tlsArgs = Object.entries(tls).flatMap(([flag, file]) => (file === undefined ? [] : [`--${flag}=${file}`]));
