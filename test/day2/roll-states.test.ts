@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollStateFile, type RollState } from '../../src/cluster-folder.js';
 import { ETCD_BIN, ETCDCTL_BIN } from '../support/local-cluster.js';
-import { LoopbackCluster } from '../support/loopback-cluster.js';
+import { LOOP_DOMAIN, LoopbackCluster } from '../support/loopback-cluster.js';
 import { outputSchemaErrors } from '../support/output-schemas.js';
 
 const canRun = process.getuid?.() === 0 && existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN);
@@ -370,4 +370,50 @@ describe.runIf(canRun)('every state of a roll or repair has a way forward and a 
     expect(recordMembers().map((member) => member.name)).toContain(step.replacement.name);
     expect(existsSync(file(`pki/${step.replacement.name}.crt`))).toBe(true);
   });
+});
+
+// The way out on a cluster create-droplets made: the replacement's droplet and A record go too.
+describe.runIf(canRun)('roll --abort on a create-droplets cluster', () => {
+  let cluster: LoopbackCluster;
+
+  beforeAll(async () => {
+    cluster = await LoopbackCluster.create('do');
+    await cluster.startAll(['etcd1', 'etcd2', 'etcd3']);
+  }, 120_000);
+
+  afterAll(async () => {
+    await cluster?.cleanup();
+  });
+
+  it('the replacement\'s droplet exists and never booted: --abort removes the learner, the droplet, its A record and its files', async () => {
+    const aRecords = () => (cluster.fake!.domains.get(LOOP_DOMAIN) ?? []).filter((record) => record.type === 'A').map((record) => record.name).sort();
+    const recordsBefore = aRecords();
+    let child: ChildProcess | undefined;
+    const run = cluster.cli(['roll', '--member', 'etcd1', ...WAITS], {}, (spawned) => (child = spawned), 120_000);
+    const deadline = Date.now() + 150_000;
+    // Killed (as Ctrl-C would) once its droplet exists: the roll then waits for a machine nobody boots.
+    while (cluster.droplet('etcd1-2') === undefined || !aRecords().includes('etcd-etcd1-2')) {
+      if (Date.now() > deadline) throw new Error(`no droplet etcd-etcd1-2 within 150 s: ${(await run).stderr}`);
+      await sleep(50);
+    }
+    child!.kill('SIGKILL');
+    expect((await run).code).not.toBe(0);
+    const learners = (await cluster.memberList())!.filter((member) => member.learner);
+    expect(learners.map((member) => member.name)).toEqual(['']);
+
+    const aborted = await cluster.cli(['roll', '--abort']);
+    expect(aborted.code, aborted.stderr).toBe(0);
+    expect(aborted.stdout).toContain('etcd1-2: removed the learner');
+    expect(cluster.droplet('etcd1-2')).toBeUndefined();
+    expect(aRecords()).toEqual(recordsBefore);
+    expect(existsSync(join(cluster.outDir, 'pki', 'etcd1-2.key'))).toBe(false);
+    expect(existsSync(join(cluster.outDir, 'roll.json')) ? (JSON.parse(readFileSync(join(cluster.outDir, 'roll.json'), 'utf8')) as RollState).current : undefined).toBeUndefined();
+    expect((await cluster.memberList())!.map((member) => member.name).sort()).toEqual(['etcd1', 'etcd2', 'etcd3']);
+    const health = await cluster.cli(['health']);
+    expect(health.code, health.stdout + health.stderr).toBe(0);
+    // Nothing left to abort, and the next roll of etcd1 works from here: its replacement gets a new name.
+    const dryRun = await cluster.cli(['roll', '--member', 'etcd1', '--dry-run']);
+    expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(dryRun.stdout + dryRun.stderr).not.toMatch(/etcd1 -> etcd1-2\b/);
+  }, 300_000);
 });
