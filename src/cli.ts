@@ -6,6 +6,7 @@ import {
   CREATE_DROPLETS_OPTIONS,
   DEFRAG_OPTIONS,
   DESTROY_DROPLETS_OPTIONS,
+  FIREWALL_OPTIONS,
   GEN_USERDATA_OPTIONS,
   HEALTH_OPTIONS,
   REMOVE_MEMBER_OPTIONS,
@@ -161,6 +162,18 @@ const TABLE: Command[] = [
       'etcd-cloudinit create-droplets --domain example.com --region fra1 --cluster-name prod --count 5 --ssh-from 198.51.100.7/32 --dry-run',
     ],
     load: () => import('./commands/create-droplets.js').then((command) => command.runCreateDroplets),
+  },
+  {
+    name: 'firewall',
+    summary: 'Change who may reach a create-droplets cluster from outside its VPC (trusted sources, SSH), in place',
+    usage: 'etcd-cloudinit firewall [--cluster-name <name>] [--trusted-source <cidr|tag:NAME|droplet:ID>]... [--ssh-from <cidr>]...',
+    options: FIREWALL_OPTIONS,
+    examples: [
+      'etcd-cloudinit firewall --cluster-name prod --trusted-source 203.0.113.7/32',
+      'etcd-cloudinit firewall --cluster-name prod --trusted-source tag:k8s-control-plane --trusted-source 203.0.113.7/32 --dry-run',
+      'etcd-cloudinit firewall --cluster-name prod --trusted-source none --ssh-from none',
+    ],
+    load: () => import('./commands/firewall.js').then((command) => command.runFirewall),
   },
   {
     name: 'destroy-droplets',

@@ -141,6 +141,8 @@ export interface DigitalOceanState {
   readonly tag: string;
   readonly vpc: { readonly id?: string; readonly name: string; readonly ipRange?: string; readonly createdByTool?: boolean };
   readonly firewall?: { readonly id?: string; readonly name: string };
+  /** Who the firewall lets in past the VPC (--ssh-from, --trusted-source); absent before it was recorded. */
+  readonly access?: { readonly sshFrom: readonly string[]; readonly trustedSources: readonly string[] };
   /** Absent in folders 0.1.0 wrote. */
   readonly droplet?: DropletSettings;
   readonly members: readonly DropletMemberRecord[];

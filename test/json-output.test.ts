@@ -147,6 +147,8 @@ describe('--json output of every command, against schema/output/<command>.schema
       const created = documentOf('create-droplets', await runCli([...args, '-o', 'json'], dir, env));
       expect(created).toMatchObject({ dryRun: false, plannedCalls: [] });
       expect(fake.droplets.size).toBe(3);
+      const opened = documentOf('firewall', await runCli(['firewall', '--cluster-name', 'json', '--trusted-source', '203.0.113.7/32', '--json'], dir, env));
+      expect(opened).toMatchObject({ dryRun: false, clusterName: 'json', firewall: { outcome: 'updated', access: { trustedSources: ['203.0.113.7/32'], sshFrom: [] } } });
       const wouldDestroy = documentOf('destroy-droplets', await runCli(['destroy-droplets', '--cluster-name', 'json', '--dry-run', '--json'], dir, env));
       expect(wouldDestroy).toMatchObject({ dryRun: true, deleted: false });
       const destroyed = documentOf('destroy-droplets', await runCli(['destroy-droplets', '--cluster-name', 'json', '--yes', '--json', '--wait-timeout', '5'], dir, env));

@@ -21,6 +21,57 @@ const IPV6_CIDR = /^[0-9a-f:]+:[0-9a-f:]*\/(12[0-8]|1[01]\d|\d?\d)$/i;
 
 const endpointsOf = (result: CreateResult) => result.members.map((m) => `https://${m.hostname}:${CLIENT_PORT}`);
 
+const ANY_SOURCE = new Set(['0.0.0.0/0', '::/0']);
+// DigitalOcean tag names: letters, digits, colons, dashes and underscores, at most 255 characters.
+const TAG_NAME = /^[A-Za-z0-9_:-]{1,255}$/;
+
+/** One --trusted-source in its recorded form: a CIDR, tag:NAME or droplet:ID; undefined when it is none of them. */
+export function trustedSourceOf(value: string): string | undefined {
+  if (value.startsWith('tag:')) return TAG_NAME.test(value.slice(4)) ? value : undefined;
+  if (value.startsWith('droplet:')) return /^[1-9]\d{0,15}$/.test(value.slice(8)) ? `droplet:${Number(value.slice(8))}` : undefined;
+  if (IPV4_CIDR.test(value)) return value;
+  if (IPV6_CIDR.test(value)) return value.toLowerCase();
+  return undefined;
+}
+
+/**
+ * --ssh-from and --trusted-source: undefined when not given (the record stands), [] for `none`.
+ * The whole internet as a trusted source is refused without --allow-internet, and warned about with it.
+ */
+export function accessFlags(flags: ParsedOptions): { sshFrom: string[] | undefined; trustedSources: string[] | undefined; warnings: string[] } {
+  const given = (name: 'ssh-from' | 'trusted-source') => {
+    const values = listFlag(flags, name);
+    if (values.length === 0) return undefined;
+    if (values.includes('none')) {
+      if (values.length > 1) throw usageError('validate', `${name}: "none" (no source at all) cannot be given with other sources: ${values.filter((v) => v !== 'none').join(', ')}`);
+      return [];
+    }
+    return values;
+  };
+  const sshFrom = given('ssh-from');
+  for (const [index, cidr] of (sshFrom ?? []).entries()) {
+    if (!IPV4_CIDR.test(cidr) && !IPV6_CIDR.test(cidr)) throw usageError('validate', `ssh-from[${index}]: ${JSON.stringify(cidr)} is not a CIDR like 198.51.100.7/32 (or none, to close port 22)`);
+  }
+  const warnings: string[] = [];
+  const trustedSources = given('trusted-source')?.map((value, index) => {
+    const source = trustedSourceOf(value);
+    if (source === undefined) {
+      throw usageError('validate', `trusted-source[${index}]: ${JSON.stringify(value)} is not a CIDR like 203.0.113.7/32, tag:NAME or droplet:ID (or none, to trust no source outside the VPC)`);
+    }
+    if (ANY_SOURCE.has(source)) {
+      if (flags['allow-internet'] !== true) {
+        throw usageError('validate', `trusted-source[${index}]: ${source} opens etcd's client port to the whole internet; name your own addresses, or add --allow-internet if that is what you mean`);
+      }
+      warnings.push(`--trusted-source ${source}: every address on the internet may reach port ${CLIENT_PORT}; only a client certificate of this cluster's CA gets past TLS`);
+    }
+    return source;
+  });
+  if (flags['allow-internet'] === true && !(trustedSources ?? []).some((s) => ANY_SOURCE.has(s))) {
+    throw usageError('validate', 'allow-internet: only goes with --trusted-source 0.0.0.0/0 or ::/0');
+  }
+  return { sshFrom, trustedSources: trustedSources ? [...new Set(trustedSources)] : undefined, warnings };
+}
+
 /** validate: the flags of create-droplets (over --config, as gen-userdata reads it) into the cluster input (DNS-member mode) and the droplet spec. */
 export function validateCreateFlags(flags: ParsedOptions, cwd: string): { input: ClusterInput; spec: DropletClusterSpec; warnings: readonly string[] } {
   const fileInput = typeof flags.config === 'string' ? loadConfigFile(flags.config, cwd) : {};
@@ -53,10 +104,7 @@ export function validateCreateFlags(flags: ParsedOptions, cwd: string): { input:
     return { name: member.name, dropletName, hostname: member.hostname ?? memberHostname(input.clusterName, member.name, domain) };
   });
 
-  const sshFrom = listFlag(flags, 'ssh-from');
-  for (const [index, cidr] of sshFrom.entries()) {
-    if (!IPV4_CIDR.test(cidr) && !IPV6_CIDR.test(cidr)) throw usageError('validate', `ssh-from[${index}]: ${JSON.stringify(cidr)} is not a CIDR like 198.51.100.7/32`);
-  }
+  const { sshFrom, trustedSources, warnings: accessWarnings } = accessFlags(flags);
   const vpcRange = stringFlag(flags, 'vpc-range');
   if (vpcRange !== undefined && !IPV4_CIDR.test(vpcRange)) throw usageError('validate', `vpc-range: ${JSON.stringify(vpcRange)} is not an IPv4 CIDR like 10.20.0.0/20`);
   const vpcUuid = stringFlag(flags, 'vpc-uuid');
@@ -70,7 +118,7 @@ export function validateCreateFlags(flags: ParsedOptions, cwd: string): { input:
   const ttl = numberFlag(flags, 'ttl', DEFAULT_TTL, (n) => Number.isInteger(n) && n >= 30 && n <= 86400, 'is not a TTL in whole seconds from 30 to 86400');
   return {
     input,
-    warnings,
+    warnings: [...warnings, ...accessWarnings],
     spec: {
       clusterName: input.clusterName,
       domain: domain.toLowerCase(),
@@ -79,6 +127,8 @@ export function validateCreateFlags(flags: ParsedOptions, cwd: string): { input:
       image,
       sshKeys,
       sshFrom,
+      trustedSources,
+      dropHandAddedRules: flags['drop-hand-added-rules'] === true,
       vpcUuid,
       vpcRange,
       ttl,
@@ -96,7 +146,7 @@ function renderCreateSummary(result: CreateResult, folder: ClusterFolder, metric
       (m) =>
         `  ${m.name.padEnd(width)}droplet ${m.dropletId} (${m.droplet})  ${m.hostname} -> ${m.privateIpv4}${m.publicIpv4 ? `  public ${m.publicIpv4}` : ''}  DNS ${m.dnsRecord}`,
     ),
-    `  firewall ${result.firewall.name} (${result.firewall.outcome}): ${CLIENT_PORT}-${PEER_PORT}${metrics ? ` and ${METRICS_PORT}` : ''} only from the tag and the VPC`,
+    `  firewall ${result.firewall.name} (${result.firewall.outcome}): ${CLIENT_PORT}-${PEER_PORT}${metrics ? ` and ${METRICS_PORT}` : ''} from the tag and the VPC; ${CLIENT_PORT} from ${result.firewall.access.trustedSources.join(', ') || 'no trusted source'}; 22 from ${result.firewall.access.sshFrom.join(', ') || 'nowhere'}`,
     `Endpoints: ${endpointsOf(result).join(',')}`,
     `State: ${folder.shownFile(FOLDER_FILES.digitaloceanJson)}`,
     '',
@@ -118,6 +168,8 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   const printMember = printMemberOf(flags, input, context);
   const folder = folderOf(input, context.cwd);
   backupCredentialsFor(input, context.env, folder); // before any API call: a missing key pair is a usage error
+  // A re-run without --ssh-from or --trusted-source keeps what the last run recorded.
+  const recordedAccess = folder.exists(FOLDER_FILES.digitaloceanJson) ? folder.readDigitalOceanState()?.access : undefined;
   const dryRun = flags['dry-run'] === true;
   const progress = (line: string) => void context.stderr.write(`${line}\n`);
   const { waitTimeoutMs, pollIntervalMs } = dropletWaitOptions(flags);
@@ -171,7 +223,7 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
   const createAndRecord = async (): Promise<CreateResult> => {
     let result: CreateResult;
     try {
-      result = await createDropletCluster(client, spec, {
+      result = await createDropletCluster(client, { ...spec, recordedAccess }, {
         progress,
         sleep,
         now: () => context.now().getTime(),
@@ -192,7 +244,8 @@ export async function runCreateDroplets(flags: ParsedOptions, context: CommandCo
         domain: result.domain,
         tag: result.tag,
         vpc: result.vpc,
-        firewall: result.firewall,
+        firewall: { id: result.firewall.id, name: result.firewall.name },
+        access: result.firewall.access,
         // What add-member creates its droplets with.
         droplet: { size: spec.size, image: spec.image, sshKeys: [...spec.sshKeys], ttl: spec.ttl },
         members: result.members.map(({ name, dropletName, hostname, dropletId, privateIpv4, publicIpv4 }) => ({

@@ -217,7 +217,16 @@ export const CREATE_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'domain', type: 'string', valueName: 'zone', description: 'DigitalOcean DNS zone for the members: <cluster-name>-<member>.<zone> (required)' },
   { name: 'region', type: 'string', valueName: 'slug', description: 'Region of the droplets and VPC, e.g. nyc3 (required)' },
   { name: 'ssh-key', type: 'string', valueName: 'fingerprint|id', multiple: true, description: 'SSH key already in the account, for the default user (repeatable)' },
-  { name: 'ssh-from', type: 'string', valueName: 'cidr', multiple: true, description: 'Open port 22 to this CIDR (repeatable; default: no SSH from anywhere)' },
+  { name: 'ssh-from', type: 'string', valueName: 'cidr', multiple: true, description: 'Open port 22 to this CIDR (repeatable; none closes it; default: what digitalocean.json records, else no SSH from anywhere)' },
+  {
+    name: 'trusted-source',
+    type: 'string',
+    valueName: 'cidr|tag:NAME|droplet:ID',
+    multiple: true,
+    description: "Let this source reach etcd's client port from outside the VPC, e.g. your laptop's address (repeatable; none removes them; default: what digitalocean.json records, else none)",
+  },
+  { name: 'allow-internet', type: 'boolean', description: 'Accept --trusted-source 0.0.0.0/0 or ::/0 (every address; TLS client certificates still required)' },
+  { name: 'drop-hand-added-rules', type: 'boolean', description: "Remove rules someone added by hand to the cluster's firewall (without it they stop the command, named)" },
   { name: 'size', type: 'string', valueName: 'slug', description: `Droplet size (default ${DEFAULT_SIZE})` },
   { name: 'image', type: 'string', valueName: 'slug|id', description: `Distribution slug or snapshot id (default ${DEFAULT_IMAGE})` },
   { name: 'count', type: 'string', valueName: 'n', description: `Number of members, named etcd1..etcdN (default ${DEFAULT_MEMBER_COUNT}; --names sets names and count)` },
@@ -251,6 +260,16 @@ export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   { name: 'dry-run', type: 'boolean', description: 'Print every API call that would delete something, delete nothing' },
   { name: 'json', type: 'boolean', description: 'Print what was (or would be) deleted as JSON on stdout' },
   { name: 'wait-timeout', type: 'string', valueName: 'seconds', description: `How long to retry deleting the VPC while DigitalOcean releases the droplets (default ${DEFAULT_VPC_DELETE_WAIT_SECONDS})` },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
+/** firewall: who may reach a create-droplets cluster from outside its VPC (the same flags as create-droplets). */
+export const FIREWALL_OPTIONS: readonly OptionSpec[] = [
+  ...CREATE_DROPLETS_OPTIONS.filter((o) => ['ssh-from', 'trusted-source', 'allow-internet', 'drop-hand-added-rules'].includes(o.name)),
+  clusterOption('cluster-name'),
+  clusterOption('out'),
+  { name: 'dry-run', type: 'boolean', description: 'Print the API call that would change the firewall, change nothing' },
+  { name: 'json', type: 'boolean', description: 'Print the firewall and its recorded access as JSON on stdout' },
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 

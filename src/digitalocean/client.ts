@@ -227,6 +227,7 @@ function toRule(protocol: string | null | undefined, ports: string | null | unde
     targets: {
       ...(target?.addresses?.length && { addresses: target.addresses }),
       ...(target?.tags?.length && { tags: target.tags }),
+      ...(target?.dropletIds?.length && { dropletIds: target.dropletIds }),
     },
   };
 }

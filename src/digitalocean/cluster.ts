@@ -30,13 +30,30 @@ export interface DropletClusterSpec {
   readonly size: string;
   readonly image: string | number;
   readonly sshKeys: readonly string[];
-  readonly sshFrom: readonly string[];
+  /** --ssh-from: port 22 from these CIDRs; undefined: keep what digitalocean.json recorded (or, before it recorded it, what the firewall has). */
+  readonly sshFrom: readonly string[] | undefined;
+  /** --trusted-source: the client port from these sources (outside the VPC); undefined: keep the recorded list. */
+  readonly trustedSources?: readonly string[] | undefined;
+  /** What digitalocean.json recorded (absent before it recorded access): the rules this tool made last time. */
+  readonly recordedAccess?: FirewallAccess | undefined;
+  /** --drop-hand-added-rules: rules someone added to this tool's firewall are removed, not refused. */
+  readonly dropHandAddedRules?: boolean;
   readonly vpcUuid: string | undefined;
   readonly vpcRange: string | undefined;
   readonly ttl: number;
   /** Members serve /metrics on 2381 (plain HTTP): the firewall lets the tag and the VPC reach it, nobody else. */
   readonly metrics: boolean;
   readonly members: readonly DropletMember[];
+}
+
+/**
+ * Who may reach the cluster past the VPC: port 22 from `sshFrom`, etcd's client port from
+ * `trustedSources` (a CIDR, `tag:NAME` or `droplet:ID`). digitalocean.json records it, so a re-run
+ * without the flags keeps it, and the firewall's rules are exactly what it says.
+ */
+export interface FirewallAccess {
+  readonly sshFrom: readonly string[];
+  readonly trustedSources: readonly string[];
 }
 
 export interface StepOptions {
@@ -77,7 +94,7 @@ export interface CreateResult {
   readonly domain: string;
   readonly tag: string;
   readonly vpc: { readonly id: string; readonly name: string; readonly ipRange: string | undefined; readonly outcome: Outcome; readonly createdByTool: boolean };
-  readonly firewall: { readonly id: string; readonly name: string; readonly outcome: Outcome };
+  readonly firewall: { readonly id: string; readonly name: string; readonly outcome: Outcome; readonly access: FirewallAccess };
   readonly members: readonly MemberResult[];
   /** What a dry run recorded instead of sending; empty for a real run. */
   readonly plannedCalls: readonly PlannedCall[];
@@ -101,15 +118,25 @@ export class PartialClusterError extends Error {
 /** etcd's client and peer ports, the plan's own, as one firewall range (they are adjacent). */
 const ETCD_PORTS = `${CLIENT_PORT}-${PEER_PORT}`;
 
-export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'sshFrom' | 'metrics'>, vpcRange: string): FirewallSpec {
+/** A trusted source (`203.0.113.7/32`, `tag:k8s`, `droplet:123`) as a firewall rule's target. */
+export function trustedTargets(sources: readonly string[]): FirewallRule['targets'] {
+  const addresses = sources.filter((s) => !s.startsWith('tag:') && !s.startsWith('droplet:'));
+  const tags = sources.filter((s) => s.startsWith('tag:')).map((s) => s.slice('tag:'.length));
+  const dropletIds = sources.filter((s) => s.startsWith('droplet:')).map((s) => Number(s.slice('droplet:'.length)));
+  return { ...(addresses.length > 0 && { addresses }), ...(tags.length > 0 && { tags }), ...(dropletIds.length > 0 && { dropletIds }) };
+}
+
+export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'metrics'> & FirewallAccess, vpcRange: string): FirewallSpec {
   const tag = clusterTag(spec.clusterName);
   const everywhere = { addresses: ['0.0.0.0/0', '::/0'] };
   return {
     name: clusterResourceName(spec.clusterName),
     tags: [tag],
     inbound: [
-      // Peers and clients only from the cluster's own droplets and the VPC; never the internet.
+      // Peers and clients from the cluster's own droplets and the VPC; the peer port never from anywhere else.
       { protocol: 'tcp', ports: ETCD_PORTS, targets: { addresses: [vpcRange], tags: [tag] } },
+      // Clients from outside the VPC: only the trusted sources, and only the client port (always mutual TLS).
+      ...(spec.trustedSources.length > 0 ? [{ protocol: 'tcp' as const, ports: String(CLIENT_PORT), targets: trustedTargets(spec.trustedSources) }] : []),
       // Metrics are plain HTTP: a scraper in the VPC (or a cluster droplet) only.
       ...(spec.metrics ? [{ protocol: 'tcp' as const, ports: String(METRICS_PORT), targets: { addresses: [vpcRange], tags: [tag] } }] : []),
       ...(spec.sshFrom.length > 0 ? [{ protocol: 'tcp' as const, ports: '22', targets: { addresses: [...spec.sshFrom] } }] : []),
@@ -124,10 +151,50 @@ export function firewallSpec(spec: Pick<DropletClusterSpec, 'clusterName' | 'ssh
   };
 }
 
+const normPorts = (ports: string) => (ports === 'all' || ports === '0' || ports === '' ? '*' : ports);
+
+/**
+ * A rule set as single grants ("in tcp 2379 from tag:k8s"): DigitalOcean's control panel may merge a
+ * hand-added source into one of our rules or add a rule of its own; either way it is a grant of its own.
+ */
+function grants(direction: 'in' | 'out', rules: readonly FirewallRule[]): string[] {
+  return rules.flatMap((rule) => {
+    const head = `${direction === 'in' ? 'inbound' : 'outbound'} ${rule.protocol} ${normPorts(rule.ports)}`;
+    const from = direction === 'in' ? 'from' : 'to';
+    const targets = [
+      ...(rule.targets.addresses ?? []),
+      ...(rule.targets.tags ?? []).map((t) => `tag:${t}`),
+      ...(rule.targets.dropletIds ?? []).map((id) => `droplet:${id}`),
+    ];
+    return targets.length > 0 ? targets.map((t) => `${head} ${from} ${t}`) : [`${head} (no ${direction === 'in' ? 'source' : 'destination'})`];
+  });
+}
+
+const allGrants = (f: Pick<FirewallSpec, 'inbound' | 'outbound'>) => [...grants('in', f.inbound), ...grants('out', f.outbound)];
+
+/** The sources of the firewall's port-22 rules: what a run before digitalocean.json recorded access opened SSH to. */
+const sshSourcesOf = (firewall: FirewallInfo | undefined) =>
+  (firewall?.inbound ?? []).filter((r) => r.protocol === 'tcp' && r.ports === '22').flatMap((r) => r.targets.addresses ?? []);
+
+/** The access this run sets: each flag given, else the record, else (a folder from before the record) what the firewall shows. */
+export function resolveAccess(spec: Pick<DropletClusterSpec, 'sshFrom' | 'trustedSources' | 'recordedAccess'>, found: FirewallInfo | undefined): { access: FirewallAccess; previous: FirewallAccess } {
+  const previous = spec.recordedAccess ?? { sshFrom: sshSourcesOf(found), trustedSources: [] };
+  return { access: { sshFrom: spec.sshFrom ?? previous.sshFrom, trustedSources: spec.trustedSources ?? previous.trustedSources }, previous };
+}
+
+/**
+ * Grants in the firewall that neither the last run of this tool nor this one made: someone added
+ * them by hand. The tool owns its firewall, so it never drops them without being told.
+ */
+export function handAddedGrants(found: FirewallInfo, previousSpec: FirewallSpec, wanted: FirewallSpec): string[] {
+  const ours = new Set([...allGrants(previousSpec), ...allGrants(wanted)]);
+  return allGrants(found).filter((grant) => !ours.has(grant));
+}
+
 function sameRules(a: readonly FirewallRule[], b: readonly FirewallRule[]): boolean {
   const norm = (rules: readonly FirewallRule[]) =>
     rules
-      .map((r) => JSON.stringify([r.protocol, r.ports === 'all' || r.ports === '0' || r.ports === '' ? '*' : r.ports, [...(r.targets.addresses ?? [])].sort(), [...(r.targets.tags ?? [])].sort()]))
+      .map((r) => JSON.stringify([r.protocol, normPorts(r.ports), [...(r.targets.addresses ?? [])].sort(), [...(r.targets.tags ?? [])].sort(), [...(r.targets.dropletIds ?? [])].sort()]))
       .sort()
       .join('\n');
   return norm(a) === norm(b);
@@ -304,14 +371,31 @@ async function ensureRecords(run: CreateRun): Promise<Map<string, Outcome>> {
   return outcomes;
 }
 
-/** The firewall on the cluster tag: etcd's ports from the tag and the VPC only, 22 from --ssh-from. */
-async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Promise<CreateResult['firewall']> {
-  const { api, spec, options, tag } = run;
+/** The firewall on the cluster tag: etcd's ports from the tag and the VPC, the client port from the trusted sources, 22 from --ssh-from. */
+export async function ensureFirewall(
+  api: DigitalOceanApi,
+  spec: Pick<DropletClusterSpec, 'clusterName' | 'metrics' | 'sshFrom' | 'trustedSources' | 'recordedAccess' | 'dropHandAddedRules'>,
+  vpcRange: string | undefined,
+  progress: (line: string) => void,
+): Promise<CreateResult['firewall']> {
+  const tag = clusterTag(spec.clusterName);
   if (vpcRange === undefined) {
     throw new DigitalOceanApiError('unexpected', `create firewall ${clusterResourceName(spec.clusterName)}`, `the VPC reported no IP range, so ports ${ETCD_PORTS} cannot be limited to it`);
   }
-  const wanted = firewallSpec(spec, vpcRange);
-  const found = (await api.listFirewalls()).find((f) => f.name === wanted.name);
+  const found = (await api.listFirewalls()).find((f) => f.name === clusterResourceName(spec.clusterName));
+  const { access, previous } = resolveAccess(spec, found);
+  const wanted = firewallSpec({ ...spec, ...access }, vpcRange);
+  const handAdded = found ? handAddedGrants(found, firewallSpec({ ...spec, ...previous }, vpcRange), wanted) : [];
+  if (handAdded.length > 0 && spec.dropHandAddedRules !== true) {
+    throw new DigitalOceanApiError(
+      'invalid',
+      `update firewall ${wanted.name}`,
+      `firewall ${wanted.name} (${found!.id}) has rules this tool did not make: ${handAdded.join('; ')}. ` +
+        'It keeps its firewall exactly as digitalocean.json records it, so it changes nothing while they are there. ' +
+        `Make a client source part of the record (--trusted-source tag:NAME, a CIDR or droplet:ID), put your own rules in a second firewall on tag ${tag}, ` +
+        'or drop them with --drop-hand-added-rules',
+    );
+  }
   const current = !found
     ? 'missing'
     : sameRules(found.inbound, wanted.inbound) && sameRules(found.outbound, wanted.outbound) && found.tags.join() === wanted.tags.join()
@@ -323,10 +407,12 @@ async function ensureFirewall(run: CreateRun, vpcRange: string | undefined): Pro
       : current === 'stale'
         ? { info: await api.updateFirewall(found!.id, wanted), outcome: 'updated' as const }
         : { info: found!, outcome: 'unchanged' as const };
-  const ssh = spec.sshFrom.length > 0 ? spec.sshFrom.join(', ') : 'nowhere';
+  if (handAdded.length > 0) progress(`firewall: dropped rules added by hand (--drop-hand-added-rules): ${handAdded.join('; ')}`);
+  const ssh = access.sshFrom.length > 0 ? access.sshFrom.join(', ') : 'nowhere';
+  const clients = access.trustedSources.length > 0 ? access.trustedSources.join(', ') : 'no trusted source';
   const ports = spec.metrics ? `${ETCD_PORTS} and ${METRICS_PORT}` : ETCD_PORTS;
-  options.progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: ${ports} from ${tag} and ${vpcRange}; 22 from ${ssh}`);
-  return { id: result.info.id, name: wanted.name, outcome: result.outcome };
+  progress(`firewall: ${wanted.name} (${result.info.id}) ${result.outcome}: ${ports} from ${tag} and ${vpcRange}; ${CLIENT_PORT} from ${clients}; 22 from ${ssh}`);
+  return { id: result.info.id, name: wanted.name, outcome: result.outcome, access };
 }
 
 /**
@@ -342,7 +428,7 @@ export async function createDropletCluster(api: DigitalOceanApi, spec: DropletCl
     const dropletOutcomes = await ensureDroplets(run, vpc.id);
     await waitUntilUsable(run);
     const recordOutcomes = await ensureRecords(run);
-    const firewall = await ensureFirewall(run, vpc.ipRange);
+    const firewall = await ensureFirewall(run.api, run.spec, vpc.ipRange, run.options.progress);
     return {
       clusterName: spec.clusterName,
       region: spec.region,

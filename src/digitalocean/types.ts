@@ -74,6 +74,7 @@ export interface ARecordRequest {
 export interface FirewallRuleTarget {
   addresses?: string[];
   tags?: string[];
+  dropletIds?: number[];
 }
 
 export interface FirewallRule {

@@ -98,7 +98,7 @@ describe('create-droplets', () => {
         { protocol: 'tcp', ports: '22', sources: { addresses: ['198.51.100.7/32'] } },
       ],
     });
-    expect(result.stdout).toContain('2379-2380 and 2381 only from the tag and the VPC');
+    expect(result.stdout).toContain('2379-2380 and 2381 from the tag and the VPC; 2379 from no trusted source; 22 from 198.51.100.7/32');
     for (const member of MEMBERS) expect(droplets.get(`etcd-${member}`)!.userData).toContain('listen-metrics-urls: "http://@PRIVATE_IPV4@:2381"');
     expect(fake.violations).toEqual([]);
     // Outbound open: a firewall without outbound rules would block the etcd download.
@@ -216,7 +216,7 @@ describe('create-droplets', () => {
     expect(result.code, result.stderr).toBe(0);
     const [firewall] = [...fake.firewalls.values()];
     expect((firewall!.inboundRules as { ports: string }[]).map((rule) => rule.ports)).toEqual(['2379-2380', '22']);
-    expect(result.stdout).toContain('2379-2380 only from the tag and the VPC');
+    expect(result.stdout).toContain('2379-2380 from the tag and the VPC; 2379 from no trusted source');
     for (const droplet of fake.droplets.values()) expect(droplet.userData).not.toContain('listen-metrics-urls');
     expect(JSON.parse(readFileSync(join(workDir, 'out/etcd/cluster.json'), 'utf8'))).toMatchObject({ metrics: false, listenFrom: { from: 'do-metadata' } });
     expect(fake.violations).toEqual([]);
