@@ -5,7 +5,7 @@
 import type { Droplet, Firewall, Firewall_rule_target, Page_links } from '@digitalocean/dots';
 import { DigitalOceanApiError, toApiError } from './errors.js';
 import { buildClient, type ClientOptions } from './http.js';
-import { aRecordBody, dropletCreateBody, firewallBody, vpcCreateBody } from './requests.js';
+import { aRecordBody, dropletCreateBody, firewallBody, srvRecordBody, vpcCreateBody } from './requests.js';
 import type { DigitalOceanApi, DigitalOceanConfig, DnsRecord, DropletInfo, FirewallInfo, FirewallRule, VpcInfo } from './types.js';
 
 export { DigitalOceanApiError, isNotFound, toApiError, type DigitalOceanErrorKind } from './errors.js';
@@ -124,7 +124,7 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
       );
       return records.flatMap((r) =>
         r.id != null && r.type && r.name != null
-          ? [{ id: r.id, type: r.type, name: r.name, data: r.data ?? '', ...(r.ttl != null && { ttl: r.ttl }) }]
+          ? [{ id: r.id, type: r.type, name: r.name, data: r.data ?? '', ...(r.ttl != null && { ttl: r.ttl }), ...(r.port != null && { port: r.port }) }]
           : [],
       );
     },
@@ -132,6 +132,12 @@ export function createDigitalOceanApi(config: DigitalOceanConfig, options: Clien
     async createARecord(domain, record) {
       const operation = `create DNS record ${record.name}.${domain}`;
       const response = await call(operation, () => client.v2.domains.byDomain_name(domain).records.post(aRecordBody(record)));
+      return toDnsRecord(operation, response?.domainRecord);
+    },
+
+    async createSrvRecord(domain, record) {
+      const operation = `create DNS record ${record.name}.${domain}`;
+      const response = await call(operation, () => client.v2.domains.byDomain_name(domain).records.post(srvRecordBody(record)));
       return toDnsRecord(operation, response?.domainRecord);
     },
 

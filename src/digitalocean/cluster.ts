@@ -4,6 +4,7 @@ import { CLIENT_PORT, METRICS_PORT, PEER_PORT } from '../plan.js';
 import { plannedCallsOf, type PlannedCall } from './dry-run.js';
 import { DigitalOceanApiError, isNotFound } from './errors.js';
 import type { DigitalOceanApi, DnsRecord, DropletInfo, FirewallInfo, FirewallRule, FirewallSpec, VpcInfo } from './types.js';
+import { clientRecordName, clientSrvRecordName, syncClientRecords } from './client-endpoint.js';
 
 export type { PlannedCall } from './dry-run.js';
 
@@ -428,6 +429,11 @@ export async function createDropletCluster(api: DigitalOceanApi, spec: DropletCl
     const dropletOutcomes = await ensureDroplets(run, vpc.id);
     await waitUntilUsable(run);
     const recordOutcomes = await ensureRecords(run);
+    // The stable client name lists the members it made (every one a voter from the start); members
+    // added or removed since are the day-2 commands' to list and delist.
+    const listed = spec.members.map((m) => ({ hostname: m.hostname, privateIpv4: run.droplets.get(m.name)!.privateIpv4! }));
+    const clientName = await syncClientRecords(api, spec.domain, spec.clusterName, listed, spec.ttl, options.progress, false);
+    if (clientName.added.length > 0) run.existing.push(`DNS records of ${spec.clusterName}.${spec.domain}`);
     const firewall = await ensureFirewall(run.api, run.spec, vpc.ipRange, run.options.progress);
     return {
       clusterName: spec.clusterName,
@@ -487,8 +493,8 @@ export async function findDropletCluster(api: DigitalOceanApi, spec: DestroySpec
   const tag = clusterTag(spec.clusterName);
   const droplets = await api.listDroplets({ tagName: tag });
   const firewall = (await api.listFirewalls()).find((f) => f.name === clusterResourceName(spec.clusterName));
-  // Only names that are certainly ours: the droplets' own, and what create-droplets recorded.
-  const names = new Set([...droplets.map((d) => d.name), ...spec.knownRecordNames]);
+  // Only names that are certainly ours: the droplets' own, what create-droplets recorded, and the stable client name.
+  const names = new Set([...droplets.map((d) => d.name), ...spec.knownRecordNames, clientRecordName(spec.clusterName)]);
   const records: { domain: string; record: DnsRecord }[] = [];
   for (const domain of spec.domains) {
     let all: DnsRecord[];
@@ -499,7 +505,7 @@ export async function findDropletCluster(api: DigitalOceanApi, spec: DestroySpec
       throw error;
     }
     for (const record of all) {
-      if (record.type === 'A' && names.has(record.name)) records.push({ domain, record });
+      if ((record.type === 'A' && names.has(record.name)) || (record.type === 'SRV' && record.name === clientSrvRecordName(spec.clusterName))) records.push({ domain, record });
     }
   }
   const vpcName = clusterResourceName(spec.clusterName);

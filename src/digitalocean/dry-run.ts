@@ -77,6 +77,10 @@ export function recordingApi(real: DigitalOceanApi, progress: (line: string) => 
       plan(describe.createARecord(domain, record));
       return { id: --lastId, type: 'A', ...record };
     },
+    async createSrvRecord(domain, record) {
+      plan(describe.createSrvRecord(domain, record));
+      return { id: --lastId, type: 'SRV', name: record.name, data: `${record.target}.`, port: record.port, ttl: record.ttl };
+    },
     async updateARecord(domain, id, record) {
       plan(describe.updateARecord(domain, id, record));
       return { id, type: 'A', ...record };

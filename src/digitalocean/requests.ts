@@ -11,7 +11,7 @@ import {
 } from '@digitalocean/dots';
 import { AnonymousAuthenticationProvider, type RequestInformation } from '@microsoft/kiota-abstractions';
 import { FetchRequestAdapter } from '@microsoft/kiota-http-fetchlibrary';
-import type { ARecordRequest, ChangingCall, DigitalOceanApi, DropletCreateRequest, FirewallSpec, VpcCreateRequest } from './types.js';
+import type { ARecordRequest, ChangingCall, DigitalOceanApi, DropletCreateRequest, FirewallSpec, SrvRecordRequest, VpcCreateRequest } from './types.js';
 
 export function vpcCreateBody(request: VpcCreateRequest): VpcsPostRequestBody {
   return {
@@ -39,6 +39,11 @@ export function dropletCreateBody(request: DropletCreateRequest, userData: strin
 // The published spec requires `type` on an update too, even though it cannot change.
 export function aRecordBody(record: ARecordRequest): Domain_record & { type: 'A'; name: string; data: string } {
   return { type: 'A', name: record.name, data: record.data, ttl: record.ttl };
+}
+
+/** DigitalOcean wants an SRV target as a name with a final dot (a name without one is taken relative to the zone). */
+export function srvRecordBody(record: SrvRecordRequest): Domain_record & { type: 'SRV'; name: string; data: string } {
+  return { type: 'SRV', name: record.name, data: `${record.target}.`, priority: 0, port: record.port, weight: 0, ttl: record.ttl };
 }
 
 export function firewallBody(spec: FirewallSpec): Firewall {
@@ -76,6 +81,7 @@ export function describeChanges(): DescribeChange {
     createVpc: (request) => planned(client.v2.vpcs.toPostRequestInformation(vpcCreateBody(request))),
     deleteVpc: (id) => planned(client.v2.vpcs.byVpc_id(id).toDeleteRequestInformation()),
     createARecord: (zone, record) => planned(domain(zone).toPostRequestInformation(aRecordBody(record))),
+    createSrvRecord: (zone, record) => planned(domain(zone).toPostRequestInformation(srvRecordBody(record))),
     updateARecord: (zone, id, record) => planned(domain(zone).byDomain_record_id(id).toPutRequestInformation(aRecordBody(record))),
     deleteDomainRecord: (zone, id) => planned(domain(zone).byDomain_record_id(id).toDeleteRequestInformation()),
     createFirewall: (spec) => planned(client.v2.firewalls.toPostRequestInformation(firewallBody(spec))),

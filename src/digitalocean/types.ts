@@ -62,6 +62,16 @@ export interface DnsRecord {
   name: string;
   data: string;
   ttl?: number;
+  /** SRV only. */
+  port?: number;
+}
+
+/** An SRV record (priority and weight 0), its name relative to the zone; `target` is a host name. */
+export interface SrvRecordRequest {
+  name: string;
+  target: string;
+  port: number;
+  ttl: number;
 }
 
 /** An A record, its name relative to the zone. */
@@ -122,6 +132,7 @@ export interface DigitalOceanApi {
   getDomain(name: string): Promise<{ name: string }>;
   listDomainRecords(domain: string): Promise<DnsRecord[]>;
   createARecord(domain: string, record: ARecordRequest): Promise<DnsRecord>;
+  createSrvRecord(domain: string, record: SrvRecordRequest): Promise<DnsRecord>;
   updateARecord(domain: string, id: number, record: ARecordRequest): Promise<DnsRecord>;
   deleteDomainRecord(domain: string, id: number): Promise<void>;
   listFirewalls(): Promise<FirewallInfo[]>;
@@ -138,6 +149,7 @@ export type ChangingCall =
   | 'createVpc'
   | 'deleteVpc'
   | 'createARecord'
+  | 'createSrvRecord'
   | 'updateARecord'
   | 'deleteDomainRecord'
   | 'createFirewall'

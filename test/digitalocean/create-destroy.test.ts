@@ -58,7 +58,10 @@ const CREATE = ['create-droplets', '--domain', 'example.com', '--region', 'nyc3'
 const MEMBERS = ['etcd1', 'etcd2', 'etcd3'];
 const tag = 'etcd-cluster-etcd';
 
-const aRecords = () => (fake.domains.get('example.com') ?? []).filter((r) => r.type === 'A');
+/** The members' own A records (not the stable client name's). */
+const aRecords = () => (fake.domains.get('example.com') ?? []).filter((r) => r.type === 'A' && r.name !== 'etcd');
+/** The stable client name's records: A `etcd` and SRV `_etcd-client-ssl._tcp.etcd`. */
+const clientNameRecords = () => (fake.domains.get('example.com') ?? []).filter((r) => r.name === 'etcd' || r.name === '_etcd-client-ssl._tcp.etcd');
 const dropletsByName = () => new Map([...fake.droplets.values()].map((d) => [d.name, d]));
 const userDataFile = (member: string, cluster = 'etcd') => readFileSync(join(workDir, 'out', cluster, 'user-data', `${member}.yaml`), 'utf8');
 
@@ -84,6 +87,12 @@ describe('create-droplets', () => {
     // A records: relative names, the private address, a short TTL.
     expect(aRecords().map(({ name, data, ttl }) => ({ name, data, ttl })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(
       MEMBERS.map((member) => ({ name: `etcd-${member}`, data: droplets.get(`etcd-${member}`)!.privateIpv4, ttl: 60 })),
+    );
+    // The stable client name etcd.example.com: an A record per member, and the SRV records etcd's clients discover members by.
+    const privateIps = MEMBERS.map((member) => droplets.get(`etcd-${member}`)!.privateIpv4).sort();
+    expect(clientNameRecords().filter((r) => r.type === 'A').map((r) => r.data).sort()).toEqual(privateIps);
+    expect(clientNameRecords().filter((r) => r.type === 'SRV').map(({ name, data, port, priority, weight, ttl }) => ({ name, data, port, priority, weight, ttl }))).toEqual(
+      MEMBERS.map((member) => ({ name: '_etcd-client-ssl._tcp.etcd', data: `etcd-${member}.example.com.`, port: 2379, priority: 0, weight: 0, ttl: 60 })),
     );
 
     const [firewall, ...otherFirewalls] = [...fake.firewalls.values()];
@@ -257,17 +266,19 @@ describe('create-droplets', () => {
       'POST /v2/domains/example.com/records',
       'POST /v2/domains/example.com/records',
       'POST /v2/domains/example.com/records',
+      // the stable client name: 3 A records, then 3 SRV records
+      ...Array.from({ length: 6 }, () => 'POST /v2/domains/example.com/records'),
       'POST /v2/firewalls',
     ]);
     expect(planned[1]).toContain('"user_data":"<out/etcd/user-data/etcd1.yaml>"');
     expect(planned[1]).toContain('"vpc_uuid":"<id of the new VPC>"');
-    expect(result.stdout).toBe('Dry run: 8 call(s) would change something (listed above); nothing was changed or written.\n');
+    expect(result.stdout).toBe('Dry run: 14 call(s) would change something (listed above); nothing was changed or written.\n');
 
     const json = await run([...CREATE, '--dry-run', '--json']);
     const parsed = JSON.parse(json.stdout) as { dryRun: boolean; plannedCalls: { method: string; path: string; body: Record<string, unknown> }[] };
     expect(parsed.dryRun).toBe(true);
-    expect(parsed.plannedCalls).toHaveLength(8);
-    expect(parsed.plannedCalls[7]!.body).toMatchObject({ name: tag, tags: [tag] });
+    expect(parsed.plannedCalls).toHaveLength(14);
+    expect(parsed.plannedCalls.at(-1)!.body).toMatchObject({ name: tag, tags: [tag] });
     expect(fake.mutations()).toEqual([]);
   });
 
@@ -513,7 +524,10 @@ describe('destroy-droplets', () => {
     expect(result.code, result.stderr).toBe(0);
     const parsed = JSON.parse(result.stdout) as { deleted: boolean; dnsRecords: { name: string }[] };
     expect(parsed.deleted).toBe(true);
-    expect(parsed.dnsRecords.map((r) => r.name).sort()).toEqual(MEMBERS.map((m) => `etcd-${m}.example.com`));
+    expect(parsed.dnsRecords.map((r) => r.name).sort()).toEqual(
+      [...MEMBERS.map((m) => `etcd-${m}.example.com`), ...MEMBERS.map(() => 'etcd.example.com'), ...MEMBERS.map(() => '_etcd-client-ssl._tcp.etcd.example.com')].sort(),
+    );
     expect(aRecords()).toEqual([]);
+    expect(clientNameRecords()).toEqual([]);
   });
 });

@@ -37,6 +37,10 @@ export interface FakeRecord {
   name: string;
   data: string;
   ttl: number;
+  /** SRV only. */
+  priority?: number;
+  port?: number;
+  weight?: number;
 }
 export interface FakeFirewall {
   id: string;
@@ -413,11 +417,19 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
 
   function createRecord(domain: string, records: FakeRecord[], body: Record<string, unknown>): FakeRecord {
     checkRecordName(domain, body['name']);
-    if (body['type'] !== 'A') throw unprocessable('fake: only A records are supported');
-    const data = body['data'];
-    if (typeof data !== 'string' || !/^\d+\.\d+\.\d+\.\d+$/.test(data)) throw unprocessable('Data needs to be an IPv4 address.');
     const ttl = typeof body['ttl'] === 'number' ? body['ttl'] : 1800;
     if (ttl < 30) throw unprocessable('TTL must be at least 30 seconds.');
+    const data = body['data'];
+    if (body['type'] === 'SRV') {
+      // DigitalOcean: an SRV record needs priority, port and weight; its data is the target host.
+      for (const key of ['priority', 'port', 'weight']) if (typeof body[key] !== 'number') throw unprocessable(`${key} is required for SRV records.`);
+      if (typeof data !== 'string' || !/^[a-z0-9.-]+\.$/i.test(data)) throw unprocessable('Data needs to end with a dot (.)');
+      const record: FakeRecord = { id: nextRecordId++, type: 'SRV', name: String(body['name']), data, ttl, priority: body['priority'] as number, port: body['port'] as number, weight: body['weight'] as number };
+      records.push(record);
+      return record;
+    }
+    if (body['type'] !== 'A') throw unprocessable('fake: only A and SRV records are supported');
+    if (typeof data !== 'string' || !/^\d+\.\d+\.\d+\.\d+$/.test(data)) throw unprocessable('Data needs to be an IPv4 address.');
     const record: FakeRecord = { id: nextRecordId++, type: 'A', name: String(body['name']), data, ttl };
     records.push(record);
     return record;
@@ -470,7 +482,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions = {
   }
 
   const vpcJson = (v: FakeVpc) => ({ id: v.id, urn: `do:vpc:${v.id}`, name: v.name, description: v.description, region: v.region, ip_range: v.ipRange, default: v.isDefault, created_at: '2026-01-01T00:00:00Z' });
-  const recordJson = (r: FakeRecord) => ({ id: r.id, type: r.type, name: r.name, data: r.data, priority: null, port: null, ttl: r.ttl, weight: null, flags: null, tag: null });
+  const recordJson = (r: FakeRecord) => ({ id: r.id, type: r.type, name: r.name, data: r.data, priority: r.priority ?? null, port: r.port ?? null, ttl: r.ttl, weight: r.weight ?? null, flags: null, tag: null });
   const firewallJson = (f: FakeFirewall) => ({
     id: f.id,
     name: f.name,

@@ -16,7 +16,9 @@ afterEach(async () => {
 
 const env = () => ({ DIGITALOCEAN_TOKEN: fake.token, DIGITALOCEAN_API_URL: fake.url });
 const CREATE = ['create-droplets', '--domain', 'example.com', '--region', 'nyc3', '--key-size', '2048', '--poll-interval', '0.05', '--wait-timeout', '20'];
-const aRecords = () => (fake.domains.get('example.com') ?? []).filter((record) => record.type === 'A');
+/** Every record of the cluster: the members' A records and the stable client name's A and SRV records. */
+const records = () => (fake.domains.get('example.com') ?? []).filter((record) => record.type === 'A' || record.type === 'SRV');
+const aRecords = () => records().filter((record) => record.type === 'A' && record.name !== 'etcd');
 
 /** The real CLI, as a user runs it, in `cwd`. */
 describe('destroy-droplets finds the folder create-droplets wrote, wherever --out points', () => {
@@ -30,12 +32,13 @@ describe('destroy-droplets finds the folder create-droplets wrote, wherever --ou
     expect(created.code, created.stderr).toBe(0);
     expect(existsSync(resolve(createCwd, out, 'etcd', 'digitalocean.json'))).toBe(true);
     expect(aRecords()).toHaveLength(3);
+    expect(records()).toHaveLength(9);
 
     // No --domain: the zone comes from digitalocean.json in <out>/etcd.
     const destroyed = await runCli(['destroy-droplets', '--out', out, '--yes'], destroyCwd, env());
     expect(destroyed.code, destroyed.stderr).toBe(0);
     expect(destroyed.stderr).not.toContain('DNS records are not looked for');
-    expect(aRecords()).toEqual([]);
+    expect(records()).toEqual([]);
     expect(fake.droplets.size).toBe(0);
     expect(fake.violations).toEqual([]);
     expect(destroyed.stdout).toMatch(/The local files in \S*clusters\/etcd are kept/);

@@ -68,6 +68,9 @@ export interface Domain_record {
   name?: Nullable<string>;
   data?: Nullable<string>;
   ttl?: Nullable<number>;
+  priority?: Nullable<number>;
+  port?: Nullable<number>;
+  weight?: Nullable<number>;
 }
 export interface Firewall_rule_target {
   addresses?: Nullable<string[]>;
@@ -135,8 +138,8 @@ export interface DigitalOceanClient {
         get(): Promise<{ domain?: Nullable<Domain> } | undefined>;
         records: {
           get(config?: RequestConfiguration<PageQuery & { name?: string }>): Promise<(Paged & { domainRecords?: Nullable<Domain_record[]> }) | undefined>;
-          post(body: Domain_record & { type: 'A'; name: string; data: string }): Promise<{ domainRecord?: Nullable<Domain_record> } | undefined>;
-          toPostRequestInformation(body: Domain_record & { type: 'A'; name: string; data: string }): RequestInformation;
+          post(body: Domain_record & { type: 'A' | 'SRV'; name: string; data: string }): Promise<{ domainRecord?: Nullable<Domain_record> } | undefined>;
+          toPostRequestInformation(body: Domain_record & { type: 'A' | 'SRV'; name: string; data: string }): RequestInformation;
           byDomain_record_id(id: number): {
             put(body: Domain_record & { type: string }): Promise<{ domainRecord?: Nullable<Domain_record> } | undefined>;
             toPutRequestInformation(body: Domain_record & { type: string }): RequestInformation;
