@@ -69,6 +69,8 @@ async function removeMember(flags: ParsedOptions, context: CommandContext, clust
     const target = answer ? answer.value.find((member) => member.peerURLs?.includes(leaving.peerUrl)) : { ID: DRY_RUN_MEMBER_ID };
     const endpoint = answer?.endpoint ?? others[0]!;
     if (target) {
+      // Clients that resolve the stable name stop being sent to it before it goes.
+      await machines.listClients(plan.members.map((member) => member.name));
       await effects.memberRemove(endpoint, target.ID, client).catch((error: Error) => {
         throw new CliError('api', `member remove ${name} (ID ${hexMemberId(target.ID)}) on ${endpoint} failed: ${error.message}`);
       });

@@ -47,6 +47,7 @@ export function dropletMachines(cluster: OpenCluster, state: DigitalOceanState, 
     provision: (member, userData, settings, retryAdvice) => provisionDroplet(context, cluster, effects, member, userData(), wait, settings, retryAdvice),
     holds: (name) => state.members.some((member) => member.name === name),
     retire: (name, retryAdvice) => retireDroplet(context, cluster, effects, name, retryAdvice),
+    listClients: (voters) => listDropletClients(context, cluster, effects, voters),
     settle: (settings) => {
       if (settings) effects.saveDigitalOceanState({ ...state, droplet: settings });
     },
@@ -114,6 +115,26 @@ async function provisionDroplet(
     return `droplet ${droplet.name}, id ${droplet.id}, ${member.hostname} -> ${droplet.privateIpv4}`;
   } catch (error) {
     throw apiFailure(error, DigitalOceanApiError, retryAdvice ?? `The member is in the cluster and in cluster.json; re-run add-member --name ${member.name} to finish its droplet, or remove-member --name ${member.name}.`);
+  }
+}
+
+/** The stable client name's A and SRV records (client-endpoint.ts): exactly the voters that have a droplet address. */
+async function listDropletClients(context: CommandContext, cluster: OpenCluster, effects: Day2Effects, voters: readonly string[]): Promise<string | undefined> {
+  const progress = (line: string) => void context.stderr.write(`${line}\n`);
+  // A step may have made a droplet since the folder was opened: its address is in the file now.
+  const state = (effects.dryRun ? undefined : cluster.folder.readDigitalOceanState()) ?? cluster.digitalocean!;
+  const listed = voters.flatMap((name) => {
+    const droplet = state.members.find((member) => member.name === name);
+    return droplet?.privateIpv4 !== undefined ? [{ hostname: droplet.hostname, privateIpv4: droplet.privateIpv4 }] : [];
+  });
+  const { api, DigitalOceanApiError } = await connect(context, effects, progress);
+  const { syncClientRecords, clientEndpointName } = await import('../digitalocean/client-endpoint.js');
+  try {
+    const change = await syncClientRecords(api, state.domain, cluster.record.clusterName, listed, dropletSettingsOf(state).settings.ttl, progress);
+    const name = clientEndpointName(cluster.record.clusterName, state.domain);
+    return change.added.length + change.removed.length === 0 ? `${name} already lists ${listed.length} member(s)` : `${name} lists ${listed.map((v) => v.hostname).join(', ')}`;
+  } catch (error) {
+    throw apiFailure(error, DigitalOceanApiError, 'Re-run the same command: it finds the records as they are and finishes them.');
   }
 }
 

@@ -32,6 +32,12 @@ export interface Machines {
   holds(name: string): boolean;
   /** Deletes the member's machine (holds(name) was true); the line says what was deleted. */
   retire(name: string, retryAdvice?: string): Promise<string>;
+  /**
+   * Makes the cluster's stable client name list exactly these voting members (issue 29); the line
+   * says what changed, undefined when these machines keep no such name (the operator's DNS).
+   * Called with a replacement once it is promoted, and without a member before it is removed.
+   */
+  listClients(voters: readonly string[]): Promise<string | undefined>;
   /** A roll ended: what its replacements were created with is now the cluster's setting. */
   settle(settings: DropletSettings | undefined): void;
   /** Where the member's machine shows its boot (and a failed cloud-init step) without SSH, in words for the operator. */
@@ -57,6 +63,7 @@ export const operatorMachines: Machines = {
   retire: async (name) => {
     throw new Error(`no machine of ${name} to retire`);
   },
+  listClients: async () => undefined,
   settle: () => undefined,
   bootConsole: (name) => `the console of ${name}'s machine (your cloud's or hypervisor's)`,
 };

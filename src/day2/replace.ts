@@ -333,6 +333,10 @@ async function promoteReplacement(run: ReplaceRun, state: RollState, step: Repla
   progress(`${step.old}: replacement ${member.name} is a voting member and healthy`);
   const next = withStep(state, markDone(step, 'promote'));
   run.effects.updateFolder({ files: [rollStateFile(next)] });
+  // A voter now, and recorded so: the stable client name lists it (a learner never is). Killed
+  // before this, the re-run's remove-old lists it with the other members it keeps.
+  const listed = await run.machines(cluster).listClients(cluster.plan.members.map((candidate) => candidate.name));
+  if (listed) progress(`${step.old}: ${listed}`);
   return { state: next };
 }
 
@@ -415,6 +419,9 @@ async function removeOld(run: ReplaceRun, state: RollState, step: ReplacementSte
   });
   const target = running.find((member) => member.peerURLs?.includes(step.oldPeerUrl));
   if (target) {
+    // Delisted before it is removed: a client resolving the stable name is not sent to a member on its way out.
+    const listed = await run.machines(cluster).listClients(others.map((member) => member.name));
+    if (listed) progress(`${step.old}: ${listed}`);
     if (old && run.operation === 'roll') await moveLeadershipOff(run, old, target, step, client);
     await removeWithRetry(run, endpoint, target, step, client);
     progress(`${step.old}: removed from the cluster (ID ${hexMemberId(target.ID)})`);

@@ -90,11 +90,25 @@ class Operator {
     return droplet?.userData !== undefined && record;
   }
 
+  /** 'do': the private IPv4s the stable client name (A records `etcd`) lists now. */
+  private listed(): string[] {
+    return (this.cluster.fake!.domains.get(LOOP_DOMAIN) ?? []).filter((entry) => entry.type === 'A' && entry.name === this.cluster.clusterName).map((entry) => entry.data);
+  }
+
   private async run(): Promise<void> {
     while (this.running) {
       for (const step of this.rollState()?.current?.steps ?? []) {
         try {
           const name = step.replacement.name;
+          if (this.cluster.kind === 'do') {
+            // Issue 29: a learner is never listed under the stable name; a member on its way out is delisted before it is removed.
+            const droplet = this.cluster.droplet(name);
+            if (step.done.includes('add') && !step.done.includes('promote') && droplet?.privateIpv4 && this.listed().includes(droplet.privateIpv4)) {
+              this.errors.push(`learner ${name} (${droplet.privateIpv4}) is listed under the stable name`);
+            }
+            const old = this.cluster.droplet(step.old);
+            if (step.done.includes('remove-old') && old?.privateIpv4 && this.listed().includes(old.privateIpv4)) this.errors.push(`removed member ${step.old} (${old.privateIpv4}) is still listed under the stable name`);
+          }
           if (step.done.includes('add') && !this.cluster.isBooted(name) && this.machineReady(name)) await this.cluster.boot(name);
           if (step.done.includes('remove-old') && this.cluster.runningMembers().includes(step.old)) await this.cluster.stop(step.old);
         } catch (error) {
@@ -137,6 +151,16 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
     };
 
     const expectValidApiRequests = () => expect(cluster.fake?.violations ?? []).toEqual([]);
+    /** 'do' (issue 29): the stable client name etcd.<domain> lists exactly these members: their A records and SRV targets. */
+    const expectStableName = (members: readonly string[]) => {
+      if (kind !== 'do') return;
+      const records = cluster.fake!.domains.get(LOOP_DOMAIN) ?? [];
+      const ips = members.map((name) => cluster.droplet(name)!.privateIpv4).sort();
+      expect(records.filter((r) => r.type === 'A' && r.name === 'etcd').map((r) => r.data).sort(), 'A records of the stable name').toEqual(ips);
+      expect(records.filter((r) => r.type === 'SRV' && r.name === '_etcd-client-ssl._tcp.etcd').map((r) => `${r.data}:${r.port}`).sort(), 'SRV records').toEqual(
+        members.map((name) => `etcd-${name}.${LOOP_DOMAIN}.:2379`).sort(),
+      );
+    };
 
     /** Runs the CLI while the operator boots and destroys machines. */
     const withOperator = async (args: readonly string[], env: Record<string, string> = {}) => {
@@ -225,6 +249,8 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
         const state = rollJson();
         expect(state.current).toBeUndefined();
         expect(state.history.map((entry) => [entry.old, entry.replacement]).sort()).toEqual(BOOTSTRAP.map((name) => [name, `${name}-2`]));
+
+        expectStableName(BOOTSTRAP.map((name) => `${name}-2`));
 
         // Every acknowledged write is on every member.
         console.log(`[roll ${kind}] ${summary.acknowledged.length} of ${summary.attempts} writes acknowledged; longest gap between two ${summary.longestGapMs} ms`);
@@ -326,6 +352,7 @@ describe.runIf(canRun)('roll and repair on real etcd members', () => {
       expect(members.every((member) => !member.learner)).toBe(true);
       expect(recordMembers()).toEqual(['etcd1-3', 'etcd2-3', 'etcd3-2']);
       if (kind === 'do') expect(cluster.droplet('etcd2-2')).toBeUndefined();
+      expectStableName(['etcd1-3', 'etcd2-3', 'etcd3-2']);
       const health = await cluster.cli(['health']);
       expect(health.code, health.stdout + health.stderr).toBe(0);
       expectValidApiRequests();
