@@ -1,7 +1,8 @@
 #!/bin/sh
 # Defragments the local etcd member when enough of its database file is free space; run by etcd-defrag.service.
 #   etcd-defrag.sh --etcdctl BIN --endpoint URL --cacert FILE --cert FILE --key FILE --member NAME --threshold PERCENT [--lock NAME] [--lock-wait SECONDS]
-# One line per run goes to the journal (stdout): what was done, or why not:
+# Each run logs to the journal (stdout) why it did nothing, in one line, or when it started and what it did:
+#   etcd-cloudinit: etcd-defrag: etcd2: defragmenting: 74% reclaimable >= 50% (holding lock etcd-cloudinit-defrag)
 #   etcd-cloudinit: etcd-defrag: etcd2: 48.2 MiB -> 12.1 MiB (74% reclaimable >= 50%)
 #   etcd-cloudinit: etcd-defrag: etcd2: skipped: 3% reclaimable < 50%
 #   etcd-cloudinit: etcd-defrag: etcd2: skipped: cluster unhealthy
@@ -61,7 +62,7 @@ ctl() {
 
 # Every member of the cluster answers (etcdctl asks the member list for their client URLs).
 cluster_healthy() {
-  ctl --endpoints="$endpoint" --command-timeout=10s endpoint health --cluster >/dev/null 2>&1
+  ctl --endpoints="$endpoint" --dial-timeout=3s --command-timeout=5s endpoint health --cluster >/dev/null 2>&1
 }
 
 # Sets db_size and db_in_use (bytes) from this member's status; fails if it cannot be read.
@@ -101,13 +102,15 @@ if [ -z "$locked" ]; then
   # Wait for the lock (bounded); under it this script runs again with --locked and does the work.
   # The lock's key is under the lock name; its lease lives while etcdctl does (--ttl 60 after it dies).
   timeout "$lock_wait" env ETCDCTL_API=3 "$etcdctl" --endpoints="$endpoint" --cacert="$cacert" --cert="$cert" --key="$key" \
-    lock --ttl=60 "$lock" -- "$0" --locked --etcdctl "$etcdctl" --endpoint "$endpoint" --cacert "$cacert" --cert "$cert" --key "$key" \
+    lock --ttl=60 "$lock" -- "$0" --locked --lock "$lock" --etcdctl "$etcdctl" --endpoint "$endpoint" --cacert "$cacert" --cert "$cert" --key "$key" \
     --member "$member" --threshold "$threshold" || die "$member: no defragmentation: waiting for or holding the lock $lock failed (exit $?)"
   exit 0
 fi
 
 # Holding the lock: decide() above ran again, so the cluster is healthy and the share still over the threshold.
 before=$db_size
+# The member blocks its clients while it rewrites the file: the journal says from when.
+log "defragmenting: $share% reclaimable >= $threshold% (holding lock $lock)"
 ctl --endpoints="$endpoint" --command-timeout=10m defrag >/dev/null || die "$member: defrag of $endpoint failed"
 read_status || die "$member: cannot read the status of $endpoint after defragmenting"
 log "$(mib "$before") -> $(mib "$db_size") ($share% reclaimable >= $threshold%)"
