@@ -340,9 +340,10 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'systemctl enable --no-reload etcd.service',
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',
+          // Its runs wait for etcd (Requisite=) and for a healthy cluster: enabling it now blocks nothing.
+          ...(files.defrag ? ['systemctl enable --no-reload --now etcd-defrag.timer'] : []),
           // The backup folder now (later boots: systemd-tmpfiles-setup), then the timer.
           ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --no-reload --now etcd-snapshot.timer'] : []),
-          ...(files.defrag ? ['systemctl enable --no-reload --now etcd-defrag.timer'] : []),
           // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.
           ...(files.promoteService !== undefined ? ['systemctl enable --no-reload etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
         ].join('\n'),
