@@ -15,7 +15,7 @@ import { checkEtcdOptions, etcdConfigEntries, ETCD_MINORS, type EtcdMinor } from
 import { resolveClusterInput, withSettingChanges } from '../src/input.js';
 import { inputFromRecord } from '../src/record-codec.js';
 import type { ClusterRecord } from '../src/cluster-folder.js';
-import { runCli } from './support/cli.js';
+import { folderSnapshot, runCli } from './support/cli.js';
 import { LoopbackCluster } from './support/loopback-cluster.js';
 
 const VERSION: Record<EtcdMinor, string> = { '3.4': 'v3.4.23', '3.5': 'v3.5.21', '3.6': 'v3.6.16', '3.7': 'v3.7.0' };
@@ -224,7 +224,7 @@ describe('a real etcd 3.4 from the rendered config', () => {
   beforeAll(async () => {
     cluster = await LoopbackCluster.create(
       'ip',
-      ['--etcd-option', 'snapshot-count=12345', '--etcd-option', 'max-txn-ops=4', '--etcd-option', 'grpc-keepalive-interval=90s', '--etcd-option', 'experimental-compaction-batch-limit=500', '--etcd-option', 'auto-compaction-retention=2h'],
+      ['--etcd-option', 'snapshot-count=12345', '--etcd-option', 'max-txn-ops=4', '--etcd-option', 'grpc-keepalive-interval=90s', '--etcd-option', 'experimental-compaction-batch-limit=500', '--etcd-option', 'auto-compaction-retention=2h', '--etcd-option', 'experimental-backend-bbolt-freelist-type=map'],
       { size: 1 },
     );
     await cluster.startAll(['etcd1']);
@@ -250,5 +250,15 @@ describe('a real etcd 3.4 from the rendered config', () => {
     expect(allowed.status, allowed.text).toBe(200);
     const tooMany = await txn(5);
     expect(tooMany.text).toMatch(/too many operations in txn request/);
+  });
+
+  it('roll to 3.5 refuses the recorded 3.4-only option, naming it and the version, before it changes anything', async () => {
+    const before = folderSnapshot(cluster.outDir);
+    const run = await cluster.cli(['roll', '--etcd-version', 'v3.5.21']);
+    expect(run.stderr).toMatch(
+      /\[validate\] etcd-version: "v3\.5\.21" refuses an etcd option cluster\.json records \(etcdOptions\): "experimental-backend-bbolt-freelist-type=map": etcd 3\.5 no longer accepts experimental-backend-bbolt-freelist-type: renamed backend-bbolt-freelist-type in etcd 3\.5/,
+    );
+    expect(run.code).toBe(2);
+    expect(folderSnapshot(cluster.outDir)).toEqual(before);
   });
 });
