@@ -90,6 +90,10 @@ export interface ClusterRecord {
   /** --quota-backend-bytes; absent: etcd's default (2 GiB), as in folders written before it existed. */
   readonly quotaBackendBytes?: number;
   readonly snapshots?: false | { readonly schedule: string; readonly retain: number };
+  /** The node's defragmentation timer; false with --no-defrag; absent in folders written before it existed (none). */
+  readonly defrag?: false | { readonly schedule: string; readonly thresholdPercent: number };
+  /** --etcd-option settings (name -> value as given); absent: none. */
+  readonly etcdOptions?: Readonly<Record<string, string>>;
   /** --no-metrics sets false. Absent in folders written before metrics existed: read as false, as those members have none. */
   readonly metrics?: boolean;
   /** DNS-member mode: where members read their listen address; absent before --listen-from existed (DigitalOcean's metadata). */

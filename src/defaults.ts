@@ -13,6 +13,16 @@ export const DEFAULT_CERT_DAYS = 825;
 export const DEFAULT_SNAPSHOT_SCHEDULE = 'hourly';
 export const DEFAULT_SNAPSHOT_RETAIN = 24;
 export const DEFAULT_BACKUP_RETAIN = 168;
+/**
+ * The node's defragmentation timer: once a day (the timer adds up to an hour of random delay, and
+ * etcd's lock keeps members one at a time), and only when at least half of the database file is
+ * free space. Compaction frees pages hourly; below half, a defragmentation (which blocks the member
+ * while it rewrites the file) gives back too little to be worth it. etcd-druid and Talos also
+ * defragment on a daily-ish schedule with a fragmentation threshold.
+ */
+export const DEFAULT_DEFRAG_SCHEDULE = 'daily';
+/** Whole percent of the database file that is free (dbSize - dbSizeInUse) / dbSize. */
+export const DEFAULT_DEFRAG_THRESHOLD_PERCENT = 50;
 /** etcd's own raft timings, used when the flags are not given (etcd's defaults, not ours to set). */
 export const ETCD_HEARTBEAT_INTERVAL_MS = 100;
 export const ETCD_ELECTION_TIMEOUT_MS = 1000;

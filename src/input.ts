@@ -8,6 +8,8 @@ import { compileSchema, fieldName, loadSchema, type ErrorObject } from './schema
 import { kernelFolderOf } from './write.js';
 import { isCalendarExpression } from './systemd-calendar.js';
 import { DEFAULT_ETCD_VERSION, DEFAULT_RELEASE_URL } from './versions.js';
+import { DEFAULT_DEFRAG_SCHEDULE, DEFAULT_DEFRAG_THRESHOLD_PERCENT } from './defaults.js';
+import { checkEtcdOptions, EtcdOptionError, parseEtcdOptionFlags } from './etcd-options.js';
 import { DEFAULT_BACKUP_RETAIN, DEFAULT_CERT_DAYS, DEFAULT_CLUSTER_NAME, DEFAULT_INSTALL_MODE, DEFAULT_K8S_PKI_DIR, DEFAULT_MEMBER_COUNT, DEFAULT_OUT, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_INTERVAL_MS } from './defaults.js';
 import { DEFAULT_KEY_TYPE, DEFAULT_RSA_KEY_SIZE, type KeyType, type RsaKeySize } from './keys.js';
 import { parseBackupUrl, spacesEndpoint, type BackupCredentials, type BackupTarget } from './backup/target.js';
@@ -60,6 +62,13 @@ export interface ClusterInput {
   readonly electionTimeoutMs: number | undefined;
   /** etcd's quota-backend-bytes; undefined keeps etcd's default (2 GiB). */
   readonly quotaBackendBytes: number | undefined;
+  /** --etcd-option / etcd-options: allowlisted etcd settings, checked for etcdVersion (src/etcd-options.ts). */
+  readonly etcdOptions: Readonly<Record<string, string>>;
+  /** The defragmentation timer on every node (opt out with --no-defrag). */
+  readonly defrag: boolean;
+  readonly defragSchedule: string;
+  /** Whole percent of the database file that must be free before a member is defragmented. */
+  readonly defragThreshold: number;
   readonly allowEven: boolean;
   /** Scheduled snapshots on every node (opt out with --no-snapshots). */
   readonly snapshots: boolean;
@@ -93,8 +102,8 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
-const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'key-type', 'snapshot-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
-const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain', 'quota-backend-bytes'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'key-type', 'snapshot-schedule', 'defrag-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
+const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain', 'quota-backend-bytes', 'defrag-threshold'] as const;
 const BOOLEAN_KEYS = ['allow-even', 'kubernetes'] as const;
 /** Repeatable flags that may also be comma-separated. */
 const REPEATED_KEYS = ['client'] as const;
@@ -169,6 +178,16 @@ export function flagsToRawInput(flags: ParsedOptions): RawInput {
   // A negative flag for a key whose default is true.
   if (flags['no-snapshots'] === true) raw.snapshots = false;
   if (flags['no-metrics'] === true) raw.metrics = false;
+  if (flags['no-defrag'] === true) raw.defrag = false;
+  const etcdOptions = flags['etcd-option'];
+  if (etcdOptions !== undefined) {
+    try {
+      raw['etcd-options'] = parseEtcdOptionFlags(Array.isArray(etcdOptions) ? etcdOptions : [String(etcdOptions)]);
+    } catch (error) {
+      if (error instanceof EtcdOptionError) throw usageError('validate', `etcd-option: ${error.message}`);
+      throw error;
+    }
+  }
   return raw;
 }
 
@@ -201,7 +220,7 @@ function describeSchemaError(error: ErrorObject): string {
 }
 
 /** Settings an existing cluster.json recorded (record-codec.ts): a re-run keeps them unless the config or a flag sets them. */
-export type RecordedSettings = Partial<Pick<ClusterInput, 'keyType' | 'keySize' | 'install' | 'metrics' | 'quotaBackendBytes'>>;
+export type RecordedSettings = Partial<Pick<ClusterInput, 'keyType' | 'keySize' | 'install' | 'metrics' | 'quotaBackendBytes' | 'etcdOptions' | 'defrag' | 'defragSchedule' | 'defragThreshold'>>;
 
 export interface ResolvedInput {
   readonly input: ClusterInput;
@@ -216,6 +235,8 @@ export interface ResolvedInput {
  */
 export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, recorded: RecordedSettings = {}): ResolvedInput {
   const raw: RawInput = { ...fileInput, ...flagInput };
+  // --etcd-option adds to (or overrides single keys of) the config's etcd-options.
+  if (isMapping(fileInput['etcd-options']) && isMapping(flagInput['etcd-options'])) raw['etcd-options'] = { ...fileInput['etcd-options'], ...flagInput['etcd-options'] };
   // Flags that list members replace a config's members list (and each other's sources) entirely.
   const flagSources = (['ips', 'hostnames', 'domain'] as const).filter((key) => flagInput[key] !== undefined);
   if (flagSources.length > 0 || flagInput.names !== undefined) delete raw.members;
@@ -284,6 +305,8 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, re
     electionTimeoutMs: raw['election-timeout'] as number | undefined,
     // The schema bounds it: 16 MiB to etcd's documented maximum, 8 GiB (schema/cluster.schema.json).
     quotaBackendBytes: (raw['quota-backend-bytes'] as number | undefined) ?? recorded.quotaBackendBytes,
+    ...resolveEtcdOptions(raw, recorded, (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION, flagInput['etcd-options'] !== undefined),
+    ...resolveDefrag(raw, recorded),
     allowEven,
     snapshots: (raw.snapshots as boolean | undefined) ?? true,
     snapshotSchedule: (raw['snapshot-schedule'] as string | undefined) ?? DEFAULT_SNAPSHOT_SCHEDULE,
@@ -294,6 +317,36 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, re
     ...resolveClients(raw),
   };
   return { input, warnings };
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** --etcd-option / etcd-options (else the recorded ones), checked against the cluster's etcd version. */
+function resolveEtcdOptions(raw: RawInput, recorded: RecordedSettings, etcdVersion: string, fromFlag: boolean): Pick<ClusterInput, 'etcdOptions'> {
+  const given = raw['etcd-options'] as Record<string, unknown> | undefined;
+  try {
+    return { etcdOptions: checkEtcdOptions(given ?? recorded.etcdOptions ?? {}, etcdVersion) };
+  } catch (error) {
+    if (!(error instanceof EtcdOptionError)) throw error;
+    const field = given === undefined ? 'etcd-options (as cluster.json recorded)' : fromFlag ? 'etcd-option' : 'etcd-options';
+    throw usageError('validate', `${field}: ${error.message}`);
+  }
+}
+
+/** The defragmentation timer: on unless --no-defrag (or defrag: false), with its schedule and threshold. */
+function resolveDefrag(raw: RawInput, recorded: RecordedSettings): Pick<ClusterInput, 'defrag' | 'defragSchedule' | 'defragThreshold'> {
+  const defrag = (raw.defrag as boolean | undefined) ?? recorded.defrag ?? true;
+  if (raw.defrag === false) {
+    const stray = (['defrag-schedule', 'defrag-threshold'] as const).find((key) => raw[key] !== undefined);
+    if (stray) throw usageError('validate', `${stray}: ${quoted(raw[stray])} sets the defragmentation timer, and it is off (--no-defrag); drop one of the two`);
+  }
+  return {
+    defrag,
+    defragSchedule: (raw['defrag-schedule'] as string | undefined) ?? recorded.defragSchedule ?? DEFAULT_DEFRAG_SCHEDULE,
+    defragThreshold: (raw['defrag-threshold'] as number | undefined) ?? recorded.defragThreshold ?? DEFAULT_DEFRAG_THRESHOLD_PERCENT,
+  };
 }
 
 /** Client names that a certificate's CN must not take: root is etcd's root user once auth is on (the admin certificate's CN). */
@@ -367,9 +420,17 @@ export function withSettingChanges(base: ClusterInput, changes: RawInput): Clust
   if (keyType !== 'rsa' && picked['key-size'] !== undefined) throw keySizeError(picked['key-size'], keyType);
   const baked = picked.install === 'baked';
   if (picked['etcd-sha256'] !== undefined && (picked.install ?? base.install) === 'baked') throw bakedChecksumError(baked ? '' : " (the cluster's install mode)");
+  const etcdVersion = (picked['etcd-version'] as string | undefined) ?? base.etcdVersion;
+  try {
+    // The recorded options go to the new members' config: the target version must take every one.
+    checkEtcdOptions(base.etcdOptions, etcdVersion);
+  } catch (error) {
+    if (!(error instanceof EtcdOptionError)) throw error;
+    throw usageError('validate', `etcd-version: ${quoted(etcdVersion)} refuses an etcd option cluster.json records (etcdOptions): ${error.message}; nothing was changed`);
+  }
   return {
     ...base,
-    etcdVersion: (picked['etcd-version'] as string | undefined) ?? base.etcdVersion,
+    etcdVersion,
     install: (picked.install as InstallMode | undefined) ?? base.install,
     releaseUrl: ((picked['release-url'] as string | undefined) ?? (baked ? DEFAULT_RELEASE_URL : base.releaseUrl)).replace(/\/+$/, ''),
     etcdSha256: (picked['etcd-sha256'] as string | undefined) ?? (baked ? undefined : base.etcdSha256),
@@ -446,6 +507,7 @@ function checkConsumerRules(raw: RawInput): void {
     ['out', outError],
     ['release-url', releaseUrlError],
     ['snapshot-schedule', scheduleError],
+    ['defrag-schedule', scheduleError],
   ] as const;
   for (const [key, check] of checks) {
     const value = raw[key];

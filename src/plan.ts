@@ -4,6 +4,7 @@ import { isLoopback } from './ipv4.js';
 import type { BackupCredentials, Secret } from './backup/target.js';
 import { featuresOf, parseEtcdVersion, type EtcdFeatures } from './versions.js';
 import { DEFAULT_LISTEN_FROM } from './defaults.js';
+import { etcdConfigEntries } from './etcd-options.js';
 import type { KeyType, RsaKeySize } from './keys.js';
 
 export const CLIENT_PORT = 2379;
@@ -31,6 +32,9 @@ export const NODE_PATHS = {
   snapshotService: '/etc/systemd/system/etcd-snapshot.service',
   snapshotTimer: '/etc/systemd/system/etcd-snapshot.timer',
   snapshotTmpfiles: '/etc/tmpfiles.d/etcd-snapshot.conf',
+  defragScript: '/usr/local/lib/etcd-cloudinit/etcd-defrag.sh',
+  defragService: '/etc/systemd/system/etcd-defrag.service',
+  defragTimer: '/etc/systemd/system/etcd-defrag.timer',
   backupDir: '/var/backups/etcd',
   backupUploadScript: '/usr/local/lib/etcd-cloudinit/etcd-backup-upload.sh',
   backupUploadService: '/etc/systemd/system/etcd-backup-upload.service',
@@ -100,6 +104,14 @@ export interface SnapshotPlan {
   readonly schedule: string;
   /** Snapshots kept per node; older ones are deleted after each successful save. */
   readonly retain: number;
+}
+
+/** The node's defragmentation timer (etcd-defrag.sh); undefined when opted out (--no-defrag). */
+export interface DefragPlan {
+  /** systemd OnCalendar expression. */
+  readonly schedule: string;
+  /** Defragment when at least this whole percent of the database file is free space. */
+  readonly thresholdPercent: number;
 }
 
 /** Off-site copies: after each snapshot the leader uploads it (etcd-backup-upload.sh). */
@@ -176,6 +188,11 @@ export interface ClusterPlan {
   readonly raftTiming: { readonly heartbeatIntervalMs: number | undefined; readonly electionTimeoutMs: number | undefined };
   /** etcd's quota-backend-bytes, written to the etcd config only when the user set it (etcd's default is 2 GiB). */
   readonly quotaBackendBytes: number | undefined;
+  /** --etcd-option settings as checked against etcdVersion (src/etcd-options.ts): name -> value as written. */
+  readonly etcdOptions: Readonly<Record<string, string>>;
+  /** The same, as etcd's config file takes them (durations in nanoseconds): the template prints these. */
+  readonly etcdConfigOptions: Readonly<Record<string, string | number | boolean>>;
+  readonly defrag: DefragPlan | undefined;
   readonly caDays: number;
   /** Absolute folder the cluster is written to: `<out>/<cluster-name>` (ClusterFolder.dir). */
   readonly outDir: string;
@@ -248,6 +265,9 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     certDays: input.certDays,
     raftTiming: { heartbeatIntervalMs: input.heartbeatIntervalMs, electionTimeoutMs: input.electionTimeoutMs },
     quotaBackendBytes: input.quotaBackendBytes,
+    etcdOptions: input.etcdOptions,
+    etcdConfigOptions: etcdConfigEntries(input.etcdOptions),
+    defrag: input.defrag ? { schedule: input.defragSchedule, thresholdPercent: input.defragThreshold } : undefined,
     caDays: CA_DAYS,
     outDir,
     node: NODE_PATHS,

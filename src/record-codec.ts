@@ -18,6 +18,7 @@ import {
 } from './cluster-folder.js';
 import { DEFAULT_K8S_PKI_DIR, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, type ClusterInput, type MemberInput, type RecordedSettings } from './input.js';
 import { DEFAULT_RSA_KEY_SIZE } from './keys.js';
+import { DEFAULT_DEFRAG_SCHEDULE, DEFAULT_DEFRAG_THRESHOLD_PERCENT } from './defaults.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
 import { installPlanOf, type ClusterPlan, type InstallPlan } from './plan.js';
 import { DEFAULT_RELEASE_URL } from './versions.js';
@@ -43,6 +44,11 @@ export function inputFromRecord(record: ClusterRecord, out: string): ClusterInpu
     heartbeatIntervalMs: record.raftTiming?.heartbeatIntervalMs,
     electionTimeoutMs: record.raftTiming?.electionTimeoutMs,
     quotaBackendBytes: record.quotaBackendBytes,
+    etcdOptions: record.etcdOptions ?? {},
+    // A cluster made before the timer existed has none: a member added or rolled in matches them.
+    defrag: record.defrag !== undefined && record.defrag !== false,
+    defragSchedule: record.defrag ? record.defrag.schedule : DEFAULT_DEFRAG_SCHEDULE,
+    defragThreshold: record.defrag ? record.defrag.thresholdPercent : DEFAULT_DEFRAG_THRESHOLD_PERCENT,
     // Growing 3 -> 4 -> 5 passes through even counts; add-member warns instead.
     allowEven: true,
     snapshots: snapshots !== false,
@@ -64,7 +70,7 @@ export function inputFromRecord(record: ClusterRecord, out: string): ClusterInpu
 
 /**
  * What a gen-userdata re-run keeps from cluster.json unless told otherwise: the key type (and an
- * RSA key size), the install mode, metrics and the quota. A field older folders lack is no recorded choice.
+ * RSA key size), the install mode, metrics, the quota, the etcd options and the defragmentation timer. A field older folders lack is no recorded choice.
  */
 export function recordedSettings(record: ClusterRecord): RecordedSettings {
   const { keyType, keySize } = keyInput(record);
@@ -74,6 +80,9 @@ export function recordedSettings(record: ClusterRecord): RecordedSettings {
     install: record.install.mode === 'baked' ? 'baked' : 'download',
     ...(record.metrics !== undefined ? { metrics: record.metrics } : {}),
     ...(record.quotaBackendBytes !== undefined ? { quotaBackendBytes: record.quotaBackendBytes } : {}),
+    ...(record.etcdOptions !== undefined ? { etcdOptions: record.etcdOptions } : {}),
+    ...(record.defrag === false ? { defrag: false } : {}),
+    ...(record.defrag ? { defrag: true, defragSchedule: record.defrag.schedule, defragThreshold: record.defrag.thresholdPercent } : {}),
   };
 }
 
@@ -152,6 +161,8 @@ export function clusterRecordOf(plan: ClusterPlan, pki: ClusterPki, generatedAt:
     certDays: plan.certDays,
     raftTiming: plan.raftTiming,
     ...(plan.quotaBackendBytes !== undefined ? { quotaBackendBytes: plan.quotaBackendBytes } : {}),
+    ...(Object.keys(plan.etcdOptions).length > 0 ? { etcdOptions: { ...plan.etcdOptions } } : {}),
+    defrag: plan.defrag ? { schedule: plan.defrag.schedule, thresholdPercent: plan.defrag.thresholdPercent } : false,
     snapshots: plan.snapshots ?? false,
     metrics: plan.metrics,
     ...(plan.listenAddress.source === 'metadata' ? { listenFrom: plan.listenAddress.from } : {}),

@@ -3,7 +3,7 @@ import { Document, parse as parseYaml } from 'yaml';
 import { CliError } from './errors.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
 import { bucketUrl, CREDENTIAL_ENV, renderCredentialsFile } from './backup/target.js';
-import type { BackupPlan, ClusterPlan, MemberPlan, NodePaths, RestorePlan, SnapshotPlan } from './plan.js';
+import type { BackupPlan, ClusterPlan, DefragPlan, MemberPlan, NodePaths, RestorePlan, SnapshotPlan } from './plan.js';
 import { nodeFile, renderTemplate, shellWord } from './templates.js';
 
 /** DigitalOcean's user_data limit, and a sane bound for any cloud. */
@@ -66,6 +66,7 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
       features: plan.features,
       raftTiming: plan.raftTiming,
       quotaBackendBytes: plan.quotaBackendBytes,
+      etcdOptions: plan.etcdConfigOptions,
     }),
     profile: renderTemplate('etcdctl-profile.sh.ejs', { member, node }),
     metadataLockdown:
@@ -78,6 +79,7 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
           })
         : undefined,
     snapshot: plan.snapshots ? renderSnapshotUnits(plan, member, plan.snapshots) : undefined,
+    defrag: plan.defrag ? renderDefragUnits(plan, member, plan.defrag) : undefined,
     promoteService: member.learnerId !== undefined ? renderPromoteUnit(plan, member, member.learnerId) : undefined,
   };
 }
@@ -216,6 +218,28 @@ export function renderSnapshotUnits(plan: ClusterPlan, member: MemberPlan, snaps
   };
 }
 
+/** How long etcd-defrag.sh waits for etcd's lock while other members take their turn (the unit's timeout is 2 h). */
+export const DEFRAG_LOCK_WAIT_SECONDS = 3600;
+
+/** The command line of etcd-defrag.service: the script and every input it needs, explicit. */
+export function defragCommand(plan: ClusterPlan, member: MemberPlan, defrag: DefragPlan): string {
+  return execStartLine('defrag command', [
+    plan.node.defragScript,
+    ...localMemberWords(plan, member),
+    '--member', member.name,
+    '--threshold', String(defrag.thresholdPercent),
+    '--lock-wait', String(DEFRAG_LOCK_WAIT_SECONDS),
+  ]);
+}
+
+export function renderDefragUnits(plan: ClusterPlan, member: MemberPlan, defrag: DefragPlan) {
+  const common = { memberName: member.name, clusterName: plan.clusterName, thresholdPercent: defrag.thresholdPercent };
+  return {
+    service: renderTemplate('etcd-defrag.service.ejs', { ...common, user: plan.node.user, execStart: defragCommand(plan, member, defrag) }),
+    timer: renderTemplate('etcd-defrag.timer.ejs', { ...common, schedule: defrag.schedule }),
+  };
+}
+
 /**
  * The shell command that gets etcd in place at first boot: download mode installs the verified
  * release; baked mode only checks that the image's etcd has the planned version (exit 1 if not).
@@ -272,6 +296,13 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
             { path: node.snapshotTmpfiles, content: files.snapshot.tmpfiles, owner: 'root:root', permissions: '0644' },
           ]
         : []),
+      ...(files.defrag
+        ? [
+            { path: node.defragScript, content: nodeFile('etcd-defrag.sh'), owner: 'root:root', permissions: '0755' },
+            { path: node.defragService, content: files.defrag.service, owner: 'root:root', permissions: '0644' },
+            { path: node.defragTimer, content: files.defrag.timer, owner: 'root:root', permissions: '0644' },
+          ]
+        : []),
       ...(plan.backup
         ? [
             { path: node.backupUploadScript, content: nodeFile('etcd-backup-upload.sh'), owner: 'root:root', permissions: '0755' },
@@ -309,6 +340,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'systemctl enable --no-reload etcd.service',
           // Type=notify blocks until quorum; a blocking start would hang cloud-init on the first member.
           'systemctl start --no-block etcd.service',
+          // Its runs wait for etcd (Requisite=) and for a healthy cluster: enabling it now blocks nothing.
+          ...(files.defrag ? ['systemctl enable --no-reload --now etcd-defrag.timer'] : []),
           // The backup folder now (later boots: systemd-tmpfiles-setup), then the timer.
           ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --no-reload --now etcd-snapshot.timer'] : []),
           // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.

@@ -27,13 +27,13 @@ function oldFolder(name: string): ClusterFolder {
   return new ClusterFolder('out', name, cwd);
 }
 
-/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input; 0.1.0 had no metrics listener. */
+/** What each fixture folder was generated from (test/fixtures/folders-0.1.0/README.md), as gen-userdata's input; 0.1.0 had no metrics listener and no defragmentation timer. */
 // 0.1.0's default etcd release was v3.6.14: the inputs pin what it wrote.
 const ORIGINAL_INPUT: Record<string, Record<string, unknown>> = {
-  ipmode: { metrics: false, 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
-  dnsdomain: { metrics: false, 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048, 'etcd-version': 'v3.6.14' },
-  dnshosts: { metrics: false, 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048, 'etcd-version': 'v3.6.14' },
-  docluster: { metrics: false, 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048, 'etcd-version': 'v3.6.14' },
+  ipmode: { metrics: false, defrag: false, 'cluster-name': 'ipmode', ips: ['10.10.0.11', '10.10.0.12', '10.10.0.13'], 'etcd-version': 'v3.5.21', 'key-size': 2048 },
+  dnsdomain: { metrics: false, defrag: false, 'cluster-name': 'dnsdomain', domain: 'example.com', 'snapshot-schedule': 'daily', 'snapshot-retain': 7, 'key-size': 2048, 'etcd-version': 'v3.6.14' },
+  dnshosts: { metrics: false, defrag: false, 'cluster-name': 'dnshosts', hostnames: ['a.db.example.net', 'b.db.example.net', 'c.db.example.net'], snapshots: false, install: 'baked', 'key-size': 2048, 'etcd-version': 'v3.6.14' },
+  docluster: { metrics: false, defrag: false, 'cluster-name': 'docluster', domain: 'example.com', names: ['etcd1', 'etcd2', 'etcd3'], 'key-size': 2048, 'etcd-version': 'v3.6.14' },
 };
 
 describe('folders written by 0.1.0 are read by this release', () => {

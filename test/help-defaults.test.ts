@@ -51,6 +51,8 @@ const CODE_DEFAULTS: Record<string, string> = {
   'quota-backend-bytes': `etcd's ${quotaBackendBytesOf(planCluster(ipInput, '/nonexistent/out/etcd'))}`,
   'snapshot-schedule': ipInput.snapshotSchedule,
   'snapshot-retain': String(ipInput.snapshotRetain),
+  'defrag-schedule': ipInput.defragSchedule,
+  'defrag-threshold': String(ipInput.defragThreshold),
   'backup-retain': String(ipInput.backup!.retain),
   'backup-endpoint': ipInput.backup!.endpoint.replace('nyc3', '<backup-region>'),
   'k8s-pki-dir': ipInput.k8sPkiDir,

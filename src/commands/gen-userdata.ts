@@ -52,7 +52,14 @@ function settingChanges(recorded: RecordedSettings, input: ClusterInput): string
     recorded.install !== undefined && recorded.install !== input.install ? `install: ${input.install} replaces ${recorded.install}` : undefined,
     recorded.metrics !== undefined && recorded.metrics !== input.metrics ? `metrics: ${onOff(input.metrics)} replaces ${onOff(recorded.metrics)}` : undefined,
     recorded.quotaBackendBytes !== undefined && recorded.quotaBackendBytes !== input.quotaBackendBytes ? `quota-backend-bytes: ${input.quotaBackendBytes} replaces ${recorded.quotaBackendBytes}` : undefined,
+    recorded.etcdOptions !== undefined && JSON.stringify(recorded.etcdOptions) !== JSON.stringify(input.etcdOptions) ? `etcd-options: ${optionsText(input.etcdOptions)} replace ${optionsText(recorded.etcdOptions)}` : undefined,
+    recorded.defrag !== undefined && recorded.defrag !== input.defrag ? `defrag: ${onOff(input.defrag)} replaces ${onOff(recorded.defrag)}` : undefined,
   ].filter((change) => change !== undefined);
+}
+
+function optionsText(options: Readonly<Record<string, string>>): string {
+  const entries = Object.entries(options);
+  return entries.length === 0 ? '(none)' : entries.map(([key, value]) => `${key}=${value}`).join(' ');
 }
 
 export function renderSummary(generated: GeneratedCluster, folder: ClusterFolder): string {
