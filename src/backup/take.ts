@@ -117,9 +117,14 @@ export async function takeBackup(cluster: OpenCluster, options: TakeOptions): Pr
   }
 }
 
+/** `s3://<bucket>/<key>`, or the file as the folder shows it. */
+export function backupLocation(taken: BackupTaken): string {
+  return taken.place.kind === 'bucket' ? `s3://${new URL(taken.place.url).host}/${taken.place.key}` : taken.place.path;
+}
+
 /** One line: what was taken and where it is. */
 export function describeBackup(taken: BackupTaken): string {
-  const where = taken.place.kind === 'bucket' ? `s3://${taken.place.url.slice('s3://'.length).split('/')[0]}/${taken.place.key}` : taken.place.path;
+  const where = backupLocation(taken);
   const pruned = taken.place.kind === 'bucket' && taken.place.pruned.length > 0 ? `; pruned ${taken.place.pruned.length} older (${taken.place.pruned.join(', ')})` : '';
   const privateNote = taken.place.kind === 'file' ? ' (0600: a snapshot holds every key)' : '';
   return `snapshot of ${taken.member} at revision ${taken.revision} (${taken.size} bytes, sha256 ${taken.sha256}) saved to ${where}${privateNote}${pruned}`;

@@ -82,6 +82,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
       history: existing?.history ?? [],
     };
     if (dryRun) {
+      await noteBackupInDryRun(flags, cluster, state, progress);
       writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
       return 0;
     }
@@ -89,6 +90,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     progress(`${operation} of cluster ${cluster.record.clusterName} to ${plan.target.etcdVersion}: ${plan.steps.map(describeStep).join(', ')}${plan.renewCredentials ? '; then the admin and client certificates' : ''}`);
   }
   if (dryRun) {
+    await noteBackupInDryRun(flags, cluster, state, progress);
     // A dry run of a roll in progress shows what the re-run would still do.
     writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
     return 0;
@@ -98,6 +100,14 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
   if (run.print) context.stderr.write(renderOutcome(operation, cluster, outcome));
   else writeResult(context, outcomeDocument(operation, cluster, outcome), () => renderOutcome(operation, cluster, outcome));
   return 0;
+}
+
+/** A dry run says on stderr that a run would take the backup first, and where it would go. */
+async function noteBackupInDryRun(flags: ParsedOptions, cluster: OpenCluster, state: RollState, progress: (line: string) => void): Promise<void> {
+  const current = state.current!;
+  if (current.backup || flags['no-backup'] === true || current.steps.some((step) => step.done.includes('add'))) return;
+  const { backupDestination } = await import('../backup/take.js');
+  progress(`[dry-run] before the first replacement: a snapshot from a healthy member into ${backupDestination(cluster)} (--no-backup skips it)`);
 }
 
 /**
@@ -119,7 +129,7 @@ async function backupBeforeFirstReplacement(flags: ParsedOptions, context: Comma
     context.stderr.write(`pre-${current.operation} backup: skipped (--no-backup)\n`);
     backup = { skipped: true };
   } else {
-    const { takeBackup, describeBackup } = await import('../backup/take.js');
+    const { takeBackup, describeBackup, backupLocation } = await import('../backup/take.js');
     const progress = (line: string) => void context.stderr.write(`${line}\n`);
     const taken = await takeBackup(cluster, {
       client: { tls: cluster.adminTls, timeoutMs: run.timeoutMs },
@@ -128,7 +138,7 @@ async function backupBeforeFirstReplacement(flags: ParsedOptions, context: Comma
       now: context.now,
       progress,
     });
-    const location = taken.place.kind === 'bucket' ? `s3://${taken.place.url.slice('s3://'.length).split('/')[0]}/${taken.place.key}` : taken.place.path;
+    const location = backupLocation(taken);
     context.stderr.write(`pre-${current.operation} backup: ${describeBackup(taken)}\n`);
     backup = { takenAt: context.now().toISOString(), location };
   }
