@@ -71,6 +71,15 @@ describe.runIf(canRun)('create-backup: a snapshot now, from the workstation, int
     await server?.close();
   });
 
+  it('a bad --timeout is a usage error naming the flag and value; nothing is taken or written', async () => {
+    for (const value of ['0', 'soon', '3601']) {
+      const run = await cluster.cli(['create-backup', '--timeout', value]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`timeout: "${value}" is not a number of seconds above 0 and at most 3600`);
+    }
+    expect(existsSync(join(cluster.outDir, 'backups'))).toBe(false);
+  });
+
   it('--dry-run names the member and the bucket, and uploads nothing', async () => {
     const run = await cluster.cli(['create-backup', '--dry-run']);
     expect(run.code, run.stderr).toBe(0);
@@ -141,6 +150,12 @@ describe.runIf(canRun)('create-backup: a snapshot now, from the workstation, int
 
   it('restore takes it: new members restore the snapshot create-backup uploaded and hold every key', async () => {
     for (const name of MEMBERS) await cluster.stop(name);
+    // With no member up there is nothing to stream: exit 1 naming why, and the bucket is as it was.
+    const before = (JSON.parse((await cluster.cli(['backups', '--json'])).stdout) as { snapshots: unknown[] }).snapshots;
+    const refused = await cluster.cli(['create-backup']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('[preflight] no healthy member to take a snapshot from');
+    expect((JSON.parse((await cluster.cli(['backups', '--json'])).stdout) as { snapshots: unknown[] }).snapshots).toEqual(before);
     const ips = MEMBERS.map((_, index) => cluster.ip(index + 1)).join(',');
     const restored = await cluster.cli(['restore', '--backup-url', `s3://${BUCKET}/${PREFIX}`, '--backup-endpoint', server.url, '--ips', ips, '--etcd-version', 'v3.4.23', '--key-size', '2048']);
     expect(restored.code, restored.stderr).toBe(0);
