@@ -148,6 +148,32 @@ describe.runIf(canRun)('create-backup: a snapshot now, from the workstation, int
     first = third;
   }, 60_000);
 
+  it('restore --snapshot <local file>: a kept snapshot is checked, uploaded with its checksum, and chosen; a damaged one is refused and not uploaded', async () => {
+    const name = '20200101T000000Z-etcd1-rev5.db';
+    const damagedName = '20200101T000001Z-etcd1-rev5.db';
+    writeFileSync(join(cluster.workDir, name), snapshotBytes, { mode: 0o600 });
+    const damaged = Buffer.from(snapshotBytes);
+    damaged[damaged.length - 40]! ^= 0x01;
+    writeFileSync(join(cluster.workDir, damagedName), damaged, { mode: 0o600 });
+    const restoreArgs = (file: string, cluster_: string) => ['restore', '--cluster-name', cluster_, '--snapshot', file, '--backup-url', `s3://${BUCKET}/${PREFIX}`, '--backup-endpoint', server.url, '--ips', '127.0.0.1', '--etcd-version', 'v3.4.23', '--key-size', '2048'];
+
+    const refused = await cluster.cli(restoreArgs(damagedName, 'damaged'));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`[check] snapshot: ${join(cluster.workDir, damagedName)} is refused`);
+    expect(existsSync(join(cluster.workDir, 'out', 'damaged'))).toBe(false);
+
+    const restored = await cluster.cli(restoreArgs(name, 'fromfile'));
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toContain(`restore: uploaded ${PREFIX}${name} (checked) from ${name}`);
+    expect(restored.stderr).toContain(`restore: snapshot ${PREFIX}${name} (member etcd1, revision 5`);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}${name}` }));
+    expect(head.Metadata?.sha256).toBe(createHash('sha256').update(snapshotBytes).digest('hex'));
+    const keys = (JSON.parse((await cluster.cli(['backups', '--json'])).stdout) as { snapshots: { key: string }[] }).snapshots.map((snapshot) => snapshot.key);
+    expect(keys).not.toContain(`${PREFIX}${damagedName}`);
+    const record = JSON.parse(readFileSync(join(cluster.workDir, 'out', 'fromfile', 'cluster.json'), 'utf8')) as { restoredFrom: { source: string; sha256: string } };
+    expect(record.restoredFrom).toMatchObject({ source: `s3://${BUCKET}/${PREFIX}${name}`, sha256: head.Metadata!.sha256 });
+  });
+
   it('restore takes it: new members restore the snapshot create-backup uploaded and hold every key', async () => {
     for (const name of MEMBERS) await cluster.stop(name);
     // With no member up there is nothing to stream: exit 1 naming why, and the bucket is as it was.

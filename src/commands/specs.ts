@@ -329,7 +329,7 @@ export const COMPLETION_OPTIONS: readonly OptionSpec[] = [];
 
 /** restore takes what gen-userdata takes, and with --region what create-droplets takes, plus the snapshot to start from. */
 export const RESTORE_OPTIONS: readonly OptionSpec[] = [
-  { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest restorable one, with a recorded SHA-256)' },
+  { name: 'snapshot', type: 'string', valueName: 'object', description: "The snapshot to restore: its object key or file name, as backups lists it, or a local file create-backup kept (backups/<name>.db: checked, then uploaded to the bucket first) (default: the newest restorable one, with a recorded SHA-256)" },
   { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default ${DEFAULT_URL_HOURS}): boot the members before it expires` },
   // A restored cluster uploads its own snapshots: --no-snapshots would contradict --backup-url.
   ...CLUSTER_OPTIONS.filter((option) => option.name !== 'no-snapshots'),
