@@ -2,9 +2,9 @@ import { createHash, type Hash } from 'node:crypto';
 
 /**
  * A snapshot as etcd streams it: the bbolt database file, then the 32-byte SHA-256 of that file.
- * etcd's restore checks the same way (etcdutl/snapshot/v3_snapshot.go, saveDB, 3.5; in 3.4
- * clientv3/snapshot/v3_snapshot.go): a file whose size modulo 512 is 32 carries the hash
- * (`hasChecksum`: `(size % 512) == sha256.Size`, bbolt files are whole pages), and the SHA-256 of
+ * etcd's restore checks the same way (saveDB in clientv3/snapshot/v3_snapshot.go on 3.4,
+ * etcdutl/snapshot/v3_snapshot.go later): a file whose size modulo 512 is 32 carries the hash
+ * (`hasHash := (off % 512) == sha256.Size`: bbolt files are whole pages), and the SHA-256 of
  * all bytes but the last 32 must equal those 32 ("expected sha256 ..., got ..."). `etcdctl
  * snapshot save` writes the stream as it came, hash included, so the file this checks is the
  * file the nodes' timer saves, and `etcdctl snapshot restore` checks it again on the node.
