@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import {
   ADD_MEMBER_OPTIONS,
   COMPLETION_OPTIONS,
+  CREATE_BACKUP_OPTIONS,
   BACKUPS_OPTIONS,
   CREATE_DROPLETS_OPTIONS,
   DEFRAG_OPTIONS,
@@ -138,6 +139,15 @@ const TABLE: Command[] = [
       'etcd-cloudinit backups --backup-url s3://acme-etcd/prod/ --backup-region fra1 --json | jq -r \'.snapshots[0].key\'',
     ],
     load: () => import('./commands/backups.js').then((command) => command.runBackups),
+  },
+  {
+    name: 'create-backup',
+    summary:
+      "Take a snapshot now from a healthy member over the client connection (nothing runs on the node), check etcd's SHA-256, and upload it to the cluster's bucket as the nodes do (or keep it in <folder>/backups/)",
+    usage: 'etcd-cloudinit create-backup [--cluster-name <name>] [--out <dir>] [--dry-run] [--json]',
+    options: CREATE_BACKUP_OPTIONS,
+    examples: ['etcd-cloudinit create-backup --cluster-name prod', "etcd-cloudinit create-backup --json | jq -r '.key // .file'"],
+    load: () => import('./commands/create-backup.js').then((command) => command.runCreateBackup),
   },
   {
     name: 'restore',

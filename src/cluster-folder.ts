@@ -31,6 +31,9 @@ export const FOLDER_FILES = {
   rollJson: 'roll.json',
   /** The bucket key pair of --backup-url (0600), for the user-data of members added later. */
   backupCredentials: 'backup-credentials',
+  /** Snapshots create-backup and roll keep here on a cluster without a bucket (0600: a snapshot holds every key). */
+  backupsDir: 'backups',
+  backup: (file: string) => `backups/${file}`,
   /** Named client certificates live in pki/clients/ (their file base is `clients/<name>`). */
   clientsDir: 'pki/clients',
   /** --kubernetes: the kit for kubeadm, kube-apiserver and k3s. */
@@ -201,6 +204,11 @@ export interface RollState {
      * written before this step existed.
      */
     readonly renewCredentials?: { readonly done: boolean };
+    /**
+     * The snapshot taken before the first replacement (create-backup's, day2 docs): where it went,
+     * or `skipped` (--no-backup). Absent until then: a resumed run takes it if no replacement was added yet.
+     */
+    readonly backup?: { readonly takenAt: string; readonly location: string } | { readonly skipped: true };
   };
   /** Every replacement made (and, `aborted`, every one minted by a roll or repair that --abort ended): its name is never used again. */
   readonly history: readonly { readonly old: string; readonly replacement: string; readonly operation: 'roll' | 'repair'; readonly finishedAt: string; readonly aborted?: boolean }[];

@@ -39,6 +39,8 @@ export const DEFAULT_TIMEOUT_SECONDS = 5;
 export const DEFAULT_WARN_DAYS = 30;
 /** defrag: the least time one member's defragmentation gets (it rewrites the whole file; --timeout bounds the other calls). */
 export const DEFRAG_CALL_SECONDS = 300;
+/** create-backup (and roll's pre-roll backup): the snapshot stream and each S3 request of its upload. */
+export const DEFAULT_BACKUP_TIMEOUT_SECONDS = 300;
 export const DEFAULT_POLL_SECONDS = 5;
 export const DEFAULT_CATCH_UP_SECONDS = 900;
 /** A new droplet to become active. */

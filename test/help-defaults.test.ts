@@ -11,7 +11,7 @@ import { parseWarnDays } from '../src/commands/health.js';
 import { quotaBackendBytesOf } from '../src/day2/health.js';
 import { validateCreateFlags } from '../src/commands/create-droplets.js';
 import { replaceWaits } from '../src/commands/roll.js';
-import { DEFAULT_URL_HOURS, DEFAULT_VPC_DELETE_WAIT_SECONDS } from '../src/defaults.js';
+import { DEFAULT_BACKUP_TIMEOUT_SECONDS, DEFAULT_URL_HOURS, DEFAULT_VPC_DELETE_WAIT_SECONDS } from '../src/defaults.js';
 import { dropletWaitOptions } from '../src/day2/droplets.js';
 import { parseTimeoutMs } from '../src/day2/open-cluster.js';
 import { flagsToRawInput, resolveClusterInput } from '../src/input.js';
@@ -103,6 +103,7 @@ const COMMAND_DEFAULTS: Record<string, Record<string, string | null>> = {
   'create-droplets': { domain: null, names: 'etcd1..etcdN' },
   'destroy-droplets': { domain: 'the zone in out/<cluster-name>/digitalocean.json', 'wait-timeout': String(DEFAULT_VPC_DELETE_WAIT_SECONDS) },
   backups: { 'backup-url': "the cluster's, from cluster.json" },
+  'create-backup': { timeout: String(DEFAULT_BACKUP_TIMEOUT_SECONDS) },
   restore: { domain: names(dnsInput.members) },
 };
 

@@ -90,6 +90,13 @@ describe('--json output of every command, against schema/output/<command>.schema
       expect((done.members as unknown[]).length).toBe(3);
     });
 
+    it('create-backup (no bucket: a file in the folder), and its dry run', async () => {
+      const dry = documentOf('create-backup', await cluster.cli(['create-backup', '--dry-run', '--json']));
+      expect(dry).toMatchObject({ dryRun: true, snapshot: null, bucket: null, file: null });
+      const done = documentOf('create-backup', await cluster.cli(['create-backup', '--json']));
+      expect(done).toMatchObject({ dryRun: false, bucket: null, file: expect.stringMatching(/^out\/etcd\/backups\/\d{8}T\d{6}Z-etcd\d-rev\d+\.db$/) });
+    });
+
     it('the --dry-run of add-member, remove-member, renew-certs and roll: a document, and nothing written', async () => {
       const before = folderSnapshot(cluster.outDir);
       const added = documentOf('add-member', await cluster.cli(['add-member', '--ip', cluster.ip(4), '--dry-run', '--json']));

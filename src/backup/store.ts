@@ -1,4 +1,5 @@
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type _Object } from '@aws-sdk/client-s3';
+import { createReadStream } from 'node:fs';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type _Object } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { CliError } from '../errors.js';
 import { parseObjectKey, type BackupCredentials, type BackupObject, type BackupTarget } from './target.js';
@@ -23,6 +24,8 @@ export function openStore(target: BackupTarget, credentials: BackupCredentials, 
     forcePathStyle: true,
     credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey.reveal() },
     maxAttempts: 3,
+    // The checksum metadata is ours (x-amz-meta-sha256, as the nodes send it); no SDK trailer S3-compatible stores may not read.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
   });
   return { client, target, timeoutMs };
 }
@@ -145,4 +148,45 @@ export async function presignedGetUrl(store: BackupStore, key: string, seconds: 
   } catch (error) {
     throw storeError(`cannot presign ${key} in`, store.target, error);
   }
+}
+
+/** What a snapshot's object carries besides its bytes: the same x-amz-meta-* as etcd-backup-upload.sh sends. */
+export interface SnapshotUpload {
+  readonly key: string;
+  readonly file: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly member: string;
+  readonly revision: number;
+}
+
+/** PutObject of one snapshot file with its checksum metadata (sha256, member, revision), bounded by the store's timeout. */
+export async function uploadSnapshot(store: BackupStore, upload: SnapshotUpload): Promise<void> {
+  await bounded(store, `cannot upload ${upload.key} to`, 'PutObject', (abortSignal) =>
+    store.client.send(
+      new PutObjectCommand({
+        Bucket: store.target.bucket,
+        Key: upload.key,
+        Body: createReadStream(upload.file),
+        ContentLength: upload.size,
+        Metadata: { sha256: upload.sha256, member: upload.member, revision: String(upload.revision) },
+      }),
+      { abortSignal },
+    ),
+  );
+}
+
+/**
+ * Keeps the newest `retain` snapshots under the prefix, as etcd-backup-upload.sh does after each
+ * upload: only objects named as snapshots, directly under the prefix, oldest (by name) deleted first.
+ * Returns the keys deleted.
+ */
+export async function pruneSnapshots(store: BackupStore, retain: number): Promise<string[]> {
+  const { target } = store;
+  const keys = (await listObjects(store)).flatMap((object) => (object.Key && parseObjectKey(object.Key, target.prefix) ? [object.Key] : [])).sort();
+  const old = keys.slice(0, Math.max(0, keys.length - retain));
+  for (const key of old) {
+    await bounded(store, `cannot delete ${key} from`, 'DeleteObject', (abortSignal) => store.client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: key }), { abortSignal }));
+  }
+  return old;
 }

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import { isLocalSnapshot, uploadLocalSnapshot } from '../backup/local.js';
 import { listBackups, openStore, PRESIGN_MAX_SECONDS, presignedGetUrl, type BackupListing, type BackupStore } from '../backup/store.js';
 import { Secret, type BackupObject } from '../backup/target.js';
 import type { CommandContext } from '../context.js';
@@ -93,7 +95,21 @@ export async function runRestore(flags: ParsedOptions, context: CommandContext):
   const where = `s3://${target.bucket}/${target.prefix}`;
 
   const seconds = Math.round(hours * 3600);
-  const { snapshot, url } = await snapshotFromBucket(openStore(target, credentials, timeoutMs), stringFlag(flags, 'snapshot'), where, seconds, context);
+  const store = openStore(target, credentials, timeoutMs);
+  let wanted = stringFlag(flags, 'snapshot');
+  if (wanted !== undefined && isLocalSnapshot(resolve(context.cwd, wanted))) {
+    const file = resolve(context.cwd, wanted);
+    if (flags['dry-run'] === true) {
+      store.client.destroy();
+      throw usageError('validate', `snapshot: ${JSON.stringify(wanted)} is a local file, which restore uploads to the bucket before it restores; a dry run uploads nothing: run restore without --dry-run`);
+    }
+    wanted = await uploadLocalSnapshot(store, file).catch((error: unknown) => {
+      store.client.destroy();
+      throw error;
+    });
+    context.stderr.write(`restore: uploaded ${wanted} (checked) from ${stringFlag(flags, 'snapshot')} to ${where}: the new members download it from there\n`);
+  }
+  const { snapshot, url } = await snapshotFromBucket(store, wanted, where, seconds, context);
   const expires = new Date(context.now().getTime() + seconds * 1000);
   const restore: RestorePlan = {
     source: `s3://${target.bucket}/${snapshot.key}`,

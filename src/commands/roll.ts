@@ -4,7 +4,7 @@
  */
 import { FOLDER_FILES, recordKeyType, rollStateFile, type ClusterFolder, type MemberRecord, type ReplacementStep, type RollState, type RollTarget } from '../cluster-folder.js';
 import type { CommandContext } from '../context.js';
-import { DEFAULT_CATCH_UP_SECONDS, DEFAULT_POLL_SECONDS } from '../defaults.js';
+import { DEFAULT_BACKUP_TIMEOUT_SECONDS, DEFAULT_CATCH_UP_SECONDS, DEFAULT_POLL_SECONDS } from '../defaults.js';
 import { realEffects, dryRunEffects } from '../day2/effects.js';
 import { checkMembers, preflightHealth, SETTLE_MS, type SettleWait } from '../day2/health.js';
 import type { Machines } from '../day2/machines.js';
@@ -82,6 +82,7 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
       history: existing?.history ?? [],
     };
     if (dryRun) {
+      await noteBackupInDryRun(flags, cluster, state, progress);
       writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
       return 0;
     }
@@ -89,18 +90,65 @@ async function operate(operation: Operation, flags: ParsedOptions, context: Comm
     progress(`${operation} of cluster ${cluster.record.clusterName} to ${plan.target.etcdVersion}: ${plan.steps.map(describeStep).join(', ')}${plan.renewCredentials ? '; then the admin and client certificates' : ''}`);
   }
   if (dryRun) {
+    await noteBackupInDryRun(flags, cluster, state, progress);
     // A dry run of a roll in progress shows what the re-run would still do.
     writeResult(context, planDocument(operation, cluster, state), () => renderPlan(operation, cluster, state));
     return 0;
   }
+  state = await backupBeforeFirstReplacement(flags, context, run, cluster, state);
   const outcome = await runReplacement(run, state);
   if (run.print) context.stderr.write(renderOutcome(operation, cluster, outcome));
   else writeResult(context, outcomeDocument(operation, cluster, outcome), () => renderOutcome(operation, cluster, outcome));
   return 0;
 }
 
+/** A dry run says on stderr that a run would take the backup first, and where it would go. */
+async function noteBackupInDryRun(flags: ParsedOptions, cluster: OpenCluster, state: RollState, progress: (line: string) => void): Promise<void> {
+  const current = state.current!;
+  if (current.backup || flags['no-backup'] === true || current.steps.some((step) => step.done.includes('add'))) return;
+  const { backupDestination } = await import('../backup/take.js');
+  progress(`[dry-run] before the first replacement: a snapshot from a healthy member into ${backupDestination(cluster)} (--no-backup skips it)`);
+}
+
+/**
+ * A snapshot before the first replacement (create-backup's takeBackup): to the cluster's bucket,
+ * or into the folder's backups/ on a cluster without one. Taken once per roll or repair: roll.json
+ * records it (or that --no-backup skipped it), so a resumed run does not take a second; a run
+ * interrupted before it had added any replacement takes it then. A repair takes one too: the
+ * cluster keeps quorum without the dead member, and a snapshot first costs seconds.
+ */
+async function backupBeforeFirstReplacement(flags: ParsedOptions, context: CommandContext, run: ReplaceRun, cluster: OpenCluster, state: RollState): Promise<RollState> {
+  const current = state.current!;
+  if (current.backup) {
+    if ('location' in current.backup) run.context.stderr.write(`pre-${current.operation} backup: taken already at ${current.backup.takenAt}: ${current.backup.location}\n`);
+    return state;
+  }
+  if (current.steps.some((step) => step.done.includes('add'))) return state;
+  let backup: NonNullable<NonNullable<RollState['current']>['backup']>;
+  if (flags['no-backup'] === true) {
+    context.stderr.write(`pre-${current.operation} backup: skipped (--no-backup)\n`);
+    backup = { skipped: true };
+  } else {
+    const { takeBackup, describeBackup, backupLocation } = await import('../backup/take.js');
+    const progress = (line: string) => void context.stderr.write(`${line}\n`);
+    const taken = await takeBackup(cluster, {
+      client: { tls: cluster.adminTls, timeoutMs: run.timeoutMs },
+      streamTimeoutMs: Math.max(run.timeoutMs, DEFAULT_BACKUP_TIMEOUT_SECONDS * 1000),
+      env: context.env,
+      now: context.now,
+      progress,
+    });
+    const location = backupLocation(taken);
+    context.stderr.write(`pre-${current.operation} backup: ${describeBackup(taken)}\n`);
+    backup = { takenAt: context.now().toISOString(), location };
+  }
+  const next: RollState = { ...state, current: { ...current, backup } };
+  run.folder.update({ files: [rollStateFile(next)] });
+  return next;
+}
+
 /** The flags --abort takes besides the folder's and --timeout, --json: none that define or run a roll. */
-const NOT_WITH_ABORT = ['dry-run', 'print', 'catch-up-timeout', 'poll-interval', 'wait-timeout', 'etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'ip', 'hostname'] as const;
+const NOT_WITH_ABORT = ['dry-run', 'no-backup', 'print', 'catch-up-timeout', 'poll-interval', 'wait-timeout', 'etcd-version', 'release-url', 'install', 'etcd-sha256', 'key-type', 'key-size', 'image', 'size', 'member', 'ips', 'hostnames', 'ip', 'hostname'] as const;
 
 /** `--abort`: undo the roll or repair in progress as far as it can be undone (day2/replace.ts), and say what was left. */
 async function abort(operation: Operation, flags: ParsedOptions, context: CommandContext, run: ReplaceRun, cluster: OpenCluster, existing: RollState | undefined): Promise<number> {

@@ -24,6 +24,7 @@ import {
   DEFAULT_POLL_SECONDS,
   DEFAULT_RSA_KEY_SIZE,
   DEFAULT_SNAPSHOT_RETAIN,
+  DEFAULT_BACKUP_TIMEOUT_SECONDS,
   DEFAULT_SNAPSHOT_SCHEDULE,
   DEFAULT_TIMEOUT_SECONDS,
   DEFAULT_URL_HOURS,
@@ -264,6 +265,18 @@ export const BACKUPS_OPTIONS: readonly OptionSpec[] = [
   { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
 ];
 
+export const CREATE_BACKUP_OPTIONS: readonly OptionSpec[] = [
+  { name: 'dry-run', type: 'boolean', description: 'Check the members and say which one the snapshot would come from and where it would go; take and store nothing' },
+  ...FOLDER_OPTIONS,
+  {
+    name: 'timeout',
+    type: 'string',
+    valueName: 'seconds',
+    description: `Give up when the snapshot stream, or one S3 request of its upload, takes longer than this many seconds (default ${DEFAULT_BACKUP_TIMEOUT_SECONDS}; member checks get ${DEFAULT_TIMEOUT_SECONDS})`,
+  },
+  { name: 'help', type: 'boolean', short: 'h', description: 'Show this help' },
+];
+
 export const DESTROY_DROPLETS_OPTIONS: readonly OptionSpec[] = [
   clusterOption('cluster-name'),
   { name: 'domain', type: 'string', valueName: 'zone', multiple: true, description: `Remove the members' A records from this zone (default: the zone in out/<cluster-name>/${FOLDER_FILES.digitaloceanJson})` },
@@ -297,6 +310,7 @@ const REPLACE_COMMON_OPTIONS: readonly OptionSpec[] = [
   DROPLET_WAIT_OPTIONS.find((option) => option.name === 'wait-timeout')!,
   { name: 'print', type: 'boolean', description: "Also write each replacement's user-data to stdout as it is made (the summary then goes to stderr)" },
   { name: 'dry-run', type: 'boolean', description: 'Check and print the plan (which member is replaced by which, with what), change nothing; when no member answers, print it and say what could not be checked' },
+  { name: 'no-backup', type: 'boolean', description: "Do not take a snapshot before the first replacement (by default one goes to the cluster's bucket, or to backups/ in the folder; see create-backup)" },
   {
     name: 'abort',
     type: 'boolean',
@@ -346,7 +360,7 @@ export const COMPLETION_OPTIONS: readonly OptionSpec[] = [];
 
 /** restore takes what gen-userdata takes, and with --region what create-droplets takes, plus the snapshot to start from. */
 export const RESTORE_OPTIONS: readonly OptionSpec[] = [
-  { name: 'snapshot', type: 'string', valueName: 'object', description: 'The snapshot to restore: its object key or file name, as backups lists it (default: the newest restorable one, with a recorded SHA-256)' },
+  { name: 'snapshot', type: 'string', valueName: 'object', description: "The snapshot to restore: its object key or file name, as backups lists it, or a local file create-backup kept (backups/<name>.db: checked, then uploaded to the bucket first) (default: the newest restorable one, with a recorded SHA-256)" },
   { name: 'url-expiry', type: 'string', valueName: 'hours', description: `Life of the snapshot's download URL in the user-data, 1 to 168 (default ${DEFAULT_URL_HOURS}): boot the members before it expires` },
   // A restored cluster uploads its own snapshots: --no-snapshots would contradict --backup-url.
   ...CLUSTER_OPTIONS.filter((option) => option.name !== 'no-snapshots'),

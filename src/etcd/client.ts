@@ -245,3 +245,91 @@ export async function compact(endpoint: string, revision: string, options: Clien
 export async function defragment(endpoint: string, options: ClientOptions): Promise<void> {
   await call<unknown>(endpoint, '/v3/maintenance/defragment', {}, options);
 }
+
+/**
+ * Streams the member's database (`etcdctl snapshot save` does the same over gRPC): the JSON
+ * gateway answers `POST /v3/maintenance/snapshot` with newline-separated messages
+ * `{"result":{"blob":"<base64>","remaining_bytes":"..."}}` (checked on etcd 3.4.23: every message
+ * but the last holds up to 32 KiB of the bbolt file; the last holds the 32-byte SHA-256 of all
+ * before it, which etcd's server appends: server/etcdserver/api/v3rpc/maintenance.go, Snapshot,
+ * "send SHA digest for integrity checks during snapshot restore operation"). Each blob goes to
+ * `sink` in order; an error message in the stream, or a stream that ends without a clean end, is
+ * an error. `options.timeoutMs` bounds the whole stream, not one read.
+ */
+export function snapshotStream(endpoint: string, options: ClientOptions, sink: (blob: Buffer) => void): Promise<{ readonly bytes: number }> {
+  const path = '/v3/maintenance/snapshot';
+  const url = new URL(path, endpoint);
+  const payload = '{}';
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (message: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      req.destroy();
+      reject(new EtcdCallError(endpoint, path, message));
+    };
+    const deadline = setTimeout(() => fail(`the snapshot did not arrive within ${options.timeoutMs / 1000} s`), options.timeoutMs);
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        ca: options.tls.caPem,
+        cert: options.tls.certPem,
+        key: options.tls.keyPem,
+        agent: false,
+        timeout: options.timeoutMs,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let pending = '';
+        let bytes = 0;
+        let errorText: string | undefined;
+        const line = (text: string) => {
+          if (text.trim() === '') return;
+          let message: { result?: { blob?: string }; error?: { message?: string; grpc_code?: number } | string; message?: string };
+          try {
+            message = JSON.parse(text);
+          } catch {
+            errorText = `not JSON: ${text.trim().slice(0, 200)}`;
+            return;
+          }
+          if (message.error !== undefined || message.message !== undefined) {
+            const reported = typeof message.error === 'string' ? message.error : (message.error?.message ?? message.message);
+            errorText = `etcd ended the snapshot: ${reported}`;
+            return;
+          }
+          const blob = Buffer.from(message.result?.blob ?? '', 'base64');
+          bytes += blob.length;
+          sink(blob);
+        };
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (settled) return;
+          pending += chunk;
+          let newline = pending.indexOf('\n');
+          while (newline >= 0 && errorText === undefined) {
+            line(pending.slice(0, newline));
+            pending = pending.slice(newline + 1);
+            newline = pending.indexOf('\n');
+          }
+          if (errorText !== undefined) fail(errorText);
+        });
+        res.on('end', () => {
+          if (settled) return;
+          if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}: ${pending.trim().slice(0, 200)}`);
+          line(pending);
+          if (errorText !== undefined) return fail(errorText);
+          settled = true;
+          clearTimeout(deadline);
+          resolve({ bytes });
+        });
+        res.on('error', (error) => fail(error.message));
+        res.on('aborted', () => fail('the member closed the stream before its end'));
+      },
+    );
+    req.on('timeout', () => fail(`no data for ${options.timeoutMs / 1000} s`));
+    req.on('error', (error: NodeJS.ErrnoException) => fail(error.code ? `${error.code}: ${error.message}` : error.message));
+    req.end(payload);
+  });
+}
