@@ -25,6 +25,12 @@ const SNAPSHOT_WITHIN_MS = 12 * 60_000;
 const BACKUP_ARGS = ['--backup-url', `s3://${E2E_BUCKET.name}/e2e/`, '--backup-endpoint', E2E_BUCKET.endpoint];
 // The next snapshot after a write: the 2-minute schedule plus up to 30 s of RandomizedDelaySec.
 const UPLOADED_WITHIN_MS = 12 * 60_000;
+// The defragmentation timer (issue 24) every 2 minutes too, at its default threshold (50% free).
+const DEFRAG_ARGS = ['--defrag-schedule', '*:0/2'];
+const DEFRAG_WITHIN_MS = 12 * 60_000;
+// Bulk data written and deleted, then compacted: the members' files keep the space until defragmented.
+const BULK_VALUES = 8;
+const BULK_VALUE_BYTES = 1024 * 1024;
 
 interface Listed {
   snapshots: { key: string; member: string; revision: number; sha256?: string }[];
@@ -32,7 +38,7 @@ interface Listed {
 
 describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cluster', () => {
   // A short snapshot schedule, so the systemd timer fires while the test runs.
-  const suite = useTestCluster(async () => ({ repoRoot, debianMirror, log, s3Bucket: true, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE, ...BACKUP_ARGS] }));
+  const suite = useTestCluster(async () => ({ repoRoot, debianMirror, log, s3Bucket: true, extraGenUserDataArgs: ['--snapshot-schedule', SNAPSHOT_SCHEDULE, ...DEFRAG_ARGS, ...BACKUP_ARGS] }));
   const { skipUnlessHealthy } = suite;
   let backedUpRevision = 0;
   let oldClusterId = '';
@@ -42,6 +48,18 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
   // The release mirror's request log: one line per GET or HEAD.
   const mirrorRequests = (): string[] => readFileSync(suite.cluster.mirror.logFile, 'utf8').split('\n').filter((line) => / (GET|HEAD) \//.test(line));
   let mirrorRequestsBeforeRestore = 0;
+  /** Each member's database file size once the bulk data was deleted and compacted away. */
+  let compactedDbSizes = new Map<string, number>();
+  /** The object create-backup uploaded, which the restore then names. */
+  let createdBackupKey = '';
+
+  /** Each member's database file size (etcdctl endpoint status), by client URL. */
+  const dbSizes = async (): Promise<Map<string, number>> => {
+    const status = await suite.cluster.etcdctl(['endpoint', 'status', '--write-out=json'], suite.cluster.members.map((m) => m.clientUrl));
+    expect(status.code, status.stderr).toBe(0);
+    const entries = JSON.parse(status.stdout) as { Endpoint: string; Status: { dbSize: number } }[];
+    return new Map(entries.map((entry) => [suite.cluster.members.find((m) => m.clientUrl === entry.Endpoint)!.name, entry.Status.dbSize]));
+  };
 
   const clusterIds = async (): Promise<string[]> => {
     const status = await suite.cluster.etcdctl(['endpoint', 'status', '--write-out=json']);
@@ -85,6 +103,22 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     expect(backedUpRevision).toBeGreaterThan(0);
     writtenAt = Date.now();
     oldClusterId = (await clusterIds())[0]!;
+  });
+
+  it('fills the database and frees it again: bulk values written, deleted and compacted away (for the defragmentation timer)', async (context) => {
+    skipUnlessHealthy(context);
+    const value = 'x'.repeat(BULK_VALUE_BYTES);
+    for (let i = 0; i < BULK_VALUES; i++) {
+      await untilSucceeds(`put e2e/bulk/${i}`, () => suite.cluster.etcdctl(['put', `e2e/bulk/${i}`, value]), etcdctlSucceeded, etcdctlOutput);
+    }
+    const deleted = await untilSucceeds('del e2e/bulk/', () => suite.cluster.etcdctl(['del', '--prefix', 'e2e/bulk/']), etcdctlSucceeded, etcdctlOutput);
+    expect(deleted.stdout.trim()).toBe(String(BULK_VALUES));
+    const revision = Number(/"revision":(\d+)/.exec((await suite.cluster.etcdctl(['get', 'e2e/greeting', '--write-out=json'])).stdout)?.[1] ?? 'NaN');
+    const compacted = await suite.cluster.etcdctl(['compact', String(revision), '--physical']);
+    expect(compacted.code, compacted.stderr).toBe(0);
+    compactedDbSizes = await dbSizes();
+    log(`database files after the bulk data was deleted and compacted: ${[...compactedDbSizes].map(([name, size]) => `${name} ${(size / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
+    for (const [name, size] of compactedDbSizes) expect(size, name).toBeGreaterThan(BULK_VALUES * BULK_VALUE_BYTES);
   });
 
   it('refuses a client without a certificate and one from another CA, on client and peer ports', async (context) => {
@@ -198,6 +232,33 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     });
   });
 
+  it("defragments every member by its own node's timer: each logs the shrink and its database file is smaller", async (context) => {
+    skipUnlessHealthy(context);
+    expect(compactedDbSizes.size, 'the fill test ran first').toBe(3);
+    for (const member of suite.cluster.members) {
+      const line = await waitFor(`the defragmentation line on ${member.name}'s console`, async () => new RegExp(`etcd-cloudinit: etcd-defrag: ${member.name}: [0-9.]+ MiB -> [0-9.]+ MiB \\(\\d+% reclaimable >= 50%\\)`).exec(member.vm.consoleHistory())?.[0], {
+        timeoutMs: DEFRAG_WITHIN_MS,
+        intervalMs: 10_000,
+      });
+      log(line);
+    }
+    const after = await dbSizes();
+    for (const [name, before] of compactedDbSizes) expect(after.get(name)!, `${name}: ${before} bytes before`).toBeLessThan(before / 2);
+  });
+
+  it('create-backup streams a snapshot from a member over its client port and uploads it; backups lists it with its checksum', async (context) => {
+    skipUnlessHealthy(context);
+    await untilSucceeds('put e2e/on-demand', () => suite.cluster.etcdctl(['put', 'e2e/on-demand', 'in the on-demand backup']), etcdctlSucceeded, etcdctlOutput);
+    const created = await suite.cluster.cli(['create-backup', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const document = JSON.parse(created.stdout) as { bucket: { key: string }; snapshot: { sha256: string } };
+    createdBackupKey = document.bucket.key;
+    expect(createdBackupKey).toMatch(/^e2e\/.*-rev\d+\.db$/);
+    const listed = await listBackups();
+    expect(listed.snapshots.find((snapshot) => snapshot.key === createdBackupKey)?.sha256).toBe(document.snapshot.sha256);
+    log(`create-backup: ${createdBackupKey} (sha256 ${document.snapshot.sha256.slice(0, 12)}...)`);
+  });
+
   // The restore boots the baked image (as Packer bakes a DigitalOcean snapshot) with --install baked:
   // one boot proves both the restore and the baked mode (test/e2e/README.md, "which suite proves what").
   it('restore onto a baked image: with every VM gone, new VMs restore the uploaded snapshot and form a new, healthy cluster with the data and a new cluster ID', async (context) => {
@@ -206,8 +267,9 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     const baked = await bakedImage({ repoRoot, debianMirror, log });
     await suite.cluster.destroyAllVms();
     // As an operator would after losing every machine: same addresses, new machines, the newest snapshot.
+    expect(createdBackupKey, 'the create-backup test ran first').not.toBe('');
     const restored = await suite.cluster.cli([
-      'restore', ...BACKUP_ARGS,
+      'restore', ...BACKUP_ARGS, '--snapshot', createdBackupKey,
       '--ips', suite.cluster.memberIps.join(','),
       '--etcd-version', DEBIAN_ETCD_RELEASE.version, '--install', 'baked',
       '--key-size', '2048', '--heartbeat-interval', '500', '--election-timeout', '5000', '--snapshot-schedule', SNAPSHOT_SCHEDULE,
@@ -226,6 +288,9 @@ describe('generated user-data boots 3 real VMs into a healthy mutual-TLS etcd cl
     }
     const greeting = await suite.cluster.etcdctl(['get', 'e2e/greeting', '--print-value-only']);
     expect(greeting.stdout.trim()).toBe('hello from etcd1');
+    // The key written just before create-backup: the restore used the object create-backup uploaded.
+    const onDemand = await suite.cluster.etcdctl(['get', 'e2e/on-demand', '--print-value-only']);
+    expect(onDemand.stdout.trim()).toBe('in the on-demand backup');
     const ids = new Set(await clusterIds());
     expect(ids.size).toBe(1);
     expect([...ids][0]).not.toBe(oldClusterId);

@@ -72,7 +72,32 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     expect(machine.vm.console(), member).toContain('etcd-cloudinit: metadata-lockdown: only root may reach 169.254.169.254');
     return machine;
   };
-  const aRecords = () => (box.fake.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A');
+  /** The members' own A records (the stable client name `box` has its own, below). */
+  const aRecords = () => (box.fake.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A' && record.name !== CLUSTER);
+  /**
+   * Issue 29: what the box's DNS answers for the stable client name box.<domain> (A) and its
+   * _etcd-client-ssl._tcp SRV records, queried inside the namespace as a client there would.
+   */
+  const stableName = async (): Promise<{ addresses: string[]; targets: string[] }> => {
+    const script = `const { Resolver } = require('node:dns').promises; const r = new Resolver(); r.setServers(['10.77.0.1']);
+      Promise.all([r.resolve4('${CLUSTER}.${BOX_DOMAIN}').catch(() => []), r.resolveSrv('_etcd-client-ssl._tcp.${CLUSTER}.${BOX_DOMAIN}').catch(() => [])])
+        .then(([a, srv]) => console.log(JSON.stringify({ addresses: a.sort(), targets: srv.map((s) => s.name + ':' + s.port).sort() })));`;
+    const answer = await runAllowingFailure(box.inside([process.execPath, '-e', script]), { timeoutMs: 30_000 });
+    expect(answer.code, answer.stderr).toBe(0);
+    return JSON.parse(answer.stdout) as { addresses: string[]; targets: string[] };
+  };
+  /** The stable name lists exactly these members: by DNS, as the API holds the records (dnsmasq restarts on each change). */
+  const expectStableName = async (members: readonly string[]) => {
+    const wanted = {
+      addresses: members.map((member) => [...box.fake.droplets.values()].find((droplet) => droplet.name === dropletName(member))!.privateIpv4!).sort(),
+      targets: members.map((member) => `${hostname(member)}:2379`).sort(),
+    };
+    const seen = await waitFor(`${CLUSTER}.${BOX_DOMAIN} to list ${members.join(', ')}`, async () => {
+      const now = await stableName();
+      return JSON.stringify(now) === JSON.stringify(wanted) ? now : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 2_000 });
+    log(`stable name ${CLUSTER}.${BOX_DOMAIN}: A ${seen.addresses.join(', ')}; SRV ${seen.targets.join(', ')}`);
+  };
   const healthy = (members: number, timeoutMs: number) =>
     waitFor(
       `health of ${members} members`,
@@ -120,6 +145,8 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     expect(aRecords().map((record) => record.name).sort()).toEqual(MEMBERS.map(dropletName));
     expect(box.fake.firewalls.size).toBe(1);
     expect(box.fake.violations).toEqual([]);
+    // The resumed run also made the stable client name, listing every member it created.
+    await expectStableName(MEMBERS);
   });
 
   it('the cluster forms through the firewall: health exits 0 and data goes in', async () => {
@@ -279,6 +306,9 @@ describe('DigitalOcean in a box: the whole life of a cluster on real VMs', () =>
     expect(list.stdout.trim().split('\n').map((line) => line.split(', ')[2]).sort(), list.stderr).toEqual(replacements);
     expect([...box.fake.droplets.values()].map((droplet) => droplet.name).sort()).toEqual(replacements.map(dropletName));
     expect(aRecords().map((record) => record.name).sort()).toEqual(replacements.map(dropletName));
+    // Each replacement was listed under the stable name once promoted and each old member delisted before its removal.
+    await expectStableName(replacements);
+    expect(rolled.stderr).toMatch(/^pre-roll backup: snapshot of \S+ at revision \d+ \(\d+ bytes, sha256 [0-9a-f]{64}\) saved to \S+\/backups\/\S+\.db \(0600/m);
     // The replacements boot the cluster's image (the minimal one) and install nftables at boot too.
     const mirrorLog = await box.mirrorLog();
     for (const member of replacements) expectLockedDownOnMinimalImage(member, mirrorLog);

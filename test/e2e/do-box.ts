@@ -217,12 +217,22 @@ export async function startDigitalOceanBox(options: BoxOptions): Promise<Digital
       },
     };
 
-    /** dnsmasq with the zone's A records (address= lines: A only, no PTR), restarted on each change. */
+    /** dnsmasq with the zone's A records (address= lines: A only, no PTR; several for one name are all served) and SRV records, restarted on each change. */
     const applyDns = async (): Promise<void> => {
-      const records = (fake?.domains.get(BOX_DOMAIN) ?? []).filter((record) => record.type === 'A');
+      const zone = fake?.domains.get(BOX_DOMAIN) ?? [];
+      const records = zone.filter((record) => record.type === 'A');
+      const srv = zone.filter((record) => record.type === 'SRV');
       const config = join(runDir, 'dnsmasq.conf');
       // local=: the zone is ours, so what has no record (a missing name, a name's AAAA) is NXDOMAIN, not REFUSED.
-      await writeFile(config, [`local=/${BOX_DOMAIN}/`, ...records.map((record) => `address=/${record.name}.${BOX_DOMAIN}/${record.data}`), ''].join('\n'));
+      await writeFile(
+        config,
+        [
+          `local=/${BOX_DOMAIN}/`,
+          ...records.map((record) => `address=/${record.name}.${BOX_DOMAIN}/${record.data}`),
+          ...srv.map((record) => `srv-host=${record.name}.${BOX_DOMAIN},${record.data.replace(/\.$/, '')},${record.port},${record.priority ?? 0},${record.weight ?? 0}`),
+          '',
+        ].join('\n'),
+      );
       if (dns) {
         const exited = new Promise((resolve) => dns!.once('exit', resolve));
         dns.kill('SIGKILL');
