@@ -29,8 +29,9 @@ const UPLOADED_WITHIN_MS = 12 * 60_000;
 const DEFRAG_ARGS = ['--defrag-schedule', '*:0/2'];
 const DEFRAG_WITHIN_MS = 12 * 60_000;
 // Bulk data written and deleted, then compacted: the members' files keep the space until defragmented.
-const BULK_VALUES = 8;
-const BULK_VALUE_BYTES = 1024 * 1024;
+// Each value is one etcdctl argument, and Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
+const BULK_VALUES = 36;
+const BULK_VALUE_BYTES = 120 * 1024;
 
 interface Listed {
   snapshots: { key: string; member: string; revision: number; sha256?: string }[];
