@@ -84,6 +84,8 @@ export interface ClusterRecord {
   readonly endpoints?: readonly string[];
   /** `--domain` clusters; inferred from the member names for folders 0.1.0 wrote. */
   readonly domain?: string;
+  /** The stable client name (issue 29); absent before it was recorded. */
+  readonly clientEndpoint?: string;
   /** Absent in folders written before --key-type: rsa (recordKeyType). */
   readonly keyType?: KeyType;
   /** RSA modulus bits; only used when the key type is rsa. */

@@ -47,6 +47,8 @@ export interface ClusterInput {
   readonly members: readonly MemberInput[];
   /** DNS-member mode with derived names (`--domain`): a member added later is named `<cluster-name>-<member>.<domain>` too. */
   readonly domain: string | undefined;
+  /** The cluster's stable client name (issue 29), in every member certificate; `<cluster-name>.<domain>` by default with a domain. */
+  readonly clientEndpoint?: string | undefined;
   readonly out: string;
   readonly etcdVersion: string;
   readonly releaseUrl: string;
@@ -102,7 +104,7 @@ type RawInput = Record<string, unknown>;
 
 /** Flags that map one-to-one onto schema keys. */
 const LIST_KEYS = ['ips', 'names', 'hostnames'] as const;
-const SCALAR_KEYS = ['cluster-name', 'domain', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'key-type', 'snapshot-schedule', 'defrag-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
+const SCALAR_KEYS = ['cluster-name', 'domain', 'client-endpoint', 'out', 'etcd-version', 'release-url', 'etcd-sha256', 'install', 'key-type', 'snapshot-schedule', 'defrag-schedule', 'backup-url', 'backup-endpoint', 'backup-region', 'k8s-pki-dir', 'listen-from', 'listen-cidr'] as const;
 const NUMBER_KEYS = ['key-size', 'cert-days', 'snapshot-retain', 'heartbeat-interval', 'election-timeout', 'backup-retain', 'quota-backend-bytes', 'defrag-threshold'] as const;
 const BOOLEAN_KEYS = ['allow-even', 'kubernetes'] as const;
 /** Repeatable flags that may also be comma-separated. */
@@ -288,10 +290,17 @@ export function resolveClusterInput(fileInput: RawInput, flagInput: RawInput, re
     // etcd refuses to start otherwise: a follower must miss several heartbeats before it calls an election.
     throw usageError('validate', `election-timeout: ${election} must be at least 5 times heartbeat-interval (${heartbeat}), i.e. at least ${5 * heartbeat}`);
   }
+  const domain = raw.domain as string | undefined;
+  const clientEndpoint = (raw['client-endpoint'] as string | undefined)?.toLowerCase() ?? defaultClientEndpoint(clusterName, domain);
+  const clashing = members.find((member) => member.hostname === clientEndpoint);
+  if (clientEndpoint !== undefined && clashing) {
+    throw usageError('validate', `client-endpoint: ${JSON.stringify(clientEndpoint)} is member ${clashing.name}'s own name; the cluster's name must outlive every member`);
+  }
   const input: ClusterInput = {
     clusterName,
     members,
-    domain: raw.domain as string | undefined,
+    domain,
+    clientEndpoint,
     out: (raw.out as string | undefined) ?? DEFAULT_OUT,
     etcdVersion: (raw['etcd-version'] as string | undefined) ?? DEFAULT_ETCD_VERSION,
     releaseUrl: ((raw['release-url'] as string | undefined) ?? DEFAULT_RELEASE_URL).replace(/\/+$/, ''),
@@ -596,6 +605,11 @@ export const RESERVED_MEMBER_NAMES = ['ca', 'admin'];
 
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** The stable client name a cluster with a domain gets: `<cluster-name>.<domain>` (create-droplets makes its records). */
+export function defaultClientEndpoint(clusterName: string, domain: string | undefined): string | undefined {
+  return domain !== undefined ? `${clusterName}.${domain}` : undefined;
 }
 
 /** DNS-member mode's derived name, shared by gen-userdata --domain and create-droplets. */

@@ -169,6 +169,8 @@ export interface ClusterPlan {
   readonly members: readonly MemberPlan[];
   /** `--domain` clusters: members are `<cluster-name>-<member>.<domain>`, members added later too. */
   readonly domain: string | undefined;
+  /** The stable client name every member certificate carries (issue 29). */
+  readonly clientEndpoint: string | undefined;
   readonly listenAddress: ListenAddressPlan;
   /** Members serve /metrics and /health on listenMetricsUrls (--no-metrics turns it off). */
   readonly metrics: boolean;
@@ -252,6 +254,7 @@ export function planCluster(input: ClusterInput, outDir: string): ClusterPlan {
     clusterName: input.clusterName,
     members,
     domain: input.domain,
+    clientEndpoint: input.clientEndpoint,
     listenAddress,
     metrics: input.metrics,
     initialCluster,

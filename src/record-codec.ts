@@ -16,7 +16,7 @@ import {
   type MemberRecord,
   type RollTarget,
 } from './cluster-folder.js';
-import { DEFAULT_K8S_PKI_DIR, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, type ClusterInput, type MemberInput, type RecordedSettings } from './input.js';
+import { DEFAULT_K8S_PKI_DIR, DEFAULT_SNAPSHOT_RETAIN, DEFAULT_SNAPSHOT_SCHEDULE, defaultClientEndpoint, type ClusterInput, type MemberInput, type RecordedSettings } from './input.js';
 import { DEFAULT_RSA_KEY_SIZE } from './keys.js';
 import { DEFAULT_DEFRAG_SCHEDULE, DEFAULT_DEFRAG_THRESHOLD_PERCENT } from './defaults.js';
 import type { ClusterPki, IssuedCert } from './pki/mint.js';
@@ -37,6 +37,8 @@ export function inputFromRecord(record: ClusterRecord, out: string): ClusterInpu
     clusterName: record.clusterName,
     members,
     domain: record.domain,
+    // Recorded since issue 29; a cluster with a domain made before gets the default, so members minted from now on carry it.
+    clientEndpoint: record.clientEndpoint ?? defaultClientEndpoint(record.clusterName, record.domain),
     out,
     ...installInput(record.etcdVersion, record.install),
     ...keyInput(record),
@@ -156,6 +158,7 @@ export function clusterRecordOf(plan: ClusterPlan, pki: ClusterPki, generatedAt:
     initialClusterToken: plan.initialClusterToken,
     endpoints: plan.members.map((member) => member.clientUrl),
     ...(plan.domain !== undefined ? { domain: plan.domain } : {}),
+    ...(plan.clientEndpoint !== undefined ? { clientEndpoint: plan.clientEndpoint } : {}),
     keyType: plan.keyType,
     keySize: plan.keySize,
     certDays: plan.certDays,

@@ -71,6 +71,7 @@ const CODE_DEFAULTS: Record<string, string> = {
   ttl: String(created.spec.ttl),
   count: String(created.input.members.length),
   'ssh-from': 'what digitalocean.json records, else no SSH from anywhere',
+  'client-endpoint': 'with --domain: <cluster-name>.<zone>',
   'trusted-source': 'what digitalocean.json records, else none',
   'vpc-uuid': 'a new VPC etcd-cluster-<cluster-name>',
   'vpc-range': 'DigitalOcean picks one',

@@ -6,6 +6,7 @@ import { answered, assessHealth, checkMembers, describeLocalCertificate, quotaBa
 import { realEffects } from '../day2/effects.js';
 import { membershipDrift } from '../day2/membership.js';
 import { machinesOf } from '../day2/provider.js';
+import { checkClientEndpoint } from '../day2/client-endpoint.js';
 import { EXIT_FAILURE } from '../errors.js';
 import { alarmList, firstAnswer, memberList } from '../etcd/client.js';
 import { numberFlag, type ParsedOptions } from '../options.js';
@@ -46,7 +47,14 @@ export async function runHealth(flags: ParsedOptions, context: CommandContext): 
   const report = assessHealth(cluster.plan.clusterName, members, certificates, drift, warnDays, now, database);
   // Read-only here: the machines only say where a member that did not answer shows its boot.
   const machines = machinesOf(cluster, context, realEffects(cluster.folder), flags);
-  writeResult(context, report, () => renderHealthTable(report, (name) => machines.bootConsole(name)));
+  // The stable client name (issue 29) resolves to exactly the voting members; a mismatch is a warning.
+  const voters = running ? running.filter((member) => member.isLearner !== true && member.name).map((member) => member.name!) : cluster.plan.members.map((member) => member.name);
+  const managedBy = cluster.digitalocean ? 'create-droplets keeps its records: the next roll, repair or remove-member sets them to the voting members' : undefined;
+  const clientEndpoint = await checkClientEndpoint(cluster.plan, voters, timeoutMs, managedBy);
+  if (clientEndpoint?.problem) context.stderr.write(`warning: client endpoint ${clientEndpoint.problem}\n`);
+  writeResult(context, { ...report, clientEndpoint: clientEndpoint ?? null }, () =>
+    renderHealthTable(report, (name) => machines.bootConsole(name)) + (clientEndpoint?.matches ? `Client endpoint ${clientEndpoint.name}: resolves to exactly the ${clientEndpoint.voters.length} voting member(s).\n` : ''),
+  );
   const roll = cluster.folder.readRollState()?.current;
   if (roll) {
     const finished = roll.steps.filter((step) => step.done.length === 4).length;

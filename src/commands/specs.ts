@@ -112,6 +112,12 @@ export const CLUSTER_OPTIONS: readonly OptionSpec[] = [
     description: `DNS-member mode: where a member reads its private IPv4 at each start: do-metadata (DigitalOcean), cidr (with --listen-cidr) or instance-data (cloud-init query ds.meta_data.local_ipv4, e.g. AWS) (default ${DEFAULT_LISTEN_FROM})`,
   },
   { name: 'listen-cidr', type: 'string', valueName: 'cidr', description: 'DNS-member mode on any cloud: listen on the one address the host has inside this range, e.g. 10.0.0.0/8 (implies --listen-from cidr)' },
+  {
+    name: 'client-endpoint',
+    type: 'string',
+    valueName: 'name',
+    description: "One DNS name for the cluster that clients use instead of the member list; every member certificate carries it (default with --domain: <cluster-name>.<zone>; create-droplets keeps its records)",
+  },
   ...BACKUP_TARGET_OPTIONS,
   { name: 'client', type: 'string', multiple: true, valueName: 'name', description: 'Mint a client certificate with CN=<name> (clientAuth) in pki/clients/ for an application (repeat or comma-separate)' },
   {

@@ -69,7 +69,7 @@ export const CERT_PROFILES: readonly CertProfile[] = [
     fileBase: (member) => requireMember(member).name,
     commonName: (_plan, member) => requireMember(member).name,
     organization: () => SUBJECT_ORGANIZATION,
-    subjectAltNames: (_plan, member) => {
+    subjectAltNames: (plan, member) => {
       const { ip, hostname, name } = requireMember(member);
       // DNS-member mode names the member by DNS only: its address is unknown when this is minted.
       const names: SubjectAltName[] = [
@@ -77,6 +77,8 @@ export const CERT_PROFILES: readonly CertProfile[] = [
         { type: 'ip', value: '127.0.0.1' },
         { type: 'dns', value: name },
         { type: 'dns', value: 'localhost' },
+        // The cluster's stable client name (issue 29): a client that verifies against it reaches any member.
+        ...(plan.clientEndpoint !== undefined ? [{ type: 'dns' as const, value: plan.clientEndpoint }] : []),
       ];
       return names.filter((san, index) => names.findIndex((other) => other.type === san.type && other.value === san.value) === index);
     },

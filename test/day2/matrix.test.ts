@@ -4,6 +4,7 @@
  * runs the built CLI as a user would and checks a running cluster of real etcd members on loopback.
  */
 import { X509Certificate } from 'node:crypto';
+import { connect } from 'node:tls';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,8 +133,34 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
     it('health: all members healthy; a stopped member fails it by name', async () => {
       const result = await cluster.cli(['health', '--json']);
       expect(result.code, result.stderr || result.stdout).toBe(0);
-      const report = JSON.parse(result.stdout) as { members: { name: string; healthy: boolean }[] };
+      const report = JSON.parse(result.stdout) as { members: { name: string; healthy: boolean }[]; clientEndpoint: { name: string; matches: boolean; addresses: string[] } | null };
       expect(report.members.map(({ name, healthy }) => [name, healthy])).toEqual(BOOTSTRAP.map((name) => [name, true]));
+      // Issue 29: the stable client name. Only a cluster with a domain has one by default; create-droplets keeps its
+      // records (the names resolve as the fake API's A records say), a --domain cluster's are the user's to make.
+      if (kind === 'ip') expect(report.clientEndpoint).toBeNull();
+      if (kind === 'dns') {
+        expect(report.clientEndpoint).toMatchObject({ name: `etcd.${LOOP_DOMAIN}`, matches: false, addresses: [] });
+        expect(result.stderr).toContain(`warning: client endpoint etcd.${LOOP_DOMAIN} does not resolve here (ENOTFOUND): create an A record per voting member`);
+      }
+      if (kind === 'do') {
+        expect(report.clientEndpoint).toMatchObject({ name: `etcd.${LOOP_DOMAIN}`, matches: true, addresses: BOOTSTRAP.map((name) => cluster.memberIp(name)).sort() });
+        const text = await cluster.cli(['health']);
+        expect(text.stdout).toContain(`Client endpoint etcd.${LOOP_DOMAIN}: resolves to exactly the 3 voting member(s).`);
+      }
+      if (kind !== 'ip') {
+        // Every member's certificate carries the stable name: a client verifying TLS against it reaches each one.
+        const pki = (file: string) => readFileSync(join(cluster.outDir, 'pki', file), 'utf8');
+        for (const name of BOOTSTRAP) {
+          const verified = await new Promise<string>((resolve, reject) => {
+            const socket = connect({ host: cluster.memberIp(name), port: 2379, servername: `etcd.${LOOP_DOMAIN}`, ca: pki('ca.crt'), cert: pki('admin.crt'), key: pki('admin.key') }, () => {
+              resolve(socket.authorized ? 'authorized' : String(socket.authorizationError));
+              socket.end();
+            });
+            socket.on('error', reject);
+          });
+          expect(verified, name).toBe('authorized');
+        }
+      }
 
       await cluster.stop('etcd3');
       try {

@@ -147,6 +147,11 @@ export class LoopbackCluster {
     return member;
   }
 
+  /** The loopback address member `name` listens on. */
+  memberIp(name: string): string {
+    return this.member(name).ip;
+  }
+
   clientUrl(name: string): string {
     return this.member(name).clientUrl;
   }
