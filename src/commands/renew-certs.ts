@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { FOLDER_FILES, clientCertificate } from '../cluster-folder.js';
 import { mintSources, type CommandContext } from '../context.js';
 import { dryRunEffects, realEffects } from '../day2/effects.js';
@@ -7,7 +8,7 @@ import { membersWithoutAgent, noAgentError, renewMembersInPlace, serialOf } from
 import { CliError, usageError } from '../errors.js';
 import { numberFlag, secondsFlagMs, type ParsedOptions } from '../options.js';
 import { certificateFiles, recordFiles, userDataFile } from '../output.js';
-import { issueLeaf, readClusterPki, withReissued, type IssuedCert } from '../pki/mint.js';
+import { issueLeaf, issueLeafForPublicKey, readClusterPki, withReissued, type IssuedCert } from '../pki/mint.js';
 import { writeResult } from '../result.js';
 import { SECRET_MODE, crashAtStep, type OutputFile } from '../write.js';
 
@@ -76,7 +77,11 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   const failed = new Map<string, string>();
   if (viaScript) {
     for (const member of members) renewedMembers.set(member.name, await renew(current.members.get(member.name)!));
-  } else if (members.length > 0 && !effects.dryRun) {
+  } else if (members.length > 0) {
+    // The CA must be able to sign each member's certificate (valid, and outliving --cert-days) before any member is asked.
+    for (const member of members) issueLeafForPublicKey(issuePlan, member.name, ca, new X509Certificate(current.members.get(member.name)!.certPem).publicKey, { now });
+  }
+  if (!viaScript && members.length > 0 && !effects.dryRun) {
     const client = { tls: cluster.adminTls, timeoutMs: 10_000 };
     const endpoints = plan.members.map((member) => member.clientUrl);
     const missing = await membersWithoutAgent(members, endpoints, client).catch((error: Error) => {
@@ -154,8 +159,8 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
     clients: [...renewedClients.values()].map((cert) => ({ name: cert.client!, certificate: folder.shownFile(FOLDER_FILES.cert(cert.fileBase)), notAfter: cert.notAfter })),
   };
   if (effects.dryRun) {
-    const how = viaScript ? ` (${rotate ? 'new keys' : 'keys kept'}, ${certDays} days)` : ` (members in place: each makes a new key and serves a certificate signed here; admin and clients ${rotate ? 'with new keys' : 'keys kept'}; ${certDays} days)`;
-    writeResult(context, document, () => `Dry run: would renew ${renewed} of cluster ${plan.clusterName}${how}; nothing was written.\n`);
+    const how = viaScript || members.length === 0 ? `${rotate ? 'new keys' : 'keys kept'}, ${certDays} days` : `members: a new key each, made on the member; admin and clients: ${rotate ? 'new keys' : 'keys kept'}; ${certDays} days`;
+    writeResult(context, document, () => `Dry run: would renew ${renewed} of cluster ${plan.clusterName} (${how}); nothing was written.\n`);
     return 0;
   }
   const memberLine = (name: string) => {

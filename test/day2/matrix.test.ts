@@ -203,7 +203,7 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
     it('renew-certs: each member serves its renewed certificate once installed; health stays green', async () => {
       const before = new Map<string, string>();
       for (const name of BOOTSTRAP) before.set(name, await cluster.servedSerial(name));
-      const result = await cluster.cli(['renew-certs']);
+      const result = await cluster.cli(['renew-certs', '--via-ssh-script']);
       expect(result.code, result.stderr).toBe(0);
 
       for (const name of BOOTSTRAP) {
