@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_PATHS } from '../../src/plan.js';
-import { rewriteNodePaths } from '../support/local-cluster.js';
 import { LoopbackCluster, type ClusterKind } from '../support/loopback-cluster.js';
+import { renewAgentOnce, startRenewAgents } from '../support/renew-agents.js';
 
 /**
  * renew-certs renews member certificates in place: each member's agent (cloud-init/etcd-renew-agent.sh,
@@ -20,36 +20,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fingerprint = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const publicKeyOf = (certPem: string) => new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
 
-/** One pass of the member's agent, exactly its unit's ExecStart (node paths under the member's root). */
-async function agentOnce(cluster: LoopbackCluster, name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const unit = readFileSync(join(cluster.root(name), NODE_PATHS.renewAgentService), 'utf8');
-  const execStart = /^ExecStart=(.+)$/m.exec(unit)?.[1];
-  if (!execStart) throw new Error(`${name}: ${NODE_PATHS.renewAgentService} has no ExecStart`);
-  const words = rewriteNodePaths(execStart, cluster.root(name)).split(' ');
-  // The members' names resolve only in the cluster's namespace: run it as the CLI runs, through env.
-  const { runProcess } = await import('../support/local-cluster.js');
-  return runProcess('unshare', ['-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', cluster.hostsFile, 'sh', ...words], 60_000);
-}
-
-/** The agents of `names`, each run every 300 ms (the timer's job) until stopped; a failed pass is kept for the report. */
-function startAgents(cluster: LoopbackCluster, names: readonly string[]) {
-  let running = true;
-  const failures: string[] = [];
-  const loops = names.map(async (name) => {
-    while (running) {
-      const pass = await agentOnce(cluster, name);
-      if (pass.code !== 0) failures.push(`${name}: ${pass.stderr}`);
-      await sleep(300);
-    }
-  });
-  return {
-    failures,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
+/** The members' names resolve only in the cluster's namespace: the agent runs there, as the CLI does. */
+const inNamespace = (cluster: LoopbackCluster) => (argv: string[]) => ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', cluster.hostsFile, ...argv];
+const agentOnce = (cluster: LoopbackCluster, name: string) => renewAgentOnce(cluster.root(name), inNamespace(cluster));
+const startAgents = (cluster: LoopbackCluster, names: readonly string[]) => startRenewAgents(names.map((name) => cluster.root(name)), inNamespace(cluster));
 
 /** Keys and values under the reserved prefix, read with the admin certificate. */
 async function renewKeys(cluster: LoopbackCluster): Promise<Map<string, string>> {
