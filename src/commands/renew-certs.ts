@@ -71,8 +71,10 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   const ca = { certPem: current.ca.certPem, keyPem: current.ca.keyPem };
   const issuePlan = { ...plan, certDays };
   const sources = mintSources(context);
+  // A member renewed in place earlier holds its own key (none in pki/): the script fallback then gives it a new one.
+  const newKey = (existing: IssuedCert) => rotate || existing.keyPem === '';
   const renew = (existing: IssuedCert) =>
-    issueLeaf(issuePlan, existing.fileBase, ca, { now, ...sources, ...(rotate ? {} : { keyPem: existing.keyPem }) });
+    issueLeaf(issuePlan, existing.fileBase, ca, { now, ...sources, ...(newKey(existing) ? {} : { keyPem: existing.keyPem }) });
   const renewedMembers = new Map<string, IssuedCert>();
   const failed = new Map<string, string>();
   if (viaScript) {
@@ -114,12 +116,15 @@ async function renewCerts(flags: ParsedOptions, context: CommandContext, now: Da
   const pki = withReissued(current, [...renewedMembers.values(), admin, ...renewedClients.values()]);
   const files: OutputFile[] = [];
   const remove: string[] = [];
-  for (const member of done) {
-    const cert = renewedMembers.get(member.name)!;
+  // A dry run of an in-place renewal lists the files it would change (the current certificate stands in for the one not yet signed).
+  const written = effects.dryRun && !viaScript ? members : done;
+  for (const member of written) {
+    const cert = renewedMembers.get(member.name) ?? { ...current.members.get(member.name)!, keyPem: '' };
     const userData = folder.readUserData(member.name);
     // In place: the member made its key; the folder keeps the certificate only, and the old key goes.
-    files.push(...certificateFiles(cert, viaScript ? rotate : true), userDataFile(member.name, replaceMemberCertificate(plan, member, userData, cert)));
-    if (viaScript) files.push({ path: FOLDER_FILES.renewScript(member.name), content: renderInstallCertsScript(plan, member, cert, rotate), mode: SECRET_MODE });
+    const keyChanged = newKey(current.members.get(member.name)!);
+    files.push(...certificateFiles(cert, viaScript ? keyChanged : true), userDataFile(member.name, replaceMemberCertificate(plan, member, userData, cert)));
+    if (viaScript) files.push({ path: FOLDER_FILES.renewScript(member.name), content: renderInstallCertsScript(plan, member, cert, keyChanged), mode: SECRET_MODE });
     else remove.push(FOLDER_FILES.key(member.name));
   }
   if (renewAdmin) files.push(...certificateFiles(admin, rotate));

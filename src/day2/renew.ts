@@ -41,6 +41,11 @@ export function replaceMemberCertificate(plan: ClusterPlan, member: MemberPlan, 
     }
   }
   if (cert.keyPem === '') config.write_files = (config.write_files ?? []).filter((file) => file.path !== plan.node.memberKey);
+  else if (!(config.write_files ?? []).some((file) => file.path === plan.node.memberKey)) {
+    // Renewed in place before (no key here), now by the script fallback with a new key: the user-data gets one again, as gen-userdata writes it.
+    config.write_files = [...(config.write_files ?? []), { path: plan.node.memberKey, content: cert.keyPem, owner: `${plan.node.user}:${plan.node.user}`, permissions: '0600', defer: true }];
+    replaced += 1;
+  }
   if (replaced < (cert.keyPem === '' ? 1 : replacements.size)) {
     throw new CliError('render', `user-data/${member.name}.yaml: has no ${[...replacements.keys()].join(' and ')} entries in write_files; was it written by etcd-cloudinit?`);
   }

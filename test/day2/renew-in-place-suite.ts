@@ -174,5 +174,15 @@ describe(`renew-certs in place (${kind} cluster)`, () => {
       rmSync(scratch, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it.runIf(kind === 'ip')('after an in-place renewal, the --via-ssh-script fallback gives the member a new key (the folder has none) and its script installs both', async () => {
+    const result = await cluster.cli(['renew-certs', '--via-ssh-script', '--member', 'etcd1']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(cluster.pkiFile('etcd1.key'))).toBe(true);
+    expect(readFileSync(join(cluster.outDir, 'renew', 'etcd1.sh'), 'utf8')).toContain('PRIVATE KEY');
+    expect(readFileSync(cluster.userDataPath('etcd1'), 'utf8')).toContain('PRIVATE KEY');
+    await cluster.installRenewal('etcd1');
+    expect(await cluster.servedSerial('etcd1')).toBe(new X509Certificate(readFileSync(cluster.pkiFile('etcd1.crt'), 'utf8')).serialNumber);
+  });
 });
 }
