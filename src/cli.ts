@@ -93,14 +93,14 @@ const TABLE: Command[] = [
   },
   {
     name: 'renew-certs',
-    summary: 'Re-issue member, admin and client certificates with the same CA and write a script per member that installs them',
-    usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--client <name>]... [--cert-days <days>] [--dry-run]',
+    summary: 'Renew member certificates in place (each member makes a new key, the workstation signs its CSR through etcd, no SSH) and re-issue admin and client certificates with the same CA',
+    usage: 'etcd-cloudinit renew-certs [--member <name>]... [--admin] [--rotate-keys] [--client <name>]... [--cert-days <days>] [--timeout <seconds>] [--via-ssh-script] [--dry-run]',
     options: RENEW_CERTS_OPTIONS,
     examples: [
       'etcd-cloudinit renew-certs',
       'etcd-cloudinit renew-certs --member etcd2 --cert-days 365',
       'etcd-cloudinit renew-certs --dry-run --json | jq -r \'.members[] | "\\(.name) \\(.notAfter)"\'',
-      'etcd-cloudinit renew-certs --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
+      'etcd-cloudinit renew-certs --via-ssh-script --rotate-keys && ssh root@10.10.0.11 sh -s -- --restart < out/etcd/renew/etcd1.sh',
     ],
     load: () => import('./commands/renew-certs.js').then((command) => command.runRenewCerts),
   },

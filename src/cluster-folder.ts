@@ -55,6 +55,8 @@ export const FOLDER_FORMAT_VERSION = 1;
 export interface CertificateRecord {
   readonly file: string;
   readonly sha256Fingerprint: string;
+  /** Hex, as the member presents it in the TLS handshake (health's CERT SERIAL); absent in folders written before in-place renewal. */
+  readonly serial?: string;
   readonly notAfter: string;
 }
 

@@ -27,7 +27,8 @@ export function renderEtcdctlEnv(plan: ClusterPlan): string {
 export function certificateFiles(cert: { readonly fileBase: string; readonly certPem: string; readonly keyPem: string }, withKey = true): OutputFile[] {
   return [
     { path: FOLDER_FILES.cert(cert.fileBase), content: cert.certPem, mode: PUBLIC_MODE },
-    ...(withKey ? [{ path: FOLDER_FILES.key(cert.fileBase), content: cert.keyPem, mode: SECRET_MODE }] : []),
+    // A member renewed in place holds its own key: there is none to write (keyPem '').
+    ...(withKey && cert.keyPem !== '' ? [{ path: FOLDER_FILES.key(cert.fileBase), content: cert.keyPem, mode: SECRET_MODE }] : []),
   ];
 }
 

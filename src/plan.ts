@@ -45,6 +45,11 @@ export const NODE_PATHS = {
   restoreUrlFile: '/etc/etcd-cloudinit/restore-url',
   promoteScript: '/usr/local/lib/etcd-cloudinit/etcd-promote.sh',
   promoteService: '/etc/systemd/system/etcd-promote.service',
+  /** The in-place certificate renewal agent (renew-certs); its pending new key lives in renewStateDir, next to the member key. */
+  renewAgentScript: '/usr/local/lib/etcd-cloudinit/etcd-renew-agent.sh',
+  renewAgentService: '/etc/systemd/system/etcd-renew-agent.service',
+  renewAgentTimer: '/etc/systemd/system/etcd-renew-agent.timer',
+  renewStateDir: '/etc/etcd/pki/renew',
   metadataLockdownScript: '/usr/local/lib/etcd-cloudinit/metadata-lockdown.sh',
   metadataLockdownService: '/etc/systemd/system/etcd-metadata-lockdown.service',
   user: 'etcd',

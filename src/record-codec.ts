@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 /**
  * The record codec: cluster.json (ClusterRecord, read and schema-checked by cluster-folder.ts) into
  * the validated input that planning takes (inputFromRecord), and a plan with its certificates back
@@ -144,7 +145,7 @@ export function installRecord(install: InstallPlan): ClusterRecord['install'] {
 }
 
 function certificateRecord(cert: IssuedCert): CertificateRecord {
-  return { file: FOLDER_FILES.cert(cert.fileBase), sha256Fingerprint: cert.sha256Fingerprint, notAfter: cert.notAfter };
+  return { file: FOLDER_FILES.cert(cert.fileBase), sha256Fingerprint: cert.sha256Fingerprint, serial: new X509Certificate(cert.certPem).serialNumber, notAfter: cert.notAfter };
 }
 
 /** cluster.json for a plan and its certificates: what was generated, for the operator and for every later command. */

@@ -81,6 +81,7 @@ export function renderMemberFiles(plan: ClusterPlan, member: MemberPlan) {
     snapshot: plan.snapshots ? renderSnapshotUnits(plan, member, plan.snapshots) : undefined,
     defrag: plan.defrag ? renderDefragUnits(plan, member, plan.defrag) : undefined,
     promoteService: member.learnerId !== undefined ? renderPromoteUnit(plan, member, member.learnerId) : undefined,
+    renewAgent: renderRenewAgentUnits(plan, member),
   };
 }
 
@@ -171,6 +172,33 @@ export function promoteCommand(plan: ClusterPlan, member: MemberPlan, learnerId:
     '--attempts', String(PROMOTE_RETRIES.attempts),
     '--interval', String(PROMOTE_RETRIES.intervalSeconds),
   ]);
+}
+
+/** How often the renewal agent looks for a request: renew-certs waits about this long per member. */
+export const RENEW_AGENT_INTERVAL_SECONDS = 20;
+
+/** The command line of etcd-renew-agent.service: its own member first, then the others, with the member's own certificate. */
+export function renewAgentCommand(plan: ClusterPlan, member: MemberPlan): string {
+  const { node } = plan;
+  const others = plan.members.filter((other) => other.name !== member.name).map((other) => other.clientUrl);
+  return execStartLine('renew agent command', [
+    node.renewAgentScript,
+    '--etcdctl', `${node.binDir}/etcdctl`,
+    '--endpoints', [member.localClientUrl, ...others].join(','),
+    '--cacert', node.caCert,
+    '--cert', node.memberCert,
+    '--key', node.memberKey,
+    '--member', member.name,
+    '--state-dir', node.renewStateDir,
+  ]);
+}
+
+export function renderRenewAgentUnits(plan: ClusterPlan, member: MemberPlan): { service: string; timer: string } {
+  const names = { memberName: member.name, clusterName: plan.clusterName };
+  return {
+    service: renderTemplate('etcd-renew-agent.service.ejs', { ...names, pkiDir: plan.node.pkiDir, execStart: renewAgentCommand(plan, member) }),
+    timer: renderTemplate('etcd-renew-agent.timer.ejs', { ...names, intervalSeconds: RENEW_AGENT_INTERVAL_SECONDS }),
+  };
 }
 
 export function renderPromoteUnit(plan: ClusterPlan, member: MemberPlan, learnerId: string): string {
@@ -322,6 +350,9 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
             { path: node.promoteService, content: files.promoteService, owner: 'root:root', permissions: '0644' },
           ]
         : []),
+      { path: node.renewAgentScript, content: nodeFile('etcd-renew-agent.sh'), owner: 'root:root', permissions: '0755' },
+      { path: node.renewAgentService, content: files.renewAgent.service, owner: 'root:root', permissions: '0644' },
+      { path: node.renewAgentTimer, content: files.renewAgent.timer, owner: 'root:root', permissions: '0644' },
     ],
     runcmd: [
       [
@@ -346,6 +377,8 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --no-reload --now etcd-snapshot.timer'] : []),
           // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.
           ...(files.promoteService !== undefined ? ['systemctl enable --no-reload etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
+          // renew-certs renews the certificate in place through this agent (it registers itself once etcd answers).
+          'systemctl enable --no-reload --now etcd-renew-agent.timer',
         ].join('\n'),
       ],
     ],

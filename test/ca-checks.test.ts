@@ -105,7 +105,7 @@ describe('the CA is checked before it signs anything: exit 1, the message, nothi
   }
 
   it.each(DAMAGES)('gen-userdata with %s', (_label, damage) => expectRefused([...GEN, '--cert-days', '825'], damage));
-  it.each(DAMAGES)('renew-certs with %s', (_label, damage) => expectRefused(['renew-certs', '--cert-days', '825'], damage));
+  it.each(DAMAGES)('renew-certs with %s', (_label, damage) => expectRefused(['renew-certs', '--via-ssh-script', '--cert-days', '825'], damage));
 
   it.each([
     ['certificate', 'etcd2.crt', 'a PEM certificate'],
@@ -122,7 +122,7 @@ describe('the CA is checked before it signs anything: exit 1, the message, nothi
     const cwd = workDir();
     cpSync(join(baseline, 'out'), join(cwd, 'out'), { recursive: true });
     const ca = reissueCa(join(cwd, 'out', 'etcd', 'pki'), new Date(Date.now() - 3640 * DAY_MS));
-    const run = await runCli(['renew-certs', '--cert-days', '9'], cwd);
+    const run = await runCli(['renew-certs', '--via-ssh-script', '--cert-days', '9'], cwd);
     expect(run.code, run.stderr).toBe(0);
     const renewed = new X509Certificate(readFileSync(join(cwd, 'out', 'etcd', 'pki', 'etcd1.crt')));
     expect(renewed.verify(ca.publicKey)).toBe(true);

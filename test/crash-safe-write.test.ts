@@ -105,7 +105,7 @@ function expectRecoverable(cwd: string, step: string, check: (dir: string) => vo
 describe('a write killed at any step (ETCD_CLOUDINIT_CRASH_AT) keeps the CA, and the next run finishes or drops it', () => {
   it.each([
     ['gen-userdata --force', [...GEN_ONE, '--force']],
-    ['renew-certs', ['renew-certs']],
+    ['renew-certs', ['renew-certs', '--via-ssh-script']],
   ])('%s', async (_label, args) => {
     const baseline = workDir();
     expect((await runCli(GEN_ONE, baseline)).code).toBe(0);
@@ -170,7 +170,7 @@ describe('leftovers of a write cut short', () => {
   // etcd-cloudinit 0.1.0 swapped folders by two renames: killed between them, the folder was only at `<staging>.previous`.
   it.each([
     ['gen-userdata', GEN],
-    ['renew-certs', ['renew-certs']],
+    ['renew-certs', ['renew-certs', '--via-ssh-script']],
   ])('0.1.0 killed between its two renames: %s moves the folder back and keeps its CA', async (_label, args) => {
     const { cwd, dir, caKey } = await generated();
     const staging = join(cwd, 'out', '.etcd.staging-AbC123');
@@ -186,7 +186,7 @@ describe('leftovers of a write cut short', () => {
   it('0.1.0 killed after its swap: the old folder beside it is removed', async () => {
     const { cwd, dir, caKey } = await generated();
     cpSync(dir, join(cwd, 'out', '.etcd.staging-AbC123.previous'), { recursive: true });
-    const run = await runCli(['renew-certs'], cwd);
+    const run = await runCli(['renew-certs', '--via-ssh-script'], cwd);
     expect(run.code, run.stderr).toBe(0);
     expect(readFileSync(join(dir, 'pki', 'ca.key')).equals(caKey)).toBe(true);
     expectNoLeftovers(cwd);
@@ -210,7 +210,7 @@ describe('leftovers of a write cut short', () => {
     const leftover = join(cwd, 'out', '.etcd.staging-AbC123.previous');
     cpSync(other.dir, leftover, { recursive: true });
     const before = { folder: folderSnapshot(dir), leftover: folderSnapshot(leftover) };
-    for (const args of [GEN, ['renew-certs']]) {
+    for (const args of [GEN, ['renew-certs', '--via-ssh-script']]) {
       const run = await runCli(args, cwd);
       expect(run.code, args[0]).toBe(1);
       expect(run.stderr.split('\n')[0]).toBe(

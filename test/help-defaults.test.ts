@@ -12,6 +12,7 @@ import { quotaBackendBytesOf } from '../src/day2/health.js';
 import { validateCreateFlags } from '../src/commands/create-droplets.js';
 import { replaceWaits } from '../src/commands/roll.js';
 import { DEFAULT_BACKUP_TIMEOUT_SECONDS, DEFAULT_URL_HOURS, DEFAULT_VPC_DELETE_WAIT_SECONDS } from '../src/defaults.js';
+import { DEFAULT_RENEW_TIMEOUT_SECONDS } from '../src/commands/renew-certs.js';
 import { dropletWaitOptions } from '../src/day2/droplets.js';
 import { parseTimeoutMs } from '../src/day2/open-cluster.js';
 import { flagsToRawInput, resolveClusterInput } from '../src/input.js';
@@ -98,8 +99,9 @@ const COMMAND_DEFAULTS: Record<string, Record<string, string | null>> = {
   'add-member': { name: 'the first free etcdN' },
   'renew-certs': {
     member: 'every member, the admin and every client certificate',
-    'rotate-keys': 'keep each key, so installing is one file and no restart',
+    'rotate-keys': 'keep each key',
     'cert-days': 'certDays in cluster.json',
+    timeout: String(DEFAULT_RENEW_TIMEOUT_SECONDS),
   },
   'create-droplets': { domain: null, names: 'etcd1..etcdN' },
   'destroy-droplets': { domain: 'the zone in out/<cluster-name>/digitalocean.json', 'wait-timeout': String(DEFAULT_VPC_DELETE_WAIT_SECONDS) },

@@ -93,7 +93,7 @@ describe.each(KEY_TYPES)('%s keys', (keyType) => {
     expect(again.code, again.stderr).toBe(0);
     expect(readFileSync(join(clusterDir, 'pki', 'etcd1.crt'), 'utf8')).toBe(before);
     // renew-certs --rotate-keys mints with the type cluster.json records (no --key-type given).
-    const renewed = await runCli(['renew-certs', '--rotate-keys'], dir);
+    const renewed = await runCli(['renew-certs', '--via-ssh-script', '--rotate-keys'], dir);
     expect(renewed.code, renewed.stderr).toBe(0);
     const rotated = readFileSync(join(clusterDir, 'pki', 'etcd1.key'), 'utf8');
     expect(rotated).not.toBe(beforeKey);

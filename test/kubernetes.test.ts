@@ -258,7 +258,7 @@ describe('gen-userdata --client --kubernetes (the built CLI)', () => {
     const record = JSON.parse(readFileSync(join(workDir, 'out', 'etcd', 'cluster.json'), 'utf8')) as Record<string, unknown>;
     expect(record.clients).toBeUndefined();
     expect(record.kubernetes).toBeUndefined();
-    const renewed = await runCli(['renew-certs'], workDir);
+    const renewed = await runCli(['renew-certs', '--via-ssh-script'], workDir);
     expect(renewed.code, renewed.stderr).toBe(0);
     expect(renewed.stdout).toContain('Renewed 3 member certificate(s) and the admin certificate of cluster etcd');
   });

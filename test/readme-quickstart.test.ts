@@ -27,6 +27,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../src/cli.js';
 import { CLI, REPO_ROOT, tempDirsRemovedAfterAll, type CliRun } from './support/cli.js';
 import { ETCD_BIN, ETCDCTL_BIN, adminTls, etcdctl, loopbackBlock, startLocalCluster, type LocalCluster } from './support/local-cluster.js';
+import { startRenewAgents } from './support/renew-agents.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './digitalocean/fake-api.js';
 
 const canBootMembers = process.getuid?.() === 0 && existsSync(ETCD_BIN) && existsSync(ETCDCTL_BIN);
@@ -202,16 +203,23 @@ describe('the README Quick start', () => {
         }
       }
       expect(cluster, 'a gen-userdata block made members to boot').toBeDefined();
+      const record0 = JSON.parse(readFileSync(join(workDir, 'out', 'etcd', 'cluster.json'), 'utf8')) as { members: { name: string }[] };
       // The application's write is there, read back as admin.
       const read = await etcdctl(cluster!.endpoints, adminTls(join(workDir, 'out', 'etcd', 'pki')), ['get', 'greeting', '--print-value-only']);
       expect(read.stdout.trim(), read.stderr).toBe('hello');
 
-      // Day 2: renew-certs while every member runs, then add-member (its learner is never booted here).
-      for (const command of ['renew-certs', 'add-member']) {
-        const script = onLoopback(tableCommand(section, command), prefix);
-        const run = await runBlock(script, workDir, env);
-        expect(run.code, `day-2 "${command}" failed:\n${script}\n${run.stderr}${run.stdout}`).toBe(0);
+      // Day 2: renew-certs while every member runs (their renewal agents too, as their timers would), then add-member (its learner is never booted here).
+      const agents = startRenewAgents(record0.members.map((member) => join(workDir, 'nodes', member.name)));
+      try {
+        for (const command of ['renew-certs', 'add-member']) {
+          const script = onLoopback(tableCommand(section, command), prefix);
+          const run = await runBlock(script, workDir, env);
+          expect(run.code, `day-2 "${command}" failed:\n${script}\n${run.stderr}${run.stdout}`).toBe(0);
+        }
+      } finally {
+        await agents.stop();
       }
+      expect(agents.failures).toEqual([]);
       const record = JSON.parse(readFileSync(join(workDir, 'out', 'etcd', 'cluster.json'), 'utf8')) as { members: { name: string }[] };
       expect(record.members.map((member) => member.name)).toEqual(['etcd1', 'etcd2', 'etcd3', 'etcd4']);
       expect(existsSync(join(workDir, 'out', 'etcd', 'user-data', 'etcd4.yaml'))).toBe(true);

@@ -50,7 +50,7 @@ describe('start-up: only the commands that call DigitalOcean load its SDK', () =
     ['health', ['health', '--timeout', '1'], 1],
     ['add-member', ['add-member', '--ip', '127.0.0.14', '--timeout', '1'], 1],
     ['remove-member', ['remove-member', '--name', 'etcd3', '--yes', '--timeout', '1'], 1],
-    ['renew-certs', ['renew-certs'], 0],
+    ['renew-certs', ['renew-certs', '--via-ssh-script'], 0],
     ['roll', ['roll', '--ips', '127.0.0.21,127.0.0.22,127.0.0.23', '--timeout', '1'], 1],
   ])('%s on a cluster gen-userdata made does not load it', async (name, args, code) => {
     const run = await runCliLoggingModules(args, cwd);

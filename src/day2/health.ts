@@ -23,6 +23,8 @@ export interface MemberHealth {
   /** Days left on the certificate the member serves (from the TLS handshake, not from pki/). */
   readonly certExpiresInDays: number | undefined;
   readonly certNotAfter: string | undefined;
+  /** The serial of that certificate (hex, as Node prints it): a renewal shows here. */
+  readonly certSerial?: string | undefined;
   readonly error: string | undefined;
 }
 
@@ -111,6 +113,7 @@ export async function checkMember(name: string, endpoint: string, client: Client
     memberId,
     certExpiresInDays: served ? daysUntil(served.validTo, now) : undefined,
     certNotAfter: served?.validTo.toISOString(),
+    certSerial: served?.serialNumber,
     error: errors.length > 0 ? errors.join('; ') : undefined,
   };
 }
@@ -283,7 +286,7 @@ export function notAnsweringAdvice(members: readonly string[], bootConsole: Boot
 
 /** Pure: the table `health` prints; `bootConsole` says where a member that did not answer shows its boot. */
 export function renderHealthTable(report: HealthReport, bootConsole: BootConsole = operatorMachines.bootConsole): string {
-  const header = ['MEMBER', 'ENDPOINT', 'HEALTHY', 'LEADER', 'VERSION', 'DB SIZE', 'IN USE', 'QUOTA', 'RAFT INDEX', 'CERT EXPIRES', 'ALARMS'];
+  const header = ['MEMBER', 'ENDPOINT', 'HEALTHY', 'LEADER', 'VERSION', 'DB SIZE', 'IN USE', 'QUOTA', 'RAFT INDEX', 'CERT EXPIRES', 'CERT SERIAL', 'ALARMS'];
   const rows = report.members.map((member) => [
     member.name,
     member.endpoint,
@@ -295,6 +298,7 @@ export function renderHealthTable(report: HealthReport, bootConsole: BootConsole
     member.quotaPercent === undefined ? '-' : `${member.quotaPercent.toFixed(1)}%`,
     member.raftIndex === undefined ? '-' : String(member.raftIndex),
     member.certExpiresInDays === undefined ? '-' : `${member.certExpiresInDays}d`,
+    member.certSerial ?? '-',
     member.alarms.length === 0 ? '-' : member.alarms.join(','),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));

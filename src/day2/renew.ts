@@ -22,7 +22,9 @@ export function renderInstallCertsScript(plan: ClusterPlan, member: MemberPlan, 
 
 /**
  * Pure: the member's user-data with the renewed certificate (and key) in place of the old ones and
- * nothing else changed, so a machine rebuilt from it starts with a valid certificate.
+ * nothing else changed, so a machine rebuilt from it starts with a valid certificate. A certificate
+ * renewed in place comes without a key (keyPem ''): the member made it and keeps it, so the old key
+ * leaves the user-data too, and the file can no longer boot a new machine (roll and repair write new user-data).
  */
 export function replaceMemberCertificate(plan: ClusterPlan, member: MemberPlan, userData: string, cert: IssuedCert): string {
   const config = parseYaml(userData) as CloudConfig;
@@ -38,7 +40,13 @@ export function replaceMemberCertificate(plan: ClusterPlan, member: MemberPlan, 
       replaced += 1;
     }
   }
-  if (replaced !== replacements.size) {
+  if (cert.keyPem === '') config.write_files = (config.write_files ?? []).filter((file) => file.path !== plan.node.memberKey);
+  else if (!(config.write_files ?? []).some((file) => file.path === plan.node.memberKey)) {
+    // Renewed in place before (no key here), now by the script fallback with a new key: the user-data gets one again, as gen-userdata writes it.
+    config.write_files = [...(config.write_files ?? []), { path: plan.node.memberKey, content: cert.keyPem, owner: `${plan.node.user}:${plan.node.user}`, permissions: '0600', defer: true }];
+    replaced += 1;
+  }
+  if (replaced < (cert.keyPem === '' ? 1 : replacements.size)) {
     throw new CliError('render', `user-data/${member.name}.yaml: has no ${[...replacements.keys()].join(' and ')} entries in write_files; was it written by etcd-cloudinit?`);
   }
   const text = cloudConfigToYaml(plan, member, config);

@@ -333,3 +333,20 @@ export function snapshotStream(endpoint: string, options: ClientOptions, sink: (
     req.end(payload);
   });
 }
+
+const base64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+
+/** One key's value (utf-8), or undefined when the key does not exist. */
+export async function kvGet(endpoint: string, key: string, options: ClientOptions): Promise<string | undefined> {
+  const { body } = await call<{ kvs?: readonly { value?: string }[] }>(endpoint, '/v3/kv/range', { key: base64(key) }, options);
+  const found = body.kvs?.[0];
+  return found === undefined ? undefined : Buffer.from(found.value ?? '', 'base64').toString('utf8');
+}
+
+export async function kvPut(endpoint: string, key: string, value: string, options: ClientOptions): Promise<void> {
+  await call<unknown>(endpoint, '/v3/kv/put', { key: base64(key), value: base64(value) }, options);
+}
+
+export async function kvDelete(endpoint: string, key: string, options: ClientOptions): Promise<void> {
+  await call<unknown>(endpoint, '/v3/kv/deleterange', { key: base64(key) }, options);
+}

@@ -336,12 +336,14 @@ export function issue(request: CertRequest, keyPem: string, issuer: Issuer, now:
 export function readClusterPki(plan: ClusterPlan, existing: ReadonlyMap<string, Partial<KeyPairPem>>): ClusterPki {
   const described = certRequests(plan).map((request) => {
     const pair = existing.get(request.fileBase);
-    if (!pair?.certPem || !pair.keyPem) {
+    // A member renewed in place made its own key: the folder has its certificate only (keyPem '').
+    const keyOptional = request.profile.id === 'member';
+    if (!pair?.certPem || (!pair.keyPem && !keyOptional)) {
       throw new CliError('parse', `pki/${request.fileBase}.${pair?.certPem ? 'key' : 'crt'}: missing in ${plan.outDir}/pki`);
     }
     parseCertificate(`pki/${request.fileBase}.crt`, pair.certPem);
-    parsePrivateKey(`pki/${request.fileBase}.key`, pair.keyPem);
-    return describe(request, pair as KeyPairPem, true);
+    if (pair.keyPem) parsePrivateKey(`pki/${request.fileBase}.key`, pair.keyPem);
+    return describe(request, { certPem: pair.certPem, keyPem: pair.keyPem ?? '' }, true);
   });
   const [ca, ...leaves] = described;
   const admin = leaves.find((cert) => cert.profileId === 'admin');
@@ -378,4 +380,18 @@ export async function issueLeaf(plan: ClusterPlan, fileBase: string, ca: KeyPair
   const keyPem = options.keyPem ?? (await (options.keySource ?? nativeKeySource)(keySpecOf(plan), fileBase));
   const certPem = issue(request, keyPem, { certPem: ca.certPem, key: caKey }, options.now, (options.serialSource ?? randomSerial)());
   return describe(request, { certPem, keyPem }, false);
+}
+
+/**
+ * Certifies a public key the workstation never held the private half of (a member's in-place
+ * renewal: the member made the key), with the same profile as issueLeaf. keyPem stays empty.
+ */
+export function issueLeafForPublicKey(plan: ClusterPlan, fileBase: string, ca: KeyPairPem, publicKey: KeyObject, options: Omit<IssueLeafOptions, 'keyPem' | 'keySource'>): IssuedCert {
+  const request = certRequests(plan).find((candidate) => candidate.fileBase === fileBase);
+  if (!request || request.profile.issuer === null) throw new Error(`no leaf certificate ${fileBase} in the plan`);
+  const caKey = checkCa(ca, plan, options.now);
+  checkCaOutlives(ca.certPem, request.validityDays, options.now);
+  const spkiPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const certPem = issue(request, spkiPem, { certPem: ca.certPem, key: caKey }, options.now, (options.serialSource ?? randomSerial)());
+  return describe(request, { certPem, keyPem: '' }, false);
 }

@@ -46,8 +46,9 @@ describe('every day-2 --dry-run on a cluster that cannot be reached', () => {
       "dry run: could not check the members' status, the revision and the alarms: no member answered",
     ],
     [['defrag'], '  etcd2   size not read (quota 2.0 GiB)', '[dry-run] etcd https://127.0.99.3:2379: defragment'],
-    // renew-certs never asks the cluster: its dry run has nothing it could not check.
-    [['renew-certs'], 'Dry run: would renew 3 member certificate(s), the admin certificate and 1 client certificate(s) of cluster etcd (keys kept, 825 days); nothing was written.', undefined],
+    // renew-certs' dry run never asks the cluster: it has nothing it could not check.
+    [['renew-certs'], 'Dry run: would renew 3 member certificate(s) in place, the admin certificate and 1 client certificate(s) of cluster etcd (members: a new key each, made on the member; admin and clients: keys kept; 825 days); nothing was written.', undefined],
+    [['renew-certs', '--via-ssh-script'], 'Dry run: would renew 3 member certificate(s), the admin certificate and 1 client certificate(s) of cluster etcd (keys kept, 825 days); nothing was written.', undefined],
   ])('%j: the plan, what it could not check, exit 0, nothing written', async (args, planLine, unchecked) => {
     const before = folderSnapshot(join(dir, 'out'));
     const run = await runCli([...args, '--dry-run', ...(args[0] === 'renew-certs' ? [] : ['--timeout', '2'])], dir);

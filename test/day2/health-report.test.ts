@@ -18,6 +18,7 @@ function member(name: string, overrides: Partial<MemberHealth> = {}): MemberHeal
     memberId: `${name.slice(-1)}`,
     certExpiresInDays: 400,
     certNotAfter: '2027-07-06T00:00:00.000Z',
+    certSerial: '5E0A2C',
     error: undefined,
     ...overrides,
   };
@@ -128,12 +129,12 @@ describe('assessHealth: the database against its quota, and the alarms', () => {
 
 describe('renderHealthTable', () => {
   it('prints one row per member, the local certificates and the verdict', () => {
-    const report = assessHealth('prod', [member('etcd1', { leader: true }), member('etcd2', { healthy: false, error: 'timeout', version: undefined, dbSizeBytes: undefined, dbSizeInUseBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined })], CERTS, [], 30, NOW);
+    const report = assessHealth('prod', [member('etcd1', { leader: true }), member('etcd2', { healthy: false, error: 'timeout', version: undefined, dbSizeBytes: undefined, dbSizeInUseBytes: undefined, raftIndex: undefined, certExpiresInDays: undefined, certSerial: undefined })], CERTS, [], 30, NOW);
     expect(renderHealthTable(report)).toBe(
       [
-        'MEMBER  ENDPOINT               HEALTHY  LEADER  VERSION  DB SIZE   IN USE    QUOTA  RAFT INDEX  CERT EXPIRES  ALARMS',
-        'etcd1   https://10.0.0.1:2379  yes      *       3.5.21   20.0 KiB  16.0 KiB  0.0%   42          400d          -',
-        'etcd2   https://10.0.0.2:2379  NO               -        -         -         -      -           -             -',
+        'MEMBER  ENDPOINT               HEALTHY  LEADER  VERSION  DB SIZE   IN USE    QUOTA  RAFT INDEX  CERT EXPIRES  CERT SERIAL  ALARMS',
+        'etcd1   https://10.0.0.1:2379  yes      *       3.5.21   20.0 KiB  16.0 KiB  0.0%   42          400d          5E0A2C       -',
+        'etcd2   https://10.0.0.2:2379  NO               -        -         -         -      -           -             -            -',
         'Quota: 2.0 GiB per member (QUOTA is DB SIZE against it; etcd refuses writes at 100%).',
         'pki/admin.crt expires in 400d (2027-07-06)',
         'pki/ca.crt expires in 3650d (2036-05-30)',

@@ -190,8 +190,11 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
       expect(removed.stdout).toBe('Dry run: would remove member etcd3 from cluster etcd; nothing was changed or written.\n');
       const renewed = await cluster.cli(['renew-certs', '--dry-run']);
       expect(renewed.code, renewed.stderr).toBe(0);
-      expect(renewed.stdout).toBe('Dry run: would renew 3 member certificate(s) and the admin certificate of cluster etcd (keys kept, 825 days); nothing was written.\n');
+      expect(renewed.stdout).toBe(
+        'Dry run: would renew 3 member certificate(s) in place and the admin certificate of cluster etcd (members: a new key each, made on the member; admin and clients: keys kept; 825 days); nothing was written.\n',
+      );
       expect(renewed.stderr).toMatch(/^\[dry-run\] write out\/etcd\/pki\/etcd1\.crt, /m);
+      expect(renewed.stderr).toMatch(/^\[dry-run\] delete out\/etcd\/pki\/etcd1\.key, /m);
       expect(folderSnapshot(cluster.outDir)).toEqual(folder);
       expect(await memberList()).toEqual(members);
       expect(cluster.fake?.mutations().length).toBe(mutations);
@@ -230,7 +233,7 @@ describe.runIf(canRun)('day-2 matrix on real etcd members', () => {
     it('renew-certs: each member serves its renewed certificate once installed; health stays green', async () => {
       const before = new Map<string, string>();
       for (const name of BOOTSTRAP) before.set(name, await cluster.servedSerial(name));
-      const result = await cluster.cli(['renew-certs']);
+      const result = await cluster.cli(['renew-certs', '--via-ssh-script']);
       expect(result.code, result.stderr).toBe(0);
 
       for (const name of BOOTSTRAP) {

@@ -54,7 +54,7 @@ describe('renew-certs against a real running cluster', () => {
 
   it('re-issues every member and the admin certificate with the same CA, usages and names, keeping the keys', async () => {
     const oldCert = new X509Certificate(readFileSync(cluster.pkiFile('etcd1.crt')));
-    const result = await cluster.cli(['renew-certs', '--cert-days', '400']);
+    const result = await cluster.cli(['renew-certs', '--via-ssh-script', '--cert-days', '400']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Renewed 3 member certificate(s) and the admin certificate of cluster etcd with the existing CA (keys kept):');
@@ -126,7 +126,7 @@ describe('renew-certs against a real running cluster', () => {
   });
 
   it('--member --rotate-keys renews one member with a new key; after install and restart it rejoins', async () => {
-    const result = await cluster.cli(['renew-certs', '--member', 'etcd2', '--rotate-keys']);
+    const result = await cluster.cli(['renew-certs', '--via-ssh-script', '--member', 'etcd2', '--rotate-keys']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('Renewed 1 member certificate(s) of cluster etcd with the existing CA (new keys):');
     expect(sha256(cluster.pkiFile('etcd2.key'))).not.toBe(before.get('etcd2.key'));

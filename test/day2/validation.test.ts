@@ -36,6 +36,7 @@ describe('day-2 usage errors (exit 2, one line naming the field and value)', () 
     [['health', '--warn-days', 'soon'], '[validate] warn-days: "soon" is not a whole number of days from 0 to 3650'],
     [['renew-certs', '--member', 'etcd9'], '[validate] member: "etcd9" is not a member (members: etcd1, etcd2, etcd3)'],
     [['renew-certs', '--cert-days', '0'], '[validate] cert-days: "0" is not a whole number of days from 1 to 3650'],
+    [['renew-certs', '--timeout', '0'], '[validate] timeout: "0" is not a number of seconds above 0 and at most 3600'],
   ])('%j -> %s', async (args, message) => {
     const result = await cluster.cli(args);
     expect(result.code).toBe(2);
