@@ -373,12 +373,12 @@ export function buildCloudConfig(plan: ClusterPlan, member: MemberPlan, memberCe
           'systemctl start --no-block etcd.service',
           // Its runs wait for etcd (Requisite=) and for a healthy cluster: enabling it now blocks nothing.
           ...(files.defrag ? ['systemctl enable --no-reload --now etcd-defrag.timer'] : []),
+          // renew-certs renews the certificate in place through this agent (it registers itself once etcd answers).
+          'systemctl enable --no-reload --now etcd-renew-agent.timer',
           // The backup folder now (later boots: systemd-tmpfiles-setup), then the timer.
           ...(files.snapshot ? [`systemd-tmpfiles --create ${node.snapshotTmpfiles}`, 'systemctl enable --no-reload --now etcd-snapshot.timer'] : []),
           // A learner promotes itself once in sync; the unit waits for etcd (After=), so it must not block either.
           ...(files.promoteService !== undefined ? ['systemctl enable --no-reload etcd-promote.service', 'systemctl start --no-block etcd-promote.service'] : []),
-          // renew-certs renews the certificate in place through this agent (it registers itself once etcd answers).
-          'systemctl enable --no-reload --now etcd-renew-agent.timer',
         ].join('\n'),
       ],
     ],

@@ -65,8 +65,10 @@ describe('DNS-member mode output', () => {
     for (const member of ['etcd1', 'etcd2', 'etcd3']) {
       const cert = new X509Certificate(readFileSync(join(pki, `${member}.crt`)));
       expect(cert.verify(ca.publicKey)).toBe(true);
-      expect(cert.subjectAltName).toBe(`DNS:acc-${member}.example.com, IP Address:127.0.0.1, DNS:${member}, DNS:localhost`);
+      // The last name is the cluster's stable client name (issue 29): --domain gives <cluster-name>.<domain>.
+      expect(cert.subjectAltName).toBe(`DNS:acc-${member}.example.com, IP Address:127.0.0.1, DNS:${member}, DNS:localhost, DNS:acc.example.com`);
       expect(cert.checkHost(`acc-${member}.example.com`)).toBe(`acc-${member}.example.com`);
+      expect(cert.checkHost('acc.example.com')).toBe('acc.example.com');
     }
     const cluster = JSON.parse(readFileSync(join(dir, 'out', 'acc', 'cluster.json'), 'utf8')) as { initialCluster: string; members: { hostname: string; ip?: string }[] };
     expect(cluster.initialCluster).toBe('etcd1=https://acc-etcd1.example.com:2380,etcd2=https://acc-etcd2.example.com:2380,etcd3=https://acc-etcd3.example.com:2380');

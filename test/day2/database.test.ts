@@ -111,7 +111,7 @@ describe('the database: quota, NOSPACE in health, and defrag on a real 3-member 
     expect(full.report.problems.join('\n')).toMatch(/alarm NOSPACE \(raised by etcd\d\): the database reached its quota and the cluster refuses every write; delete keys you no longer need, then run 'etcd-cloudinit defrag'/);
     const table = await cluster.cli(['health']);
     expect(table.code).toBe(1);
-    expect(table.stdout).toMatch(/^MEMBER\s+ENDPOINT\s+HEALTHY\s+LEADER\s+VERSION\s+DB SIZE\s+IN USE\s+QUOTA\s+RAFT INDEX\s+CERT EXPIRES\s+ALARMS$/m);
+    expect(table.stdout).toMatch(/^MEMBER\s+ENDPOINT\s+HEALTHY\s+LEADER\s+VERSION\s+DB SIZE\s+IN USE\s+QUOTA\s+RAFT INDEX\s+CERT EXPIRES\s+CERT SERIAL\s+ALARMS$/m);
     expect(table.stdout).toMatch(/\s\d+(\.\d)?%\s.*NOSPACE$/m);
 
     // A dry run prints each step in order and changes nothing: the alarm stays, writes stay refused.

@@ -37,7 +37,7 @@ describe('health against a real 3-member cluster', () => {
 
     const table = await cluster.cli(['health']);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^MEMBER\s+ENDPOINT\s+HEALTHY\s+LEADER\s+VERSION\s+DB SIZE\s+IN USE\s+QUOTA\s+RAFT INDEX\s+CERT EXPIRES\s+ALARMS$/m);
+    expect(table.stdout).toMatch(/^MEMBER\s+ENDPOINT\s+HEALTHY\s+LEADER\s+VERSION\s+DB SIZE\s+IN USE\s+QUOTA\s+RAFT INDEX\s+CERT EXPIRES\s+CERT SERIAL\s+ALARMS$/m);
     expect(table.stdout).toMatch(new RegExp(`^etcd2\\s+${escape(cluster.endpoint(2))}\\s+yes\\s+`, 'm'));
     expect(table.stdout).toContain('Cluster etcd: 3 member(s) healthy.');
   });

@@ -154,7 +154,8 @@ describe('create-droplets', () => {
     for (const [member, text] of rendered) expect(dropletsByName().get(`acc-${member}`)?.userData).toBe(text);
 
     // And --hostnames with the same names renders the same bytes.
-    const explicit = await run(['gen-userdata', '--hostnames', 'acc-a.example.com,acc-b.example.com,acc-c.example.com', '--names', 'a,b,c', '--cluster-name', 'acc', '--key-size', '2048']);
+    // (with the stable client name --domain gives by default: it is in every member certificate)
+    const explicit = await run(['gen-userdata', '--hostnames', 'acc-a.example.com,acc-b.example.com,acc-c.example.com', '--names', 'a,b,c', '--cluster-name', 'acc', '--client-endpoint', 'acc.example.com', '--key-size', '2048']);
     expect(explicit.code, explicit.stderr).toBe(0);
     for (const [member, text] of rendered) expect(userDataFile(member, 'acc')).toBe(text);
     expect(fake.violations).toEqual([]);

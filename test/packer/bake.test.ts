@@ -130,7 +130,7 @@ describe('baked user-data on the baked root filesystem', () => {
   it('passes the check and enables and starts etcd when the versions agree', async () => {
     const { runcmd, systemctl } = await firstBoot('v3.4.23');
     expect(runcmd).toEqual({ code: 0, stdout: 'etcd-cloudinit: etcd v3.4.23 is installed in /usr/local/bin\n', stderr: '' });
-    expect(systemctl).toBe('systemctl daemon-reload\nsystemctl enable --no-reload etcd.service\nsystemctl start --no-block etcd.service\nsystemctl enable --no-reload --now etcd-snapshot.timer\n');
+    expect(systemctl).toBe('systemctl daemon-reload\nsystemctl enable --no-reload etcd.service\nsystemctl start --no-block etcd.service\nsystemctl enable --no-reload --now etcd-defrag.timer\nsystemctl enable --no-reload --now etcd-renew-agent.timer\nsystemctl enable --no-reload --now etcd-snapshot.timer\n');
   });
 
   it('makes the snapshot folder from tmpfiles.d with the real systemd-tmpfiles: etcd owns it, 0700', async () => {

@@ -67,6 +67,8 @@ export class LoopbackCluster {
   private readonly members = new Map<string, Member>();
   /** hostname -> IPv4, as written to the hosts file. */
   private hosts = new Map<string, string>();
+  /** More hosts-file lines for a name that has several addresses ('do': the stable client name's A records). */
+  private extraHosts: string[] = [];
   private readonly metadataServers: Server[] = [];
 
   private constructor(
@@ -181,13 +183,16 @@ export class LoopbackCluster {
 
   /** Rewritten in place (same inode), so namespaces that already bound it see the change. */
   private writeHosts(): void {
-    writeFileSync(this.hostsFile, ['127.0.0.1 localhost', ...[...this.hosts].map(([hostname, ip]) => `${ip} ${hostname}`), ''].join('\n'));
+    writeFileSync(this.hostsFile, ['127.0.0.1 localhost', ...[...this.hosts].map(([hostname, ip]) => `${ip} ${hostname}`), ...this.extraHosts, ''].join('\n'));
   }
 
-  /** 'do': the names resolve as the A records the API holds say. */
+  /** 'do': the names resolve as the A records the API holds say (a name with several, such as the stable client name, to all of them). */
   private hostsFromApi(): void {
     const records = (this.fake?.domains.get(LOOP_DOMAIN) ?? []).filter((record) => record.type === 'A');
-    this.hosts = new Map(records.map((record) => [record.name === '@' ? LOOP_DOMAIN : `${record.name}.${LOOP_DOMAIN}`, record.data]));
+    const nameOf = (record: { name: string }) => (record.name === '@' ? LOOP_DOMAIN : `${record.name}.${LOOP_DOMAIN}`);
+    this.hosts = new Map(records.map((record) => [nameOf(record), record.data]));
+    // glibc returns every line of /etc/hosts that names a host: the first of each name is in `hosts`, the rest here.
+    this.extraHosts = records.filter((record) => this.hosts.get(nameOf(record)) !== record.data).map((record) => `${record.data} ${nameOf(record)}`);
     this.writeHosts();
   }
 
