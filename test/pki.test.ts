@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveClusterInput } from '../src/input.js';
-import { mintPki, type ClusterPki } from '../src/pki/mint.js';
+import { mintPki, serialFromBytes, type ClusterPki } from '../src/pki/mint.js';
 import { CERT_PROFILES, certRequests } from '../src/pki/profiles.js';
 import { planCluster, type ClusterPlan } from '../src/plan.js';
 import { FIXED_NOW, fixtureKeySource } from './support/golden.js';
@@ -47,6 +47,22 @@ describe('certificate profiles (the table itself)', () => {
     const bases = certRequests(plan3()).map((request) => request.fileBase);
     expect(new Set(bases).size).toBe(bases.length);
     expect(bases).toEqual(['ca', 'etcd1', 'etcd2', 'etcd3', 'admin']);
+  });
+});
+
+describe('serial numbers', () => {
+  it('are positive DER INTEGERs in their shortest form, whatever the random bytes (a leading 0x00 made OpenSSL 3 refuse 1 certificate in 256)', async () => {
+    const plan = plan3();
+    // The bytes that used to give an unreadable certificate: 0x00 then a byte below 0x80.
+    for (const first of [0x00, 0x80, 0x01, 0x7f, 0xff]) {
+      const bytes = Buffer.alloc(16, 0x11);
+      bytes[0] = first;
+      const serial = serialFromBytes(bytes);
+      expect(serial).toMatch(/^[4-7][0-9a-f]{31}$/);
+      const pki = await mintPki(plan, { now: new Date(), keySource: fixtureKeySource, serialSource: () => serial });
+      // OpenSSL (through node) reads every certificate back, and the serial is the one given.
+      for (const cert of pki.all) expect(new X509Certificate(cert.certPem).serialNumber.toLowerCase()).toBe(serial);
+    }
   });
 });
 

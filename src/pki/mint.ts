@@ -16,11 +16,19 @@ export type KeySource = (key: KeySpec, fileBase: string) => Promise<string>;
 export const nativeKeySource: KeySource = (key) => generateKeyPem(key);
 
 /** 16 random bytes with the top bit clear: a positive serial, unique per certificate. */
-export const randomSerial = (): string => {
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
-  return bytes.toString('hex');
-};
+/**
+ * A certificate serial from 16 random bytes, as a positive DER INTEGER in its shortest form: the
+ * first byte in 0x40..0x7f (126 random bits). Clearing only the top bit let the first byte be 0x00
+ * (1 draw in 128), and a 0x00 before a byte below 0x80 is a non-minimal INTEGER that OpenSSL 3
+ * refuses to parse: about 1 certificate in 256 came out unreadable.
+ */
+export function serialFromBytes(bytes: Buffer): string {
+  const copy = Buffer.from(bytes);
+  copy[0] = (copy[0]! & 0x3f) | 0x40;
+  return copy.toString('hex');
+}
+
+export const randomSerial = (): string => serialFromBytes(randomBytes(16));
 
 export interface KeyPairPem {
   readonly certPem: string;
