@@ -91,8 +91,29 @@ function describeServed(socket: TLSSocket): ServedCertificate | undefined {
   return { subject: Array.isArray(commonName) ? commonName.join(',') : (commonName ?? ''), serialNumber: peer.serialNumber, validTo: new Date(peer.valid_to) };
 }
 
-/** One HTTPS call on a fresh connection (so every call shows the certificate etcd serves now). */
-function call<T>(endpoint: string, path: string, body: unknown, options: ClientOptions): Promise<CallResult<T>> {
+/** How often a name that got no answer from the resolver (EAI_AGAIN) is looked up again, and how far apart. */
+const TEMPORARY_DNS_ATTEMPTS = 6;
+const TEMPORARY_DNS_PAUSE_MS = 1000;
+
+/**
+ * One HTTPS call on a fresh connection (so every call shows the certificate etcd serves now).
+ * EAI_AGAIN is the resolver saying "temporary failure in name resolution": a name server that is
+ * restarting or overloaded for a moment (seen when a DNS service reloads its zone right after the
+ * stable client name's records change). That one is asked again, a few seconds at most; every
+ * other failure is the caller's at once.
+ */
+async function call<T>(endpoint: string, path: string, body: unknown, options: ClientOptions): Promise<CallResult<T>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await callOnce<T>(endpoint, path, body, options);
+    } catch (error) {
+      if (!(error instanceof EtcdCallError && error.message.startsWith('EAI_AGAIN:')) || attempt >= TEMPORARY_DNS_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, TEMPORARY_DNS_PAUSE_MS));
+    }
+  }
+}
+
+function callOnce<T>(endpoint: string, path: string, body: unknown, options: ClientOptions): Promise<CallResult<T>> {
   const url = new URL(path, endpoint);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
