@@ -7,7 +7,6 @@
  * and applies an option.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -207,20 +206,7 @@ describe('--etcd-option and the defrag flags on the command line', () => {
 
 describe('a real etcd 3.4 from the rendered config', () => {
   let cluster: LoopbackCluster;
-  /** One call to etcd's JSON gateway with the admin certificate. */
-  const gateway = (path: string, body: unknown): Promise<{ status: number; text: string }> => {
-    const tls = cluster.tls();
-    return new Promise((resolve, reject) => {
-      const req = request(new URL(path, cluster.endpoint(1)), { method: 'POST', ca: readFileSync(tls.cacert), cert: readFileSync(tls.cert), key: readFileSync(tls.key), agent: false, timeout: 10_000 }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end(JSON.stringify(body));
-    });
-  };
+  const gateway = (path: string, body: unknown) => cluster.gateway(path, body);
   beforeAll(async () => {
     cluster = await LoopbackCluster.create(
       'ip',

@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outputSchemaErrors } from '../support/output-schemas.js';
@@ -43,21 +42,7 @@ interface DefragReport {
 describe('the database: quota, NOSPACE in health, and defrag on a real 3-member cluster', () => {
   let cluster: LoopbackCluster;
 
-  /** One call to etcd's JSON gateway on etcd1 with the admin certificate: the status and etcd's error message, if any. */
-  const gateway = (path: string, body: unknown): Promise<{ status: number; text: string }> => {
-    const tls = cluster.tls();
-    const url = new URL(path, cluster.endpoint(1));
-    return new Promise((resolve, reject) => {
-      const req = request(url, { method: 'POST', ca: readFileSync(tls.cacert), cert: readFileSync(tls.cert), key: readFileSync(tls.key), agent: false, timeout: 10_000 }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end(JSON.stringify(body));
-    });
-  };
+  const gateway = (path: string, body: unknown) => cluster.gateway(path, body);
   const put = (key: string, bytes: number) => gateway('/v3/kv/put', { key: Buffer.from(key).toString('base64'), value: randomBytes(bytes).toString('base64') });
   const health = async (): Promise<{ code: number; report: HealthReport; stdout: string }> => {
     const run = await cluster.cli(['health', '--json']);

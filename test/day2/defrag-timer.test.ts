@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,20 +45,7 @@ describe('the defragmentation timer on a real 3-member cluster', () => {
     return { code: result.code, stderr: result.stderr, lines };
   };
 
-  /** One call to etcd's JSON gateway on etcd1 with the admin certificate. */
-  const gateway = (path: string, body: unknown): Promise<{ status: number; text: string }> => {
-    const tls = cluster.tls();
-    return new Promise((resolve, reject) => {
-      const req = request(new URL(path, cluster.endpoint(1)), { method: 'POST', ca: readFileSync(tls.cacert), cert: readFileSync(tls.cert), key: readFileSync(tls.key), agent: false, timeout: 10_000 }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end(JSON.stringify(body));
-    });
-  };
+  const gateway = (path: string, body: unknown) => cluster.gateway(path, body);
 
   /** Polls `check` every 200 ms until it holds, for at most 15 s. */
   const waitFor = async (check: () => Promise<boolean>): Promise<void> => {

@@ -134,6 +134,21 @@ export class LoopbackCluster {
     return adminTls(join(this.outDir, 'pki'));
   }
 
+  /** One POST to etcd's JSON gateway on member n (default 1) with the admin certificate: the status and the body as text (etcd's error message, if any). */
+  gateway(path: string, body: unknown, n = 1): Promise<{ status: number; text: string }> {
+    const tls = this.tls();
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(new URL(path, this.endpoint(n)), { method: 'POST', ca: readFileSync(tls.cacert), cert: readFileSync(tls.cert), key: readFileSync(tls.key), agent: false, timeout: 10_000 }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  }
+
   userDataPath(name: string): string {
     return join(this.outDir, 'user-data', `${name}.yaml`);
   }
