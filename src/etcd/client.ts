@@ -1,4 +1,4 @@
-import { request } from 'node:https';
+import { request, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 
 /**
@@ -91,6 +91,19 @@ function describeServed(socket: TLSSocket): ServedCertificate | undefined {
   return { subject: Array.isArray(commonName) ? commonName.join(',') : (commonName ?? ''), serialNumber: peer.serialNumber, validTo: new Date(peer.valid_to) };
 }
 
+/** A request on a fresh connection with the client's certificate: GET without a payload, else a JSON POST. */
+function requestOptions(payload: string | undefined, options: ClientOptions): RequestOptions {
+  return {
+    method: payload === undefined ? 'GET' : 'POST',
+    ca: options.tls.caPem,
+    cert: options.tls.certPem,
+    key: options.tls.keyPem,
+    agent: false,
+    timeout: options.timeoutMs,
+    headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+  };
+}
+
 /** How often a name that got no answer from the resolver (EAI_AGAIN) is looked up again, and how far apart. */
 const TEMPORARY_DNS_ATTEMPTS = 6;
 const TEMPORARY_DNS_PAUSE_MS = 1000;
@@ -119,15 +132,7 @@ function callOnce<T>(endpoint: string, path: string, body: unknown, options: Cli
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      {
-        method: payload === undefined ? 'GET' : 'POST',
-        ca: options.tls.caPem,
-        cert: options.tls.certPem,
-        key: options.tls.keyPem,
-        agent: false,
-        timeout: options.timeoutMs,
-        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      },
+      requestOptions(payload, options),
       (res) => {
         const served = describeServed(res.socket as TLSSocket);
         const chunks: Buffer[] = [];
@@ -293,15 +298,7 @@ export function snapshotStream(endpoint: string, options: ClientOptions, sink: (
     const deadline = setTimeout(() => fail(`the snapshot did not arrive within ${options.timeoutMs / 1000} s`), options.timeoutMs);
     const req = request(
       url,
-      {
-        method: 'POST',
-        ca: options.tls.caPem,
-        cert: options.tls.certPem,
-        key: options.tls.keyPem,
-        agent: false,
-        timeout: options.timeoutMs,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      },
+      requestOptions(payload, options),
       (res) => {
         let pending = '';
         let bytes = 0;
