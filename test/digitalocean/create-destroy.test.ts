@@ -1,9 +1,8 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import type { CommandContext } from '../../src/context.js';
-import { nativeKeySource, type KeySource } from '../../src/pki/mint.js';
+import { runInProcess } from './in-process.js';
 import { tempDir } from '../support/cli.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './fake-api.js';
 import { createDigitalOceanApi } from '../../src/digitalocean/client.js';
@@ -21,36 +20,9 @@ afterEach(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-// Keys are made once per file base and reused: minting is not what these tests are about.
-const keys = new Map<string, Promise<string>>();
-const cachedKeySource: KeySource = (spec, fileBase) => {
-  const key = `${JSON.stringify(spec)}/${fileBase}`;
-  if (!keys.has(key)) keys.set(key, nativeKeySource(spec, fileBase));
-  return keys.get(key)!;
-};
-
-/** The CLI in-process, with an explicit env (process.env is never touched). */
-async function run(args: string[], env: Record<string, string> = {}, overrides: Partial<CommandContext> = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(
-    args,
-    {
-      env: { DIGITALOCEAN_TOKEN: fake.token, DIGITALOCEAN_API_URL: fake.url, ...env },
-      stdout: { write: (text: string) => (stdout += text) },
-      stderr: { write: (text: string) => (stderr += text) },
-      cwd: workDir,
-    },
-    { keySource: cachedKeySource, ...overrides },
-  );
-  return { code, stdout, stderr };
-}
+/** The CLI in-process, with the fake's token and URL and an explicit env. */
+const run = (args: string[], env: Record<string, string> = {}, overrides: Partial<CommandContext> = {}) =>
+  runInProcess(args, workDir, { DIGITALOCEAN_TOKEN: fake.token, DIGITALOCEAN_API_URL: fake.url, ...env }, overrides);
 
 // Small keys keep minting fast; a short poll keeps the fake's new -> active delay cheap.
 const FAST = ['--key-size', '2048', '--poll-interval', '0.05', '--wait-timeout', '20'];

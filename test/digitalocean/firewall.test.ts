@@ -8,8 +8,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
-import { nativeKeySource, type KeySource } from '../../src/pki/mint.js';
+import { runInProcess } from './in-process.js';
 import { folderSnapshot, tempDir } from '../support/cli.js';
 import { startFakeDigitalOcean, type FakeDigitalOcean } from './fake-api.js';
 
@@ -25,28 +24,7 @@ afterEach(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-const keys = new Map<string, Promise<string>>();
-const cachedKeySource: KeySource = (spec, fileBase) => {
-  const key = `${JSON.stringify(spec)}/${fileBase}`;
-  if (!keys.has(key)) keys.set(key, nativeKeySource(spec, fileBase));
-  return keys.get(key)!;
-};
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(
-    args,
-    {
-      env: { DIGITALOCEAN_TOKEN: fake.token, DIGITALOCEAN_API_URL: fake.url },
-      stdout: { write: (text: string) => (stdout += text) },
-      stderr: { write: (text: string) => (stderr += text) },
-      cwd: workDir,
-    },
-    { keySource: cachedKeySource },
-  );
-  return { code, stdout, stderr };
-}
+const run = (args: string[]) => runInProcess(args, workDir, { DIGITALOCEAN_TOKEN: fake.token, DIGITALOCEAN_API_URL: fake.url });
 
 const FAST = ['--key-size', '2048', '--poll-interval', '0.05', '--wait-timeout', '20'];
 const BASE = ['create-droplets', '--domain', 'example.com', '--region', 'nyc3', ...FAST];
